@@ -1,0 +1,66 @@
+# Waygate for Kubernetes. `make help` lists the targets.
+
+K8S_VERSION ?= 1.37.2
+ENVTEST_ASSETS := $(CURDIR)/bin/k8s/$(K8S_VERSION)
+export KUBEBUILDER_ASSETS := $(ENVTEST_ASSETS)
+
+CONTROLLER_GEN := go tool controller-gen
+GOLANGCI_LINT_VERSION ?= v2.15.0
+GOLANGCI_LINT := $(CURDIR)/bin/golangci-lint-$(GOLANGCI_LINT_VERSION)
+
+.DEFAULT_GOAL := help
+
+##@ Everyday
+
+.PHONY: help
+help: ## Show this help.
+	@awk 'BEGIN {FS = ":.*##"} /^[a-zA-Z_-]+:.*##/ { printf "  %-18s %s\n", $$1, $$2 } /^##@/ { printf "\n%s\n", substr($$0, 5) }' $(MAKEFILE_LIST)
+
+.PHONY: run
+run: envtest-assets build ## Start a local control plane with the operator and samples (Ctrl-C stops it).
+	go run ./hack/local --assets $(ENVTEST_ASSETS) --manager bin/manager
+
+.PHONY: test
+test: envtest-assets ## Run all tests (unit and envtest) with the race detector.
+	go test -race -count=1 ./...
+
+.PHONY: verify
+verify: generate manifests lint ## Check generated code and manifests are committed, vet and lint.
+	go vet ./...
+	@git diff --exit-code -- api config || { echo "generated files are out of date: run 'make generate manifests' and commit the result"; exit 1; }
+	@test -z "$$(git status --porcelain -- api config)" || { git status --porcelain -- api config; echo "untracked generated files: run 'make generate manifests' and commit the result"; exit 1; }
+
+##@ Build
+
+.PHONY: build
+build: ## Build the operator into bin/manager.
+	go build -o bin/manager ./cmd/manager
+
+.PHONY: envtest-assets
+envtest-assets: ## Build kube-apiserver, etcd and kubectl from source into bin/k8s/$(K8S_VERSION) (once).
+	K8S_VERSION=$(K8S_VERSION) ./hack/build-controlplane.sh
+
+.PHONY: generate
+generate: ## Generate deepcopy code.
+	$(CONTROLLER_GEN) object:headerFile=hack/boilerplate.go.txt paths=./api/...
+
+.PHONY: manifests
+manifests: ## Generate CRDs, RBAC and webhook configurations.
+	$(CONTROLLER_GEN) crd rbac:roleName=waygate-manager webhook paths=./... \
+		output:crd:artifacts:config=config/crd/bases \
+		output:rbac:artifacts:config=config/rbac \
+		output:webhook:artifacts:config=config/webhook
+
+.PHONY: lint
+lint: $(GOLANGCI_LINT) ## Run golangci-lint.
+	$(GOLANGCI_LINT) run ./...
+
+$(GOLANGCI_LINT):
+	GOBIN=$(CURDIR)/bin go install github.com/golangci/golangci-lint/v2/cmd/golangci-lint@$(GOLANGCI_LINT_VERSION)
+	mv $(CURDIR)/bin/golangci-lint $@
+
+##@ Deploy
+
+.PHONY: deploy
+deploy: ## Install Waygate into the cluster of the current kubeconfig context.
+	kubectl apply -k config/default

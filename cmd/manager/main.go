@@ -1,0 +1,154 @@
+// Command manager runs the Waygate operator: the controllers that compute the
+// state in effect of every Waygate resource, and the admission webhooks.
+package main
+
+import (
+	"crypto/tls"
+	"errors"
+	"flag"
+	"fmt"
+	"net/http"
+	"os"
+	"sync/atomic"
+
+	"github.com/open-policy-agent/cert-controller/pkg/rotator"
+	"k8s.io/apimachinery/pkg/runtime"
+	"k8s.io/apimachinery/pkg/types"
+	utilruntime "k8s.io/apimachinery/pkg/util/runtime"
+	clientgoscheme "k8s.io/client-go/kubernetes/scheme"
+	ctrl "sigs.k8s.io/controller-runtime"
+	"sigs.k8s.io/controller-runtime/pkg/healthz"
+	"sigs.k8s.io/controller-runtime/pkg/log/zap"
+	"sigs.k8s.io/controller-runtime/pkg/metrics/filters"
+	metricsserver "sigs.k8s.io/controller-runtime/pkg/metrics/server"
+	"sigs.k8s.io/controller-runtime/pkg/webhook"
+
+	waygatev1 "github.com/waygate-dev/waygate/api/v1alpha1"
+	"github.com/waygate-dev/waygate/controllers"
+	waygatewebhook "github.com/waygate-dev/waygate/internal/webhook"
+)
+
+// Names the rotator needs; they match config/default.
+const (
+	webhookService     = "waygate-webhook-service"
+	webhookSecret      = "waygate-webhook-cert"
+	validatingWebhooks = "waygate-validating-webhook-configuration"
+)
+
+// +kubebuilder:rbac:groups=coordination.k8s.io,namespace=waygate-system,resources=leases,verbs=get;list;watch;create;update;patch;delete
+// +kubebuilder:rbac:groups="",namespace=waygate-system,resources=secrets,verbs=get;list;watch;update
+// +kubebuilder:rbac:groups=admissionregistration.k8s.io,resources=validatingwebhookconfigurations,verbs=get;list;watch;update
+// +kubebuilder:rbac:groups=authentication.k8s.io,resources=tokenreviews,verbs=create
+// +kubebuilder:rbac:groups=authorization.k8s.io,resources=subjectaccessreviews,verbs=create
+
+func main() {
+	var (
+		metricsAddr, probeAddr, certDir, namespace string
+		webhookPort                                int
+		leaderElect, secureMetrics, rotateCerts    bool
+	)
+	flag.StringVar(&metricsAddr, "metrics-bind-address", ":8443", "Address the metrics endpoint binds to; 0 disables it.")
+	flag.BoolVar(&secureMetrics, "metrics-secure", true, "Serve metrics over HTTPS, authenticated and authorized through the API server.")
+	flag.StringVar(&probeAddr, "health-probe-bind-address", ":8081", "Address the /healthz and /readyz probes bind to.")
+	flag.BoolVar(&leaderElect, "leader-elect", false, "Elect a leader, so that only one replica reconciles at a time.")
+	flag.IntVar(&webhookPort, "webhook-port", 9443, "Port the admission webhook server listens on.")
+	flag.StringVar(&certDir, "webhook-cert-dir", "/tmp/k8s-webhook-server/serving-certs", "Directory holding the webhook serving certificate (tls.crt, tls.key).")
+	flag.BoolVar(&rotateCerts, "cert-rotation", false, "Create and rotate the webhook serving certificate in Secret "+webhookSecret+" and inject its CA into the webhook configurations (in-cluster installs).")
+	flag.StringVar(&namespace, "namespace", os.Getenv("POD_NAMESPACE"), "Namespace the operator runs in (for leader election and the certificate Secret).")
+	opts := zap.Options{}
+	opts.BindFlags(flag.CommandLine)
+	flag.Parse()
+	ctrl.SetLogger(zap.New(zap.UseFlagOptions(&opts)))
+	log := ctrl.Log.WithName("setup")
+
+	if err := run(runOptions{
+		metricsAddr: metricsAddr, secureMetrics: secureMetrics, probeAddr: probeAddr,
+		leaderElect: leaderElect, webhookPort: webhookPort, certDir: certDir,
+		rotateCerts: rotateCerts, namespace: namespace,
+	}); err != nil {
+		log.Error(err, "manager stopped")
+		os.Exit(1)
+	}
+}
+
+type runOptions struct {
+	metricsAddr, probeAddr, certDir, namespace string
+	webhookPort                                int
+	leaderElect, secureMetrics, rotateCerts    bool
+}
+
+func run(o runOptions) error {
+	scheme := runtime.NewScheme()
+	utilruntime.Must(clientgoscheme.AddToScheme(scheme))
+	utilruntime.Must(waygatev1.AddToScheme(scheme))
+
+	// HTTP/2 is off for the webhook and metrics servers (CVE-2023-44487, CVE-2023-39325).
+	noHTTP2 := func(c *tls.Config) { c.NextProtos = []string{"http/1.1"} }
+	metricsOpts := metricsserver.Options{BindAddress: o.metricsAddr, SecureServing: o.secureMetrics, TLSOpts: []func(*tls.Config){noHTTP2}}
+	if o.secureMetrics {
+		metricsOpts.FilterProvider = filters.WithAuthenticationAndAuthorization
+	}
+	mgr, err := ctrl.NewManager(ctrl.GetConfigOrDie(), ctrl.Options{
+		Scheme:                  scheme,
+		Metrics:                 metricsOpts,
+		HealthProbeBindAddress:  o.probeAddr,
+		LeaderElection:          o.leaderElect,
+		LeaderElectionID:        "waygate-manager.waygate.dev",
+		LeaderElectionNamespace: o.namespace,
+		WebhookServer: webhook.NewServer(webhook.Options{
+			Port: o.webhookPort, CertDir: o.certDir, TLSOpts: []func(*tls.Config){noHTTP2},
+		}),
+	})
+	if err != nil {
+		return fmt.Errorf("creating the manager: %w", err)
+	}
+	if err := controllers.Setup(mgr); err != nil {
+		return fmt.Errorf("setting up controllers: %w", err)
+	}
+
+	// Webhooks are served once a certificate is in place: at once when it is
+	// given, or after the rotator has written it.
+	certsReady := make(chan struct{})
+	if o.rotateCerts {
+		if o.namespace == "" {
+			return fmt.Errorf("--cert-rotation needs the operator's namespace: set --namespace or POD_NAMESPACE")
+		}
+		if err := rotator.AddRotator(mgr, &rotator.CertRotator{
+			SecretKey:      types.NamespacedName{Namespace: o.namespace, Name: webhookSecret},
+			CertDir:        o.certDir,
+			CAName:         "waygate-ca",
+			CAOrganization: "waygate",
+			DNSName:        fmt.Sprintf("%s.%s.svc", webhookService, o.namespace),
+			IsReady:        certsReady,
+			Webhooks:       []rotator.WebhookInfo{{Name: validatingWebhooks, Type: rotator.Validating}},
+		}); err != nil {
+			return fmt.Errorf("setting up certificate rotation: %w", err)
+		}
+	} else {
+		close(certsReady)
+	}
+	var webhooks atomic.Pointer[healthz.Checker]
+	go func() {
+		<-certsReady
+		if err := waygatewebhook.Setup(mgr); err != nil {
+			ctrl.Log.Error(err, "registering the admission webhooks")
+			os.Exit(1)
+		}
+		started := mgr.GetWebhookServer().StartedChecker()
+		webhooks.Store(&started)
+	}()
+
+	if err := mgr.AddHealthzCheck("healthz", healthz.Ping); err != nil {
+		return err
+	}
+	if err := mgr.AddReadyzCheck("webhooks", func(req *http.Request) error {
+		started := webhooks.Load()
+		if started == nil {
+			return errors.New("waiting for the webhook serving certificate")
+		}
+		return (*started)(req)
+	}); err != nil {
+		return err
+	}
+	return mgr.Start(ctrl.SetupSignalHandler())
+}

@@ -1,0 +1,93 @@
+package controllers
+
+import (
+	"context"
+	"fmt"
+
+	ctrl "sigs.k8s.io/controller-runtime"
+	"sigs.k8s.io/controller-runtime/pkg/client"
+	"sigs.k8s.io/controller-runtime/pkg/handler"
+	"sigs.k8s.io/controller-runtime/pkg/reconcile"
+
+	waygatev1 "github.com/waygate-dev/waygate/api/v1alpha1"
+)
+
+// Scopes of a RateLimitPolicy.
+const (
+	ScopeRoute     = "route"
+	ScopeService   = "service"
+	ScopeNamespace = "namespace"
+)
+
+// ReasonDisabled: the policy is valid but spec.enabled is false.
+const ReasonDisabled = "Disabled"
+
+// rateLimitScopeIndex indexes RateLimitPolicies by "<service>|<route>".
+const rateLimitScopeIndex = "scope"
+
+// RateLimitPolicyReconciler reports each policy's scope and whether it is the
+// one in effect for that scope.
+type RateLimitPolicyReconciler struct {
+	client.Client
+}
+
+// +kubebuilder:rbac:groups=waygate.dev,resources=ratelimitpolicies,verbs=get;list;watch
+// +kubebuilder:rbac:groups=waygate.dev,resources=ratelimitpolicies/status,verbs=get;update;patch
+
+// Reconcile records the policy's scope and whether it is in effect.
+func (r *RateLimitPolicyReconciler) Reconcile(ctx context.Context, req reconcile.Request) (reconcile.Result, error) {
+	var p waygatev1.RateLimitPolicy
+	if err := r.Get(ctx, req.NamespacedName, &p); err != nil {
+		return reconcile.Result{}, client.IgnoreNotFound(err)
+	}
+	var peers waygatev1.RateLimitPolicyList
+	if err := r.List(ctx, &peers, client.InNamespace(p.Namespace),
+		client.MatchingFields{rateLimitScopeIndex: scopeKey(p.Spec.Service, p.Spec.Route)}); err != nil {
+		return reconcile.Result{}, err
+	}
+	before := p.Status.DeepCopy()
+	p.Status.Scope = rateLimitScope(&p.Spec)
+	switch h := holder(peers.Items); {
+	case h != nil && h.Name != p.Name:
+		setReady(&p.Status.CommonStatus, p.Generation, false, ReasonDuplicate, fmt.Sprintf(
+			"route %s%s already has RateLimitPolicy %q; delete this policy or merge it into %q (use tiers for per-plan limits)",
+			p.Spec.Route, serviceSuffix(p.Spec.Service), h.Name, h.Name))
+	case !p.Spec.Enabled:
+		setReady(&p.Status.CommonStatus, p.Generation, true, ReasonDisabled, "policy is disabled: it limits nothing until spec.enabled is true")
+	default:
+		setReady(&p.Status.CommonStatus, p.Generation, true, ReasonResolved, fmt.Sprintf(
+			"%s per %s key, %s", p.Spec.Limit, p.Spec.KeyStrategy, p.Spec.Algorithm))
+	}
+	return reconcile.Result{}, writeStatus(ctx, r.Client, &p, before, &p.Status)
+}
+
+func rateLimitScope(s *waygatev1.RateLimitPolicySpec) string {
+	switch {
+	case s.Route != waygatev1.AllRoutes:
+		return ScopeRoute
+	case s.Service != "":
+		return ScopeService
+	default:
+		return ScopeNamespace
+	}
+}
+
+// SetupWithManager registers the reconciler and its index. Policies of the
+// same scope are re-checked together, as one of them may now hold the scope.
+func (r *RateLimitPolicyReconciler) SetupWithManager(mgr ctrl.Manager) error {
+	if err := mgr.GetFieldIndexer().IndexField(context.Background(), &waygatev1.RateLimitPolicy{}, rateLimitScopeIndex,
+		func(o client.Object) []string {
+			p := o.(*waygatev1.RateLimitPolicy)
+			return []string{scopeKey(p.Spec.Service, p.Spec.Route)}
+		}); err != nil {
+		return err
+	}
+	return ctrl.NewControllerManagedBy(mgr).
+		For(&waygatev1.RateLimitPolicy{}).
+		Watches(&waygatev1.RateLimitPolicy{}, handler.EnqueueRequestsFromMapFunc(func(ctx context.Context, o client.Object) []reconcile.Request {
+			p := o.(*waygatev1.RateLimitPolicy)
+			return requestsFor(ctx, r.Client, &waygatev1.RateLimitPolicyList{}, indexed(p.Namespace, rateLimitScopeIndex, scopeKey(p.Spec.Service, p.Spec.Route))...)
+		})).
+		Named("ratelimitpolicy").
+		Complete(r)
+}

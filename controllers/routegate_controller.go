@@ -1,0 +1,201 @@
+package controllers
+
+import (
+	"context"
+	"fmt"
+	"time"
+
+	corev1 "k8s.io/api/core/v1"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/client-go/tools/events"
+	ctrl "sigs.k8s.io/controller-runtime"
+	"sigs.k8s.io/controller-runtime/pkg/client"
+	"sigs.k8s.io/controller-runtime/pkg/handler"
+	"sigs.k8s.io/controller-runtime/pkg/reconcile"
+
+	waygatev1 "github.com/waygate-dev/waygate/api/v1alpha1"
+	"github.com/waygate-dev/waygate/internal/gate"
+)
+
+const (
+	// routeKeyIndex indexes RouteGates by "<service>|<route>".
+	routeKeyIndex = "routeKey"
+	// serviceIndex indexes RouteGates by spec.service.
+	serviceIndex = "service"
+)
+
+// Ready reasons of a RouteGate.
+const (
+	ReasonStateApplied       = "StateApplied"
+	ReasonWindowScheduled    = "WindowScheduled"
+	ReasonWindowOpen         = "WindowOpen"
+	ReasonServiceMaintenance = "ServiceMaintenance"
+)
+
+// RouteGateReconciler computes the state in effect of each route: its own
+// state, its maintenance window, and the service-wide gates that cover it.
+type RouteGateReconciler struct {
+	client.Client
+	Recorder events.EventRecorder
+	// Now is the clock; time.Now when nil.
+	Now func() time.Time
+}
+
+// +kubebuilder:rbac:groups=waygate.dev,resources=routegates,verbs=get;list;watch
+// +kubebuilder:rbac:groups=waygate.dev,resources=routegates/status,verbs=get;update;patch
+// +kubebuilder:rbac:groups=events.k8s.io,resources=events,verbs=create;patch
+
+// Reconcile computes and records the state in effect of one RouteGate, and
+// asks to be called again when a window starts or ends.
+func (r *RouteGateReconciler) Reconcile(ctx context.Context, req reconcile.Request) (reconcile.Result, error) {
+	var rg waygatev1.RouteGate
+	if err := r.Get(ctx, req.NamespacedName, &rg); err != nil {
+		return reconcile.Result{}, client.IgnoreNotFound(err)
+	}
+	now := r.now()
+
+	var peers waygatev1.RouteGateList
+	if err := r.List(ctx, &peers, client.InNamespace(rg.Namespace),
+		client.MatchingFields{routeKeyIndex: scopeKey(rg.Spec.Service, rg.Spec.Route)}); err != nil {
+		return reconcile.Result{}, err
+	}
+	serviceGates, err := r.serviceGates(ctx, &rg)
+	if err != nil {
+		return reconcile.Result{}, err
+	}
+
+	eff := gate.Effective(&rg, serviceGates, now)
+	before := rg.Status.DeepCopy()
+	rg.Status.State = eff.State
+	rg.Status.Reason = eff.Reason
+	rg.Status.GovernedBy = eff.GovernedBy
+	rg.Status.NextTransition = nil
+	if eff.Next != nil {
+		rg.Status.NextTransition = &metav1.Time{Time: *eff.Next}
+	}
+	if h := holder(peers.Items); h != nil && h.Name != rg.Name {
+		setReady(&rg.Status.CommonStatus, rg.Generation, false, ReasonDuplicate,
+			fmt.Sprintf("route %s%s is already gated by RouteGate %q; delete this RouteGate or merge it into %q",
+				rg.Spec.Route, serviceSuffix(rg.Spec.Service), h.Name, h.Name))
+	} else {
+		reason, msg := readyReason(&rg, eff)
+		setReady(&rg.Status.CommonStatus, rg.Generation, true, reason, msg)
+	}
+
+	if err := writeStatus(ctx, r.Client, &rg, before, &rg.Status); err != nil {
+		return reconcile.Result{}, err
+	}
+	if before.State != "" && before.State != eff.State {
+		r.Recorder.Eventf(&rg, nil, corev1.EventTypeNormal, "StateChanged", "ChangeState",
+			"route %s: %s → %s%s", rg.Spec.Route, before.State, eff.State, because(eff.Reason))
+	}
+	if eff.Next != nil {
+		// A second late rather than early: the clock must have passed the
+		// boundary when we compute again.
+		return reconcile.Result{RequeueAfter: eff.Next.Sub(now) + time.Second}, nil
+	}
+	return reconcile.Result{}, nil
+}
+
+// serviceGates lists the service-wide gates that may cover rg: those of its
+// service and those of the whole namespace.
+func (r *RouteGateReconciler) serviceGates(ctx context.Context, rg *waygatev1.RouteGate) ([]waygatev1.RouteGate, error) {
+	if rg.Spec.Route == waygatev1.AllRoutes {
+		return nil, nil
+	}
+	services := []waygatev1.ServiceName{""}
+	if rg.Spec.Service != "" {
+		services = append(services, rg.Spec.Service)
+	}
+	var gates []waygatev1.RouteGate
+	for _, s := range services {
+		var list waygatev1.RouteGateList
+		if err := r.List(ctx, &list, client.InNamespace(rg.Namespace),
+			client.MatchingFields{routeKeyIndex: scopeKey(s, waygatev1.AllRoutes)}); err != nil {
+			return nil, err
+		}
+		// Only the holder of a contested key is in effect.
+		if h := holder(list.Items); h != nil {
+			gates = append(gates, *h)
+		}
+	}
+	return gates, nil
+}
+
+func readyReason(rg *waygatev1.RouteGate, eff gate.RouteState) (string, string) {
+	switch {
+	case eff.GovernedBy != "":
+		return ReasonServiceMaintenance, fmt.Sprintf("in maintenance by service-wide RouteGate %q", eff.GovernedBy)
+	case eff.Window != nil:
+		return ReasonWindowOpen, fmt.Sprintf("maintenance window open until %s", eff.Window.End.UTC().Format(time.RFC3339))
+	case rg.Spec.Window != nil && eff.Next != nil:
+		return ReasonWindowScheduled, fmt.Sprintf("%s; maintenance window starts %s", eff.State, rg.Spec.Window.Start.UTC().Format(time.RFC3339))
+	default:
+		return ReasonStateApplied, fmt.Sprintf("route is %s", eff.State)
+	}
+}
+
+func (r *RouteGateReconciler) now() time.Time {
+	if r.Now != nil {
+		return r.Now()
+	}
+	return time.Now()
+}
+
+// SetupWithManager registers the reconciler and its indexes. A change to a
+// service-wide gate re-computes every route it may cover; a change to any gate
+// re-computes the gates that claim the same route (one of them may now hold it).
+func (r *RouteGateReconciler) SetupWithManager(mgr ctrl.Manager) error {
+	ctx := context.Background()
+	idx := mgr.GetFieldIndexer()
+	if err := idx.IndexField(ctx, &waygatev1.RouteGate{}, routeKeyIndex, func(o client.Object) []string {
+		rg := o.(*waygatev1.RouteGate)
+		return []string{scopeKey(rg.Spec.Service, rg.Spec.Route)}
+	}); err != nil {
+		return err
+	}
+	if err := idx.IndexField(ctx, &waygatev1.RouteGate{}, serviceIndex, func(o client.Object) []string {
+		return []string{string(o.(*waygatev1.RouteGate).Spec.Service)}
+	}); err != nil {
+		return err
+	}
+	return ctrl.NewControllerManagedBy(mgr).
+		For(&waygatev1.RouteGate{}).
+		Watches(&waygatev1.RouteGate{}, handler.EnqueueRequestsFromMapFunc(r.affected)).
+		Named("routegate").
+		Complete(r)
+}
+
+// affected maps a RouteGate to the other gates whose state may depend on it.
+func (r *RouteGateReconciler) affected(ctx context.Context, o client.Object) []reconcile.Request {
+	rg := o.(*waygatev1.RouteGate)
+	opts := []client.ListOption{client.InNamespace(rg.Namespace)}
+	switch {
+	case rg.Spec.Route != waygatev1.AllRoutes:
+		opts = append(opts, client.MatchingFields{routeKeyIndex: scopeKey(rg.Spec.Service, rg.Spec.Route)})
+	case rg.Spec.Service != "":
+		opts = append(opts, client.MatchingFields{serviceIndex: string(rg.Spec.Service)})
+	default:
+		// A namespace-wide gate covers every route in the namespace.
+	}
+	return requestsFor(ctx, r.Client, &waygatev1.RouteGateList{}, opts...)
+}
+
+// scopeKey is the index key of a route (or "*") within a service.
+func scopeKey[S ~string, R ~string](service S, route R) string {
+	return string(service) + "|" + string(route)
+}
+
+func serviceSuffix(s waygatev1.ServiceName) string {
+	if s == "" {
+		return ""
+	}
+	return " of service " + string(s)
+}
+
+func because(reason string) string {
+	if reason == "" {
+		return ""
+	}
+	return " (" + reason + ")"
+}

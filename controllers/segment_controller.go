@@ -1,0 +1,93 @@
+package controllers
+
+import (
+	"context"
+	"fmt"
+
+	ctrl "sigs.k8s.io/controller-runtime"
+	"sigs.k8s.io/controller-runtime/pkg/client"
+	"sigs.k8s.io/controller-runtime/pkg/handler"
+	"sigs.k8s.io/controller-runtime/pkg/reconcile"
+
+	waygatev1 "github.com/waygate-dev/waygate/api/v1alpha1"
+)
+
+// ReasonSegmentCycle: segments name each other in a circle.
+const ReasonSegmentCycle = "SegmentCycle"
+
+// SegmentReconciler resolves the segments a segment's rules name and reports
+// missing ones and cycles in Ready.
+type SegmentReconciler struct {
+	client.Client
+}
+
+// +kubebuilder:rbac:groups=waygate.dev,resources=segments,verbs=get;list;watch
+// +kubebuilder:rbac:groups=waygate.dev,resources=segments/status,verbs=get;update;patch
+
+// Reconcile records the key in effect and whether the segment's references resolve.
+func (r *SegmentReconciler) Reconcile(ctx context.Context, req reconcile.Request) (reconcile.Result, error) {
+	var seg waygatev1.Segment
+	if err := r.Get(ctx, req.NamespacedName, &seg); err != nil {
+		return reconcile.Result{}, client.IgnoreNotFound(err)
+	}
+	before := seg.Status.DeepCopy()
+	seg.Status.Key = seg.Key()
+	ready, reason, msg, err := r.check(ctx, &seg)
+	if err != nil {
+		return reconcile.Result{}, err
+	}
+	setReady(&seg.Status.CommonStatus, seg.Generation, ready, reason, msg)
+	return reconcile.Result{}, writeStatus(ctx, r.Client, &seg, before, &seg.Status)
+}
+
+func (r *SegmentReconciler) check(ctx context.Context, seg *waygatev1.Segment) (bool, string, string, error) {
+	ns, key := seg.Namespace, seg.Key()
+	h, err := segmentByKey(ctx, r.Client, ns, key)
+	if err != nil {
+		return false, "", "", err
+	}
+	if h != nil && h.Name != seg.Name {
+		return false, ReasonDuplicate, fmt.Sprintf("segment key %q is already used by Segment %q; set a different spec.key", key, h.Name), nil
+	}
+	if msg, err := missingSegment(ctx, r.Client, ns, rulesSegmentRefs(seg)); err != nil || msg != "" {
+		return false, ReasonSegmentNotFound, msg, err
+	}
+	cycle, err := findCycle(seg, key, func(k string) (*waygatev1.Segment, error) { return segmentByKey(ctx, r.Client, ns, k) }, rulesSegmentRefs)
+	if err != nil {
+		return false, "", "", err
+	}
+	if cycle != nil {
+		return false, ReasonSegmentCycle, fmt.Sprintf(
+			"segments name each other in a cycle: %s; remove one of these clauses", arrow(cycle)), nil
+	}
+	return true, ReasonResolved, "all segments named in rules resolve", nil
+}
+
+func rulesSegmentRefs(s *waygatev1.Segment) []string { return segmentRefs(s.RuleClauses()) }
+
+// SetupWithManager registers the reconciler and its indexes. A segment is
+// re-checked when a segment it names, or one with the same key, changes.
+func (r *SegmentReconciler) SetupWithManager(mgr ctrl.Manager) error {
+	ctx := context.Background()
+	idx := mgr.GetFieldIndexer()
+	if err := idx.IndexField(ctx, &waygatev1.Segment{}, keyIndex, func(o client.Object) []string {
+		return []string{o.(*waygatev1.Segment).Key()}
+	}); err != nil {
+		return err
+	}
+	if err := idx.IndexField(ctx, &waygatev1.Segment{}, segmentRefIndex, func(o client.Object) []string {
+		return rulesSegmentRefs(o.(*waygatev1.Segment))
+	}); err != nil {
+		return err
+	}
+	return ctrl.NewControllerManagedBy(mgr).
+		For(&waygatev1.Segment{}).
+		Watches(&waygatev1.Segment{}, handler.EnqueueRequestsFromMapFunc(func(ctx context.Context, o client.Object) []reconcile.Request {
+			s := o.(*waygatev1.Segment)
+			return append(
+				requestsFor(ctx, r.Client, &waygatev1.SegmentList{}, indexed(s.Namespace, segmentRefIndex, s.Key())...),
+				requestsFor(ctx, r.Client, &waygatev1.SegmentList{}, indexed(s.Namespace, keyIndex, s.Key())...)...)
+		})).
+		Named("segment").
+		Complete(r)
+}
