@@ -18,7 +18,7 @@ help: ## Show this help.
 
 .PHONY: run
 run: envtest-assets build ## Start a local control plane with the operator and samples (Ctrl-C stops it).
-	go run ./hack/local --assets $(ENVTEST_ASSETS) --manager bin/manager
+	go run ./hack/local --manager bin/manager
 
 .PHONY: test
 test: envtest-assets ## Run all tests (unit and envtest) with the race detector.

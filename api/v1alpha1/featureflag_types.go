@@ -19,16 +19,11 @@ const (
 )
 
 // FeatureFlagSpec is a feature flag and its targeting.
-// +kubebuilder:validation:XValidation:rule="self.variations.exists(v, v.name == self.offVariation)",messageExpression="'spec.offVariation \"' + self.offVariation + '\" is not a variation of this flag; use one of: ' + self.variations.map(v, v.name).join(', ')",fieldPath=".offVariation"
-// +kubebuilder:validation:XValidation:rule="!has(self.fallthrough.variation) || self.variations.exists(v, v.name == self.fallthrough.variation)",messageExpression="'spec.fallthrough.variation \"' + self.fallthrough.variation + '\" is not a variation of this flag; use one of: ' + self.variations.map(v, v.name).join(', ')",fieldPath=".fallthrough.variation"
-// +kubebuilder:validation:XValidation:rule="!has(self.fallthrough.rollout) || self.fallthrough.rollout.all(w, self.variations.exists(v, v.name == w.variation))",message="every spec.fallthrough.rollout[].variation must name a variation of this flag",fieldPath=".fallthrough.rollout"
-// +kubebuilder:validation:XValidation:rule="!has(self.targets) || self.targets.all(t, self.variations.exists(v, v.name == t.variation))",message="every spec.targets[].variation must name a variation of this flag (see spec.variations)",fieldPath=".targets"
-// +kubebuilder:validation:XValidation:rule="!has(self.rules) || self.rules.all(r, !has(r.variation) || self.variations.exists(v, v.name == r.variation))",message="every spec.rules[].variation must name a variation of this flag (see spec.variations)",fieldPath=".rules"
-// +kubebuilder:validation:XValidation:rule="!has(self.rules) || self.rules.all(r, !has(r.rollout) || r.rollout.all(w, self.variations.exists(v, v.name == w.variation)))",message="every spec.rules[].rollout[].variation must name a variation of this flag (see spec.variations)",fieldPath=".rules"
-// +kubebuilder:validation:XValidation:rule="self.type != 'boolean' || self.variations.all(v, type(v.value) == bool)",message="spec.variations: every value of a boolean flag must be true or false",fieldPath=".variations"
-// +kubebuilder:validation:XValidation:rule="self.type != 'string' || self.variations.all(v, type(v.value) == string)",message="spec.variations: every value of a string flag must be a string (quote it in YAML)",fieldPath=".variations"
-// +kubebuilder:validation:XValidation:rule="self.type != 'integer' || self.variations.all(v, type(v.value) == int)",message="spec.variations: every value of an integer flag must be a whole number",fieldPath=".variations"
-// +kubebuilder:validation:XValidation:rule="self.type != 'float' || self.variations.all(v, type(v.value) == int || type(v.value) == double)",message="spec.variations: every value of a float flag must be a number",fieldPath=".variations"
+// +kubebuilder:validation:XValidation:rule="self.variations.exists(v, v.name == self.offVariation)",messageExpression="'spec.offVariation \"' + self.offVariation + '\" is not a variation of this flag: use the name of one of spec.variations'",fieldPath=".offVariation"
+// +kubebuilder:validation:XValidation:rule="!has(self.fallthrough.variation) || self.variations.exists(v, v.name == self.fallthrough.variation)",messageExpression="'spec.fallthrough.variation \"' + self.fallthrough.variation + '\" is not a variation of this flag: use the name of one of spec.variations'",fieldPath=".fallthrough.variation"
+// +kubebuilder:validation:XValidation:rule="!has(self.fallthrough.rollout) || self.fallthrough.rollout.all(w, self.variations.exists(v, v.name == w.variation))",message="every spec.fallthrough.rollout[].variation must name one of spec.variations",fieldPath=".fallthrough.rollout"
+// +kubebuilder:validation:XValidation:rule="!has(self.targets) || self.targets.all(t, self.variations.exists(v, v.name == t.variation))",message="every spec.targets[].variation must name one of spec.variations",fieldPath=".targets"
+// +kubebuilder:validation:XValidation:rule="!has(self.rules) || self.rules.all(r, (!has(r.variation) || self.variations.exists(v, v.name == r.variation)) && (!has(r.rollout) || r.rollout.all(w, self.variations.exists(v, v.name == w.variation))))",message="every spec.rules[].variation and spec.rules[].rollout[].variation must name one of spec.variations",fieldPath=".rules"
 type FeatureFlagSpec struct {
 	// key identifies the flag to SDKs and in prerequisites (OpenFeature flag
 	// key). Defaults to metadata.name; status.key shows the key in effect.
@@ -51,8 +46,9 @@ type FeatureFlagSpec struct {
 	Type FlagType `json:"type,omitempty"`
 
 	// variations are the values the flag can serve, each with a unique name.
+	// Every value must be of the flag's type.
 	// +kubebuilder:validation:MinItems=1
-	// +kubebuilder:validation:MaxItems=100
+	// +kubebuilder:validation:MaxItems=50
 	// +listType=map
 	// +listMapKey=name
 	Variations []Variation `json:"variations"`

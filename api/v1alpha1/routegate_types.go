@@ -127,7 +127,7 @@ type RouteGateStatus struct {
 	// +optional
 	State RouteState `json:"state,omitempty"`
 
-	// reason is the reason that goes with the state in effect.
+	// reason is the reason that goes with the state in effect (none when active).
 	// +optional
 	Reason string `json:"reason,omitempty"`
 
@@ -154,7 +154,7 @@ type RouteGateStatus struct {
 // +kubebuilder:printcolumn:name="Desired",type=string,JSONPath=`.spec.state`,priority=1
 // +kubebuilder:printcolumn:name="Ready",type=string,JSONPath=`.status.conditions[?(@.type=="Ready")].status`
 // +kubebuilder:printcolumn:name="Reason",type=string,JSONPath=`.status.reason`
-// +kubebuilder:printcolumn:name="Next",type=date,JSONPath=`.status.nextTransition`,priority=1
+// +kubebuilder:printcolumn:name="Next",type=string,JSONPath=`.status.nextTransition`,priority=1,description="When the state in effect changes next (a window starting or ending)"
 // +kubebuilder:printcolumn:name="Age",type=date,JSONPath=`.metadata.creationTimestamp`
 type RouteGate struct {
 	metav1.TypeMeta   `json:",inline"`

@@ -104,7 +104,7 @@ type WeightedVariation struct {
 // variations. A context's bucket is a stable hash of flag key, context kind
 // and context key, so a context keeps its variation as weights grow.
 // +kubebuilder:validation:MinItems=1
-// +kubebuilder:validation:MaxItems=100
+// +kubebuilder:validation:MaxItems=20
 // +kubebuilder:validation:XValidation:rule="self.map(w, w.weight).sum() == 100000",message="rollout weights must add up to 100000 (100%; 25% is 25000)"
 // +listType=atomic
 type Rollout []WeightedVariation

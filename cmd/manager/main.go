@@ -43,14 +43,15 @@ const (
 
 func main() {
 	var (
-		metricsAddr, probeAddr, certDir, namespace string
-		webhookPort                                int
-		leaderElect, secureMetrics, rotateCerts    bool
+		metricsAddr, probeAddr, certDir, namespace, webhookHost string
+		webhookPort                                             int
+		leaderElect, secureMetrics, rotateCerts                 bool
 	)
 	flag.StringVar(&metricsAddr, "metrics-bind-address", ":8443", "Address the metrics endpoint binds to; 0 disables it.")
 	flag.BoolVar(&secureMetrics, "metrics-secure", true, "Serve metrics over HTTPS, authenticated and authorized through the API server.")
 	flag.StringVar(&probeAddr, "health-probe-bind-address", ":8081", "Address the /healthz and /readyz probes bind to.")
 	flag.BoolVar(&leaderElect, "leader-elect", false, "Elect a leader, so that only one replica reconciles at a time.")
+	flag.StringVar(&webhookHost, "webhook-host", "", "Address the admission webhook server listens on; empty for every interface.")
 	flag.IntVar(&webhookPort, "webhook-port", 9443, "Port the admission webhook server listens on.")
 	flag.StringVar(&certDir, "webhook-cert-dir", "/tmp/k8s-webhook-server/serving-certs", "Directory holding the webhook serving certificate (tls.crt, tls.key).")
 	flag.BoolVar(&rotateCerts, "cert-rotation", false, "Create and rotate the webhook serving certificate in Secret "+webhookSecret+" and inject its CA into the webhook configurations (in-cluster installs).")
@@ -63,7 +64,7 @@ func main() {
 
 	if err := run(runOptions{
 		metricsAddr: metricsAddr, secureMetrics: secureMetrics, probeAddr: probeAddr,
-		leaderElect: leaderElect, webhookPort: webhookPort, certDir: certDir,
+		leaderElect: leaderElect, webhookHost: webhookHost, webhookPort: webhookPort, certDir: certDir,
 		rotateCerts: rotateCerts, namespace: namespace,
 	}); err != nil {
 		log.Error(err, "manager stopped")
@@ -72,9 +73,9 @@ func main() {
 }
 
 type runOptions struct {
-	metricsAddr, probeAddr, certDir, namespace string
-	webhookPort                                int
-	leaderElect, secureMetrics, rotateCerts    bool
+	metricsAddr, probeAddr, certDir, namespace, webhookHost string
+	webhookPort                                             int
+	leaderElect, secureMetrics, rotateCerts                 bool
 }
 
 func run(o runOptions) error {
@@ -96,7 +97,7 @@ func run(o runOptions) error {
 		LeaderElectionID:        "waygate-manager.waygate.dev",
 		LeaderElectionNamespace: o.namespace,
 		WebhookServer: webhook.NewServer(webhook.Options{
-			Port: o.webhookPort, CertDir: o.certDir, TLSOpts: []func(*tls.Config){noHTTP2},
+			Host: o.webhookHost, Port: o.webhookPort, CertDir: o.certDir, TLSOpts: []func(*tls.Config){noHTTP2},
 		}),
 	})
 	if err != nil {

@@ -1,6 +1,8 @@
 package gate
 
 import (
+	"bytes"
+	"encoding/json"
 	"fmt"
 	"regexp"
 	"strconv"
@@ -74,4 +76,47 @@ func parseSemver(v string) error {
 		return fmt.Errorf("not a semantic version: write a version such as 1.4.0 (%v)", err)
 	}
 	return nil
+}
+
+// ValidateVariationValues checks that every variation value is of the flag's
+// type, which the schema cannot see into.
+func ValidateVariationValues(typ waygatev1.FlagType, variations []waygatev1.Variation, path *field.Path) field.ErrorList {
+	var errs field.ErrorList
+	for i, v := range variations {
+		if want := valueTypeError(typ, v.Value.Raw); want != "" {
+			errs = append(errs, field.Invalid(path.Index(i).Child("value"), string(v.Value.Raw),
+				fmt.Sprintf("variation %q of a %s flag: %s", v.Name, typ, want)))
+		}
+	}
+	return errs
+}
+
+// valueTypeError says what a value of typ must look like, or "" when raw is one.
+func valueTypeError(typ waygatev1.FlagType, raw []byte) string {
+	var v any
+	dec := json.NewDecoder(bytes.NewReader(raw))
+	dec.UseNumber()
+	if err := dec.Decode(&v); err != nil {
+		return "value is not valid JSON"
+	}
+	switch typ {
+	case waygatev1.FlagBoolean:
+		if _, ok := v.(bool); !ok {
+			return "value must be true or false"
+		}
+	case waygatev1.FlagString:
+		if _, ok := v.(string); !ok {
+			return "value must be a string (quote it in YAML)"
+		}
+	case waygatev1.FlagInteger:
+		n, ok := v.(json.Number)
+		if _, err := n.Int64(); !ok || err != nil {
+			return "value must be a whole number"
+		}
+	case waygatev1.FlagFloat:
+		if _, ok := v.(json.Number); !ok {
+			return "value must be a number"
+		}
+	}
+	return ""
 }

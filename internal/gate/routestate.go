@@ -31,6 +31,9 @@ type RouteState struct {
 func OwnState(spec *waygatev1.RouteGateSpec, now time.Time) RouteState {
 	w := spec.Window
 	if w == nil {
+		if spec.State == waygatev1.RouteActive {
+			return RouteState{State: spec.State}
+		}
 		return RouteState{State: spec.State, Reason: spec.Reason}
 	}
 	start, end := w.Start.Time, w.End.Time

@@ -22,41 +22,56 @@ import (
 // Setup registers the admission handlers with the manager's webhook server.
 func Setup(mgr ctrl.Manager) error {
 	if err := ctrl.NewWebhookManagedBy(mgr, &waygatev1.FeatureFlag{}).
-		WithValidator(clauseValidator[*waygatev1.FeatureFlag]{kind: "FeatureFlag", rules: (*waygatev1.FeatureFlag).RuleClauses}).Complete(); err != nil {
+		WithValidator(validator[*waygatev1.FeatureFlag]{kind: "FeatureFlag", check: checkFlag}).Complete(); err != nil {
 		return err
 	}
 	return ctrl.NewWebhookManagedBy(mgr, &waygatev1.Segment{}).
-		WithValidator(clauseValidator[*waygatev1.Segment]{kind: "Segment", rules: (*waygatev1.Segment).RuleClauses}).Complete()
+		WithValidator(validator[*waygatev1.Segment]{kind: "Segment", check: checkSegment}).Complete()
 }
 
-// clauseValidator rejects clause values that do not suit their operator
-// (a regular expression that does not compile, a number that is not one).
-type clauseValidator[T client.Object] struct {
-	kind string
-	// rules returns the clauses of each of the object's rules, in order.
-	rules func(T) [][]waygatev1.Clause
+// validator rejects objects for what their schema cannot check.
+type validator[T client.Object] struct {
+	kind  string
+	check func(T) field.ErrorList
 }
 
-func (v clauseValidator[T]) ValidateCreate(_ context.Context, obj T) (admission.Warnings, error) {
+func (v validator[T]) ValidateCreate(_ context.Context, obj T) (admission.Warnings, error) {
 	return nil, v.invalid(obj)
 }
 
-func (v clauseValidator[T]) ValidateUpdate(_ context.Context, _, obj T) (admission.Warnings, error) {
+func (v validator[T]) ValidateUpdate(_ context.Context, _, obj T) (admission.Warnings, error) {
 	return nil, v.invalid(obj)
 }
 
-func (v clauseValidator[T]) ValidateDelete(context.Context, T) (admission.Warnings, error) {
+func (v validator[T]) ValidateDelete(context.Context, T) (admission.Warnings, error) {
 	return nil, nil
 }
 
-func (v clauseValidator[T]) invalid(obj T) error {
-	var errs field.ErrorList
-	path := field.NewPath("spec", "rules")
-	for i, clauses := range v.rules(obj) {
-		errs = append(errs, gate.ValidateClauses(clauses, path.Index(i).Child("clauses"))...)
-	}
+func (v validator[T]) invalid(obj T) error {
+	errs := v.check(obj)
 	if len(errs) == 0 {
 		return nil
 	}
 	return apierrors.NewInvalid(waygatev1.GroupVersion.WithKind(v.kind).GroupKind(), obj.GetName(), errs)
+}
+
+// checkFlag: variation values of the flag's type, clause values that suit
+// their operators.
+func checkFlag(ff *waygatev1.FeatureFlag) field.ErrorList {
+	errs := gate.ValidateVariationValues(ff.Spec.Type, ff.Spec.Variations, field.NewPath("spec", "variations"))
+	return append(errs, ruleClauses(ff.RuleClauses())...)
+}
+
+// checkSegment: clause values that suit their operators.
+func checkSegment(s *waygatev1.Segment) field.ErrorList {
+	return ruleClauses(s.RuleClauses())
+}
+
+func ruleClauses(rules [][]waygatev1.Clause) field.ErrorList {
+	var errs field.ErrorList
+	path := field.NewPath("spec", "rules")
+	for i, clauses := range rules {
+		errs = append(errs, gate.ValidateClauses(clauses, path.Index(i).Child("clauses"))...)
+	}
+	return errs
 }

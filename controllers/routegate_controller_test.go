@@ -1,0 +1,192 @@
+package controllers_test
+
+import (
+	"context"
+	"fmt"
+	"testing"
+	"time"
+
+	eventsv1 "k8s.io/api/events/v1"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"sigs.k8s.io/controller-runtime/pkg/client"
+
+	waygatev1 "github.com/waygate-dev/waygate/api/v1alpha1"
+	"github.com/waygate-dev/waygate/controllers"
+)
+
+func routeGate(ns, name string, spec waygatev1.RouteGateSpec) *waygatev1.RouteGate {
+	return &waygatev1.RouteGate{ObjectMeta: metav1.ObjectMeta{Namespace: ns, Name: name}, Spec: spec}
+}
+
+func create(t *testing.T, obj client.Object) {
+	t.Helper()
+	if err := k8s.Create(context.Background(), obj); err != nil {
+		t.Fatalf("creating %s: %v", obj.GetName(), err)
+	}
+}
+
+// waitState waits until rg's state in effect is want and returns the gate.
+func waitState(t *testing.T, rg *waygatev1.RouteGate, want waygatev1.RouteState) {
+	t.Helper()
+	eventually(t, 20*time.Second, func() error {
+		if err := k8s.Get(context.Background(), client.ObjectKeyFromObject(rg), rg); err != nil {
+			return err
+		}
+		if rg.Status.State != want || rg.Status.ObservedGeneration != rg.Generation {
+			return fmt.Errorf("%s: state %q (generation %d observed %d), want %q", rg.Name, rg.Status.State, rg.Generation, rg.Status.ObservedGeneration, want)
+		}
+		return nil
+	})
+}
+
+func TestRouteGateStates(t *testing.T) {
+	ns := namespace(t)
+	cases := []struct {
+		name   string
+		spec   waygatev1.RouteGateSpec
+		state  waygatev1.RouteState
+		reason string
+	}{
+		{"active", waygatev1.RouteGateSpec{Route: "GET:/a"}, waygatev1.RouteActive, controllers.ReasonStateApplied},
+		{"maintenance", waygatev1.RouteGateSpec{Route: "GET:/b", State: waygatev1.RouteMaintenance, Reason: "migration"}, waygatev1.RouteMaintenance, controllers.ReasonStateApplied},
+		{"disabled", waygatev1.RouteGateSpec{Route: "/c", State: waygatev1.RouteDisabled}, waygatev1.RouteDisabled, controllers.ReasonStateApplied},
+		{"env-gated", waygatev1.RouteGateSpec{Route: "/d", State: waygatev1.RouteEnvGated, AllowedEnvs: []string{"staging"}}, waygatev1.RouteEnvGated, controllers.ReasonStateApplied},
+		{"future-window", waygatev1.RouteGateSpec{Route: "/e", Window: &waygatev1.MaintenanceWindow{
+			Start: metav1.NewTime(time.Now().Add(time.Hour)), End: metav1.NewTime(time.Now().Add(2 * time.Hour))}}, waygatev1.RouteActive, controllers.ReasonWindowScheduled},
+		{"open-window", waygatev1.RouteGateSpec{Route: "/f", Window: &waygatev1.MaintenanceWindow{
+			Start: metav1.NewTime(time.Now().Add(-time.Hour)), End: metav1.NewTime(time.Now().Add(time.Hour))}}, waygatev1.RouteMaintenance, controllers.ReasonWindowOpen},
+		{"past-window", waygatev1.RouteGateSpec{Route: "/g", State: waygatev1.RouteMaintenance, Window: &waygatev1.MaintenanceWindow{
+			Start: metav1.NewTime(time.Now().Add(-2 * time.Hour)), End: metav1.NewTime(time.Now().Add(-time.Hour))}}, waygatev1.RouteActive, controllers.ReasonStateApplied},
+	}
+	for _, tc := range cases {
+		t.Run(tc.name, func(t *testing.T) {
+			rg := routeGate(ns, tc.name, tc.spec)
+			create(t, rg)
+			waitState(t, rg, tc.state)
+			waitReady(t, rg, func() []metav1.Condition { return rg.Status.Conditions }, metav1.ConditionTrue, tc.reason)
+		})
+	}
+}
+
+func TestRouteGateWindowTurnsMaintenanceOnAndOff(t *testing.T) {
+	ns := namespace(t)
+	start := time.Now().Add(3 * time.Second).Truncate(time.Second)
+	end := start.Add(3 * time.Second)
+	rg := routeGate(ns, "window", waygatev1.RouteGateSpec{
+		Route: "GET:/reports", Reason: "re-index",
+		Window: &waygatev1.MaintenanceWindow{Start: metav1.NewTime(start), End: metav1.NewTime(end)},
+	})
+	create(t, rg)
+	waitState(t, rg, waygatev1.RouteActive)
+	if rg.Status.NextTransition == nil || !rg.Status.NextTransition.Time.Equal(start) {
+		t.Fatalf("nextTransition = %v, want the window start %v", rg.Status.NextTransition, start)
+	}
+
+	waitState(t, rg, waygatev1.RouteMaintenance)
+	if time.Now().Before(start) {
+		t.Fatalf("maintenance began before the window start %v", start)
+	}
+	if rg.Status.Reason != "re-index" || !rg.Status.NextTransition.Time.Equal(end) {
+		t.Fatalf("in the window: reason %q, nextTransition %v; want re-index, %v", rg.Status.Reason, rg.Status.NextTransition, end)
+	}
+
+	waitState(t, rg, waygatev1.RouteActive)
+	if time.Now().Before(end) {
+		t.Fatalf("maintenance ended before the window end %v", end)
+	}
+	if rg.Status.NextTransition != nil {
+		t.Fatalf("after the window: nextTransition %v, want none", rg.Status.NextTransition)
+	}
+	// Each transition is announced as an event on the gate.
+	eventually(t, 10*time.Second, func() error {
+		var evs eventsv1.EventList
+		if err := k8s.List(context.Background(), &evs, client.InNamespace(ns)); err != nil {
+			return err
+		}
+		seen := map[string]bool{}
+		for _, e := range evs.Items {
+			if e.Regarding.Name == rg.Name && e.Reason == "StateChanged" {
+				seen[e.Note] = true
+			}
+		}
+		for _, want := range []string{"route GET:/reports: active → maintenance (re-index)", "route GET:/reports: maintenance → active"} {
+			if !seen[want] {
+				return fmt.Errorf("no event %q among %v", want, seen)
+			}
+		}
+		return nil
+	})
+}
+
+func TestServiceWideMaintenance(t *testing.T) {
+	ns := namespace(t)
+	ctx := context.Background()
+	pay := routeGate(ns, "pay", waygatev1.RouteGateSpec{Route: "GET:/payments", Service: "payments"})
+	health := routeGate(ns, "health", waygatev1.RouteGateSpec{Route: "GET:/health", Service: "payments"})
+	forced := routeGate(ns, "forced", waygatev1.RouteGateSpec{Route: "POST:/webhooks", Service: "payments", ForceActive: true})
+	other := routeGate(ns, "other", waygatev1.RouteGateSpec{Route: "GET:/orders", Service: "orders"})
+	for _, rg := range []*waygatev1.RouteGate{pay, health, forced, other} {
+		create(t, rg)
+		waitState(t, rg, waygatev1.RouteActive)
+	}
+
+	all := routeGate(ns, "payments-all", waygatev1.RouteGateSpec{
+		Route: "*", Service: "payments", State: waygatev1.RouteMaintenance, Reason: "upgrade",
+		Exempt: []waygatev1.RouteKey{"/health"},
+	})
+	create(t, all)
+	waitState(t, pay, waygatev1.RouteMaintenance)
+	if pay.Status.GovernedBy != "payments-all" || pay.Status.Reason != "upgrade" {
+		t.Fatalf("governedBy %q reason %q, want payments-all, upgrade", pay.Status.GovernedBy, pay.Status.Reason)
+	}
+	waitReady(t, pay, func() []metav1.Condition { return pay.Status.Conditions }, metav1.ConditionTrue, controllers.ReasonServiceMaintenance)
+	for _, rg := range []*waygatev1.RouteGate{health, forced, other} {
+		waitState(t, rg, waygatev1.RouteActive) // exempt, forceActive, another service
+	}
+
+	// includeForceActive takes the forced route down too.
+	all.Spec.IncludeForceActive = true
+	if err := k8s.Update(ctx, all); err != nil {
+		t.Fatal(err)
+	}
+	waitState(t, forced, waygatev1.RouteMaintenance)
+
+	// Switching the service gate off restores every route.
+	all.Spec.State = waygatev1.RouteActive
+	if err := k8s.Update(ctx, all); err != nil {
+		t.Fatal(err)
+	}
+	waitState(t, pay, waygatev1.RouteActive)
+	waitState(t, forced, waygatev1.RouteActive)
+	if pay.Status.GovernedBy != "" {
+		t.Fatalf("governedBy %q after the service gate was switched off", pay.Status.GovernedBy)
+	}
+
+	// A namespace-wide gate (no service) covers every service.
+	global := routeGate(ns, "global", waygatev1.RouteGateSpec{Route: "*", State: waygatev1.RouteMaintenance})
+	create(t, global)
+	waitState(t, other, waygatev1.RouteMaintenance)
+	waitState(t, pay, waygatev1.RouteMaintenance)
+	if err := k8s.Delete(ctx, global); err != nil {
+		t.Fatal(err)
+	}
+	waitState(t, other, waygatev1.RouteActive)
+}
+
+func TestDuplicateRouteGate(t *testing.T) {
+	ns := namespace(t)
+	first := routeGate(ns, "first", waygatev1.RouteGateSpec{Route: "GET:/x", State: waygatev1.RouteDisabled})
+	create(t, first)
+	waitReady(t, first, func() []metav1.Condition { return first.Status.Conditions }, metav1.ConditionTrue, controllers.ReasonStateApplied)
+	second := routeGate(ns, "second", waygatev1.RouteGateSpec{Route: "GET:/x"})
+	create(t, second)
+	c := waitReady(t, second, func() []metav1.Condition { return second.Status.Conditions }, metav1.ConditionFalse, controllers.ReasonDuplicate)
+	if want := `route GET:/x is already gated by RouteGate "first"; delete this RouteGate or merge it into "first"`; c.Message != want {
+		t.Fatalf("message %q, want %q", c.Message, want)
+	}
+	// When the holder goes, the other gate takes over.
+	if err := k8s.Delete(context.Background(), first); err != nil {
+		t.Fatal(err)
+	}
+	waitReady(t, second, func() []metav1.Condition { return second.Status.Conditions }, metav1.ConditionTrue, controllers.ReasonStateApplied)
+}

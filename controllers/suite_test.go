@@ -1,0 +1,130 @@
+package controllers_test
+
+import (
+	"context"
+	"fmt"
+	"os"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	corev1 "k8s.io/api/core/v1"
+	"k8s.io/apimachinery/pkg/api/meta"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	ctrl "sigs.k8s.io/controller-runtime"
+	"sigs.k8s.io/controller-runtime/pkg/client"
+	"sigs.k8s.io/controller-runtime/pkg/log/zap"
+	metricsserver "sigs.k8s.io/controller-runtime/pkg/metrics/server"
+	"sigs.k8s.io/controller-runtime/pkg/webhook"
+
+	waygatev1 "github.com/waygate-dev/waygate/api/v1alpha1"
+	"github.com/waygate-dev/waygate/controllers"
+	"github.com/waygate-dev/waygate/internal/controlplane"
+	waygatewebhook "github.com/waygate-dev/waygate/internal/webhook"
+)
+
+// One control plane and one operator for the whole package; each test works
+// in its own namespace.
+var (
+	cp  *controlplane.ControlPlane
+	k8s client.Client
+)
+
+func TestMain(m *testing.M) {
+	os.Exit(runSuite(m))
+}
+
+func runSuite(m *testing.M) int {
+	ctrl.SetLogger(zap.New(zap.WriteTo(os.Stderr)))
+	var err error
+	if cp, err = controlplane.Start(); err != nil {
+		fmt.Fprintln(os.Stderr, err)
+		return 1
+	}
+	defer func() { _ = cp.Stop() }()
+	k8s = cp.Client
+
+	// The operator runs as its service account, with the RBAC of config/rbac.
+	mgr, err := ctrl.NewManager(cp.Operator, ctrl.Options{
+		Scheme:                 controlplane.Scheme,
+		Metrics:                metricsserver.Options{BindAddress: "0"},
+		HealthProbeBindAddress: "0",
+		WebhookServer: webhook.NewServer(webhook.Options{
+			Host: cp.Webhook.LocalServingHost, Port: cp.Webhook.LocalServingPort, CertDir: cp.Webhook.LocalServingCertDir,
+		}),
+	})
+	if err == nil {
+		err = controllers.Setup(mgr)
+	}
+	if err == nil {
+		err = waygatewebhook.Setup(mgr)
+	}
+	if err != nil {
+		fmt.Fprintln(os.Stderr, err)
+		return 1
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan error)
+	go func() { done <- mgr.Start(ctx) }()
+	defer func() { cancel(); <-done }()
+	return m.Run()
+}
+
+var nsCount atomic.Int32
+
+// namespace creates a fresh namespace for one test.
+func namespace(t *testing.T) string {
+	t.Helper()
+	name := fmt.Sprintf("test-%d", nsCount.Add(1))
+	if err := k8s.Create(context.Background(), &corev1.Namespace{ObjectMeta: metav1.ObjectMeta{Name: name}}); err != nil {
+		t.Fatalf("creating namespace %s: %v", name, err)
+	}
+	return name
+}
+
+// eventually polls cond until it returns nil or the timeout passes.
+func eventually(t *testing.T, timeout time.Duration, cond func() error) {
+	t.Helper()
+	deadline := time.Now().Add(timeout)
+	for {
+		err := cond()
+		if err == nil {
+			return
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("after %s: %v", timeout, err)
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+}
+
+// readyCondition fetches obj and returns its Ready condition once the
+// controller has observed the object's generation.
+func readyCondition(obj client.Object, conds func() []metav1.Condition) (*metav1.Condition, error) {
+	if err := k8s.Get(context.Background(), client.ObjectKeyFromObject(obj), obj); err != nil {
+		return nil, err
+	}
+	c := meta.FindStatusCondition(conds(), waygatev1.ConditionReady)
+	if c == nil || c.ObservedGeneration != obj.GetGeneration() {
+		return nil, fmt.Errorf("%s %s: Ready not yet observed for generation %d", obj.GetObjectKind().GroupVersionKind().Kind, obj.GetName(), obj.GetGeneration())
+	}
+	return c, nil
+}
+
+// waitReady waits until obj's Ready condition has status and reason.
+func waitReady(t *testing.T, obj client.Object, conds func() []metav1.Condition, status metav1.ConditionStatus, reason string) *metav1.Condition {
+	t.Helper()
+	var got *metav1.Condition
+	eventually(t, 20*time.Second, func() error {
+		c, err := readyCondition(obj, conds)
+		if err != nil {
+			return err
+		}
+		if c.Status != status || c.Reason != reason {
+			return fmt.Errorf("%s: Ready=%s reason %s (%s), want Ready=%s reason %s", obj.GetName(), c.Status, c.Reason, c.Message, status, reason)
+		}
+		got = c
+		return nil
+	})
+	return got
+}

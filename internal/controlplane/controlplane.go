@@ -1,0 +1,225 @@
+// Package controlplane starts an embedded Kubernetes control plane (etcd and
+// kube-apiserver, as envtest runs them) with Waygate's CRDs, webhook
+// configurations, RBAC and policies installed. The envtest suites and
+// `make run` both use it, so tests run against what users run.
+package controlplane
+
+import (
+	"bytes"
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"os"
+	"os/exec"
+	"path/filepath"
+
+	corev1 "k8s.io/api/core/v1"
+	apierrors "k8s.io/apimachinery/pkg/api/errors"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
+	"k8s.io/apimachinery/pkg/runtime"
+	utilyaml "k8s.io/apimachinery/pkg/util/yaml"
+	clientgoscheme "k8s.io/client-go/kubernetes/scheme"
+	"k8s.io/client-go/rest"
+	"k8s.io/client-go/tools/clientcmd"
+	clientcmdapi "k8s.io/client-go/tools/clientcmd/api"
+	"sigs.k8s.io/controller-runtime/pkg/client"
+	"sigs.k8s.io/controller-runtime/pkg/envtest"
+
+	waygatev1 "github.com/waygate-dev/waygate/api/v1alpha1"
+)
+
+// KubernetesVersion is the version of the control-plane binaries
+// (hack/build-controlplane.sh builds them into bin/k8s/<version>).
+const KubernetesVersion = "1.37.2"
+
+// The operator's identity: the service account it runs as in a real cluster.
+const (
+	OperatorNamespace      = "waygate-system"
+	OperatorServiceAccount = "waygate-manager"
+)
+
+// OperatorUser is the username the API server sees for the operator.
+var OperatorUser = "system:serviceaccount:" + OperatorNamespace + ":" + OperatorServiceAccount
+
+// Scheme knows the built-in kinds and Waygate's.
+var Scheme = func() *runtime.Scheme {
+	s := runtime.NewScheme()
+	if err := clientgoscheme.AddToScheme(s); err != nil {
+		panic(err)
+	}
+	if err := waygatev1.AddToScheme(s); err != nil {
+		panic(err)
+	}
+	return s
+}()
+
+// ControlPlane is a running embedded control plane.
+type ControlPlane struct {
+	// Root is the repository root (config/ and bin/ are read from there).
+	Root string
+	// Admin is a cluster-admin (system:masters) connection.
+	Admin *rest.Config
+	// Client is a client on Admin.
+	Client client.Client
+	// Operator is a connection as the operator's service account, bound to the
+	// RBAC in config/rbac, so missing permissions show up as they would in a
+	// cluster.
+	Operator *rest.Config
+	// Webhook is where the API server calls the admission webhooks: the
+	// operator must serve them on Webhook.LocalServingHost and
+	// LocalServingPort with the certificate in LocalServingCertDir.
+	Webhook *envtest.WebhookInstallOptions
+
+	env *envtest.Environment
+}
+
+// Start starts etcd and kube-apiserver, installs CRDs and webhook
+// configurations, then the operator's service account and RBAC.
+func Start() (*ControlPlane, error) {
+	root, err := RepoRoot()
+	if err != nil {
+		return nil, err
+	}
+	env := &envtest.Environment{
+		CRDDirectoryPaths:     []string{filepath.Join(root, "config", "crd", "bases")},
+		ErrorIfCRDPathMissing: true,
+		BinaryAssetsDirectory: AssetsDir(root),
+		WebhookInstallOptions: envtest.WebhookInstallOptions{Paths: []string{filepath.Join(root, "config", "webhook")}},
+	}
+	admin, err := env.Start()
+	if err != nil {
+		return nil, fmt.Errorf("starting the control plane from %s (run `make envtest-assets` to build it): %w", env.BinaryAssetsDirectory, err)
+	}
+	cp := &ControlPlane{Root: root, Admin: admin, Webhook: &env.WebhookInstallOptions, env: env}
+	if err := cp.install(); err != nil {
+		_ = env.Stop()
+		return nil, err
+	}
+	return cp, nil
+}
+
+func (cp *ControlPlane) install() error {
+	c, err := client.New(cp.Admin, client.Options{Scheme: Scheme})
+	if err != nil {
+		return err
+	}
+	cp.Client = c
+	ctx := context.Background()
+	ns := &corev1.Namespace{ObjectMeta: metav1.ObjectMeta{Name: OperatorNamespace}}
+	if err := c.Create(ctx, ns); err != nil && !apierrors.IsAlreadyExists(err) {
+		return err
+	}
+	if err := cp.Apply(ctx, filepath.Join(cp.Root, "config", "rbac")); err != nil {
+		return err
+	}
+	op, err := cp.env.AddUser(envtest.User{
+		Name:   OperatorUser,
+		Groups: []string{"system:serviceaccounts", "system:serviceaccounts:" + OperatorNamespace, "system:authenticated"},
+	}, nil)
+	if err != nil {
+		return fmt.Errorf("adding the operator's user: %w", err)
+	}
+	cp.Operator = op.Config()
+	return nil
+}
+
+// Stop stops the control plane and removes its data.
+func (cp *ControlPlane) Stop() error { return cp.env.Stop() }
+
+// As returns a client that impersonates user in groups, to test what that
+// user may do.
+func (cp *ControlPlane) As(user string, groups ...string) (client.Client, error) {
+	cfg := rest.CopyConfig(cp.Admin)
+	cfg.Impersonate = rest.ImpersonationConfig{UserName: user, Groups: append([]string{"system:authenticated"}, groups...)}
+	return client.New(cfg, client.Options{Scheme: Scheme})
+}
+
+// Apply creates or updates the objects of a kustomization directory (or a
+// YAML file), as `kubectl apply -k` would.
+func (cp *ControlPlane) Apply(ctx context.Context, path string) error {
+	docs, err := cp.render(path)
+	if err != nil {
+		return err
+	}
+	dec := utilyaml.NewYAMLOrJSONDecoder(bytes.NewReader(docs), 4096)
+	for {
+		var u unstructured.Unstructured
+		if err := dec.Decode(&u.Object); err != nil {
+			if errors.Is(err, io.EOF) {
+				return nil
+			}
+			return fmt.Errorf("reading %s: %w", path, err)
+		}
+		if len(u.Object) == 0 {
+			continue
+		}
+		if namespaced, err := cp.Client.IsObjectNamespaced(&u); err == nil && namespaced && u.GetNamespace() == "" {
+			u.SetNamespace(metav1.NamespaceDefault)
+		}
+		if err := cp.Client.Patch(ctx, &u, client.Apply, client.FieldOwner("waygate-local"), client.ForceOwnership); err != nil {
+			return fmt.Errorf("applying %s %s from %s: %w", u.GetKind(), u.GetName(), path, err)
+		}
+	}
+}
+
+func (cp *ControlPlane) render(path string) ([]byte, error) {
+	info, err := os.Stat(path)
+	if err != nil {
+		return nil, err
+	}
+	if !info.IsDir() {
+		return os.ReadFile(path)
+	}
+	out, err := exec.Command(filepath.Join(AssetsDir(cp.Root), "kubectl"), "kustomize", path).Output()
+	if err != nil {
+		var ee *exec.ExitError
+		if errors.As(err, &ee) {
+			return nil, fmt.Errorf("kubectl kustomize %s: %s", path, ee.Stderr)
+		}
+		return nil, fmt.Errorf("kubectl kustomize %s: %w", path, err)
+	}
+	return out, nil
+}
+
+// WriteKubeconfig writes a kubeconfig for cfg to path.
+func WriteKubeconfig(cfg *rest.Config, path string) error {
+	kc := clientcmdapi.NewConfig()
+	kc.Clusters["waygate-local"] = &clientcmdapi.Cluster{Server: cfg.Host, CertificateAuthorityData: cfg.CAData}
+	kc.AuthInfos["waygate-local"] = &clientcmdapi.AuthInfo{ClientCertificateData: cfg.CertData, ClientKeyData: cfg.KeyData, Token: cfg.BearerToken}
+	kc.Contexts["waygate-local"] = &clientcmdapi.Context{Cluster: "waygate-local", AuthInfo: "waygate-local", Namespace: "default"}
+	kc.CurrentContext = "waygate-local"
+	if err := os.MkdirAll(filepath.Dir(path), 0o755); err != nil {
+		return err
+	}
+	return clientcmd.WriteToFile(*kc, path)
+}
+
+// AssetsDir is where the control-plane binaries are: $KUBEBUILDER_ASSETS, or
+// bin/k8s/<version> under root.
+func AssetsDir(root string) string {
+	if d := os.Getenv("KUBEBUILDER_ASSETS"); d != "" {
+		return d
+	}
+	return filepath.Join(root, "bin", "k8s", KubernetesVersion)
+}
+
+// RepoRoot finds the repository root: the nearest directory above the
+// working directory that holds go.mod.
+func RepoRoot() (string, error) {
+	dir, err := os.Getwd()
+	if err != nil {
+		return "", err
+	}
+	for {
+		if _, err := os.Stat(filepath.Join(dir, "go.mod")); err == nil {
+			return dir, nil
+		}
+		parent := filepath.Dir(dir)
+		if parent == dir {
+			return "", errors.New("no go.mod above the working directory: run from inside the waygate repository")
+		}
+		dir = parent
+	}
+}
