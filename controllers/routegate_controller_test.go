@@ -145,17 +145,11 @@ func TestServiceWideMaintenance(t *testing.T) {
 	}
 
 	// includeForceActive takes the forced route down too.
-	all.Spec.IncludeForceActive = true
-	if err := k8s.Update(ctx, all); err != nil {
-		t.Fatal(err)
-	}
+	update(t, all, func(g *waygatev1.RouteGate) { g.Spec.IncludeForceActive = true })
 	waitState(t, forced, waygatev1.RouteMaintenance)
 
 	// Switching the service gate off restores every route.
-	all.Spec.State = waygatev1.RouteActive
-	if err := k8s.Update(ctx, all); err != nil {
-		t.Fatal(err)
-	}
+	update(t, all, func(g *waygatev1.RouteGate) { g.Spec.State = waygatev1.RouteActive })
 	waitState(t, pay, waygatev1.RouteActive)
 	waitState(t, forced, waygatev1.RouteActive)
 	if pay.Status.GovernedBy != "" {
