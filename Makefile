@@ -18,7 +18,9 @@ help: ## Show this help.
 
 .PHONY: run
 run: envtest-assets build ## Start a local control plane with the operator and samples (Ctrl-C stops it).
-	go run ./hack/local --manager bin/manager
+	go build -o bin/waygate-local ./hack/local
+	@# exec: make's SIGTERM reaches the launcher itself, which stops what it started.
+	exec bin/waygate-local --manager bin/manager
 
 .PHONY: test
 test: envtest-assets ## Run all tests (unit and envtest) with the race detector.
