@@ -27,8 +27,9 @@ test: envtest-assets ## Run all tests (unit and envtest) with the race detector.
 	go test -race -count=1 ./...
 
 .PHONY: verify
-verify: generate manifests lint ## Check generated code and manifests are committed, vet and lint.
+verify: generate manifests lint ## Check generated code, manifests and go.mod are committed; vet and lint.
 	go vet ./...
+	@go mod tidy -diff || { echo "go.mod/go.sum are not tidy: run 'go mod tidy' and commit the result"; exit 1; }
 	@git diff --exit-code -- api config || { echo "generated files are out of date: run 'make generate manifests' and commit the result"; exit 1; }
 	@test -z "$$(git status --porcelain -- api config)" || { git status --porcelain -- api config; echo "untracked generated files: run 'make generate manifests' and commit the result"; exit 1; }
 

@@ -141,5 +141,5 @@ type AuditEntryList struct {
 }
 
 func init() {
-	SchemeBuilder.Register(&AuditEntry{}, &AuditEntryList{})
+	knownTypes = append(knownTypes, &AuditEntry{}, &AuditEntryList{})
 }

@@ -263,5 +263,5 @@ type FeatureFlagList struct {
 }
 
 func init() {
-	SchemeBuilder.Register(&FeatureFlag{}, &FeatureFlagList{})
+	knownTypes = append(knownTypes, &FeatureFlag{}, &FeatureFlagList{})
 }

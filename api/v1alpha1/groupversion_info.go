@@ -7,17 +7,21 @@
 package v1alpha1
 
 import (
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/runtime"
 	"k8s.io/apimachinery/pkg/runtime/schema"
-	"sigs.k8s.io/controller-runtime/pkg/scheme"
 )
 
-var (
-	// GroupVersion is the group and version of every Waygate kind.
-	GroupVersion = schema.GroupVersion{Group: "waygate.dev", Version: "v1alpha1"}
+// GroupVersion is the group and version of every Waygate kind.
+var GroupVersion = schema.GroupVersion{Group: "waygate.dev", Version: "v1alpha1"}
 
-	// SchemeBuilder registers the Waygate kinds with a runtime.Scheme.
-	SchemeBuilder = &scheme.Builder{GroupVersion: GroupVersion}
+// knownTypes are the kinds and lists of this version; each kind's file adds
+// its own in init.
+var knownTypes []runtime.Object
 
-	// AddToScheme adds the Waygate kinds to a runtime.Scheme.
-	AddToScheme = SchemeBuilder.AddToScheme
-)
+// AddToScheme adds the Waygate kinds to a runtime.Scheme.
+func AddToScheme(s *runtime.Scheme) error {
+	s.AddKnownTypes(GroupVersion, knownTypes...)
+	metav1.AddToGroupVersion(s, GroupVersion)
+	return nil
+}

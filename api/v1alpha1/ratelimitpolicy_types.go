@@ -187,5 +187,5 @@ type RateLimitPolicyList struct {
 }
 
 func init() {
-	SchemeBuilder.Register(&RateLimitPolicy{}, &RateLimitPolicyList{})
+	knownTypes = append(knownTypes, &RateLimitPolicy{}, &RateLimitPolicyList{})
 }

@@ -177,5 +177,5 @@ type RouteGateList struct {
 }
 
 func init() {
-	SchemeBuilder.Register(&RouteGate{}, &RouteGateList{})
+	knownTypes = append(knownTypes, &RouteGate{}, &RouteGateList{})
 }

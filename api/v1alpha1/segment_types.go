@@ -120,5 +120,5 @@ type SegmentList struct {
 }
 
 func init() {
-	SchemeBuilder.Register(&Segment{}, &SegmentList{})
+	knownTypes = append(knownTypes, &Segment{}, &SegmentList{})
 }

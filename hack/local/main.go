@@ -80,15 +80,17 @@ func run(manager string, samples bool) error {
 	if err != nil {
 		return err
 	}
-	defer logFile.Close()
+	defer func() { _ = logFile.Close() }()
 	cmd.Stdout, cmd.Stderr = logFile, logFile
 	cmd.Cancel = func() error { return cmd.Process.Signal(syscall.SIGTERM) }
 	cmd.WaitDelay = 10 * time.Second
 	if err := cmd.Start(); err != nil {
 		return fmt.Errorf("starting the operator %s (run `make build`): %w", manager, err)
 	}
-	exited := make(chan error, 1)
-	go func() { exited <- cmd.Wait() }()
+	// exited is closed when the operator has exited, with waitErr set.
+	var waitErr error
+	exited := make(chan struct{})
+	go func() { waitErr = cmd.Wait(); close(exited) }()
 	defer func() {
 		stop()
 		<-exited
@@ -97,6 +99,9 @@ func run(manager string, samples bool) error {
 
 	fmt.Printf("waygate: operator starting as %s (log: %s)\n", controlplane.OperatorUser, logPath)
 	if err := waitReady(ctx, probePort, exited); err != nil {
+		if errors.Is(err, errExited) {
+			err = fmt.Errorf("%w: %w", err, waitErr)
+		}
 		return fmt.Errorf("%w (see %s)", err, logPath)
 	}
 	if samples {
@@ -123,18 +128,20 @@ Ctrl-C stops the operator and the control plane.
 	select {
 	case <-ctx.Done():
 		return nil
-	case err := <-exited:
-		return fmt.Errorf("the operator exited: %v (see %s)", err, logPath)
+	case <-exited:
+		return fmt.Errorf("the operator exited: %w (see %s)", waitErr, logPath)
 	}
 }
 
+var errExited = errors.New("the operator exited before it was ready")
+
 // waitReady polls the operator's readiness probe.
-func waitReady(ctx context.Context, port int, exited <-chan error) error {
+func waitReady(ctx context.Context, port int, exited <-chan struct{}) error {
 	url := fmt.Sprintf("http://127.0.0.1:%d/readyz", port)
 	deadline := time.After(2 * time.Minute)
 	for {
 		if resp, err := http.Get(url); err == nil {
-			resp.Body.Close()
+			_ = resp.Body.Close()
 			if resp.StatusCode == http.StatusOK {
 				return nil
 			}
@@ -142,8 +149,8 @@ func waitReady(ctx context.Context, port int, exited <-chan error) error {
 		select {
 		case <-ctx.Done():
 			return ctx.Err()
-		case err := <-exited:
-			return fmt.Errorf("the operator exited before it was ready: %v", err)
+		case <-exited:
+			return errExited
 		case <-deadline:
 			return errors.New("the operator was not ready after 2 minutes")
 		case <-time.After(200 * time.Millisecond):
@@ -156,6 +163,6 @@ func freePort() (int, error) {
 	if err != nil {
 		return 0, err
 	}
-	defer l.Close()
+	defer func() { _ = l.Close() }()
 	return l.Addr().(*net.TCPAddr).Port, nil
 }

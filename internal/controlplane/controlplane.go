@@ -139,7 +139,7 @@ func (cp *ControlPlane) As(user string, groups ...string) (client.Client, error)
 // Apply creates or updates the objects of a kustomization directory (or a
 // YAML file) by server-side apply, as `kubectl apply --server-side -k` would;
 // opts can add client.DryRunAll.
-func (cp *ControlPlane) Apply(ctx context.Context, path string, opts ...client.PatchOption) error {
+func (cp *ControlPlane) Apply(ctx context.Context, path string, opts ...client.ApplyOption) error {
 	docs, err := cp.render(path)
 	if err != nil {
 		return err
@@ -159,8 +159,8 @@ func (cp *ControlPlane) Apply(ctx context.Context, path string, opts ...client.P
 		if namespaced, err := cp.Client.IsObjectNamespaced(&u); err == nil && namespaced && u.GetNamespace() == "" {
 			u.SetNamespace(metav1.NamespaceDefault)
 		}
-		opts := append([]client.PatchOption{client.FieldOwner("waygate-local"), client.ForceOwnership}, opts...)
-		if err := cp.Client.Patch(ctx, &u, client.Apply, opts...); err != nil {
+		opts := append([]client.ApplyOption{client.FieldOwner("waygate-local"), client.ForceOwnership}, opts...)
+		if err := cp.Client.Apply(ctx, client.ApplyConfigurationFromUnstructured(&u), opts...); err != nil {
 			return fmt.Errorf("applying %s %s from %s: %w", u.GetKind(), u.GetName(), path, err)
 		}
 	}

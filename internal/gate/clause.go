@@ -73,7 +73,7 @@ func parseTime(v string) error {
 
 func parseSemver(v string) error {
 	if _, err := semver.ParseTolerant(v); err != nil {
-		return fmt.Errorf("not a semantic version: write a version such as 1.4.0 (%v)", err)
+		return fmt.Errorf("not a semantic version: write a version such as 1.4.0 (%w)", err)
 	}
 	return nil
 }
