@@ -37,8 +37,6 @@ const (
 type RouteGateReconciler struct {
 	client.Client
 	Recorder events.EventRecorder
-	// Now is the clock; time.Now when nil.
-	Now func() time.Time
 }
 
 // +kubebuilder:rbac:groups=waygate.dev,resources=routegates,verbs=get;list;watch
@@ -52,7 +50,7 @@ func (r *RouteGateReconciler) Reconcile(ctx context.Context, req reconcile.Reque
 	if err := r.Get(ctx, req.NamespacedName, &rg); err != nil {
 		return reconcile.Result{}, client.IgnoreNotFound(err)
 	}
-	now := r.now()
+	now := time.Now()
 
 	var peers waygatev1.RouteGateList
 	if err := r.List(ctx, &peers, client.InNamespace(rg.Namespace),
@@ -133,13 +131,6 @@ func readyReason(rg *waygatev1.RouteGate, eff gate.RouteState) (string, string) 
 	default:
 		return ReasonStateApplied, fmt.Sprintf("route is %s", eff.State)
 	}
-}
-
-func (r *RouteGateReconciler) now() time.Time {
-	if r.Now != nil {
-		return r.Now()
-	}
-	return time.Now()
 }
 
 // SetupWithManager registers the reconciler and its indexes. A change to a

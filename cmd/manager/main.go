@@ -42,43 +42,35 @@ const (
 // +kubebuilder:rbac:groups=authorization.k8s.io,resources=subjectaccessreviews,verbs=create
 
 func main() {
-	var (
-		metricsAddr, probeAddr, certDir, namespace, webhookHost string
-		webhookPort                                             int
-		leaderElect, secureMetrics, rotateCerts                 bool
-	)
-	flag.StringVar(&metricsAddr, "metrics-bind-address", ":8443", "Address the metrics endpoint binds to; 0 disables it.")
-	flag.BoolVar(&secureMetrics, "metrics-secure", true, "Serve metrics over HTTPS, authenticated and authorized through the API server.")
-	flag.StringVar(&probeAddr, "health-probe-bind-address", ":8081", "Address the /healthz and /readyz probes bind to.")
-	flag.BoolVar(&leaderElect, "leader-elect", false, "Elect a leader, so that only one replica reconciles at a time.")
-	flag.StringVar(&webhookHost, "webhook-host", "", "Address the admission webhook server listens on; empty for every interface.")
-	flag.IntVar(&webhookPort, "webhook-port", 9443, "Port the admission webhook server listens on.")
-	flag.StringVar(&certDir, "webhook-cert-dir", "/tmp/k8s-webhook-server/serving-certs", "Directory holding the webhook serving certificate (tls.crt, tls.key).")
-	flag.BoolVar(&rotateCerts, "cert-rotation", false, "Create and rotate the webhook serving certificate in Secret "+webhookSecret+" and inject its CA into the webhook configurations (in-cluster installs).")
-	flag.StringVar(&namespace, "namespace", os.Getenv("POD_NAMESPACE"), "Namespace the operator runs in (for leader election and the certificate Secret).")
-	opts := zap.Options{}
-	opts.BindFlags(flag.CommandLine)
+	var o options
+	flag.StringVar(&o.metricsAddr, "metrics-bind-address", ":8443", "Address the metrics endpoint binds to; 0 disables it.")
+	flag.BoolVar(&o.secureMetrics, "metrics-secure", true, "Serve metrics over HTTPS, authenticated and authorized through the API server.")
+	flag.StringVar(&o.probeAddr, "health-probe-bind-address", ":8081", "Address the /healthz and /readyz probes bind to.")
+	flag.BoolVar(&o.leaderElect, "leader-elect", false, "Elect a leader, so that only one replica reconciles at a time.")
+	flag.StringVar(&o.webhookHost, "webhook-host", "", "Address the admission webhook server listens on; empty for every interface.")
+	flag.IntVar(&o.webhookPort, "webhook-port", 9443, "Port the admission webhook server listens on.")
+	flag.StringVar(&o.certDir, "webhook-cert-dir", "/tmp/k8s-webhook-server/serving-certs", "Directory holding the webhook serving certificate (tls.crt, tls.key).")
+	flag.BoolVar(&o.rotateCerts, "cert-rotation", false, "Create and rotate the webhook serving certificate in Secret "+webhookSecret+" and inject its CA into the webhook configurations (in-cluster installs).")
+	flag.StringVar(&o.namespace, "namespace", os.Getenv("POD_NAMESPACE"), "Namespace the operator runs in (for leader election and the certificate Secret).")
+	zapOpts := zap.Options{}
+	zapOpts.BindFlags(flag.CommandLine)
 	flag.Parse()
-	ctrl.SetLogger(zap.New(zap.UseFlagOptions(&opts)))
-	log := ctrl.Log.WithName("setup")
+	ctrl.SetLogger(zap.New(zap.UseFlagOptions(&zapOpts)))
 
-	if err := run(runOptions{
-		metricsAddr: metricsAddr, secureMetrics: secureMetrics, probeAddr: probeAddr,
-		leaderElect: leaderElect, webhookHost: webhookHost, webhookPort: webhookPort, certDir: certDir,
-		rotateCerts: rotateCerts, namespace: namespace,
-	}); err != nil {
-		log.Error(err, "manager stopped")
+	if err := run(o); err != nil {
+		ctrl.Log.Error(err, "manager stopped")
 		os.Exit(1)
 	}
 }
 
-type runOptions struct {
+// options are the manager's command-line settings.
+type options struct {
 	metricsAddr, probeAddr, certDir, namespace, webhookHost string
 	webhookPort                                             int
 	leaderElect, secureMetrics, rotateCerts                 bool
 }
 
-func run(o runOptions) error {
+func run(o options) error {
 	scheme := runtime.NewScheme()
 	utilruntime.Must(clientgoscheme.AddToScheme(scheme))
 	utilruntime.Must(waygatev1.AddToScheme(scheme))
