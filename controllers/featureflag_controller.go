@@ -11,6 +11,7 @@ import (
 	"sigs.k8s.io/controller-runtime/pkg/reconcile"
 
 	waygatev1 "github.com/waygate-dev/waygate/api/v1alpha1"
+	"github.com/waygate-dev/waygate/internal/audit"
 )
 
 // Ready reasons of a FeatureFlag.
@@ -26,6 +27,7 @@ const (
 // when written, since GitOps applies objects in any order.
 type FeatureFlagReconciler struct {
 	client.Client
+	Audit *audit.Writer
 }
 
 // +kubebuilder:rbac:groups=waygate.dev,resources=featureflags,verbs=get;list;watch
@@ -37,6 +39,9 @@ func (r *FeatureFlagReconciler) Reconcile(ctx context.Context, req reconcile.Req
 	var ff waygatev1.FeatureFlag
 	if err := r.Get(ctx, req.NamespacedName, &ff); err != nil {
 		return reconcile.Result{}, client.IgnoreNotFound(err)
+	}
+	if res, done, err := drainAudit(ctx, r.Audit, &ff); done {
+		return res, err
 	}
 	before := ff.Status.DeepCopy()
 	ff.Status.Key = ff.Key()

@@ -10,6 +10,7 @@ import (
 	"sigs.k8s.io/controller-runtime/pkg/reconcile"
 
 	waygatev1 "github.com/waygate-dev/waygate/api/v1alpha1"
+	"github.com/waygate-dev/waygate/internal/audit"
 )
 
 // Scopes of a RateLimitPolicy.
@@ -29,6 +30,7 @@ const rateLimitScopeIndex = "scope"
 // one in effect for that scope.
 type RateLimitPolicyReconciler struct {
 	client.Client
+	Audit *audit.Writer
 }
 
 // +kubebuilder:rbac:groups=waygate.dev,resources=ratelimitpolicies,verbs=get;list;watch
@@ -39,6 +41,9 @@ func (r *RateLimitPolicyReconciler) Reconcile(ctx context.Context, req reconcile
 	var p waygatev1.RateLimitPolicy
 	if err := r.Get(ctx, req.NamespacedName, &p); err != nil {
 		return reconcile.Result{}, client.IgnoreNotFound(err)
+	}
+	if res, done, err := drainAudit(ctx, r.Audit, &p); done {
+		return res, err
 	}
 	var peers waygatev1.RateLimitPolicyList
 	if err := r.List(ctx, &peers, client.InNamespace(p.Namespace),

@@ -14,6 +14,7 @@ import (
 	"sigs.k8s.io/controller-runtime/pkg/reconcile"
 
 	waygatev1 "github.com/waygate-dev/waygate/api/v1alpha1"
+	"github.com/waygate-dev/waygate/internal/audit"
 	"github.com/waygate-dev/waygate/internal/gate"
 )
 
@@ -36,6 +37,7 @@ const (
 // state, its maintenance window, and the service-wide gates that cover it.
 type RouteGateReconciler struct {
 	client.Client
+	Audit *audit.Writer
 	Recorder events.EventRecorder
 }
 
@@ -49,6 +51,9 @@ func (r *RouteGateReconciler) Reconcile(ctx context.Context, req reconcile.Reque
 	var rg waygatev1.RouteGate
 	if err := r.Get(ctx, req.NamespacedName, &rg); err != nil {
 		return reconcile.Result{}, client.IgnoreNotFound(err)
+	}
+	if res, done, err := drainAudit(ctx, r.Audit, &rg); done {
+		return res, err
 	}
 	now := time.Now()
 
@@ -80,6 +85,9 @@ func (r *RouteGateReconciler) Reconcile(ctx context.Context, req reconcile.Reque
 		setReady(&rg.Status.CommonStatus, rg.Generation, true, reason, msg)
 	}
 
+	if err := r.recordWindowTransitions(ctx, &rg, now); err != nil {
+		return reconcile.Result{}, err
+	}
 	if err := writeStatus(ctx, r.Client, &rg, before, &rg.Status); err != nil {
 		return reconcile.Result{}, err
 	}
@@ -93,6 +101,31 @@ func (r *RouteGateReconciler) Reconcile(ctx context.Context, req reconcile.Reque
 		return reconcile.Result{RequeueAfter: eff.Next.Sub(now) + time.Second}, nil
 	}
 	return reconcile.Result{}, nil
+}
+
+// recordWindowTransitions writes an entry, as the scheduler, for each
+// boundary of rg's window passed since the last reconcile of this generation:
+// the boundaries between the transition then expected and now.
+func (r *RouteGateReconciler) recordWindowTransitions(ctx context.Context, rg *waygatev1.RouteGate, now time.Time) error {
+	w, expected := rg.Spec.Window, rg.Status.NextTransition
+	if w == nil || expected == nil || rg.Status.ObservedGeneration != rg.Generation {
+		return nil
+	}
+	for _, b := range []time.Time{w.Start.Time, w.End.Time} {
+		if b.Before(expected.Time) || b.After(now) {
+			continue
+		}
+		from, to := gate.OwnState(&rg.Spec, b.Add(-time.Nanosecond)).State, gate.OwnState(&rg.Spec, b).State
+		rec := audit.Record{
+			Path:   audit.RoutePath(rg.Spec.Route, rg.Spec.Service),
+			Action: audit.RouteAction(rg.Spec.Route == waygatev1.AllRoutes, from, to),
+			Old:    string(from), New: string(to), Reason: rg.Spec.Reason,
+		}
+		if err := r.Audit.Transition(ctx, rg, rec, b); err != nil {
+			return err
+		}
+	}
+	return nil
 }
 
 // serviceGates lists the service-wide gates that may cover rg: those of its

@@ -10,6 +10,7 @@ import (
 	"sigs.k8s.io/controller-runtime/pkg/reconcile"
 
 	waygatev1 "github.com/waygate-dev/waygate/api/v1alpha1"
+	"github.com/waygate-dev/waygate/internal/audit"
 )
 
 // ReasonSegmentCycle: segments name each other in a circle.
@@ -19,6 +20,7 @@ const ReasonSegmentCycle = "SegmentCycle"
 // missing ones and cycles in Ready.
 type SegmentReconciler struct {
 	client.Client
+	Audit *audit.Writer
 }
 
 // +kubebuilder:rbac:groups=waygate.dev,resources=segments,verbs=get;list;watch
@@ -29,6 +31,9 @@ func (r *SegmentReconciler) Reconcile(ctx context.Context, req reconcile.Request
 	var seg waygatev1.Segment
 	if err := r.Get(ctx, req.NamespacedName, &seg); err != nil {
 		return reconcile.Result{}, client.IgnoreNotFound(err)
+	}
+	if res, done, err := drainAudit(ctx, r.Audit, &seg); done {
+		return res, err
 	}
 	before := seg.Status.DeepCopy()
 	seg.Status.Key = seg.Key()

@@ -7,11 +7,14 @@ import (
 	"context"
 
 	"k8s.io/apimachinery/pkg/api/equality"
+	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	"k8s.io/apimachinery/pkg/api/meta"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"sigs.k8s.io/controller-runtime/pkg/client"
+	"sigs.k8s.io/controller-runtime/pkg/reconcile"
 
 	waygatev1 "github.com/waygate-dev/waygate/api/v1alpha1"
+	"github.com/waygate-dev/waygate/internal/audit"
 )
 
 // Reasons of the Ready condition shared by several kinds.
@@ -36,6 +39,20 @@ func setReady(s *waygatev1.CommonStatus, gen int64, ready bool, reason, message 
 		Reason:             reason,
 		Message:            message,
 	})
+}
+
+// drainAudit writes obj's pending audit records. done says the reconcile
+// ends here: obj changed (a new event follows) or is being deleted.
+func drainAudit(ctx context.Context, w *audit.Writer, obj client.Object) (result reconcile.Result, done bool, err error) {
+	changed, err := w.Drain(ctx, obj)
+	switch {
+	case apierrors.IsConflict(err):
+		// Someone changed the object meanwhile; its event brings us back.
+		return reconcile.Result{Requeue: true}, true, nil
+	case err != nil:
+		return reconcile.Result{}, true, err
+	}
+	return reconcile.Result{}, changed || obj.GetDeletionTimestamp() != nil, nil
 }
 
 // writeStatus writes obj's status when it differs from before, so an

@@ -29,6 +29,8 @@ import (
 var (
 	cp  *controlplane.ControlPlane
 	k8s client.Client
+	// operator is a client as the operator's service account.
+	operator client.Client
 )
 
 func TestMain(m *testing.M) {
@@ -44,6 +46,10 @@ func runSuite(m *testing.M) int {
 	}
 	defer func() { _ = cp.Stop() }()
 	k8s = cp.Client
+	if operator, err = client.New(cp.Operator, client.Options{Scheme: controlplane.Scheme}); err != nil {
+		fmt.Fprintln(os.Stderr, err)
+		return 1
+	}
 
 	// The operator runs as its service account, with the RBAC of config/rbac.
 	mgr, err := ctrl.NewManager(cp.Operator, ctrl.Options{
@@ -58,7 +64,7 @@ func runSuite(m *testing.M) int {
 		err = controllers.Setup(mgr)
 	}
 	if err == nil {
-		err = waygatewebhook.Setup(mgr)
+		err = waygatewebhook.Setup(mgr, waygatewebhook.Options{Operator: controlplane.OperatorUser, AuditSuppressors: []string{"seeder"}})
 	}
 	if err != nil {
 		fmt.Fprintln(os.Stderr, err)

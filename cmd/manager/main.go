@@ -3,12 +3,14 @@
 package main
 
 import (
+	"context"
 	"crypto/tls"
 	"errors"
 	"flag"
 	"fmt"
 	"net/http"
 	"os"
+	"strings"
 	"sync/atomic"
 
 	"github.com/open-policy-agent/cert-controller/pkg/rotator"
@@ -33,11 +35,12 @@ const (
 	webhookService     = "waygate-webhook-service"
 	webhookSecret      = "waygate-webhook-cert"
 	validatingWebhooks = "waygate-validating-webhook-configuration"
+	mutatingWebhooks   = "waygate-mutating-webhook-configuration"
 )
 
 // +kubebuilder:rbac:groups=coordination.k8s.io,namespace=waygate-system,resources=leases,verbs=get;list;watch;create;update;patch;delete
 // +kubebuilder:rbac:groups="",namespace=waygate-system,resources=secrets,verbs=get;list;watch;update
-// +kubebuilder:rbac:groups=admissionregistration.k8s.io,resources=validatingwebhookconfigurations,verbs=get;list;watch;update
+// +kubebuilder:rbac:groups=admissionregistration.k8s.io,resources=validatingwebhookconfigurations;mutatingwebhookconfigurations,verbs=get;list;watch;update
 // +kubebuilder:rbac:groups=authentication.k8s.io,resources=tokenreviews,verbs=create
 // +kubebuilder:rbac:groups=authorization.k8s.io,resources=subjectaccessreviews,verbs=create
 
@@ -51,6 +54,7 @@ func main() {
 	flag.IntVar(&o.webhookPort, "webhook-port", 9443, "Port the admission webhook server listens on.")
 	flag.StringVar(&o.certDir, "webhook-cert-dir", "/tmp/k8s-webhook-server/serving-certs", "Directory holding the webhook serving certificate (tls.crt, tls.key).")
 	flag.BoolVar(&o.rotateCerts, "cert-rotation", false, "Create and rotate the webhook serving certificate in Secret "+webhookSecret+" and inject its CA into the webhook configurations (in-cluster installs).")
+	flag.Var(&o.auditSuppressors, "audit-suppressors", "Comma-separated usernames whose waygate.dev/audit: \"false\" annotation is honoured (programmatic seeding); from anyone else it is ignored.")
 	flag.StringVar(&o.namespace, "namespace", os.Getenv("POD_NAMESPACE"), "Namespace the operator runs in (for leader election and the certificate Secret).")
 	zapOpts := zap.Options{}
 	zapOpts.BindFlags(flag.CommandLine)
@@ -68,6 +72,21 @@ type options struct {
 	metricsAddr, probeAddr, certDir, namespace, webhookHost string
 	webhookPort                                             int
 	leaderElect, secureMetrics, rotateCerts                 bool
+	auditSuppressors                                        stringList
+}
+
+// stringList is a comma-separated flag value.
+type stringList []string
+
+func (l *stringList) String() string { return strings.Join(*l, ",") }
+
+func (l *stringList) Set(v string) error {
+	for _, s := range strings.Split(v, ",") {
+		if s = strings.TrimSpace(s); s != "" {
+			*l = append(*l, s)
+		}
+	}
+	return nil
 }
 
 func run(o options) error {
@@ -81,7 +100,13 @@ func run(o options) error {
 	if o.secureMetrics {
 		metricsOpts.FilterProvider = filters.WithAuthenticationAndAuthorization
 	}
-	mgr, err := ctrl.NewManager(ctrl.GetConfigOrDie(), ctrl.Options{
+	cfg := ctrl.GetConfigOrDie()
+	// The webhook tells the operator's own writes (bookkeeping) from people's.
+	operator, err := waygatewebhook.Whoami(context.Background(), cfg)
+	if err != nil {
+		return err
+	}
+	mgr, err := ctrl.NewManager(cfg, ctrl.Options{
 		Scheme:                  scheme,
 		Metrics:                 metricsOpts,
 		HealthProbeBindAddress:  o.probeAddr,
@@ -113,7 +138,10 @@ func run(o options) error {
 			CAOrganization: "waygate",
 			DNSName:        fmt.Sprintf("%s.%s.svc", webhookService, o.namespace),
 			IsReady:        certsReady,
-			Webhooks:       []rotator.WebhookInfo{{Name: validatingWebhooks, Type: rotator.Validating}},
+			Webhooks: []rotator.WebhookInfo{
+				{Name: validatingWebhooks, Type: rotator.Validating},
+				{Name: mutatingWebhooks, Type: rotator.Mutating},
+			},
 		}); err != nil {
 			return fmt.Errorf("setting up certificate rotation: %w", err)
 		}
@@ -123,7 +151,7 @@ func run(o options) error {
 	var webhooks atomic.Pointer[healthz.Checker]
 	go func() {
 		<-certsReady
-		if err := waygatewebhook.Setup(mgr); err != nil {
+		if err := waygatewebhook.Setup(mgr, waygatewebhook.Options{Operator: operator, AuditSuppressors: o.auditSuppressors}); err != nil {
 			ctrl.Log.Error(err, "registering the admission webhooks")
 			os.Exit(1)
 		}

@@ -76,7 +76,8 @@ type ControlPlane struct {
 }
 
 // Start starts etcd and kube-apiserver, installs CRDs and webhook
-// configurations, then the operator's service account and RBAC.
+// configurations, then the operator's service account, RBAC and the admission
+// policies.
 func Start() (*ControlPlane, error) {
 	root, err := RepoRoot()
 	if err != nil {
@@ -111,8 +112,10 @@ func (cp *ControlPlane) install() error {
 	if err := c.Create(ctx, ns); err != nil && !apierrors.IsAlreadyExists(err) {
 		return err
 	}
-	if err := cp.Apply(ctx, filepath.Join(cp.Root, "config", "rbac")); err != nil {
-		return err
+	for _, dir := range []string{"rbac", "policy"} {
+		if err := cp.Apply(ctx, filepath.Join(cp.Root, "config", dir)); err != nil {
+			return err
+		}
 	}
 	op, err := cp.env.AddUser(envtest.User{
 		Name:   OperatorUser,

@@ -5,11 +5,18 @@ package webhook
 
 import (
 	"context"
+	"fmt"
+
+	authenticationv1 "k8s.io/api/authentication/v1"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/client-go/kubernetes"
+	"k8s.io/client-go/rest"
 
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	"k8s.io/apimachinery/pkg/util/validation/field"
 	ctrl "sigs.k8s.io/controller-runtime"
 	"sigs.k8s.io/controller-runtime/pkg/client"
+	"sigs.k8s.io/controller-runtime/pkg/webhook"
 	"sigs.k8s.io/controller-runtime/pkg/webhook/admission"
 
 	waygatev1 "github.com/waygate-dev/waygate/api/v1alpha1"
@@ -19,8 +26,20 @@ import (
 // +kubebuilder:webhook:path=/validate-waygate-dev-v1alpha1-featureflag,mutating=false,failurePolicy=fail,sideEffects=None,groups=waygate.dev,resources=featureflags,verbs=create;update,versions=v1alpha1,name=vfeatureflag.waygate.dev,admissionReviewVersions=v1
 // +kubebuilder:webhook:path=/validate-waygate-dev-v1alpha1-segment,mutating=false,failurePolicy=fail,sideEffects=None,groups=waygate.dev,resources=segments,verbs=create;update,versions=v1alpha1,name=vsegment.waygate.dev,admissionReviewVersions=v1
 
+// Options configure the admission handlers.
+type Options struct {
+	// Operator is the operator's own username (see Whoami).
+	Operator string
+	// AuditSuppressors may suppress the audit of their changes.
+	AuditSuppressors []string
+}
+
 // Setup registers the admission handlers with the manager's webhook server.
-func Setup(mgr ctrl.Manager) error {
+func Setup(mgr ctrl.Manager, opts Options) error {
+	mgr.GetWebhookServer().Register("/audit-waygate-dev-v1alpha1", &webhook.Admission{Handler: &Auditor{
+		Client: mgr.GetClient(), Reader: mgr.GetAPIReader(), Scheme: mgr.GetScheme(),
+		Operator: opts.Operator, Suppressors: opts.AuditSuppressors,
+	}})
 	if err := ctrl.NewWebhookManagedBy(mgr, &waygatev1.FeatureFlag{}).
 		WithValidator(validator[*waygatev1.FeatureFlag]{kind: "FeatureFlag", check: checkFlag}).Complete(); err != nil {
 		return err
@@ -74,4 +93,18 @@ func ruleClauses(rules [][]waygatev1.Clause) field.ErrorList {
 		errs = append(errs, gate.ValidateClauses(clauses, path.Index(i).Child("clauses"))...)
 	}
 	return errs
+}
+
+// Whoami asks the API server who cfg authenticates as (a SelfSubjectReview),
+// so that the webhook knows the operator's own requests wherever it runs.
+func Whoami(ctx context.Context, cfg *rest.Config) (string, error) {
+	cs, err := kubernetes.NewForConfig(cfg)
+	if err != nil {
+		return "", err
+	}
+	review, err := cs.AuthenticationV1().SelfSubjectReviews().Create(ctx, &authenticationv1.SelfSubjectReview{}, metav1.CreateOptions{})
+	if err != nil {
+		return "", fmt.Errorf("asking the API server who the operator is: %w", err)
+	}
+	return review.Status.UserInfo.Username, nil
 }

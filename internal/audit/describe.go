@@ -1,0 +1,288 @@
+package audit
+
+import (
+	"encoding/json"
+	"fmt"
+	"reflect"
+	"sort"
+	"time"
+
+	"sigs.k8s.io/controller-runtime/pkg/client"
+
+	waygatev1 "github.com/waygate-dev/waygate/api/v1alpha1"
+	"github.com/waygate-dev/waygate/internal/gate"
+)
+
+// GlobalPath is the audit path of namespace-wide gates and policies.
+const GlobalPath = "__global__"
+
+// Actions beyond route state changes (which RouteAction names).
+const (
+	ActionRouteCreated         = "route_created"
+	ActionRouteUpdated         = "route_updated"
+	ActionRouteDeleted         = "route_deleted"
+	ActionMaintenanceScheduled = "maintenance_scheduled"
+	ActionFlagCreated          = "flag_created"
+	ActionFlagUpdated          = "flag_updated"
+	ActionFlagEnabled          = "flag_enabled"
+	ActionFlagDisabled         = "flag_disabled"
+	ActionFlagDeleted          = "flag_deleted"
+	ActionSegmentCreated       = "segment_created"
+	ActionSegmentUpdated       = "segment_updated"
+	ActionSegmentDeleted       = "segment_deleted"
+	ActionPolicyCreated        = "rl_policy_created"
+	ActionPolicyUpdated        = "rl_policy_updated"
+	ActionPolicyDeleted        = "rl_policy_deleted"
+)
+
+// maxChanges and maxChangeLen keep an entry small.
+const (
+	maxChanges   = 20
+	maxChangeLen = 256
+	maxValueLen  = 60
+)
+
+// Describe says what a change did: path, action, old and new status,
+// reason and changed fields. old is nil for a creation, new for a deletion;
+// now is the time the change is made (it decides whether a window is open).
+func Describe(old, new client.Object, now time.Time) (Record, error) {
+	switch o := pick(old, new).(type) {
+	case *waygatev1.RouteGate:
+		return describeRoute(asType[*waygatev1.RouteGate](old), asType[*waygatev1.RouteGate](new), now), nil
+	case *waygatev1.FeatureFlag:
+		return describeFlag(asType[*waygatev1.FeatureFlag](old), asType[*waygatev1.FeatureFlag](new)), nil
+	case *waygatev1.Segment:
+		return describeSegment(asType[*waygatev1.Segment](old), asType[*waygatev1.Segment](new)), nil
+	case *waygatev1.RateLimitPolicy:
+		return describePolicy(asType[*waygatev1.RateLimitPolicy](old), asType[*waygatev1.RateLimitPolicy](new)), nil
+	default:
+		return Record{}, fmt.Errorf("audit: %T is not an audited kind", o)
+	}
+}
+
+// RouteAction names a change of a route's state in effect, or "" when the
+// state did not change. A service-wide gate's maintenance is global.
+func RouteAction(serviceWide bool, from, to waygatev1.RouteState) string {
+	switch {
+	case from == to:
+		return ""
+	case serviceWide && to == waygatev1.RouteMaintenance:
+		return "global_maintenance_on"
+	case serviceWide && from == waygatev1.RouteMaintenance:
+		return "global_maintenance_off"
+	case to == waygatev1.RouteMaintenance:
+		return "maintenance_on"
+	case to == waygatev1.RouteDisabled:
+		return "disable"
+	case to == waygatev1.RouteEnvGated:
+		return "env_gate"
+	case to == waygatev1.RouteDeprecated:
+		return "deprecate"
+	case from == waygatev1.RouteMaintenance:
+		return "maintenance_off"
+	default:
+		return "enable"
+	}
+}
+
+// RoutePath is the audit path of a gate or policy: its route key, or for
+// "*" the service ("service:<name>") or the whole namespace (__global__).
+func RoutePath(route waygatev1.RouteKey, service waygatev1.ServiceName) string {
+	switch {
+	case route != waygatev1.AllRoutes:
+		return string(route)
+	case service != "":
+		return "service:" + string(service)
+	default:
+		return GlobalPath
+	}
+}
+
+func describeRoute(old, new *waygatev1.RouteGate, now time.Time) Record {
+	rg := pick(old, new)
+	// A route without a gate is active.
+	from, to := waygatev1.RouteActive, waygatev1.RouteActive
+	if old != nil {
+		from = gate.OwnState(&old.Spec, now).State
+	}
+	if new != nil {
+		to = gate.OwnState(&new.Spec, now).State
+	}
+	action := RouteAction(rg.Spec.Route == waygatev1.AllRoutes, from, to)
+	if action == "" {
+		switch {
+		case old == nil:
+			action = ActionRouteCreated
+		case new == nil:
+			action = ActionRouteDeleted
+		case !reflect.DeepEqual(old.Spec.Window, new.Spec.Window):
+			action = ActionMaintenanceScheduled
+		default:
+			action = ActionRouteUpdated
+		}
+	}
+	rec := Record{Path: RoutePath(rg.Spec.Route, rg.Spec.Service), Action: action, Old: string(from), New: string(to), Reason: rg.Spec.Reason}
+	if old != nil && new != nil {
+		rec.Changes = specChanges(old.Spec, new.Spec)
+	}
+	return rec
+}
+
+func describeFlag(old, new *waygatev1.FeatureFlag) Record {
+	f := pick(old, new)
+	rec := Record{Path: "flag:" + f.Key(), Reason: f.Annotations[ReasonAnnotation]}
+	state := func(f *waygatev1.FeatureFlag) string {
+		if f.Spec.Enabled {
+			return "enabled"
+		}
+		return "disabled"
+	}
+	switch {
+	case old == nil:
+		rec.Action, rec.New = ActionFlagCreated, state(new)
+	case new == nil:
+		rec.Action, rec.Old = ActionFlagDeleted, state(old)
+	default:
+		rec.Old, rec.New, rec.Changes = state(old), state(new), specChanges(old.Spec, new.Spec)
+		switch {
+		case !old.Spec.Enabled && new.Spec.Enabled:
+			rec.Action = ActionFlagEnabled
+		case old.Spec.Enabled && !new.Spec.Enabled:
+			rec.Action = ActionFlagDisabled
+		default:
+			rec.Action = ActionFlagUpdated
+		}
+	}
+	return rec
+}
+
+func describeSegment(old, new *waygatev1.Segment) Record {
+	s := pick(old, new)
+	rec := Record{Path: "segment:" + s.Key(), Reason: s.Annotations[ReasonAnnotation]}
+	size := func(s *waygatev1.Segment) string {
+		return fmt.Sprintf("%d included, %d excluded, %d rules", len(s.Spec.Included), len(s.Spec.Excluded), len(s.Spec.Rules))
+	}
+	switch {
+	case old == nil:
+		rec.Action, rec.New = ActionSegmentCreated, size(new)
+	case new == nil:
+		rec.Action, rec.Old = ActionSegmentDeleted, size(old)
+	default:
+		rec.Action, rec.Old, rec.New, rec.Changes = ActionSegmentUpdated, size(old), size(new), specChanges(old.Spec, new.Spec)
+	}
+	return rec
+}
+
+func describePolicy(old, new *waygatev1.RateLimitPolicy) Record {
+	p := pick(old, new)
+	rec := Record{Path: RoutePath(p.Spec.Route, p.Spec.Service), Reason: p.Annotations[ReasonAnnotation]}
+	limit := func(p *waygatev1.RateLimitPolicy) string {
+		if !p.Spec.Enabled {
+			return "disabled"
+		}
+		return p.Spec.Limit
+	}
+	switch {
+	case old == nil:
+		rec.Action, rec.New = ActionPolicyCreated, limit(new)
+	case new == nil:
+		rec.Action, rec.Old = ActionPolicyDeleted, limit(old)
+	default:
+		rec.Action, rec.Old, rec.New, rec.Changes = ActionPolicyUpdated, limit(old), limit(new), specChanges(old.Spec, new.Spec)
+	}
+	return rec
+}
+
+// specChanges lists the top-level spec fields that differ, one short line
+// each: "spec.limit: 100/minute → 200/minute" for scalars, "spec.rules
+// changed" otherwise.
+func specChanges(old, new any) []string {
+	a, b := fieldsOf(old), fieldsOf(new)
+	keys := make([]string, 0, len(a)+len(b))
+	for k := range a {
+		keys = append(keys, k)
+	}
+	for k := range b {
+		if _, ok := a[k]; !ok {
+			keys = append(keys, k)
+		}
+	}
+	sort.Strings(keys)
+	var out []string
+	for _, k := range keys {
+		va, inA := a[k]
+		vb, inB := b[k]
+		if reflect.DeepEqual(va, vb) {
+			continue
+		}
+		var line string
+		switch {
+		case !inA:
+			line = fmt.Sprintf("spec.%s set to %s", k, short(vb))
+		case !inB:
+			line = fmt.Sprintf("spec.%s removed (was %s)", k, short(va))
+		default:
+			line = fmt.Sprintf("spec.%s: %s → %s", k, short(va), short(vb))
+		}
+		if len(out) == maxChanges-1 && len(keys) > maxChanges {
+			out = append(out, "and more")
+			break
+		}
+		out = append(out, truncate(line, maxChangeLen))
+	}
+	return out
+}
+
+func fieldsOf(spec any) map[string]any {
+	raw, err := json.Marshal(spec)
+	if err != nil {
+		return nil
+	}
+	var m map[string]any
+	_ = json.Unmarshal(raw, &m)
+	return m
+}
+
+// short renders a value in a few characters: scalars as themselves, lists
+// and objects by size.
+func short(v any) string {
+	switch x := v.(type) {
+	case []any:
+		return fmt.Sprintf("[%d items]", len(x))
+	case map[string]any:
+		raw, _ := json.Marshal(x)
+		return truncate(string(raw), maxValueLen)
+	default:
+		raw, _ := json.Marshal(x)
+		s := string(raw)
+		if str, ok := x.(string); ok {
+			s = str
+		}
+		return truncate(s, maxValueLen)
+	}
+}
+
+// truncate shortens s to at most n characters.
+func truncate(s string, n int) string {
+	r := []rune(s)
+	if len(r) <= n {
+		return s
+	}
+	return string(r[:n-1]) + "…"
+}
+
+// pick returns new unless it is nil.
+func pick[T client.Object](old, new T) T {
+	if any(new) == nil || reflect.ValueOf(new).IsNil() {
+		return old
+	}
+	return new
+}
+
+func asType[T client.Object](o client.Object) T {
+	var zero T
+	if o == nil || reflect.ValueOf(o).IsNil() {
+		return zero
+	}
+	return o.(T)
+}

@@ -1,0 +1,104 @@
+// Package audit is the audit pipeline: the admission webhook captures each
+// change with its real actor into a journal carried on the changed object,
+// and the controllers drain that journal into AuditEntry objects with
+// deterministic names, so a burst of edits between two reconciles yields one
+// entry per change and a retry or restart never writes one twice.
+package audit
+
+import (
+	"encoding/json"
+	"fmt"
+
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"sigs.k8s.io/controller-runtime/pkg/client"
+
+	waygatev1 "github.com/waygate-dev/waygate/api/v1alpha1"
+)
+
+const (
+	// JournalAnnotation holds the changes admitted but not yet written as
+	// AuditEntries. Only the webhook and the operator write it: whatever else
+	// a request puts there is replaced.
+	JournalAnnotation = "waygate.dev/journal"
+	// SuppressAnnotation "false" asks that a change not be audited; it is
+	// honoured only for the identities the operator is configured to trust
+	// (programmatic seeding), and ignored from anyone else.
+	SuppressAnnotation = "waygate.dev/audit"
+	// ReasonAnnotation gives the reason of a change for kinds without
+	// spec.reason.
+	ReasonAnnotation = "waygate.dev/reason"
+	// Finalizer keeps a deleted object until its deletion is audited.
+	Finalizer = "waygate.dev/audit"
+	// MaxJournal bounds the journal. A change that finds it full is refused
+	// (and can be retried) rather than lost.
+	MaxJournal = 64
+)
+
+// Record is one admitted change waiting in the journal.
+type Record struct {
+	// ID is the admission request's UID: the same change retried by the API
+	// server keeps it, so it is recorded once.
+	ID         string             `json:"id"`
+	Time       metav1.MicroTime   `json:"ts"`
+	Actor      string             `json:"actor"`
+	Platform   waygatev1.Platform `json:"platform"`
+	Action     string             `json:"action"`
+	Path       string             `json:"path"`
+	Old        string             `json:"old,omitempty"`
+	New        string             `json:"new,omitempty"`
+	Reason     string             `json:"reason,omitempty"`
+	Changes    []string           `json:"changes,omitempty"`
+	Generation int64              `json:"gen,omitempty"`
+	// Delete marks the record of a DELETE request.
+	Delete bool `json:"delete,omitempty"`
+}
+
+// Journal reads the journal of obj. A journal that cannot be read is
+// reported, never silently dropped.
+func Journal(obj client.Object) ([]Record, error) {
+	raw, ok := obj.GetAnnotations()[JournalAnnotation]
+	if !ok || raw == "" {
+		return nil, nil
+	}
+	var recs []Record
+	if err := json.Unmarshal([]byte(raw), &recs); err != nil {
+		return nil, fmt.Errorf("reading the audit journal of %s: %w", obj.GetName(), err)
+	}
+	return recs, nil
+}
+
+// SetJournal writes recs as obj's journal, removing the annotation when
+// there are none.
+func SetJournal(obj client.Object, recs []Record) error {
+	ann := obj.GetAnnotations()
+	if len(recs) == 0 {
+		delete(ann, JournalAnnotation)
+		obj.SetAnnotations(ann)
+		return nil
+	}
+	raw, err := json.Marshal(recs)
+	if err != nil {
+		return err
+	}
+	if ann == nil {
+		ann = map[string]string{}
+	}
+	ann[JournalAnnotation] = string(raw)
+	obj.SetAnnotations(ann)
+	return nil
+}
+
+// Append adds rec to journal unless a record with its ID is there already.
+// It fails when the journal is full.
+func Append(journal []Record, rec Record) ([]Record, error) {
+	for _, r := range journal {
+		if r.ID == rec.ID {
+			return journal, nil
+		}
+	}
+	if len(journal) >= MaxJournal {
+		return journal, fmt.Errorf("the audit journal of this object holds %d changes the operator has not recorded yet; "+
+			"the operator is behind or not running: retry in a moment, and check the waygate-manager Deployment if this persists", len(journal))
+	}
+	return append(journal, rec), nil
+}

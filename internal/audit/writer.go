@@ -1,0 +1,172 @@
+package audit
+
+import (
+	"context"
+	"crypto/sha256"
+	"encoding/hex"
+	"fmt"
+	"strings"
+	"time"
+
+	corev1 "k8s.io/api/core/v1"
+	apierrors "k8s.io/apimachinery/pkg/api/errors"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/util/validation"
+	ctrl "sigs.k8s.io/controller-runtime"
+	"sigs.k8s.io/controller-runtime/pkg/client"
+	"sigs.k8s.io/controller-runtime/pkg/client/apiutil"
+	"sigs.k8s.io/controller-runtime/pkg/controller/controllerutil"
+
+	waygatev1 "github.com/waygate-dev/waygate/api/v1alpha1"
+)
+
+// Actors of changes no person made.
+const (
+	// SchedulerActor makes the changes a maintenance window makes at its
+	// start and end.
+	SchedulerActor = "system:scheduler"
+	// UnknownActor is recorded for a deletion whose request the webhook did
+	// not see (the webhook was not installed yet when it happened).
+	UnknownActor = "unknown"
+)
+
+// staleDelete is how long a recorded DELETE may wait for the object's
+// deletion to start; after that the DELETE is taken to have failed.
+const staleDelete = time.Minute
+
+// Writer drains journals into AuditEntries. It never reads AuditEntries
+// through an informer: it only creates them, under deterministic names.
+type Writer struct {
+	Client client.Client
+}
+
+// +kubebuilder:rbac:groups=waygate.dev,resources=auditentries,verbs=create
+// +kubebuilder:rbac:groups=waygate.dev,resources=routegates;featureflags;segments;ratelimitpolicies,verbs=update;patch
+
+// Drain writes obj's journal as AuditEntries, then removes what it wrote from
+// the journal, keeps the finalizer on live objects and removes it from
+// deleted ones once their deletion is recorded. It reports whether it
+// changed obj; the caller re-reads obj before writing its status.
+func (w *Writer) Drain(ctx context.Context, obj client.Object) (bool, error) {
+	journal, err := Journal(obj)
+	if err != nil {
+		// An unreadable journal cannot be recovered; keep the object (and its
+		// finalizer) so that the problem is seen, not papered over.
+		return false, err
+	}
+	deleting := obj.GetDeletionTimestamp() != nil
+	if len(journal) == 0 && !deleting && controllerutil.ContainsFinalizer(obj, Finalizer) {
+		return false, nil
+	}
+	kind, err := apiutil.GVKForObject(obj, w.Client.Scheme())
+	if err != nil {
+		return false, err
+	}
+	journalDepth.Observe(float64(len(journal)))
+
+	var keep []Record
+	lastDelete := -1
+	for i, rec := range journal {
+		if rec.Delete {
+			lastDelete = i
+		}
+	}
+	for i, rec := range journal {
+		switch {
+		case rec.Delete && !deleting:
+			// The DELETE is still under way, or it failed.
+			if time.Since(rec.Time.Time) < staleDelete {
+				keep = append(keep, rec)
+			}
+			continue
+		case rec.Delete && i != lastDelete:
+			continue // an earlier DELETE that did not happen
+		}
+		if err := w.write(ctx, entryFor(obj, kind.Kind, rec)); err != nil {
+			return false, err
+		}
+	}
+	if deleting && lastDelete < 0 {
+		rec, err := Describe(obj, nil, time.Now())
+		if err != nil {
+			return false, err
+		}
+		rec.Actor, rec.Platform, rec.Time, rec.Delete, rec.Generation = UnknownActor, waygatev1.PlatformAPI, metav1.NowMicro(), true, obj.GetGeneration()
+		if err := w.write(ctx, entryFor(obj, kind.Kind, rec)); err != nil {
+			return false, err
+		}
+	}
+
+	if err := SetJournal(obj, keep); err != nil {
+		return false, err
+	}
+	if deleting {
+		controllerutil.RemoveFinalizer(obj, Finalizer)
+	} else {
+		controllerutil.AddFinalizer(obj, Finalizer)
+	}
+	return true, w.Client.Update(ctx, obj)
+}
+
+// Transition records a change the clock made: a window of obj starting or
+// ending at at.
+func (w *Writer) Transition(ctx context.Context, obj client.Object, rec Record, at time.Time) error {
+	kind, err := apiutil.GVKForObject(obj, w.Client.Scheme())
+	if err != nil {
+		return err
+	}
+	rec.ID = fmt.Sprintf("scheduler/%d/%d", obj.GetGeneration(), at.Unix())
+	rec.Actor, rec.Platform, rec.Time, rec.Generation = SchedulerActor, waygatev1.PlatformSystem, metav1.NewMicroTime(at.UTC()), obj.GetGeneration()
+	return w.write(ctx, entryFor(obj, kind.Kind, rec))
+}
+
+// write creates an entry; one that exists already was written by an
+// earlier attempt and is left alone.
+func (w *Writer) write(ctx context.Context, e *waygatev1.AuditEntry) error {
+	err := w.Client.Create(ctx, e)
+	switch {
+	case err == nil:
+		entriesWritten.WithLabelValues(e.Spec.Action).Inc()
+		return nil
+	case apierrors.IsAlreadyExists(err):
+		return nil
+	case apierrors.HasStatusCause(err, corev1.NamespaceTerminatingCause):
+		// The namespace is going away with its entries; nothing to keep.
+		ctrl.LoggerFrom(ctx).Info("not recording a change in a terminating namespace", "entry", e.Name, "action", e.Spec.Action)
+		return nil
+	default:
+		writeErrors.Inc()
+		return fmt.Errorf("writing audit entry %s: %w", e.Name, err)
+	}
+}
+
+// entryFor builds the AuditEntry of rec, named after the object and a hash
+// of its UID and the record's ID (the admission request), so that writing it
+// again finds it already there.
+func entryFor(obj client.Object, kind string, rec Record) *waygatev1.AuditEntry {
+	id := rec.ID
+	if rec.Delete {
+		id = "delete" // one deletion per object
+	}
+	return &waygatev1.AuditEntry{
+		ObjectMeta: metav1.ObjectMeta{Namespace: obj.GetNamespace(), Name: EntryName(obj.GetName(), string(obj.GetUID()), id)},
+		Spec: waygatev1.AuditEntrySpec{
+			Path: rec.Path, Action: rec.Action, Actor: rec.Actor, Platform: rec.Platform,
+			OldStatus: truncate(rec.Old, 256), NewStatus: truncate(rec.New, 256), Reason: truncate(rec.Reason, 1024),
+			Timestamp: rec.Time, Changes: rec.Changes,
+			Target: waygatev1.AuditTarget{Kind: kind, Name: obj.GetName(), Namespace: obj.GetNamespace(), UID: string(obj.GetUID()), Generation: rec.Generation},
+		},
+	}
+}
+
+// EntryName is "<object name>-<hash of uid and id>", cut so that it is a
+// valid name.
+func EntryName(name, uid, id string) string {
+	sum := sha256.Sum256([]byte(uid + "/" + id))
+	suffix := hex.EncodeToString(sum[:])[:12]
+	room := validation.DNS1123SubdomainMaxLength - len(suffix) - 1
+	if len(name) > room {
+		name = strings.TrimRight(name[:room], "-.")
+	}
+	return name + "-" + suffix
+}

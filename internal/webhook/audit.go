@@ -1,0 +1,217 @@
+package webhook
+
+import (
+	"context"
+	"encoding/json"
+	"fmt"
+	"net/http"
+	"reflect"
+	"slices"
+	"time"
+
+	admissionv1 "k8s.io/api/admission/v1"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/runtime"
+	"k8s.io/apimachinery/pkg/runtime/schema"
+	"k8s.io/client-go/util/retry"
+	"sigs.k8s.io/controller-runtime/pkg/client"
+	"sigs.k8s.io/controller-runtime/pkg/controller/controllerutil"
+	"sigs.k8s.io/controller-runtime/pkg/webhook/admission"
+
+	"github.com/waygate-dev/waygate/internal/audit"
+)
+
+// +kubebuilder:webhook:path=/audit-waygate-dev-v1alpha1,mutating=true,failurePolicy=fail,sideEffects=NoneOnDryRun,groups=waygate.dev,resources=routegates;featureflags;segments;ratelimitpolicies,verbs=create;update;delete,versions=v1alpha1,name=audit.waygate.dev,admissionReviewVersions=v1
+
+// Auditor captures every change to the audited kinds with the request's real
+// user: into the object's journal on CREATE and UPDATE (whatever the request
+// wrote there is replaced), and on DELETE into the live object, whose
+// finalizer keeps it until the controller has written the entry.
+type Auditor struct {
+	// Client writes the deletion record onto the object; Reader reads the
+	// latest object (uncached).
+	Client client.Client
+	Reader client.Reader
+	Scheme *runtime.Scheme
+	// Operator is the operator's own username: its writes are bookkeeping
+	// (draining the journal, finalizers) and are not audited.
+	Operator string
+	// Suppressors may ask, with waygate.dev/audit: "false", that their
+	// changes not be audited (programmatic seeding).
+	Suppressors []string
+}
+
+// Handle implements admission.Handler.
+func (a *Auditor) Handle(ctx context.Context, req admission.Request) admission.Response {
+	if req.UserInfo.Username == a.Operator {
+		return admission.Allowed("operator bookkeeping is not audited")
+	}
+	gvk := schema.GroupVersionKind{Group: req.Kind.Group, Version: req.Kind.Version, Kind: req.Kind.Kind}
+	decode := func(raw runtime.RawExtension) (client.Object, error) {
+		if len(raw.Raw) == 0 {
+			return nil, nil
+		}
+		o, err := a.Scheme.New(gvk)
+		if err != nil {
+			return nil, err
+		}
+		obj := o.(client.Object)
+		return obj, json.Unmarshal(raw.Raw, obj)
+	}
+	obj, err := decode(req.Object)
+	if err != nil {
+		// Not an object of this kind: the schema refuses it next, with a
+		// message that says which field is wrong; nothing is written.
+		return admission.Allowed("not decodable; left to schema validation")
+	}
+	old, err := decode(req.OldObject)
+	if err != nil {
+		return admission.Errored(http.StatusInternalServerError, err)
+	}
+	switch req.Operation {
+	case admissionv1.Create, admissionv1.Update:
+		return a.admitWrite(req, old, obj)
+	case admissionv1.Delete:
+		if req.DryRun != nil && *req.DryRun {
+			return admission.Allowed("dry run: nothing recorded")
+		}
+		if err := a.recordDelete(ctx, req, old); err != nil {
+			return admission.Errored(http.StatusInternalServerError, fmt.Errorf("recording the deletion for the audit log: %w", err))
+		}
+		return admission.Allowed("deletion recorded")
+	}
+	return admission.Allowed("")
+}
+
+// admitWrite puts the journal back as the operator last wrote it, appends
+// this change, and keeps the finalizer.
+func (a *Auditor) admitWrite(req admission.Request, old, obj client.Object) admission.Response {
+	var journal []audit.Record
+	if old != nil {
+		var err error
+		if journal, err = audit.Journal(old); err != nil {
+			return admission.Errored(http.StatusInternalServerError, err)
+		}
+	}
+	if a.records(req, old, obj) {
+		rec, err := audit.Describe(old, obj, time.Now())
+		if err != nil {
+			return admission.Errored(http.StatusInternalServerError, err)
+		}
+		a.stamp(&rec, req)
+		rec.Generation = 1
+		if old != nil {
+			rec.Generation = old.GetGeneration() + 1
+		}
+		if journal, err = audit.Append(journal, rec); err != nil {
+			return admission.Denied(err.Error())
+		}
+	}
+	// Only the journal and the finalizer change: the request is patched as
+	// sent, so that the schema judges exactly what the user wrote.
+	meta := &metav1.PartialObjectMetadata{ObjectMeta: metav1.ObjectMeta{Annotations: obj.GetAnnotations(), Finalizers: obj.GetFinalizers()}}
+	if err := audit.SetJournal(meta, journal); err != nil {
+		return admission.Errored(http.StatusInternalServerError, err)
+	}
+	if obj.GetDeletionTimestamp() == nil {
+		controllerutil.AddFinalizer(meta, audit.Finalizer)
+	}
+	var u map[string]any
+	if err := json.Unmarshal(req.Object.Raw, &u); err != nil {
+		return admission.Errored(http.StatusBadRequest, err)
+	}
+	m, _ := u["metadata"].(map[string]any)
+	if m == nil {
+		m = map[string]any{}
+		u["metadata"] = m
+	}
+	if len(meta.Annotations) > 0 {
+		m["annotations"] = meta.Annotations
+	} else {
+		delete(m, "annotations")
+	}
+	if len(meta.Finalizers) > 0 {
+		m["finalizers"] = meta.Finalizers
+	} else {
+		delete(m, "finalizers")
+	}
+	patched, err := json.Marshal(u)
+	if err != nil {
+		return admission.Errored(http.StatusInternalServerError, err)
+	}
+	return admission.PatchResponseFromRaw(req.Object.Raw, patched)
+}
+
+
+// records tells whether a CREATE or UPDATE is a change to audit: a new
+// object, or a changed spec, unless a trusted identity suppressed it.
+func (a *Auditor) records(req admission.Request, old, obj client.Object) bool {
+	if obj.GetAnnotations()[audit.SuppressAnnotation] == "false" && slices.Contains(a.Suppressors, req.UserInfo.Username) {
+		return false
+	}
+	return old == nil || !reflect.DeepEqual(specOf(old), specOf(obj))
+}
+
+// recordDelete appends the deletion to the live object's journal, and makes
+// sure the finalizer holds the object until the controller has written it.
+func (a *Auditor) recordDelete(ctx context.Context, req admission.Request, old client.Object) error {
+	if old == nil || old.GetDeletionTimestamp() != nil {
+		return nil // already being deleted: recorded by the first DELETE
+	}
+	rec, err := audit.Describe(old, nil, time.Now())
+	if err != nil {
+		return err
+	}
+	a.stamp(&rec, req)
+	rec.Generation, rec.Delete = old.GetGeneration(), true
+	return retry.RetryOnConflict(retry.DefaultRetry, func() error {
+		live := old.DeepCopyObject().(client.Object)
+		if err := a.Reader.Get(ctx, client.ObjectKeyFromObject(old), live); err != nil {
+			return client.IgnoreNotFound(err)
+		}
+		journal, err := audit.Journal(live)
+		if err != nil {
+			return err
+		}
+		// The API server calls us again when our write races its delete: the
+		// same user's pending deletion is already recorded.
+		for _, r := range journal {
+			if r.Delete && r.Actor == rec.Actor {
+				return nil
+			}
+		}
+		if journal, err = audit.Append(journal, rec); err != nil {
+			return err
+		}
+		if err := audit.SetJournal(live, journal); err != nil {
+			return err
+		}
+		controllerutil.AddFinalizer(live, audit.Finalizer)
+		return a.Client.Update(ctx, live)
+	})
+}
+
+// stamp sets who made the change, from where, and when.
+func (a *Auditor) stamp(rec *audit.Record, req admission.Request) {
+	rec.ID = string(req.UID)
+	rec.Actor = req.UserInfo.Username
+	rec.Platform = audit.PlatformOf(fieldManager(req), req.UserInfo.Username)
+	rec.Time = metav1.NewMicroTime(time.Now().UTC())
+}
+
+// fieldManager reads options.fieldManager of a CREATE, UPDATE or PATCH.
+func fieldManager(req admission.Request) string {
+	var opts struct {
+		FieldManager string `json:"fieldManager"`
+	}
+	_ = json.Unmarshal(req.Options.Raw, &opts)
+	return opts.FieldManager
+}
+
+// specOf returns an object's spec as plain data.
+func specOf(obj client.Object) any {
+	raw, _ := json.Marshal(obj)
+	var m map[string]any
+	_ = json.Unmarshal(raw, &m)
+	return m["spec"]
+}
