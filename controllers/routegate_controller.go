@@ -37,7 +37,7 @@ const (
 // state, its maintenance window, and the service-wide gates that cover it.
 type RouteGateReconciler struct {
 	client.Client
-	Audit *audit.Writer
+	Audit    *audit.Writer
 	Recorder events.EventRecorder
 }
 

@@ -142,7 +142,6 @@ func (a *Auditor) admitWrite(req admission.Request, old, obj client.Object) admi
 	return admission.PatchResponseFromRaw(req.Object.Raw, patched)
 }
 
-
 // records tells whether a CREATE or UPDATE is a change to audit: a new
 // object, or a changed spec, unless a trusted identity suppressed it.
 func (a *Auditor) records(req admission.Request, old, obj client.Object) bool {
