@@ -9,7 +9,7 @@ import (
 // Setup registers every Waygate reconciler with the manager. Each drains its
 // objects' audit journals before anything else.
 func Setup(mgr ctrl.Manager) error {
-	c, w := mgr.GetClient(), &audit.Writer{Client: mgr.GetClient()}
+	c, w := mgr.GetClient(), &audit.Writer{Client: mgr.GetClient(), Reader: mgr.GetAPIReader()}
 	if err := (&RouteGateReconciler{Client: c, Audit: w, Recorder: mgr.GetEventRecorder("waygate")}).SetupWithManager(mgr); err != nil {
 		return err
 	}

@@ -47,8 +47,9 @@ func drainAudit(ctx context.Context, w *audit.Writer, obj client.Object) (result
 	changed, err := w.Drain(ctx, obj)
 	switch {
 	case apierrors.IsConflict(err):
-		// Someone changed the object meanwhile; its event brings us back.
-		return reconcile.Result{Requeue: true}, true, nil
+		// Someone changed the object meanwhile; the event of that change
+		// brings us back (no backoff: bursts conflict often).
+		return reconcile.Result{}, true, nil
 	case err != nil:
 		return reconcile.Result{}, true, err
 	}

@@ -13,7 +13,9 @@ import (
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/client-go/util/retry"
 	ctrl "sigs.k8s.io/controller-runtime"
+	"k8s.io/utils/ptr"
 	"sigs.k8s.io/controller-runtime/pkg/client"
+	"sigs.k8s.io/controller-runtime/pkg/config"
 	"sigs.k8s.io/controller-runtime/pkg/log/zap"
 	metricsserver "sigs.k8s.io/controller-runtime/pkg/metrics/server"
 	"sigs.k8s.io/controller-runtime/pkg/webhook"
@@ -31,6 +33,8 @@ var (
 	k8s client.Client
 	// operator is a client as the operator's service account.
 	operator client.Client
+	// stopOperator stops the running operator (tests may restart it).
+	stopOperator func()
 )
 
 func TestMain(m *testing.M) {
@@ -51,7 +55,17 @@ func runSuite(m *testing.M) int {
 		return 1
 	}
 
-	// The operator runs as its service account, with the RBAC of config/rbac.
+	if stopOperator, err = startOperator(); err != nil {
+		fmt.Fprintln(os.Stderr, err)
+		return 1
+	}
+	defer func() { stopOperator() }()
+	return m.Run()
+}
+
+// startOperator runs the operator (controllers and webhooks) as its service
+// account, with the RBAC of config/rbac, until stop is called.
+func startOperator() (stop func(), err error) {
 	mgr, err := ctrl.NewManager(cp.Operator, ctrl.Options{
 		Scheme:                 controlplane.Scheme,
 		Metrics:                metricsserver.Options{BindAddress: "0"},
@@ -59,6 +73,8 @@ func runSuite(m *testing.M) int {
 		WebhookServer: webhook.NewServer(webhook.Options{
 			Host: cp.Webhook.LocalServingHost, Port: cp.Webhook.LocalServingPort, CertDir: cp.Webhook.LocalServingCertDir,
 		}),
+		// Tests start the operator more than once in one process.
+		Controller: config.Controller{SkipNameValidation: ptr.To(true)},
 	})
 	if err == nil {
 		err = controllers.Setup(mgr)
@@ -67,19 +83,17 @@ func runSuite(m *testing.M) int {
 		err = waygatewebhook.Setup(mgr, waygatewebhook.Options{Operator: controlplane.OperatorUser, AuditSuppressors: []string{"seeder"}})
 	}
 	if err != nil {
-		fmt.Fprintln(os.Stderr, err)
-		return 1
+		return nil, err
 	}
 	ctx, cancel := context.WithCancel(context.Background())
 	done := make(chan error)
 	go func() { done <- mgr.Start(ctx) }()
-	defer func() {
+	return func() {
 		cancel()
 		if err := <-done; err != nil {
 			fmt.Fprintln(os.Stderr, "manager:", err)
 		}
-	}()
-	return m.Run()
+	}, nil
 }
 
 var nsCount atomic.Int32

@@ -12,6 +12,8 @@ import (
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/util/validation"
+	"golang.org/x/sync/errgroup"
+	"k8s.io/client-go/util/retry"
 	ctrl "sigs.k8s.io/controller-runtime"
 	"sigs.k8s.io/controller-runtime/pkg/client"
 	"sigs.k8s.io/controller-runtime/pkg/client/apiutil"
@@ -30,6 +32,9 @@ const (
 	UnknownActor = "unknown"
 )
 
+// parallelWrites bounds the entries one drain writes at once.
+const parallelWrites = 8
+
 // staleDelete is how long a recorded DELETE may wait for the object's
 // deletion to start; after that the DELETE is taken to have failed.
 const staleDelete = time.Minute
@@ -38,6 +43,9 @@ const staleDelete = time.Minute
 // through an informer: it only creates them, under deterministic names.
 type Writer struct {
 	Client client.Client
+	// Reader reads the latest object (uncached) when trimming the journal
+	// races with new changes.
+	Reader client.Reader
 }
 
 // +kubebuilder:rbac:groups=waygate.dev,resources=auditentries,verbs=create
@@ -64,7 +72,7 @@ func (w *Writer) Drain(ctx context.Context, obj client.Object) (bool, error) {
 	}
 	journalDepth.Observe(float64(len(journal)))
 
-	var keep []Record
+	var keep, todo []Record
 	lastDelete := -1
 	for i, rec := range journal {
 		if rec.Delete {
@@ -78,12 +86,10 @@ func (w *Writer) Drain(ctx context.Context, obj client.Object) (bool, error) {
 			if time.Since(rec.Time.Time) < staleDelete {
 				keep = append(keep, rec)
 			}
-			continue
 		case rec.Delete && i != lastDelete:
-			continue // an earlier DELETE that did not happen
-		}
-		if err := w.write(ctx, entryFor(obj, kind.Kind, rec)); err != nil {
-			return false, err
+			// An earlier DELETE that did not happen.
+		default:
+			todo = append(todo, rec)
 		}
 	}
 	if deleting && lastDelete < 0 {
@@ -92,20 +98,55 @@ func (w *Writer) Drain(ctx context.Context, obj client.Object) (bool, error) {
 			return false, err
 		}
 		rec.Actor, rec.Platform, rec.Time, rec.Delete, rec.Generation = UnknownActor, waygatev1.PlatformAPI, metav1.NowMicro(), true, obj.GetGeneration()
-		if err := w.write(ctx, entryFor(obj, kind.Kind, rec)); err != nil {
-			return false, err
-		}
+		todo = append(todo, rec)
 	}
-
-	if err := SetJournal(obj, keep); err != nil {
+	// Entries are independent objects: writing them side by side lets the
+	// API server batch them.
+	g, gctx := errgroup.WithContext(ctx)
+	g.SetLimit(parallelWrites)
+	for _, rec := range todo {
+		g.Go(func() error { return w.write(gctx, entryFor(obj, kind.Kind, rec)) })
+	}
+	if err := g.Wait(); err != nil {
 		return false, err
 	}
-	if deleting {
-		controllerutil.RemoveFinalizer(obj, Finalizer)
-	} else {
-		controllerutil.AddFinalizer(obj, Finalizer)
+
+	// New changes may have joined the journal meanwhile: on a conflict, trim
+	// what was written from the latest journal rather than start over.
+	written := map[string]bool{}
+	for _, r := range journal {
+		written[r.ID] = true
 	}
-	return true, w.Client.Update(ctx, obj)
+	for _, r := range keep {
+		written[r.ID] = false
+	}
+	return true, retry.RetryOnConflict(retry.DefaultRetry, func() error {
+		latest, err := Journal(obj)
+		if err != nil {
+			return err
+		}
+		var rest []Record
+		for _, r := range latest {
+			if !written[r.ID] {
+				rest = append(rest, r)
+			}
+		}
+		if err := SetJournal(obj, rest); err != nil {
+			return err
+		}
+		if deleting && len(rest) == 0 {
+			controllerutil.RemoveFinalizer(obj, Finalizer)
+		} else {
+			controllerutil.AddFinalizer(obj, Finalizer)
+		}
+		err = w.Client.Update(ctx, obj)
+		if apierrors.IsConflict(err) {
+			if gerr := w.Reader.Get(ctx, client.ObjectKeyFromObject(obj), obj); gerr != nil {
+				return gerr
+			}
+		}
+		return err
+	})
 }
 
 // Transition records a change the clock made: a window of obj starting or
