@@ -12,6 +12,7 @@ import (
 	rbacv1 "k8s.io/api/rbac/v1"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/types"
 	"k8s.io/client-go/util/retry"
 	"sigs.k8s.io/controller-runtime/pkg/client"
 
@@ -287,5 +288,143 @@ func wait(timeout time.Duration, f func() error) error {
 			return err
 		}
 		time.Sleep(20 * time.Millisecond)
+	}
+}
+
+// Audit entries are append-only for everyone but the operator, cluster
+// admins included.
+func TestAuditEntriesAreAppendOnly(t *testing.T) {
+	ns := namespace(t)
+	ctx := context.Background()
+	e := auditEntry(ns, "kept", "GET:/payments", "alice")
+	if err := operator.Create(ctx, e); err != nil {
+		t.Fatalf("the operator writing an entry: %v", err)
+	}
+	// A namespace admin whom RBAC allows everything on entries...
+	create(t, &rbacv1.Role{
+		ObjectMeta: metav1.ObjectMeta{Namespace: ns, Name: "entries-admin"},
+		Rules:      []rbacv1.PolicyRule{{APIGroups: []string{"waygate.dev"}, Resources: []string{"auditentries"}, Verbs: []string{"*"}}},
+	})
+	create(t, &rbacv1.RoleBinding{
+		ObjectMeta: metav1.ObjectMeta{Namespace: ns, Name: "nsadmin"},
+		RoleRef:    rbacv1.RoleRef{APIGroup: "rbac.authorization.k8s.io", Kind: "Role", Name: "entries-admin"},
+		Subjects:   []rbacv1.Subject{{Kind: "User", APIGroup: "rbac.authorization.k8s.io", Name: "nsadmin"}},
+	})
+	nsadmin, err := cp.As("nsadmin")
+	if err != nil {
+		t.Fatal(err)
+	}
+	// ...and a member of system:masters, whom RBAC never refuses.
+	root, err := cp.As("root", "system:masters")
+	if err != nil {
+		t.Fatal(err)
+	}
+	for user, c := range map[string]client.Client{"nsadmin": nsadmin, "root": root} {
+		var err error
+		eventually(t, 10*time.Second, func() error {
+			err = c.Delete(ctx, e)
+			if apierrors.IsForbidden(err) && strings.Contains(err.Error(), "cannot delete") {
+				return err // RBAC has not seen the binding yet
+			}
+			return nil
+		})
+		wantRefused(t, user+" deleting", err, "audit entries are append-only: only the Waygate operator may delete them ("+user+" may not)")
+
+		patch := client.RawPatch(types.MergePatchType, []byte(`{"metadata":{"labels":{"tampered":"yes"}}}`))
+		wantRefused(t, user+" labelling", c.Patch(ctx, e, patch), "only the Waygate operator may change them")
+
+		forged := auditEntry(ns, "forged-by-"+user, "GET:/payments", "alice")
+		wantRefused(t, user+" writing", c.Create(ctx, forged), "only the Waygate operator may write them")
+	}
+	// The operator prunes.
+	if err := operator.Delete(ctx, e); err != nil {
+		t.Fatalf("the operator deleting an entry: %v", err)
+	}
+}
+
+func wantRefused(t *testing.T, what string, err error, message string) {
+	t.Helper()
+	if err == nil || !apierrors.IsForbidden(err) && !apierrors.IsInvalid(err) || !strings.Contains(err.Error(), message) {
+		t.Errorf("%s: %v, want refused with %q", what, err, message)
+	}
+}
+
+// Deleting any kind is audited with the deleting user; the object goes once
+// the deletion is recorded.
+func TestAuditDeletion(t *testing.T) {
+	ns := namespace(t)
+	ctx := context.Background()
+	carol := asUser(t, ns, "carol", "")
+	objs := map[client.Object]entry{
+		routeGate(ns, "rg", waygatev1.RouteGateSpec{Route: "GET:/x", State: waygatev1.RouteDisabled, Reason: "old"}): {"carol", "api", "enable", "GET:/x", "disabled", "active", "old"},
+		boolFlag(ns, "ff"): {"carol", "api", "flag_deleted", "flag:ff", "enabled", "", ""},
+		&waygatev1.Segment{ObjectMeta: metav1.ObjectMeta{Namespace: ns, Name: "seg"}, Spec: waygatev1.SegmentSpec{Included: []string{"a"}}}: {"carol", "api", "segment_deleted", "segment:seg", "1 included, 0 excluded, 0 rules", "", ""},
+		&waygatev1.RateLimitPolicy{ObjectMeta: metav1.ObjectMeta{Namespace: ns, Name: "rlp"}, Spec: waygatev1.RateLimitPolicySpec{Route: "*", Limit: "5/second", Enabled: true}}: {"carol", "api", "rl_policy_deleted", audit.GlobalPath, "5/second", "", ""},
+	}
+	for obj, want := range objs {
+		create(t, obj)
+		waitEntries(t, ns, obj.GetName(), 1)
+		// Dry runs record nothing.
+		if err := carol.Delete(ctx, obj, client.DryRunAll); err != nil {
+			t.Fatalf("dry-run delete of %s: %v", obj.GetName(), err)
+		}
+		if err := carol.Delete(ctx, obj); err != nil {
+			t.Fatalf("deleting %s: %v", obj.GetName(), err)
+		}
+		got := waitEntries(t, ns, obj.GetName(), 2)
+		wantEntries(t, got[1:], want)
+		eventually(t, 10*time.Second, func() error {
+			if err := k8s.Get(ctx, client.ObjectKeyFromObject(obj), obj); !apierrors.IsNotFound(err) {
+				return fmt.Errorf("%s still there (finalizers %v): %v", obj.GetName(), obj.GetFinalizers(), err)
+			}
+			return nil
+		})
+	}
+}
+
+// Dry-run creates and updates record nothing.
+func TestAuditDryRun(t *testing.T) {
+	ns := namespace(t)
+	ctx := context.Background()
+	dave := asUser(t, ns, "dave", "")
+	rg := routeGate(ns, "dry", waygatev1.RouteGateSpec{Route: "GET:/dry", State: waygatev1.RouteMaintenance})
+	if err := dave.Create(ctx, rg.DeepCopy(), client.DryRunAll); err != nil {
+		t.Fatal(err)
+	}
+	if err := dave.Create(ctx, rg); err != nil {
+		t.Fatal(err)
+	}
+	waitEntries(t, ns, "dry", 1)
+	if err := retry.RetryOnConflict(retry.DefaultRetry, func() error {
+		if err := dave.Get(ctx, client.ObjectKeyFromObject(rg), rg); err != nil {
+			return err
+		}
+		rg.Spec.State = waygatev1.RouteDisabled
+		return dave.Update(ctx, rg, client.DryRunAll)
+	}); err != nil {
+		t.Fatal(err)
+	}
+	// A later real change shows the dry run left nothing behind.
+	update(t, rg, func(g *waygatev1.RouteGate) { g.Spec.State = waygatev1.RouteActive })
+	got := waitEntries(t, ns, "dry", 2)
+	wantEntries(t, got, entry{"dave", "api", "maintenance_on", "GET:/dry", "active", "maintenance", ""},
+		entry{"admin", "api", "maintenance_off", "GET:/dry", "maintenance", "active", ""})
+}
+
+// waygate.dev/audit: "false" is honoured for the trusted seeder only.
+func TestAuditSuppression(t *testing.T) {
+	ns := namespace(t)
+	ctx := context.Background()
+	for user, want := range map[string]int{"seeder": 0, "eve": 1} {
+		c := asUser(t, ns, user, "")
+		ff := boolFlag(ns, "seeded-by-"+user)
+		ff.Annotations = map[string]string{audit.SuppressAnnotation: "false"}
+		if err := c.Create(ctx, ff); err != nil {
+			t.Fatal(err)
+		}
+		waitReady(t, ff, flagConds(ff), metav1.ConditionTrue, "Resolved")
+		if got := len(entriesOf(t, ns, ff.Name)); got != want {
+			t.Errorf("%s created a flag with audit disabled: %d entries, want %d", user, got, want)
+		}
 	}
 }

@@ -85,7 +85,7 @@ func (r *RouteGateReconciler) Reconcile(ctx context.Context, req reconcile.Reque
 		setReady(&rg.Status.CommonStatus, rg.Generation, true, reason, msg)
 	}
 
-	if err := r.recordWindowTransitions(ctx, &rg, now); err != nil {
+	if err := r.recordWindowTransitions(ctx, &rg, before, now); err != nil {
 		return reconcile.Result{}, err
 	}
 	if err := writeStatus(ctx, r.Client, &rg, before, &rg.Status); err != nil {
@@ -104,11 +104,12 @@ func (r *RouteGateReconciler) Reconcile(ctx context.Context, req reconcile.Reque
 }
 
 // recordWindowTransitions writes an entry, as the scheduler, for each
-// boundary of rg's window passed since the last reconcile of this generation:
-// the boundaries between the transition then expected and now.
-func (r *RouteGateReconciler) recordWindowTransitions(ctx context.Context, rg *waygatev1.RouteGate, now time.Time) error {
-	w, expected := rg.Spec.Window, rg.Status.NextTransition
-	if w == nil || expected == nil || rg.Status.ObservedGeneration != rg.Generation {
+// boundary of rg's window passed since the last reconcile of this generation
+// (whose status is last): the boundaries between the transition then
+// expected and now.
+func (r *RouteGateReconciler) recordWindowTransitions(ctx context.Context, rg *waygatev1.RouteGate, last *waygatev1.RouteGateStatus, now time.Time) error {
+	w, expected := rg.Spec.Window, last.NextTransition
+	if w == nil || expected == nil || last.ObservedGeneration != rg.Generation {
 		return nil
 	}
 	for _, b := range []time.Time{w.Start.Time, w.End.Time} {

@@ -97,6 +97,15 @@ func TestRouteGateWindowTurnsMaintenanceOnAndOff(t *testing.T) {
 	if rg.Status.NextTransition != nil {
 		t.Fatalf("after the window: nextTransition %v, want none", rg.Status.NextTransition)
 	}
+	// Each transition is audited as the scheduler's doing.
+	wantEntries(t, waitEntries(t, ns, "window", 3),
+		entry{"admin", "api", "maintenance_scheduled", "GET:/reports", "active", "active", "re-index"},
+		entry{"system:scheduler", "system", "maintenance_on", "GET:/reports", "active", "maintenance", "re-index"},
+		entry{"system:scheduler", "system", "maintenance_off", "GET:/reports", "maintenance", "active", "re-index"},
+	)
+	if got := entriesOf(t, ns, "window"); !got[1].Spec.Timestamp.Time.Equal(start) || !got[2].Spec.Timestamp.Time.Equal(end) {
+		t.Errorf("transitions recorded at %v and %v, want the window's %v and %v", got[1].Spec.Timestamp, got[2].Spec.Timestamp, start, end)
+	}
 	// Each transition is announced as an event on the gate.
 	eventually(t, 10*time.Second, func() error {
 		var evs eventsv1.EventList

@@ -12,6 +12,7 @@ import (
 	"os"
 	"strings"
 	"sync/atomic"
+	"time"
 
 	"github.com/open-policy-agent/cert-controller/pkg/rotator"
 	"k8s.io/apimachinery/pkg/runtime"
@@ -27,6 +28,7 @@ import (
 
 	waygatev1 "github.com/waygate-dev/waygate/api/v1alpha1"
 	"github.com/waygate-dev/waygate/controllers"
+	"github.com/waygate-dev/waygate/internal/audit"
 	waygatewebhook "github.com/waygate-dev/waygate/internal/webhook"
 )
 
@@ -55,6 +57,10 @@ func main() {
 	flag.StringVar(&o.certDir, "webhook-cert-dir", "/tmp/k8s-webhook-server/serving-certs", "Directory holding the webhook serving certificate (tls.crt, tls.key).")
 	flag.BoolVar(&o.rotateCerts, "cert-rotation", false, "Create and rotate the webhook serving certificate in Secret "+webhookSecret+" and inject its CA into the webhook configurations (in-cluster installs).")
 	flag.Var(&o.auditSuppressors, "audit-suppressors", "Comma-separated usernames whose waygate.dev/audit: \"false\" annotation is honoured (programmatic seeding); from anyone else it is ignored.")
+	flag.DurationVar(&o.auditMaxAge, "audit-max-age", 90*24*time.Hour, "Prune audit entries older than this; 0 keeps them forever.")
+	flag.IntVar(&o.auditMaxEntries, "audit-max-entries", 10000, "Keep at most this many audit entries per namespace (the newest); 0 is no limit.")
+	flag.DurationVar(&o.auditPruneInterval, "audit-prune-interval", 10*time.Minute, "How often to prune audit entries.")
+	flag.StringVar(&o.auditExport, "audit-export", "", "Write every pruned audit entry as a JSON line to this file (appended), or to stdout with \"-\"; empty exports nothing.")
 	flag.StringVar(&o.namespace, "namespace", os.Getenv("POD_NAMESPACE"), "Namespace the operator runs in (for leader election and the certificate Secret).")
 	zapOpts := zap.Options{}
 	zapOpts.BindFlags(flag.CommandLine)
@@ -73,6 +79,9 @@ type options struct {
 	webhookPort                                             int
 	leaderElect, secureMetrics, rotateCerts                 bool
 	auditSuppressors                                        stringList
+	auditMaxAge, auditPruneInterval                         time.Duration
+	auditMaxEntries                                         int
+	auditExport                                             string
 }
 
 // stringList is a comma-separated flag value.
@@ -122,6 +131,25 @@ func run(o options) error {
 	}
 	if err := controllers.Setup(mgr); err != nil {
 		return fmt.Errorf("setting up controllers: %w", err)
+	}
+	retention := &audit.Retention{
+		Reader: mgr.GetAPIReader(), Client: mgr.GetClient(),
+		MaxAge: o.auditMaxAge, MaxPerNamespace: o.auditMaxEntries, Interval: o.auditPruneInterval,
+	}
+	switch o.auditExport {
+	case "":
+	case "-":
+		retention.Export = os.Stdout
+	default:
+		f, err := os.OpenFile(o.auditExport, os.O_APPEND|os.O_CREATE|os.O_WRONLY, 0o600)
+		if err != nil {
+			return fmt.Errorf("opening the audit export file: %w", err)
+		}
+		defer func() { _ = f.Close() }()
+		retention.Export = f
+	}
+	if err := mgr.Add(retention); err != nil {
+		return err
 	}
 
 	// Webhooks are served once a certificate is in place: at once when it is

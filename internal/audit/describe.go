@@ -110,13 +110,17 @@ func describeRoute(old, new *waygatev1.RouteGate, now time.Time) Record {
 	}
 	action := RouteAction(rg.Spec.Route == waygatev1.AllRoutes, from, to)
 	if action == "" {
+		var oldWindow *waygatev1.MaintenanceWindow
+		if old != nil {
+			oldWindow = old.Spec.Window
+		}
 		switch {
-		case old == nil:
-			action = ActionRouteCreated
 		case new == nil:
 			action = ActionRouteDeleted
-		case !reflect.DeepEqual(old.Spec.Window, new.Spec.Window):
+		case !reflect.DeepEqual(oldWindow, new.Spec.Window):
 			action = ActionMaintenanceScheduled
+		case old == nil:
+			action = ActionRouteCreated
 		default:
 			action = ActionRouteUpdated
 		}
