@@ -33,6 +33,10 @@ verify: generate manifests lint ## Check generated code, manifests and go.mod ar
 	@git diff --exit-code -- api config || { echo "generated files are out of date: run 'make generate manifests' and commit the result"; exit 1; }
 	@test -z "$$(git status --porcelain -- api config)" || { git status --porcelain -- api config; echo "untracked generated files: run 'make generate manifests' and commit the result"; exit 1; }
 
+.PHONY: bench-audit
+bench-audit: envtest-assets build ## Measure the audit pipeline: throughput, latency, operator memory.
+	go run ./hack/bench-audit --manager bin/manager
+
 ##@ Build
 
 .PHONY: build

@@ -7,6 +7,7 @@ import (
 
 	ctrl "sigs.k8s.io/controller-runtime"
 	"sigs.k8s.io/controller-runtime/pkg/client"
+	"sigs.k8s.io/controller-runtime/pkg/controller"
 	"sigs.k8s.io/controller-runtime/pkg/handler"
 	"sigs.k8s.io/controller-runtime/pkg/reconcile"
 
@@ -40,17 +41,20 @@ func (r *FeatureFlagReconciler) Reconcile(ctx context.Context, req reconcile.Req
 	if err := r.Get(ctx, req.NamespacedName, &ff); err != nil {
 		return reconcile.Result{}, client.IgnoreNotFound(err)
 	}
-	if res, done, err := drainAudit(ctx, r.Audit, &ff); done {
+	before := ff.Status.DeepCopy()
+	res, done, err := drainAudit(ctx, r.Audit, &ff)
+	if done {
 		return res, err
 	}
-	before := ff.Status.DeepCopy()
 	ff.Status.Key = ff.Key()
 	ready, reason, msg, err := r.check(ctx, &ff)
 	if err != nil {
 		return reconcile.Result{}, err
 	}
 	setReady(&ff.Status.CommonStatus, ff.Generation, ready, reason, msg)
-	return reconcile.Result{}, writeStatus(ctx, r.Client, &ff, before, &ff.Status)
+	base := ff.DeepCopy()
+	base.Status = *before
+	return res, writeStatus(ctx, r.Client, &ff, base)
 }
 
 func (r *FeatureFlagReconciler) check(ctx context.Context, ff *waygatev1.FeatureFlag) (bool, string, string, error) {
@@ -117,7 +121,7 @@ func variationNames(ff *waygatev1.FeatureFlag) string {
 
 // SetupWithManager registers the reconciler and its indexes. A flag is
 // re-checked when a flag it depends on, or a segment it names, changes.
-func (r *FeatureFlagReconciler) SetupWithManager(mgr ctrl.Manager) error {
+func (r *FeatureFlagReconciler) SetupWithManager(mgr ctrl.Manager, opts controller.Options) error {
 	ctx := context.Background()
 	idx := mgr.GetFieldIndexer()
 	if err := idx.IndexField(ctx, &waygatev1.FeatureFlag{}, keyIndex, func(o client.Object) []string {
@@ -148,6 +152,7 @@ func (r *FeatureFlagReconciler) SetupWithManager(mgr ctrl.Manager) error {
 			s := o.(*waygatev1.Segment)
 			return requestsFor(ctx, r.Client, &waygatev1.FeatureFlagList{}, indexed(s.Namespace, segmentRefIndex, s.Key())...)
 		})).
+		WithOptions(opts).
 		Named("featureflag").
 		Complete(r)
 }

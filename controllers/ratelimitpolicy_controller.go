@@ -6,6 +6,7 @@ import (
 
 	ctrl "sigs.k8s.io/controller-runtime"
 	"sigs.k8s.io/controller-runtime/pkg/client"
+	"sigs.k8s.io/controller-runtime/pkg/controller"
 	"sigs.k8s.io/controller-runtime/pkg/handler"
 	"sigs.k8s.io/controller-runtime/pkg/reconcile"
 
@@ -42,7 +43,9 @@ func (r *RateLimitPolicyReconciler) Reconcile(ctx context.Context, req reconcile
 	if err := r.Get(ctx, req.NamespacedName, &p); err != nil {
 		return reconcile.Result{}, client.IgnoreNotFound(err)
 	}
-	if res, done, err := drainAudit(ctx, r.Audit, &p); done {
+	before := p.Status.DeepCopy()
+	res, done, err := drainAudit(ctx, r.Audit, &p)
+	if done {
 		return res, err
 	}
 	var peers waygatev1.RateLimitPolicyList
@@ -50,7 +53,6 @@ func (r *RateLimitPolicyReconciler) Reconcile(ctx context.Context, req reconcile
 		client.MatchingFields{rateLimitScopeIndex: scopeKey(p.Spec.Service, p.Spec.Route)}); err != nil {
 		return reconcile.Result{}, err
 	}
-	before := p.Status.DeepCopy()
 	p.Status.Scope = rateLimitScope(&p.Spec)
 	switch h := holder(peers.Items); {
 	case h != nil && h.Name != p.Name:
@@ -63,7 +65,9 @@ func (r *RateLimitPolicyReconciler) Reconcile(ctx context.Context, req reconcile
 		setReady(&p.Status.CommonStatus, p.Generation, true, ReasonResolved, fmt.Sprintf(
 			"%s per %s key, %s", p.Spec.Limit, p.Spec.KeyStrategy, p.Spec.Algorithm))
 	}
-	return reconcile.Result{}, writeStatus(ctx, r.Client, &p, before, &p.Status)
+	base := p.DeepCopy()
+	base.Status = *before
+	return res, writeStatus(ctx, r.Client, &p, base)
 }
 
 func rateLimitScope(s *waygatev1.RateLimitPolicySpec) string {
@@ -79,7 +83,7 @@ func rateLimitScope(s *waygatev1.RateLimitPolicySpec) string {
 
 // SetupWithManager registers the reconciler and its index. Policies of the
 // same scope are re-checked together, as one of them may now hold the scope.
-func (r *RateLimitPolicyReconciler) SetupWithManager(mgr ctrl.Manager) error {
+func (r *RateLimitPolicyReconciler) SetupWithManager(mgr ctrl.Manager, opts controller.Options) error {
 	if err := mgr.GetFieldIndexer().IndexField(context.Background(), &waygatev1.RateLimitPolicy{}, rateLimitScopeIndex,
 		func(o client.Object) []string {
 			p := o.(*waygatev1.RateLimitPolicy)
@@ -93,6 +97,7 @@ func (r *RateLimitPolicyReconciler) SetupWithManager(mgr ctrl.Manager) error {
 			p := o.(*waygatev1.RateLimitPolicy)
 			return requestsFor(ctx, r.Client, &waygatev1.RateLimitPolicyList{}, indexed(p.Namespace, rateLimitScopeIndex, scopeKey(p.Spec.Service, p.Spec.Route))...)
 		})).
+		WithOptions(opts).
 		Named("ratelimitpolicy").
 		Complete(r)
 }

@@ -10,6 +10,7 @@ import (
 	"k8s.io/client-go/tools/events"
 	ctrl "sigs.k8s.io/controller-runtime"
 	"sigs.k8s.io/controller-runtime/pkg/client"
+	"sigs.k8s.io/controller-runtime/pkg/controller"
 	"sigs.k8s.io/controller-runtime/pkg/handler"
 	"sigs.k8s.io/controller-runtime/pkg/reconcile"
 
@@ -52,7 +53,9 @@ func (r *RouteGateReconciler) Reconcile(ctx context.Context, req reconcile.Reque
 	if err := r.Get(ctx, req.NamespacedName, &rg); err != nil {
 		return reconcile.Result{}, client.IgnoreNotFound(err)
 	}
-	if res, done, err := drainAudit(ctx, r.Audit, &rg); done {
+	before := rg.Status.DeepCopy()
+	res, done, err := drainAudit(ctx, r.Audit, &rg)
+	if done {
 		return res, err
 	}
 	now := time.Now()
@@ -68,7 +71,6 @@ func (r *RouteGateReconciler) Reconcile(ctx context.Context, req reconcile.Reque
 	}
 
 	eff := gate.Effective(&rg, serviceGates, now)
-	before := rg.Status.DeepCopy()
 	rg.Status.State = eff.State
 	rg.Status.Reason = eff.Reason
 	rg.Status.GovernedBy = eff.GovernedBy
@@ -88,7 +90,9 @@ func (r *RouteGateReconciler) Reconcile(ctx context.Context, req reconcile.Reque
 	if err := r.recordWindowTransitions(ctx, &rg, before, now); err != nil {
 		return reconcile.Result{}, err
 	}
-	if err := writeStatus(ctx, r.Client, &rg, before, &rg.Status); err != nil {
+	base := rg.DeepCopy()
+	base.Status = *before
+	if err := writeStatus(ctx, r.Client, &rg, base); err != nil {
 		return reconcile.Result{}, err
 	}
 	if before.State != "" && before.State != eff.State {
@@ -98,9 +102,11 @@ func (r *RouteGateReconciler) Reconcile(ctx context.Context, req reconcile.Reque
 	if eff.Next != nil {
 		// A second late rather than early: the clock must have passed the
 		// boundary when we compute again.
-		return reconcile.Result{RequeueAfter: eff.Next.Sub(now) + time.Second}, nil
+		if next := eff.Next.Sub(now) + time.Second; res.RequeueAfter == 0 || next < res.RequeueAfter {
+			res.RequeueAfter = next
+		}
 	}
-	return reconcile.Result{}, nil
+	return res, nil
 }
 
 // recordWindowTransitions writes an entry, as the scheduler, for each
@@ -170,7 +176,7 @@ func readyReason(rg *waygatev1.RouteGate, eff gate.RouteState) (string, string) 
 // SetupWithManager registers the reconciler and its indexes. A change to a
 // service-wide gate re-computes every route it may cover; a change to any gate
 // re-computes the gates that claim the same route (one of them may now hold it).
-func (r *RouteGateReconciler) SetupWithManager(mgr ctrl.Manager) error {
+func (r *RouteGateReconciler) SetupWithManager(mgr ctrl.Manager, opts controller.Options) error {
 	ctx := context.Background()
 	idx := mgr.GetFieldIndexer()
 	if err := idx.IndexField(ctx, &waygatev1.RouteGate{}, routeKeyIndex, func(o client.Object) []string {
@@ -187,6 +193,7 @@ func (r *RouteGateReconciler) SetupWithManager(mgr ctrl.Manager) error {
 	return ctrl.NewControllerManagedBy(mgr).
 		For(&waygatev1.RouteGate{}).
 		Watches(&waygatev1.RouteGate{}, handler.EnqueueRequestsFromMapFunc(r.affected)).
+		WithOptions(opts).
 		Named("routegate").
 		Complete(r)
 }

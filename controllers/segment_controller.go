@@ -6,6 +6,7 @@ import (
 
 	ctrl "sigs.k8s.io/controller-runtime"
 	"sigs.k8s.io/controller-runtime/pkg/client"
+	"sigs.k8s.io/controller-runtime/pkg/controller"
 	"sigs.k8s.io/controller-runtime/pkg/handler"
 	"sigs.k8s.io/controller-runtime/pkg/reconcile"
 
@@ -32,17 +33,20 @@ func (r *SegmentReconciler) Reconcile(ctx context.Context, req reconcile.Request
 	if err := r.Get(ctx, req.NamespacedName, &seg); err != nil {
 		return reconcile.Result{}, client.IgnoreNotFound(err)
 	}
-	if res, done, err := drainAudit(ctx, r.Audit, &seg); done {
+	before := seg.Status.DeepCopy()
+	res, done, err := drainAudit(ctx, r.Audit, &seg)
+	if done {
 		return res, err
 	}
-	before := seg.Status.DeepCopy()
 	seg.Status.Key = seg.Key()
 	ready, reason, msg, err := r.check(ctx, &seg)
 	if err != nil {
 		return reconcile.Result{}, err
 	}
 	setReady(&seg.Status.CommonStatus, seg.Generation, ready, reason, msg)
-	return reconcile.Result{}, writeStatus(ctx, r.Client, &seg, before, &seg.Status)
+	base := seg.DeepCopy()
+	base.Status = *before
+	return res, writeStatus(ctx, r.Client, &seg, base)
 }
 
 func (r *SegmentReconciler) check(ctx context.Context, seg *waygatev1.Segment) (bool, string, string, error) {
@@ -72,7 +76,7 @@ func rulesSegmentRefs(s *waygatev1.Segment) []string { return segmentRefs(s.Rule
 
 // SetupWithManager registers the reconciler and its indexes. A segment is
 // re-checked when a segment it names, or one with the same key, changes.
-func (r *SegmentReconciler) SetupWithManager(mgr ctrl.Manager) error {
+func (r *SegmentReconciler) SetupWithManager(mgr ctrl.Manager, opts controller.Options) error {
 	ctx := context.Background()
 	idx := mgr.GetFieldIndexer()
 	if err := idx.IndexField(ctx, &waygatev1.Segment{}, keyIndex, func(o client.Object) []string {
@@ -93,6 +97,7 @@ func (r *SegmentReconciler) SetupWithManager(mgr ctrl.Manager) error {
 				requestsFor(ctx, r.Client, &waygatev1.SegmentList{}, indexed(s.Namespace, segmentRefIndex, s.Key())...),
 				requestsFor(ctx, r.Client, &waygatev1.SegmentList{}, indexed(s.Namespace, keyIndex, s.Key())...)...)
 		})).
+		WithOptions(opts).
 		Named("segment").
 		Complete(r)
 }

@@ -41,28 +41,29 @@ func setReady(s *waygatev1.CommonStatus, gen int64, ready bool, reason, message 
 	})
 }
 
-// drainAudit writes obj's pending audit records. done says the reconcile
-// ends here: obj changed (a new event follows) or is being deleted.
-func drainAudit(ctx context.Context, w *audit.Writer, obj client.Object) (result reconcile.Result, done bool, err error) {
-	changed, err := w.Drain(ctx, obj)
+// drainAudit writes obj's pending audit records and acknowledges them in its
+// status (written with the rest of the status). done says the reconcile ends
+// here: obj is being deleted, or changed meanwhile (its event brings us
+// back, without backoff: bursts conflict often).
+func drainAudit(ctx context.Context, w *audit.Writer, obj audit.Object) (result reconcile.Result, done bool, err error) {
+	after, err := w.Drain(ctx, obj)
 	switch {
 	case apierrors.IsConflict(err):
-		// Someone changed the object meanwhile; the event of that change
-		// brings us back (no backoff: bursts conflict often).
 		return reconcile.Result{}, true, nil
 	case err != nil:
 		return reconcile.Result{}, true, err
 	}
-	return reconcile.Result{}, changed || obj.GetDeletionTimestamp() != nil, nil
+	return reconcile.Result{RequeueAfter: after}, obj.GetDeletionTimestamp() != nil, nil
 }
 
-// writeStatus writes obj's status when it differs from before, so an
-// unchanged object costs no write.
-func writeStatus(ctx context.Context, c client.Client, obj client.Object, before, after any) error {
-	if equality.Semantic.DeepEqual(before, after) {
+// writeStatus writes obj's status when it differs from base's (a copy of obj
+// with the status it had), as a merge patch of the status alone, so that
+// spec writes in between do not conflict with it.
+func writeStatus(ctx context.Context, c client.Client, obj, base client.Object) error {
+	if equality.Semantic.DeepEqual(obj, base) {
 		return nil
 	}
-	return c.Status().Update(ctx, obj)
+	return c.Status().Patch(ctx, obj, client.MergeFrom(base))
 }
 
 // holder returns the object that holds a key several objects claim: the

@@ -12,8 +12,8 @@ import (
 	"k8s.io/apimachinery/pkg/api/meta"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/client-go/util/retry"
-	ctrl "sigs.k8s.io/controller-runtime"
 	"k8s.io/utils/ptr"
+	ctrl "sigs.k8s.io/controller-runtime"
 	"sigs.k8s.io/controller-runtime/pkg/client"
 	"sigs.k8s.io/controller-runtime/pkg/config"
 	"sigs.k8s.io/controller-runtime/pkg/log/zap"
@@ -77,7 +77,7 @@ func startOperator() (stop func(), err error) {
 		Controller: config.Controller{SkipNameValidation: ptr.To(true)},
 	})
 	if err == nil {
-		err = controllers.Setup(mgr)
+		err = controllers.Setup(mgr, 4)
 	}
 	if err == nil {
 		err = waygatewebhook.Setup(mgr, waygatewebhook.Options{Operator: controlplane.OperatorUser, AuditSuppressors: []string{"seeder"}})

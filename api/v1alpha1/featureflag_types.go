@@ -254,6 +254,9 @@ func (f *FeatureFlag) RuleClauses() [][]Clause {
 	return out
 }
 
+// Common returns the status fields every kind shares.
+func (f *FeatureFlag) Common() *CommonStatus { return &f.Status.CommonStatus }
+
 // FeatureFlagList is a list of FeatureFlags.
 // +kubebuilder:object:root=true
 type FeatureFlagList struct {

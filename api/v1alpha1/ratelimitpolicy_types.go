@@ -178,6 +178,9 @@ type RateLimitPolicy struct {
 	Status RateLimitPolicyStatus `json:"status,omitempty"`
 }
 
+// Common returns the status fields every kind shares.
+func (p *RateLimitPolicy) Common() *CommonStatus { return &p.Status.CommonStatus }
+
 // RateLimitPolicyList is a list of RateLimitPolicies.
 // +kubebuilder:object:root=true
 type RateLimitPolicyList struct {

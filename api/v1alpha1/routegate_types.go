@@ -168,6 +168,9 @@ type RouteGate struct {
 	Status RouteGateStatus `json:"status,omitempty"`
 }
 
+// Common returns the status fields every kind shares.
+func (r *RouteGate) Common() *CommonStatus { return &r.Status.CommonStatus }
+
 // RouteGateList is a list of RouteGates.
 // +kubebuilder:object:root=true
 type RouteGateList struct {

@@ -111,6 +111,9 @@ func (s *Segment) RuleClauses() [][]Clause {
 	return out
 }
 
+// Common returns the status fields every kind shares.
+func (s *Segment) Common() *CommonStatus { return &s.Status.CommonStatus }
+
 // SegmentList is a list of Segments.
 // +kubebuilder:object:root=true
 type SegmentList struct {

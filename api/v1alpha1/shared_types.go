@@ -24,6 +24,19 @@ type CommonStatus struct {
 	// +listMapKey=type
 	// +optional
 	Conditions []metav1.Condition `json:"conditions,omitempty"`
+
+	// auditSequence is the sequence number of the last change to this object
+	// written to the audit log (as an AuditEntry).
+	// +optional
+	AuditSequence int64 `json:"auditSequence,omitempty"`
+}
+
+// Object is a Waygate kind with the common status: RouteGate, FeatureFlag,
+// Segment or RateLimitPolicy.
+// +kubebuilder:object:generate=false
+type Object interface {
+	metav1.Object
+	Common() *CommonStatus
 }
 
 // Operator compares a context attribute with a clause's values.

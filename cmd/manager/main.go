@@ -51,6 +51,7 @@ func main() {
 	flag.StringVar(&o.metricsAddr, "metrics-bind-address", ":8443", "Address the metrics endpoint binds to; 0 disables it.")
 	flag.BoolVar(&o.secureMetrics, "metrics-secure", true, "Serve metrics over HTTPS, authenticated and authorized through the API server.")
 	flag.StringVar(&o.probeAddr, "health-probe-bind-address", ":8081", "Address the /healthz and /readyz probes bind to.")
+	flag.IntVar(&o.concurrency, "concurrency", 4, "How many objects of each kind to reconcile at once.")
 	flag.BoolVar(&o.leaderElect, "leader-elect", false, "Elect a leader, so that only one replica reconciles at a time.")
 	flag.StringVar(&o.webhookHost, "webhook-host", "", "Address the admission webhook server listens on; empty for every interface.")
 	flag.IntVar(&o.webhookPort, "webhook-port", 9443, "Port the admission webhook server listens on.")
@@ -80,7 +81,7 @@ type options struct {
 	leaderElect, secureMetrics, rotateCerts                 bool
 	auditSuppressors                                        stringList
 	auditMaxAge, auditPruneInterval                         time.Duration
-	auditMaxEntries                                         int
+	auditMaxEntries, concurrency                            int
 	auditExport                                             string
 }
 
@@ -129,7 +130,7 @@ func run(o options) error {
 	if err != nil {
 		return fmt.Errorf("creating the manager: %w", err)
 	}
-	if err := controllers.Setup(mgr); err != nil {
+	if err := controllers.Setup(mgr, o.concurrency); err != nil {
 		return fmt.Errorf("setting up controllers: %w", err)
 	}
 	retention := &audit.Retention{

@@ -7,18 +7,12 @@ package main
 
 import (
 	"context"
-	"errors"
 	"flag"
 	"fmt"
-	"net"
-	"net/http"
 	"os"
-	"os/exec"
 	"os/signal"
 	"path/filepath"
-	"strconv"
 	"syscall"
-	"time"
 
 	"github.com/waygate-dev/waygate/internal/controlplane"
 )
@@ -49,120 +43,39 @@ func run(manager string, samples bool) error {
 
 	dir := filepath.Join(cp.Root, "bin", "local")
 	kubeconfig := filepath.Join(dir, "kubeconfig")
-	operatorKubeconfig := filepath.Join(dir, "operator.kubeconfig")
 	if err := controlplane.WriteKubeconfig(cp.Admin, kubeconfig); err != nil {
 		return err
 	}
-	if err := controlplane.WriteKubeconfig(cp.Operator, operatorKubeconfig); err != nil {
-		return err
-	}
-
-	probePort, err := freePort()
+	fmt.Printf("waygate: starting the operator as %s (log: %s)\n", controlplane.OperatorUser, filepath.Join(dir, "manager.log"))
+	op, err := cp.StartOperator(ctx, manager, dir)
 	if err != nil {
 		return err
 	}
-	metricsPort, err := freePort()
-	if err != nil {
-		return err
-	}
-	cmd := exec.CommandContext(ctx, manager,
-		"--kubeconfig", operatorKubeconfig,
-		"--namespace", controlplane.OperatorNamespace,
-		"--leader-elect",
-		"--webhook-host", cp.Webhook.LocalServingHost,
-		"--webhook-port", strconv.Itoa(cp.Webhook.LocalServingPort),
-		"--webhook-cert-dir", cp.Webhook.LocalServingCertDir,
-		"--health-probe-bind-address", net.JoinHostPort("127.0.0.1", strconv.Itoa(probePort)),
-		"--metrics-bind-address", net.JoinHostPort("127.0.0.1", strconv.Itoa(metricsPort)),
-	)
-	logPath := filepath.Join(dir, "manager.log")
-	logFile, err := os.Create(logPath)
-	if err != nil {
-		return err
-	}
-	defer func() { _ = logFile.Close() }()
-	cmd.Stdout, cmd.Stderr = logFile, logFile
-	cmd.Cancel = func() error { return cmd.Process.Signal(syscall.SIGTERM) }
-	cmd.WaitDelay = 10 * time.Second
-	if err := cmd.Start(); err != nil {
-		return fmt.Errorf("starting the operator %s (run `make build`): %w", manager, err)
-	}
-	// exited is closed when the operator has exited, with waitErr set.
-	var waitErr error
-	exited := make(chan struct{})
-	go func() { waitErr = cmd.Wait(); close(exited) }()
 	defer func() {
-		stop()
-		<-exited
+		op.Stop()
 		fmt.Println("waygate: operator stopped")
 	}()
-
-	fmt.Printf("waygate: operator starting as %s (log: %s)\n", controlplane.OperatorUser, logPath)
-	if err := waitReady(ctx, probePort, exited); err != nil {
-		if errors.Is(err, errExited) {
-			err = fmt.Errorf("%w: %w", err, waitErr)
-		}
-		return fmt.Errorf("%w (see %s)", err, logPath)
-	}
 	if samples {
 		if err := cp.Apply(ctx, filepath.Join(cp.Root, "config", "samples")); err != nil {
 			return err
 		}
 	}
 
-	rel := func(p string) string {
-		if r, err := filepath.Rel(cp.Root, p); err == nil {
-			return r
-		}
-		return p
-	}
+	rel, _ := filepath.Rel(cp.Root, kubeconfig)
 	fmt.Printf(`waygate: ready
   export KUBECONFIG=%s
   kubectl get waygate                        # every Waygate resource
   kubectl get routegates -o wide             # routes and the state in effect
+  kubectl get auditentries --sort-by=.spec.timestamp   # who changed what
   kubectl explain routegate.spec             # field documentation
-  kubectl --as=alice apply -f config/samples/   # act as another user
+  kubectl --as=alice get routegates          # act as another user
 Ctrl-C stops the operator and the control plane.
-`, rel(kubeconfig))
+`, rel)
 
 	select {
 	case <-ctx.Done():
 		return nil
-	case <-exited:
-		return fmt.Errorf("the operator exited: %w (see %s)", waitErr, logPath)
+	case <-op.Exited():
+		return fmt.Errorf("the operator exited: %w (see %s)", op.Err(), op.Log)
 	}
-}
-
-var errExited = errors.New("the operator exited before it was ready")
-
-// waitReady polls the operator's readiness probe.
-func waitReady(ctx context.Context, port int, exited <-chan struct{}) error {
-	url := fmt.Sprintf("http://127.0.0.1:%d/readyz", port)
-	deadline := time.After(2 * time.Minute)
-	for {
-		if resp, err := http.Get(url); err == nil {
-			_ = resp.Body.Close()
-			if resp.StatusCode == http.StatusOK {
-				return nil
-			}
-		}
-		select {
-		case <-ctx.Done():
-			return ctx.Err()
-		case <-exited:
-			return errExited
-		case <-deadline:
-			return errors.New("the operator was not ready after 2 minutes")
-		case <-time.After(200 * time.Millisecond):
-		}
-	}
-}
-
-func freePort() (int, error) {
-	l, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		return 0, err
-	}
-	defer func() { _ = l.Close() }()
-	return l.Addr().(*net.TCPAddr).Port, nil
 }

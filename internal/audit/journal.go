@@ -38,7 +38,10 @@ const (
 type Record struct {
 	// ID is the admission request's UID: the same change retried by the API
 	// server keeps it, so it is recorded once.
-	ID         string             `json:"id"`
+	ID string `json:"id"`
+	// Seq numbers the object's changes: the controller acknowledges them in
+	// status.auditSequence, and the webhook then drops them from the journal.
+	Seq        int64              `json:"seq"`
 	Time       metav1.MicroTime   `json:"ts"`
 	Actor      string             `json:"actor"`
 	Platform   waygatev1.Platform `json:"platform"`
@@ -88,14 +91,30 @@ func SetJournal(obj client.Object, recs []Record) error {
 	return nil
 }
 
-// Append adds rec to journal unless a record with its ID is there already.
-// It fails when the journal is full.
-func Append(journal []Record, rec Record) ([]Record, error) {
+// Pending is the part of journal not yet written to the audit log: the
+// records after audited, the object's status.auditSequence.
+func Pending(journal []Record, audited int64) []Record {
+	var out []Record
+	for _, r := range journal {
+		if r.Seq > audited {
+			out = append(out, r)
+		}
+	}
+	return out
+}
+
+// Append numbers rec after the journal's records and the audited ones and
+// adds it, unless a record with its ID is there already. It fails when the
+// journal is full.
+func Append(journal []Record, audited int64, rec Record) ([]Record, error) {
+	last := audited
 	for _, r := range journal {
 		if r.ID == rec.ID {
 			return journal, nil
 		}
+		last = max(last, r.Seq)
 	}
+	rec.Seq = last + 1
 	if len(journal) >= MaxJournal {
 		return journal, fmt.Errorf("the audit journal of this object holds %d changes the operator has not recorded yet; "+
 			"the operator is behind or not running: retry in a moment, and check the waygate-manager Deployment if this persists", len(journal))

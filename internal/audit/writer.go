@@ -13,7 +13,6 @@ import (
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/util/validation"
 	"golang.org/x/sync/errgroup"
-	"k8s.io/client-go/util/retry"
 	ctrl "sigs.k8s.io/controller-runtime"
 	"sigs.k8s.io/controller-runtime/pkg/client"
 	"sigs.k8s.io/controller-runtime/pkg/client/apiutil"
@@ -51,51 +50,66 @@ type Writer struct {
 // +kubebuilder:rbac:groups=waygate.dev,resources=auditentries,verbs=create
 // +kubebuilder:rbac:groups=waygate.dev,resources=routegates;featureflags;segments;ratelimitpolicies,verbs=update;patch
 
-// Drain writes obj's journal as AuditEntries, then removes what it wrote from
-// the journal, keeps the finalizer on live objects and removes it from
-// deleted ones once their deletion is recorded. It reports whether it
-// changed obj; the caller re-reads obj before writing its status.
-func (w *Writer) Drain(ctx context.Context, obj client.Object) (bool, error) {
+// Object is an audited object: a Waygate kind, whose status acknowledges
+// the changes written to the audit log.
+type Object interface {
+	client.Object
+	Common() *waygatev1.CommonStatus
+}
+
+// Drain writes the changes in obj's journal that are not yet in the audit
+// log as AuditEntries, and acknowledges them in obj's status.auditSequence
+// (the caller writes the status; the webhook then drops them from the
+// journal). It keeps the finalizer on live objects and removes it from
+// deleted ones once their deletion is written. It returns when to look
+// again, if a DELETE is still under way.
+func (w *Writer) Drain(ctx context.Context, obj Object) (time.Duration, error) {
 	journal, err := Journal(obj)
 	if err != nil {
 		// An unreadable journal cannot be recovered; keep the object (and its
 		// finalizer) so that the problem is seen, not papered over.
-		return false, err
+		return 0, err
 	}
+	status := obj.Common()
+	pending := Pending(journal, status.AuditSequence)
 	deleting := obj.GetDeletionTimestamp() != nil
-	if len(journal) == 0 && !deleting && controllerutil.ContainsFinalizer(obj, Finalizer) {
-		return false, nil
-	}
 	kind, err := apiutil.GVKForObject(obj, w.Client.Scheme())
 	if err != nil {
-		return false, err
+		return 0, err
 	}
-	journalDepth.Observe(float64(len(journal)))
+	if len(pending) > 0 {
+		journalDepth.Observe(float64(len(pending)))
+	}
 
-	var keep, todo []Record
+	var todo []Record
+	var retryAfter time.Duration
 	lastDelete := -1
-	for i, rec := range journal {
+	for i, rec := range pending {
 		if rec.Delete {
 			lastDelete = i
 		}
 	}
-	for i, rec := range journal {
-		switch {
-		case rec.Delete && !deleting:
-			// The DELETE is still under way, or it failed.
-			if time.Since(rec.Time.Time) < staleDelete {
-				keep = append(keep, rec)
+	for i, rec := range pending {
+		if rec.Delete && !deleting {
+			if age := time.Since(rec.Time.Time); age < staleDelete {
+				// The DELETE is still under way: stop here, as acknowledging
+				// later changes would acknowledge it too.
+				retryAfter = staleDelete - age
+				break
 			}
-		case rec.Delete && i != lastDelete:
-			// An earlier DELETE that did not happen.
-		default:
+			status.AuditSequence = rec.Seq // a DELETE that failed
+			continue
+		}
+		if !rec.Delete || i == lastDelete {
 			todo = append(todo, rec)
 		}
+		status.AuditSequence = rec.Seq
 	}
 	if deleting && lastDelete < 0 {
+		// Deleted before the webhook saw it: the deleter is unknown.
 		rec, err := Describe(obj, nil, time.Now())
 		if err != nil {
-			return false, err
+			return 0, err
 		}
 		rec.Actor, rec.Platform, rec.Time, rec.Delete, rec.Generation = UnknownActor, waygatev1.PlatformAPI, metav1.NowMicro(), true, obj.GetGeneration()
 		todo = append(todo, rec)
@@ -108,45 +122,17 @@ func (w *Writer) Drain(ctx context.Context, obj client.Object) (bool, error) {
 		g.Go(func() error { return w.write(gctx, entryFor(obj, kind.Kind, rec)) })
 	}
 	if err := g.Wait(); err != nil {
-		return false, err
+		return 0, err
 	}
 
-	// New changes may have joined the journal meanwhile: on a conflict, trim
-	// what was written from the latest journal rather than start over.
-	written := map[string]bool{}
-	for _, r := range journal {
-		written[r.ID] = true
+	switch {
+	case deleting && controllerutil.RemoveFinalizer(obj, Finalizer):
+		return 0, w.Client.Update(ctx, obj)
+	case !deleting && controllerutil.AddFinalizer(obj, Finalizer):
+		// Objects from before the webhook was installed.
+		return retryAfter, w.Client.Update(ctx, obj)
 	}
-	for _, r := range keep {
-		written[r.ID] = false
-	}
-	return true, retry.RetryOnConflict(retry.DefaultRetry, func() error {
-		latest, err := Journal(obj)
-		if err != nil {
-			return err
-		}
-		var rest []Record
-		for _, r := range latest {
-			if !written[r.ID] {
-				rest = append(rest, r)
-			}
-		}
-		if err := SetJournal(obj, rest); err != nil {
-			return err
-		}
-		if deleting && len(rest) == 0 {
-			controllerutil.RemoveFinalizer(obj, Finalizer)
-		} else {
-			controllerutil.AddFinalizer(obj, Finalizer)
-		}
-		err = w.Client.Update(ctx, obj)
-		if apierrors.IsConflict(err) {
-			if gerr := w.Reader.Get(ctx, client.ObjectKeyFromObject(obj), obj); gerr != nil {
-				return gerr
-			}
-		}
-		return err
-	})
+	return retryAfter, nil
 }
 
 // Transition records a change the clock made: a window of obj starting or

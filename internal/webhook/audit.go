@@ -86,12 +86,16 @@ func (a *Auditor) Handle(ctx context.Context, req admission.Request) admission.R
 // admitWrite puts the journal back as the operator last wrote it, appends
 // this change, and keeps the finalizer.
 func (a *Auditor) admitWrite(req admission.Request, old, obj client.Object) admission.Response {
+	// The journal as the operator knows it, less what it has written.
 	var journal []audit.Record
+	var audited int64
 	if old != nil {
 		var err error
 		if journal, err = audit.Journal(old); err != nil {
 			return admission.Errored(http.StatusInternalServerError, err)
 		}
+		audited = old.(audit.Object).Common().AuditSequence
+		journal = audit.Pending(journal, audited)
 	}
 	if a.records(req, old, obj) {
 		rec, err := audit.Describe(old, obj, time.Now())
@@ -103,7 +107,7 @@ func (a *Auditor) admitWrite(req admission.Request, old, obj client.Object) admi
 		if old != nil {
 			rec.Generation = old.GetGeneration() + 1
 		}
-		if journal, err = audit.Append(journal, rec); err != nil {
+		if journal, err = audit.Append(journal, audited, rec); err != nil {
 			return admission.Denied(err.Error())
 		}
 	}
@@ -172,6 +176,8 @@ func (a *Auditor) recordDelete(ctx context.Context, req admission.Request, old c
 		if err != nil {
 			return err
 		}
+		audited := live.(audit.Object).Common().AuditSequence
+		journal = audit.Pending(journal, audited)
 		// The API server calls us again when our write races its delete: the
 		// same user's pending deletion is already recorded.
 		for _, r := range journal {
@@ -179,7 +185,7 @@ func (a *Auditor) recordDelete(ctx context.Context, req admission.Request, old c
 				return nil
 			}
 		}
-		if journal, err = audit.Append(journal, rec); err != nil {
+		if journal, err = audit.Append(journal, audited, rec); err != nil {
 			return err
 		}
 		if err := audit.SetJournal(live, journal); err != nil {

@@ -1,0 +1,410 @@
+// Command bench-audit measures the audit pipeline on the embedded control
+// plane with the operator binary running as it does in `make run`, and prints
+// the figures `make bench-audit` reports:
+//
+//   - the raw API server write rate (ConfigMap updates), the ceiling;
+//   - the sustained rate of audited changes (RouteGate updates until their
+//     entries exist), which should be at least a third of the ceiling, as a
+//     change costs three writes (the change, the entry, the journal trim);
+//   - p50 and p99 latency from a change being accepted to its AuditEntry
+//     existing, at 20 changes a second, and entries lost (must be 0);
+//   - the operator's resident memory with 5,000 RouteGates and 50,000
+//     AuditEntries present.
+package main
+
+import (
+	"context"
+	"errors"
+	"flag"
+	"fmt"
+	"os"
+	"os/signal"
+	"path/filepath"
+	"slices"
+	"strconv"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"syscall"
+	"time"
+
+	corev1 "k8s.io/api/core/v1"
+	apierrors "k8s.io/apimachinery/pkg/api/errors"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/watch"
+	"sigs.k8s.io/controller-runtime/pkg/client"
+
+	waygatev1 "github.com/waygate-dev/waygate/api/v1alpha1"
+	"github.com/waygate-dev/waygate/internal/controlplane"
+)
+
+func main() {
+	manager := flag.String("manager", "bin/manager", "Path of the operator binary.")
+	workers := flag.Int("workers", 8, "Concurrent writers for the throughput runs.")
+	duration := flag.Duration("duration", 10*time.Second, "Length of each throughput run.")
+	gates := flag.Int("routegates", 5000, "RouteGates present for the memory figure.")
+	entries := flag.Int("entries", 50000, "AuditEntries present for the memory figure.")
+	flag.Parse()
+	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+	defer stop()
+	if err := run(ctx, *manager, *workers, *duration, *gates, *entries); err != nil {
+		fmt.Fprintln(os.Stderr, "bench-audit:", err)
+		os.Exit(1)
+	}
+}
+
+func run(ctx context.Context, manager string, workers int, duration time.Duration, gates, entries int) error {
+	cp, err := controlplane.Start()
+	if err != nil {
+		return err
+	}
+	defer func() { _ = cp.Stop() }()
+	dir := filepath.Join(cp.Root, "bin", "bench")
+	if err := os.MkdirAll(dir, 0o755); err != nil {
+		return err
+	}
+	// Nothing is pruned by count during the run; age-based retention still
+	// pages through every entry, as it does in production.
+	op, err := cp.StartOperator(ctx, manager, dir, "--audit-max-entries=0")
+	if err != nil {
+		return err
+	}
+	defer op.Stop()
+	c := cp.Client
+	for _, ns := range []string{"bench-raw", "bench-rate", "bench-latency", "bench-memory"} {
+		if err := c.Create(ctx, &corev1.Namespace{ObjectMeta: metav1.ObjectMeta{Name: ns}}); err != nil {
+			return err
+		}
+	}
+	fmt.Printf("bench-audit: %d workers, %s per run, operator log %s\n", workers, duration, op.Log)
+
+	raw, err := rawRate(ctx, c, workers, duration)
+	if err != nil {
+		return err
+	}
+	fmt.Printf("raw API server writes (ConfigMap updates):   %7.1f /s\n", raw)
+
+	audited, lost, err := auditedRate(ctx, c, workers, duration)
+	if err != nil {
+		return err
+	}
+	fmt.Printf("audited changes sustained (to entry written): %7.1f /s   %.2f of raw (target >= 0.33), lost %d\n", audited, audited/raw, lost)
+
+	p50, p99, n, lost2, err := latency(ctx, cp, 20, 15*time.Second)
+	if err != nil {
+		return err
+	}
+	fmt.Printf("change accepted -> AuditEntry exists at 20/s: p50 %s  p99 %s (target <= 250ms) over %d changes, lost %d\n",
+		p50.Round(time.Millisecond), p99.Round(time.Millisecond), n, lost2)
+
+	rss, hwm, err := memory(ctx, cp, op, gates, entries)
+	if err != nil {
+		return err
+	}
+	fmt.Printf("operator memory with %d RouteGates and %d AuditEntries: RSS %d MiB, peak %d MiB (target <= 150 MiB)\n",
+		gates, entries, rss>>20, hwm>>20)
+	return nil
+}
+
+// rawRate is the rate of plain ConfigMap updates workers sustain: the ceiling.
+func rawRate(ctx context.Context, c client.Client, workers int, d time.Duration) (float64, error) {
+	cms := make([]*corev1.ConfigMap, workers)
+	for i := range cms {
+		cms[i] = &corev1.ConfigMap{ObjectMeta: metav1.ObjectMeta{Namespace: "bench-raw", Name: fmt.Sprintf("cm-%d", i)}, Data: map[string]string{"n": "0"}}
+		if err := c.Create(ctx, cms[i]); err != nil {
+			return 0, err
+		}
+	}
+	var done atomic.Int64
+	err := forEachWorker(ctx, workers, d, func(i, n int) error {
+		cms[i].Data["n"] = strconv.Itoa(n)
+		if err := c.Update(ctx, cms[i]); err != nil {
+			return err
+		}
+		done.Add(1)
+		return nil
+	})
+	return float64(done.Load()) / d.Seconds(), err
+}
+
+// auditedRate updates RouteGates as fast as workers can for d, then waits for
+// every change's entry; the rate counts until the last entry exists.
+func auditedRate(ctx context.Context, c client.Client, workers int, d time.Duration) (float64, int, error) {
+	const ns = "bench-rate"
+	rgs := make([]*waygatev1.RouteGate, workers)
+	for i := range rgs {
+		rgs[i] = benchGate(ns, fmt.Sprintf("rate-%d", i))
+		if err := c.Create(ctx, rgs[i]); err != nil {
+			return 0, 0, err
+		}
+	}
+	if err := waitCount(ctx, c, ns, workers, time.Minute); err != nil {
+		return 0, 0, err
+	}
+	var changes atomic.Int64
+	start := time.Now()
+	err := forEachWorker(ctx, workers, d, func(i, n int) error {
+		if err := setReason(ctx, c, rgs[i], fmt.Sprintf("w%d-%d", i, n)); err != nil {
+			return err
+		}
+		changes.Add(1)
+		return nil
+	})
+	if err != nil {
+		return 0, 0, err
+	}
+	want := workers + int(changes.Load())
+	err = waitCount(ctx, c, ns, want, 2*time.Minute)
+	elapsed := time.Since(start)
+	got, cerr := count(ctx, c, ns)
+	if cerr != nil {
+		return 0, 0, cerr
+	}
+	if err != nil && got < want {
+		return float64(got-workers) / elapsed.Seconds(), want - got, nil
+	}
+	return float64(changes.Load()) / elapsed.Seconds(), 0, nil
+}
+
+// latency makes rate changes a second for d and measures, for each, the time
+// from its acceptance to its AuditEntry appearing on a watch.
+func latency(ctx context.Context, cp *controlplane.ControlPlane, rate int, d time.Duration) (p50, p99 time.Duration, n, lost int, err error) {
+	const ns = "bench-latency"
+	c := cp.Client
+	wc, err := client.NewWithWatch(cp.Admin, client.Options{Scheme: controlplane.Scheme})
+	if err != nil {
+		return 0, 0, 0, 0, err
+	}
+	rgs := make([]*waygatev1.RouteGate, rate)
+	for i := range rgs {
+		rgs[i] = benchGate(ns, fmt.Sprintf("lat-%d", i))
+		if err := c.Create(ctx, rgs[i]); err != nil {
+			return 0, 0, 0, 0, err
+		}
+	}
+	if err := waitCount(ctx, c, ns, rate, time.Minute); err != nil {
+		return 0, 0, 0, 0, err
+	}
+	w, err := wc.Watch(ctx, &waygatev1.AuditEntryList{}, client.InNamespace(ns))
+	if err != nil {
+		return 0, 0, 0, 0, err
+	}
+	defer w.Stop()
+	var mu sync.Mutex
+	seen := map[string]time.Time{}
+	go func() {
+		for ev := range w.ResultChan() {
+			if e, ok := ev.Object.(*waygatev1.AuditEntry); ok && ev.Type == watch.Added {
+				mu.Lock()
+				seen[e.Spec.Reason] = time.Now()
+				mu.Unlock()
+			}
+		}
+	}()
+
+	accepted := map[string]time.Time{}
+	tick := time.NewTicker(time.Second / time.Duration(rate))
+	defer tick.Stop()
+	for i := 0; i < int(d.Seconds())*rate; i++ {
+		<-tick.C
+		reason := fmt.Sprintf("lat-%d", i)
+		if err := setReason(ctx, c, rgs[i%rate], reason); err != nil {
+			return 0, 0, 0, 0, err
+		}
+		accepted[reason] = time.Now()
+	}
+	deadline := time.Now().Add(30 * time.Second)
+	var lat []time.Duration
+	for {
+		mu.Lock()
+		lat, lost = lat[:0], 0
+		for reason, at := range accepted {
+			if s, ok := seen[reason]; ok {
+				lat = append(lat, max(s.Sub(at), 0))
+			} else {
+				lost++
+			}
+		}
+		mu.Unlock()
+		if lost == 0 || time.Now().After(deadline) {
+			break
+		}
+		time.Sleep(100 * time.Millisecond)
+	}
+	slices.Sort(lat)
+	if len(lat) == 0 {
+		return 0, 0, 0, lost, errors.New("no entries seen")
+	}
+	return lat[len(lat)/2], lat[len(lat)*99/100], len(accepted), lost, nil
+}
+
+// memory fills the cluster with gates (which the operator reconciles and
+// audits) and entries, then reads the operator's resident memory.
+func memory(ctx context.Context, cp *controlplane.ControlPlane, op *controlplane.Operator, gates, entries int) (rss, peak int64, err error) {
+	const ns = "bench-memory"
+	c := cp.Client
+	opc, err := client.New(cp.Operator, client.Options{Scheme: controlplane.Scheme})
+	if err != nil {
+		return 0, 0, err
+	}
+	start := time.Now()
+	if err := parallel(ctx, 16, gates, func(i int) error {
+		return c.Create(ctx, benchGate(ns, fmt.Sprintf("gate-%d", i)))
+	}); err != nil {
+		return 0, 0, err
+	}
+	if err := waitCount(ctx, c, ns, gates, 10*time.Minute); err != nil {
+		return 0, 0, err
+	}
+	fmt.Printf("  %d RouteGates created and audited in %s\n", gates, time.Since(start).Round(time.Second))
+	start = time.Now()
+	extra := entries - gates
+	if err := parallel(ctx, 16, extra, func(i int) error {
+		e := &waygatev1.AuditEntry{
+			ObjectMeta: metav1.ObjectMeta{Namespace: ns, Name: fmt.Sprintf("filler-%d", i)},
+			Spec: waygatev1.AuditEntrySpec{
+				Path: fmt.Sprintf("GET:/items/%d", i), Action: "maintenance_on", Actor: "bench", Platform: waygatev1.PlatformAPI,
+				OldStatus: "active", NewStatus: "maintenance", Reason: "memory benchmark", Timestamp: metav1.NowMicro(),
+				Target: waygatev1.AuditTarget{Kind: "RouteGate", Name: fmt.Sprintf("gate-%d", i%gates), Namespace: ns},
+			},
+		}
+		return opc.Create(ctx, e)
+	}); err != nil {
+		return 0, 0, err
+	}
+	fmt.Printf("  %d more AuditEntries created in %s\n", extra, time.Since(start).Round(time.Second))
+	// Let the operator settle (reconciles, a retention pass) before reading.
+	time.Sleep(20 * time.Second)
+	return procMemory(op.Pid)
+}
+
+// procMemory reads VmRSS and VmHWM of pid, in bytes.
+func procMemory(pid int) (rss, peak int64, err error) {
+	raw, err := os.ReadFile(fmt.Sprintf("/proc/%d/status", pid))
+	if err != nil {
+		return 0, 0, err
+	}
+	for _, line := range strings.Split(string(raw), "\n") {
+		f := strings.Fields(line)
+		if len(f) < 2 {
+			continue
+		}
+		kb, _ := strconv.ParseInt(f[1], 10, 64)
+		switch f[0] {
+		case "VmRSS:":
+			rss = kb << 10
+		case "VmHWM:":
+			peak = kb << 10
+		}
+	}
+	return rss, peak, nil
+}
+
+func benchGate(ns, name string) *waygatev1.RouteGate {
+	return &waygatev1.RouteGate{
+		ObjectMeta: metav1.ObjectMeta{Namespace: ns, Name: name},
+		Spec:       waygatev1.RouteGateSpec{Route: waygatev1.RouteKey("GET:/" + name), State: waygatev1.RouteMaintenance, Reason: "start"},
+	}
+}
+
+// setReason changes rg's reason, retrying when the operator wrote the object
+// meanwhile (it trims the journal).
+func setReason(ctx context.Context, c client.Client, rg *waygatev1.RouteGate, reason string) error {
+	for {
+		rg.Spec.Reason = reason
+		err := c.Update(ctx, rg)
+		if !apierrors.IsConflict(err) {
+			return err
+		}
+		if err := c.Get(ctx, client.ObjectKeyFromObject(rg), rg); err != nil {
+			return err
+		}
+	}
+}
+
+// forEachWorker runs f(worker, iteration) in workers goroutines for d.
+func forEachWorker(ctx context.Context, workers int, d time.Duration, f func(i, n int) error) error {
+	ctx, cancel := context.WithTimeout(ctx, d)
+	defer cancel()
+	var wg sync.WaitGroup
+	errs := make(chan error, workers)
+	for i := range workers {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			for n := 0; ctx.Err() == nil; n++ {
+				if err := f(i, n); err != nil && ctx.Err() == nil {
+					errs <- err
+					return
+				}
+			}
+		}()
+	}
+	wg.Wait()
+	close(errs)
+	return <-errs
+}
+
+// parallel runs f(0..n-1) on workers goroutines.
+func parallel(ctx context.Context, workers, n int, f func(int) error) error {
+	next := make(chan int)
+	errs := make(chan error, workers)
+	var wg sync.WaitGroup
+	for range workers {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			for i := range next {
+				if err := f(i); err != nil {
+					errs <- err
+					return
+				}
+			}
+		}()
+	}
+	for i := 0; i < n && ctx.Err() == nil && len(errs) == 0; i++ {
+		next <- i
+	}
+	close(next)
+	wg.Wait()
+	close(errs)
+	return <-errs
+}
+
+// count counts the AuditEntries in ns, a page at a time.
+func count(ctx context.Context, c client.Client, ns string) (int, error) {
+	n := 0
+	var list metav1.PartialObjectMetadataList
+	list.SetGroupVersionKind(waygatev1.GroupVersion.WithKind("AuditEntryList"))
+	for cont := ""; ; {
+		if err := c.List(ctx, &list, client.InNamespace(ns), client.Limit(1000), client.Continue(cont)); err != nil {
+			return 0, err
+		}
+		n += len(list.Items)
+		if cont = list.Continue; cont == "" {
+			return n, nil
+		}
+	}
+}
+
+// waitCount waits until ns holds at least want AuditEntries.
+func waitCount(ctx context.Context, c client.Client, ns string, want int, timeout time.Duration) error {
+	deadline := time.Now().Add(timeout)
+	for {
+		got, err := count(ctx, c, ns)
+		if err != nil {
+			return err
+		}
+		if got >= want {
+			return nil
+		}
+		if time.Now().After(deadline) {
+			return fmt.Errorf("%s: %d audit entries after %s, want %d", ns, got, timeout, want)
+		}
+		select {
+		case <-ctx.Done():
+			return ctx.Err()
+		case <-time.After(100 * time.Millisecond):
+		}
+	}
+}
