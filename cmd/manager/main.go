@@ -42,6 +42,7 @@ const (
 
 // +kubebuilder:rbac:groups=coordination.k8s.io,namespace=waygate-system,resources=leases,verbs=get;list;watch;create;update;patch;delete
 // +kubebuilder:rbac:groups="",namespace=waygate-system,resources=secrets,verbs=get;list;watch;update
+// +kubebuilder:rbac:groups="",namespace=waygate-system,resources=events,verbs=create;patch
 // +kubebuilder:rbac:groups=admissionregistration.k8s.io,resources=validatingwebhookconfigurations;mutatingwebhookconfigurations,verbs=get;list;watch;update
 // +kubebuilder:rbac:groups=authentication.k8s.io,resources=tokenreviews,verbs=create
 // +kubebuilder:rbac:groups=authorization.k8s.io,resources=subjectaccessreviews,verbs=create
@@ -52,6 +53,8 @@ func main() {
 	flag.BoolVar(&o.secureMetrics, "metrics-secure", true, "Serve metrics over HTTPS, authenticated and authorized through the API server.")
 	flag.StringVar(&o.probeAddr, "health-probe-bind-address", ":8081", "Address the /healthz and /readyz probes bind to.")
 	flag.IntVar(&o.concurrency, "concurrency", 4, "How many objects of each kind to reconcile at once.")
+	flag.Float64Var(&o.qps, "kube-api-qps", 500, "Requests per second the operator may make to the API server (API Priority and Fairness protects it too).")
+	flag.IntVar(&o.burst, "kube-api-burst", 1000, "Requests the operator may make to the API server in a burst.")
 	flag.BoolVar(&o.leaderElect, "leader-elect", false, "Elect a leader, so that only one replica reconciles at a time.")
 	flag.StringVar(&o.webhookHost, "webhook-host", "", "Address the admission webhook server listens on; empty for every interface.")
 	flag.IntVar(&o.webhookPort, "webhook-port", 9443, "Port the admission webhook server listens on.")
@@ -81,7 +84,8 @@ type options struct {
 	leaderElect, secureMetrics, rotateCerts                 bool
 	auditSuppressors                                        stringList
 	auditMaxAge, auditPruneInterval                         time.Duration
-	auditMaxEntries, concurrency                            int
+	auditMaxEntries, concurrency, burst                     int
+	qps                                                     float64
 	auditExport                                             string
 }
 
@@ -111,6 +115,10 @@ func run(o options) error {
 		metricsOpts.FilterProvider = filters.WithAuthenticationAndAuthorization
 	}
 	cfg := ctrl.GetConfigOrDie()
+	// Every audited change costs the operator two requests; client-side
+	// throttling at controller-runtime's default (20/s) would cap the audit
+	// trail at about ten changes a second.
+	cfg.QPS, cfg.Burst = float32(o.qps), o.burst
 	// The webhook tells the operator's own writes (bookkeeping) from people's.
 	operator, err := waygatewebhook.Whoami(context.Background(), cfg)
 	if err != nil {

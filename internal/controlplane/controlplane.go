@@ -102,6 +102,7 @@ func Start() (*ControlPlane, error) {
 }
 
 func (cp *ControlPlane) install() error {
+	cp.Admin.QPS = -1 // tests and tools: no client-side throttling
 	c, err := client.New(cp.Admin, client.Options{Scheme: Scheme})
 	if err != nil {
 		return err
@@ -125,6 +126,9 @@ func (cp *ControlPlane) install() error {
 		return fmt.Errorf("adding the operator's user: %w", err)
 	}
 	cp.Operator = op.Config()
+	// Clients here are for tests and tools: no client-side throttling.
+	cp.Admin.QPS, cp.Admin.Burst = -1, 0
+	cp.Operator.QPS, cp.Operator.Burst = -1, 0
 	return nil
 }
 
