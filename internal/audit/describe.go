@@ -39,7 +39,7 @@ const (
 const (
 	maxChanges   = 20
 	maxChangeLen = 256
-	maxValueLen  = 60
+	maxValueLen  = 100
 )
 
 // Describe says what a change did: path, action, old and new status,

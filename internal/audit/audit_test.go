@@ -1,0 +1,174 @@
+package audit
+
+import (
+	"strings"
+	"testing"
+	"time"
+
+	apiextensionsv1 "k8s.io/apiextensions-apiserver/pkg/apis/apiextensions/v1"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/util/validation"
+	"sigs.k8s.io/controller-runtime/pkg/client"
+
+	waygatev1 "github.com/waygate-dev/waygate/api/v1alpha1"
+)
+
+func TestPlatformOf(t *testing.T) {
+	cases := []struct {
+		fieldManager, user string
+		want               waygatev1.Platform
+	}{
+		{"kubectl-client-side-apply", "alice", waygatev1.PlatformKubectl},
+		{"kubectl-edit", "alice", waygatev1.PlatformKubectl},
+		{"kubectl", "alice", waygatev1.PlatformKubectl},
+		{"waygate-cli", "alice", waygatev1.PlatformCLI},
+		{"waygate-dashboard", "alice", waygatev1.PlatformDashboard},
+		{"argocd-controller", "system:serviceaccount:argocd:argocd-application-controller", waygatev1.PlatformGitOps},
+		{"kustomize-controller", "system:serviceaccount:flux-system:kustomize-controller", waygatev1.PlatformGitOps},
+		{"helm", "alice", waygatev1.PlatformGitOps},
+		{"", "system:serviceaccount:argocd:argocd-application-controller", waygatev1.PlatformGitOps},
+		{"", "alice", waygatev1.PlatformAPI},
+		{"Go-http-client", "alice", waygatev1.PlatformAPI},
+		{"kubectlish", "alice", waygatev1.PlatformAPI},
+	}
+	for _, tc := range cases {
+		if got := PlatformOf(tc.fieldManager, tc.user); got != tc.want {
+			t.Errorf("PlatformOf(%q, %q) = %s, want %s", tc.fieldManager, tc.user, got, tc.want)
+		}
+	}
+}
+
+func TestRouteAction(t *testing.T) {
+	const (
+		active, maint, disabled, gated, deprecated = waygatev1.RouteActive, waygatev1.RouteMaintenance, waygatev1.RouteDisabled, waygatev1.RouteEnvGated, waygatev1.RouteDeprecated
+	)
+	cases := []struct {
+		global   bool
+		from, to waygatev1.RouteState
+		want     string
+	}{
+		{false, active, active, ""},
+		{false, active, maint, "maintenance_on"},
+		{false, maint, active, "maintenance_off"},
+		{false, disabled, active, "enable"},
+		{false, active, disabled, "disable"},
+		{false, maint, disabled, "disable"},
+		{false, active, gated, "env_gate"},
+		{false, active, deprecated, "deprecate"},
+		{false, deprecated, active, "enable"},
+		{true, active, maint, "global_maintenance_on"},
+		{true, maint, active, "global_maintenance_off"},
+	}
+	for _, tc := range cases {
+		if got := RouteAction(tc.global, tc.from, tc.to); got != tc.want {
+			t.Errorf("RouteAction(%v, %s, %s) = %q, want %q", tc.global, tc.from, tc.to, got, tc.want)
+		}
+	}
+}
+
+func TestDescribe(t *testing.T) {
+	now := time.Date(2026, 6, 1, 3, 0, 0, 0, time.UTC)
+	rg := func(spec waygatev1.RouteGateSpec) *waygatev1.RouteGate {
+		return &waygatev1.RouteGate{ObjectMeta: metav1.ObjectMeta{Name: "r"}, Spec: spec}
+	}
+	flag := func(enabled bool, desc string) *waygatev1.FeatureFlag {
+		return &waygatev1.FeatureFlag{ObjectMeta: metav1.ObjectMeta{Name: "new-checkout", Annotations: map[string]string{ReasonAnnotation: "launch"}},
+			Spec: waygatev1.FeatureFlagSpec{Enabled: enabled, Description: desc, Variations: []waygatev1.Variation{{Name: "on", Value: apiextensionsv1.JSON{Raw: []byte("true")}}}}}
+	}
+	policy := func(limit string, enabled bool) *waygatev1.RateLimitPolicy {
+		return &waygatev1.RateLimitPolicy{ObjectMeta: metav1.ObjectMeta{Name: "p"}, Spec: waygatev1.RateLimitPolicySpec{Route: "*", Service: "orders", Limit: limit, Enabled: enabled}}
+	}
+	window := &waygatev1.MaintenanceWindow{Start: metav1.NewTime(now.Add(time.Hour)), End: metav1.NewTime(now.Add(2 * time.Hour))}
+	cases := []struct {
+		name     string
+		old, new client.Object
+		want     string // action path old→new reason [changes]
+	}{
+		{"route created in maintenance", nil, rg(waygatev1.RouteGateSpec{Route: "GET:/payments", State: "maintenance", Reason: "Database migration"}),
+			"maintenance_on GET:/payments active→maintenance Database migration []"},
+		{"route created active", nil, rg(waygatev1.RouteGateSpec{Route: "GET:/payments", State: "active"}), "route_created GET:/payments active→active  []"},
+		{"window scheduled", rg(waygatev1.RouteGateSpec{Route: "/r", State: "active"}), rg(waygatev1.RouteGateSpec{Route: "/r", State: "active", Window: window}),
+			"maintenance_scheduled /r active→active  [spec.window set to {\"end\":\"2026-06-01T05:00:00Z\",\"start\":\"2026-06-01T04:00:00Z\"}]"},
+		{"reason edited", rg(waygatev1.RouteGateSpec{Route: "/r", State: "disabled", Reason: "a"}), rg(waygatev1.RouteGateSpec{Route: "/r", State: "disabled", Reason: "b"}),
+			"route_updated /r disabled→disabled b [spec.reason: a → b]"},
+		{"route deleted in maintenance", rg(waygatev1.RouteGateSpec{Route: "/r", State: "maintenance"}), nil, "maintenance_off /r maintenance→active  []"},
+		{"route deleted active", rg(waygatev1.RouteGateSpec{Route: "/r", State: "active"}), nil, "route_deleted /r active→active  []"},
+		{"service gate on", rg(waygatev1.RouteGateSpec{Route: "*", Service: "payments", State: "active"}), rg(waygatev1.RouteGateSpec{Route: "*", Service: "payments", State: "maintenance"}),
+			"global_maintenance_on service:payments active→maintenance  [spec.state: active → maintenance]"},
+		{"namespace gate off", rg(waygatev1.RouteGateSpec{Route: "*", State: "maintenance"}), rg(waygatev1.RouteGateSpec{Route: "*", State: "active"}),
+			"global_maintenance_off __global__ maintenance→active  [spec.state: maintenance → active]"},
+		{"flag created", nil, flag(true, ""), "flag_created flag:new-checkout →enabled launch []"},
+		{"flag disabled", flag(true, ""), flag(false, ""), "flag_disabled flag:new-checkout enabled→disabled launch [spec.enabled: true → false]"},
+		{"flag edited", flag(true, "a"), flag(true, "b"), "flag_updated flag:new-checkout enabled→enabled launch [spec.description: a → b]"},
+		{"flag deleted", flag(false, ""), nil, "flag_deleted flag:new-checkout disabled→ launch []"},
+		{"policy limit", policy("100/minute", true), policy("200/minute", true), "rl_policy_updated service:orders 100/minute→200/minute  [spec.limit: 100/minute → 200/minute]"},
+		{"policy disabled", policy("100/minute", true), policy("100/minute", false), "rl_policy_updated service:orders 100/minute→disabled  [spec.enabled: true → false]"},
+		{"segment grows", &waygatev1.Segment{ObjectMeta: metav1.ObjectMeta{Name: "beta"}}, &waygatev1.Segment{ObjectMeta: metav1.ObjectMeta{Name: "beta"}, Spec: waygatev1.SegmentSpec{Included: []string{"a", "b"}}},
+			"segment_updated segment:beta 0 included, 0 excluded, 0 rules→2 included, 0 excluded, 0 rules  [spec.included set to [2 items]]"},
+	}
+	for _, tc := range cases {
+		t.Run(tc.name, func(t *testing.T) {
+			rec, err := Describe(tc.old, tc.new, now)
+			if err != nil {
+				t.Fatal(err)
+			}
+			got := rec.Action + " " + rec.Path + " " + rec.Old + "→" + rec.New + " " + rec.Reason + " [" + strings.Join(rec.Changes, "|") + "]"
+			if got != tc.want {
+				t.Errorf("got  %s\nwant %s", got, tc.want)
+			}
+		})
+	}
+}
+
+func TestJournal(t *testing.T) {
+	var j []Record
+	var err error
+	for i, id := range []string{"a", "b", "a", "c"} {
+		if j, err = Append(j, 4, Record{ID: id}); err != nil {
+			t.Fatalf("append %d: %v", i, err)
+		}
+	}
+	if len(j) != 3 || j[0].Seq != 5 || j[1].Seq != 6 || j[2].Seq != 7 {
+		t.Fatalf("journal %+v: want a, b, c numbered 5, 6, 7 after the 4 audited (a retried once)", j)
+	}
+	if p := Pending(j, 6); len(p) != 1 || p[0].ID != "c" {
+		t.Fatalf("Pending after 6 = %+v, want c", p)
+	}
+	full := make([]Record, MaxJournal)
+	for i := range full {
+		full[i] = Record{ID: string(rune('A' + i)), Seq: int64(i + 1)}
+	}
+	if _, err := Append(full, 0, Record{ID: "new"}); err == nil || !strings.Contains(err.Error(), "retry in a moment") {
+		t.Fatalf("append to a full journal: %v, want a refusal that says to retry", err)
+	}
+
+	obj := &waygatev1.RouteGate{}
+	if err := SetJournal(obj, j); err != nil {
+		t.Fatal(err)
+	}
+	back, err := Journal(obj)
+	if err != nil || len(back) != 3 || back[2].ID != "c" {
+		t.Fatalf("round trip: %+v, %v", back, err)
+	}
+	if err := SetJournal(obj, nil); err != nil || obj.Annotations[JournalAnnotation] != "" {
+		t.Fatalf("empty journal left %q", obj.Annotations[JournalAnnotation])
+	}
+	obj.Annotations = map[string]string{JournalAnnotation: "{not json"}
+	if _, err := Journal(obj); err == nil {
+		t.Fatal("an unreadable journal was read without error")
+	}
+}
+
+func TestEntryName(t *testing.T) {
+	a, b := EntryName("get-payments", "uid-1", "req-1"), EntryName("get-payments", "uid-1", "req-2")
+	if a == b || a != EntryName("get-payments", "uid-1", "req-1") {
+		t.Fatalf("names %q and %q: want distinct per change and stable per change", a, b)
+	}
+	if !strings.HasPrefix(a, "get-payments-") {
+		t.Errorf("name %q does not start with the object's name", a)
+	}
+	long := EntryName(strings.Repeat("a", 250)+"-x", "u", "i")
+	if errs := validation.IsDNS1123Subdomain(long); len(errs) > 0 || len(long) > 253 {
+		t.Errorf("long name %q invalid: %v", long, errs)
+	}
+}
