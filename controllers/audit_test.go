@@ -1,7 +1,9 @@
 package controllers_test
 
 import (
+	"bytes"
 	"context"
+	"encoding/json"
 	"fmt"
 	"sort"
 	"strings"
@@ -430,6 +432,76 @@ func TestAuditSuppression(t *testing.T) {
 		waitReady(t, ff, flagConds(ff), metav1.ConditionTrue, "Resolved")
 		if got := len(entriesOf(t, ns, ff.Name)); got != want {
 			t.Errorf("%s created a flag with audit disabled: %d entries, want %d", user, got, want)
+		}
+	}
+}
+
+// GetAuditLog reads entries newest first, filtered by path, limited; the
+// retention prunes by count and by age and exports what it prunes.
+func TestAuditLogAndRetention(t *testing.T) {
+	ns := namespace(t)
+	ctx := context.Background()
+	base := time.Now().Add(-time.Hour).UTC()
+	for i := range 6 {
+		path := "GET:/payments"
+		if i%2 == 1 {
+			path = "POST:/refunds"
+		}
+		e := auditEntry(ns, fmt.Sprintf("e%d", i), path, "alice")
+		e.Spec.Timestamp = metav1.NewMicroTime(base.Add(time.Duration(i) * time.Minute))
+		if err := operator.Create(ctx, e); err != nil {
+			t.Fatal(err)
+		}
+	}
+	names := func(es []waygatev1.AuditEntry) string {
+		var out []string
+		for _, e := range es {
+			out = append(out, e.Name)
+		}
+		return strings.Join(out, ",")
+	}
+	for _, tc := range []struct {
+		path  string
+		limit int
+		want  string
+	}{
+		{"", 0, "e5,e4,e3,e2,e1,e0"},
+		{"GET:/payments", 0, "e4,e2,e0"},
+		{"", 2, "e5,e4"},
+		{"POST:/refunds", 1, "e5"},
+		{"flag:none", 0, ""},
+	} {
+		got, err := audit.GetAuditLog(ctx, operator, ns, tc.path, tc.limit)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if names(got) != tc.want {
+			t.Errorf("GetAuditLog(%q, %d) = [%s], want [%s]", tc.path, tc.limit, names(got), tc.want)
+		}
+	}
+
+	var exported bytes.Buffer
+	r := &audit.Retention{Reader: operator, Client: operator, Namespace: ns, MaxPerNamespace: 4, MaxAge: 58 * time.Minute, Export: &exported}
+	n, err := r.Prune(ctx, time.Now())
+	if err != nil {
+		t.Fatal(err)
+	}
+	// Count keeps e2..e5; age (58 minutes) also takes e2 (58+ minutes old).
+	left, err := audit.GetAuditLog(ctx, operator, ns, "", 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if n != 3 || names(left) != "e5,e4,e3" {
+		t.Fatalf("pruned %d, left [%s]; want 3 pruned, [e5,e4,e3] left", n, names(left))
+	}
+	lines := strings.Split(strings.TrimSpace(exported.String()), "\n")
+	if len(lines) != 3 {
+		t.Fatalf("exported %d lines, want 3:\n%s", len(lines), exported.String())
+	}
+	for i, want := range []string{"e0", "e1", "e2"} {
+		var e waygatev1.AuditEntry
+		if err := json.Unmarshal([]byte(lines[i]), &e); err != nil || e.Name != want || e.Spec.Actor != "alice" {
+			t.Errorf("export line %d = %s (%v), want entry %s", i, lines[i], err, want)
 		}
 	}
 }

@@ -34,6 +34,8 @@ type Retention struct {
 	Export io.Writer
 	// Interval is the time between prunes.
 	Interval time.Duration
+	// Namespace limits pruning to one namespace; empty prunes them all.
+	Namespace string
 
 	exportMu sync.Mutex
 }
@@ -77,7 +79,7 @@ func (r *Retention) Prune(ctx context.Context, now time.Time) (int, error) {
 	byNamespace := map[string][]entryRef{}
 	var list waygatev1.AuditEntryList
 	for cont := ""; ; {
-		if err := r.Reader.List(ctx, &list, client.Limit(pageSize), client.Continue(cont)); err != nil {
+		if err := r.Reader.List(ctx, &list, client.InNamespace(r.Namespace), client.Limit(pageSize), client.Continue(cont)); err != nil {
 			return 0, fmt.Errorf("listing audit entries: %w", err)
 		}
 		for _, e := range list.Items {
