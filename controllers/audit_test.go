@@ -25,7 +25,7 @@ import (
 // asUser returns a client acting as user, allowed to edit Waygate resources
 // in ns, that sends fieldManager with its writes (as kubectl, the CLI or a
 // GitOps controller would).
-func asUser(t *testing.T, ns, user, fieldManager string, groups ...string) client.Client {
+func asUser(t *testing.T, ns, user, fieldManager string) client.Client {
 	t.Helper()
 	for _, role := range []string{"waygate-view", "waygate-edit"} {
 		rb := &rbacv1.RoleBinding{
@@ -37,7 +37,7 @@ func asUser(t *testing.T, ns, user, fieldManager string, groups ...string) clien
 			t.Fatal(err)
 		}
 	}
-	c, err := cp.As(user, groups...)
+	c, err := cp.As(user)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -382,7 +382,7 @@ func TestAuditDeletion(t *testing.T) {
 		wantEntries(t, got[1:], want)
 		eventually(t, 10*time.Second, func() error {
 			if err := k8s.Get(ctx, client.ObjectKeyFromObject(obj), obj); !apierrors.IsNotFound(err) {
-				return fmt.Errorf("%s still there (finalizers %v): %v", obj.GetName(), obj.GetFinalizers(), err)
+				return fmt.Errorf("%s still there (finalizers %v): %w", obj.GetName(), obj.GetFinalizers(), err)
 			}
 			return nil
 		})

@@ -43,18 +43,18 @@ const (
 )
 
 // Describe says what a change did: path, action, old and new status,
-// reason and changed fields. old is nil for a creation, new for a deletion;
+// reason and changed fields. old is nil for a creation, cur for a deletion;
 // now is the time the change is made (it decides whether a window is open).
-func Describe(old, new client.Object, now time.Time) (Record, error) {
-	switch o := pick(old, new).(type) {
+func Describe(old, cur client.Object, now time.Time) (Record, error) {
+	switch o := pick(old, cur).(type) {
 	case *waygatev1.RouteGate:
-		return describeRoute(asType[*waygatev1.RouteGate](old), asType[*waygatev1.RouteGate](new), now), nil
+		return describeRoute(asType[*waygatev1.RouteGate](old), asType[*waygatev1.RouteGate](cur), now), nil
 	case *waygatev1.FeatureFlag:
-		return describeFlag(asType[*waygatev1.FeatureFlag](old), asType[*waygatev1.FeatureFlag](new)), nil
+		return describeFlag(asType[*waygatev1.FeatureFlag](old), asType[*waygatev1.FeatureFlag](cur)), nil
 	case *waygatev1.Segment:
-		return describeSegment(asType[*waygatev1.Segment](old), asType[*waygatev1.Segment](new)), nil
+		return describeSegment(asType[*waygatev1.Segment](old), asType[*waygatev1.Segment](cur)), nil
 	case *waygatev1.RateLimitPolicy:
-		return describePolicy(asType[*waygatev1.RateLimitPolicy](old), asType[*waygatev1.RateLimitPolicy](new)), nil
+		return describePolicy(asType[*waygatev1.RateLimitPolicy](old), asType[*waygatev1.RateLimitPolicy](cur)), nil
 	default:
 		return Record{}, fmt.Errorf("audit: %T is not an audited kind", o)
 	}
@@ -98,15 +98,15 @@ func RoutePath(route waygatev1.RouteKey, service waygatev1.ServiceName) string {
 	}
 }
 
-func describeRoute(old, new *waygatev1.RouteGate, now time.Time) Record {
-	rg := pick(old, new)
+func describeRoute(old, cur *waygatev1.RouteGate, now time.Time) Record {
+	rg := pick(old, cur)
 	// A route without a gate is active.
 	from, to := waygatev1.RouteActive, waygatev1.RouteActive
 	if old != nil {
 		from = gate.OwnState(&old.Spec, now).State
 	}
-	if new != nil {
-		to = gate.OwnState(&new.Spec, now).State
+	if cur != nil {
+		to = gate.OwnState(&cur.Spec, now).State
 	}
 	action := RouteAction(rg.Spec.Route == waygatev1.AllRoutes, from, to)
 	if action == "" {
@@ -115,9 +115,9 @@ func describeRoute(old, new *waygatev1.RouteGate, now time.Time) Record {
 			oldWindow = old.Spec.Window
 		}
 		switch {
-		case new == nil:
+		case cur == nil:
 			action = ActionRouteDeleted
-		case !reflect.DeepEqual(oldWindow, new.Spec.Window):
+		case !reflect.DeepEqual(oldWindow, cur.Spec.Window):
 			action = ActionMaintenanceScheduled
 		case old == nil:
 			action = ActionRouteCreated
@@ -126,14 +126,14 @@ func describeRoute(old, new *waygatev1.RouteGate, now time.Time) Record {
 		}
 	}
 	rec := Record{Path: RoutePath(rg.Spec.Route, rg.Spec.Service), Action: action, Old: string(from), New: string(to), Reason: rg.Spec.Reason}
-	if old != nil && new != nil {
-		rec.Changes = specChanges(old.Spec, new.Spec)
+	if old != nil && cur != nil {
+		rec.Changes = specChanges(old.Spec, cur.Spec)
 	}
 	return rec
 }
 
-func describeFlag(old, new *waygatev1.FeatureFlag) Record {
-	f := pick(old, new)
+func describeFlag(old, cur *waygatev1.FeatureFlag) Record {
+	f := pick(old, cur)
 	rec := Record{Path: "flag:" + f.Key(), Reason: f.Annotations[ReasonAnnotation]}
 	state := func(f *waygatev1.FeatureFlag) string {
 		if f.Spec.Enabled {
@@ -143,15 +143,15 @@ func describeFlag(old, new *waygatev1.FeatureFlag) Record {
 	}
 	switch {
 	case old == nil:
-		rec.Action, rec.New = ActionFlagCreated, state(new)
-	case new == nil:
+		rec.Action, rec.New = ActionFlagCreated, state(cur)
+	case cur == nil:
 		rec.Action, rec.Old = ActionFlagDeleted, state(old)
 	default:
-		rec.Old, rec.New, rec.Changes = state(old), state(new), specChanges(old.Spec, new.Spec)
+		rec.Old, rec.New, rec.Changes = state(old), state(cur), specChanges(old.Spec, cur.Spec)
 		switch {
-		case !old.Spec.Enabled && new.Spec.Enabled:
+		case !old.Spec.Enabled && cur.Spec.Enabled:
 			rec.Action = ActionFlagEnabled
-		case old.Spec.Enabled && !new.Spec.Enabled:
+		case old.Spec.Enabled && !cur.Spec.Enabled:
 			rec.Action = ActionFlagDisabled
 		default:
 			rec.Action = ActionFlagUpdated
@@ -160,25 +160,25 @@ func describeFlag(old, new *waygatev1.FeatureFlag) Record {
 	return rec
 }
 
-func describeSegment(old, new *waygatev1.Segment) Record {
-	s := pick(old, new)
+func describeSegment(old, cur *waygatev1.Segment) Record {
+	s := pick(old, cur)
 	rec := Record{Path: "segment:" + s.Key(), Reason: s.Annotations[ReasonAnnotation]}
 	size := func(s *waygatev1.Segment) string {
 		return fmt.Sprintf("%d included, %d excluded, %d rules", len(s.Spec.Included), len(s.Spec.Excluded), len(s.Spec.Rules))
 	}
 	switch {
 	case old == nil:
-		rec.Action, rec.New = ActionSegmentCreated, size(new)
-	case new == nil:
+		rec.Action, rec.New = ActionSegmentCreated, size(cur)
+	case cur == nil:
 		rec.Action, rec.Old = ActionSegmentDeleted, size(old)
 	default:
-		rec.Action, rec.Old, rec.New, rec.Changes = ActionSegmentUpdated, size(old), size(new), specChanges(old.Spec, new.Spec)
+		rec.Action, rec.Old, rec.New, rec.Changes = ActionSegmentUpdated, size(old), size(cur), specChanges(old.Spec, cur.Spec)
 	}
 	return rec
 }
 
-func describePolicy(old, new *waygatev1.RateLimitPolicy) Record {
-	p := pick(old, new)
+func describePolicy(old, cur *waygatev1.RateLimitPolicy) Record {
+	p := pick(old, cur)
 	rec := Record{Path: RoutePath(p.Spec.Route, p.Spec.Service), Reason: p.Annotations[ReasonAnnotation]}
 	limit := func(p *waygatev1.RateLimitPolicy) string {
 		if !p.Spec.Enabled {
@@ -188,11 +188,11 @@ func describePolicy(old, new *waygatev1.RateLimitPolicy) Record {
 	}
 	switch {
 	case old == nil:
-		rec.Action, rec.New = ActionPolicyCreated, limit(new)
-	case new == nil:
+		rec.Action, rec.New = ActionPolicyCreated, limit(cur)
+	case cur == nil:
 		rec.Action, rec.Old = ActionPolicyDeleted, limit(old)
 	default:
-		rec.Action, rec.Old, rec.New, rec.Changes = ActionPolicyUpdated, limit(old), limit(new), specChanges(old.Spec, new.Spec)
+		rec.Action, rec.Old, rec.New, rec.Changes = ActionPolicyUpdated, limit(old), limit(cur), specChanges(old.Spec, cur.Spec)
 	}
 	return rec
 }
@@ -200,8 +200,8 @@ func describePolicy(old, new *waygatev1.RateLimitPolicy) Record {
 // specChanges lists the top-level spec fields that differ, one short line
 // each: "spec.limit: 100/minute → 200/minute" for scalars, "spec.rules
 // changed" otherwise.
-func specChanges(old, new any) []string {
-	a, b := fieldsOf(old), fieldsOf(new)
+func specChanges(old, cur any) []string {
+	a, b := fieldsOf(old), fieldsOf(cur)
 	keys := make([]string, 0, len(a)+len(b))
 	for k := range a {
 		keys = append(keys, k)
@@ -275,12 +275,12 @@ func truncate(s string, n int) string {
 	return string(r[:n-1]) + "…"
 }
 
-// pick returns new unless it is nil.
-func pick[T client.Object](old, new T) T {
-	if any(new) == nil || reflect.ValueOf(new).IsNil() {
+// pick returns cur unless it is nil.
+func pick[T client.Object](old, cur T) T {
+	if any(cur) == nil || reflect.ValueOf(cur).IsNil() {
 		return old
 	}
-	return new
+	return cur
 }
 
 func asType[T client.Object](o client.Object) T {
