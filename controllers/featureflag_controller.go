@@ -37,24 +37,14 @@ type FeatureFlagReconciler struct {
 
 // Reconcile records the key in effect and whether the flag's references resolve.
 func (r *FeatureFlagReconciler) Reconcile(ctx context.Context, req reconcile.Request) (reconcile.Result, error) {
-	var ff waygatev1.FeatureFlag
-	if err := r.Get(ctx, req.NamespacedName, &ff); err != nil {
-		return reconcile.Result{}, client.IgnoreNotFound(err)
-	}
-	before := ff.Status.DeepCopy()
-	res, done, err := drainAudit(ctx, r.Audit, &ff)
-	if done {
-		return res, err
-	}
-	ff.Status.Key = ff.Key()
-	ready, reason, msg, err := r.check(ctx, &ff)
-	if err != nil {
+	return reconcileKind(ctx, r.Client, r.Audit, req.NamespacedName, func(ff, _ *waygatev1.FeatureFlag) (reconcile.Result, error) {
+		ff.Status.Key = ff.Key()
+		ready, reason, msg, err := r.check(ctx, ff)
+		if err == nil {
+			setReady(ff.Common(), ff.Generation, ready, reason, msg)
+		}
 		return reconcile.Result{}, err
-	}
-	setReady(&ff.Status.CommonStatus, ff.Generation, ready, reason, msg)
-	base := ff.DeepCopy()
-	base.Status = *before
-	return res, writeStatus(ctx, r.Client, &ff, base)
+	})
 }
 
 func (r *FeatureFlagReconciler) check(ctx context.Context, ff *waygatev1.FeatureFlag) (bool, string, string, error) {

@@ -39,35 +39,25 @@ type RateLimitPolicyReconciler struct {
 
 // Reconcile records the policy's scope and whether it is in effect.
 func (r *RateLimitPolicyReconciler) Reconcile(ctx context.Context, req reconcile.Request) (reconcile.Result, error) {
-	var p waygatev1.RateLimitPolicy
-	if err := r.Get(ctx, req.NamespacedName, &p); err != nil {
-		return reconcile.Result{}, client.IgnoreNotFound(err)
-	}
-	before := p.Status.DeepCopy()
-	res, done, err := drainAudit(ctx, r.Audit, &p)
-	if done {
-		return res, err
-	}
-	var peers waygatev1.RateLimitPolicyList
-	if err := r.List(ctx, &peers, client.InNamespace(p.Namespace),
-		client.MatchingFields{rateLimitScopeIndex: scopeKey(p.Spec.Service, p.Spec.Route)}); err != nil {
-		return reconcile.Result{}, err
-	}
-	p.Status.Scope = rateLimitScope(&p.Spec)
-	switch h := holder(peers.Items); {
-	case h != nil && h.Name != p.Name:
-		setReady(&p.Status.CommonStatus, p.Generation, false, ReasonDuplicate, fmt.Sprintf(
-			"route %s%s already has RateLimitPolicy %q; delete this policy or merge it into %q (use tiers for per-plan limits)",
-			p.Spec.Route, serviceSuffix(p.Spec.Service), h.Name, h.Name))
-	case !p.Spec.Enabled:
-		setReady(&p.Status.CommonStatus, p.Generation, true, ReasonDisabled, "policy is disabled: it limits nothing until spec.enabled is true")
-	default:
-		setReady(&p.Status.CommonStatus, p.Generation, true, ReasonResolved, fmt.Sprintf(
-			"%s per %s key, %s", p.Spec.Limit, p.Spec.KeyStrategy, p.Spec.Algorithm))
-	}
-	base := p.DeepCopy()
-	base.Status = *before
-	return res, writeStatus(ctx, r.Client, &p, base)
+	return reconcileKind(ctx, r.Client, r.Audit, req.NamespacedName, func(p, _ *waygatev1.RateLimitPolicy) (reconcile.Result, error) {
+		var peers waygatev1.RateLimitPolicyList
+		if err := r.List(ctx, &peers, indexed(p.Namespace, rateLimitScopeIndex, scopeKey(p.Spec.Service, p.Spec.Route))...); err != nil {
+			return reconcile.Result{}, err
+		}
+		p.Status.Scope = rateLimitScope(&p.Spec)
+		switch h := holder(peers.Items); {
+		case h != nil && h.Name != p.Name:
+			setReady(p.Common(), p.Generation, false, ReasonDuplicate, fmt.Sprintf(
+				"route %s%s already has RateLimitPolicy %q; delete this policy or merge it into %q (use tiers for per-plan limits)",
+				p.Spec.Route, serviceSuffix(p.Spec.Service), h.Name, h.Name))
+		case !p.Spec.Enabled:
+			setReady(p.Common(), p.Generation, true, ReasonDisabled, "policy is disabled: it limits nothing until spec.enabled is true")
+		default:
+			setReady(p.Common(), p.Generation, true, ReasonResolved, fmt.Sprintf(
+				"%s per %s key, %s", p.Spec.Limit, p.Spec.KeyStrategy, p.Spec.Algorithm))
+		}
+		return reconcile.Result{}, nil
+	})
 }
 
 func rateLimitScope(s *waygatev1.RateLimitPolicySpec) string {

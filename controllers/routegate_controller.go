@@ -49,28 +49,24 @@ type RouteGateReconciler struct {
 // Reconcile computes and records the state in effect of one RouteGate, and
 // asks to be called again when a window starts or ends.
 func (r *RouteGateReconciler) Reconcile(ctx context.Context, req reconcile.Request) (reconcile.Result, error) {
-	var rg waygatev1.RouteGate
-	if err := r.Get(ctx, req.NamespacedName, &rg); err != nil {
-		return reconcile.Result{}, client.IgnoreNotFound(err)
-	}
-	before := rg.Status.DeepCopy()
-	res, done, err := drainAudit(ctx, r.Audit, &rg)
-	if done {
-		return res, err
-	}
-	now := time.Now()
+	return reconcileKind(ctx, r.Client, r.Audit, req.NamespacedName, func(rg, was *waygatev1.RouteGate) (reconcile.Result, error) {
+		return r.compute(ctx, rg, &was.Status)
+	})
+}
 
+// compute fills in rg's status; before is its status as last written.
+func (r *RouteGateReconciler) compute(ctx context.Context, rg *waygatev1.RouteGate, before *waygatev1.RouteGateStatus) (reconcile.Result, error) {
+	now := time.Now()
 	var peers waygatev1.RouteGateList
-	if err := r.List(ctx, &peers, client.InNamespace(rg.Namespace),
-		client.MatchingFields{routeKeyIndex: scopeKey(rg.Spec.Service, rg.Spec.Route)}); err != nil {
+	if err := r.List(ctx, &peers, indexed(rg.Namespace, routeKeyIndex, scopeKey(rg.Spec.Service, rg.Spec.Route))...); err != nil {
 		return reconcile.Result{}, err
 	}
-	serviceGates, err := r.serviceGates(ctx, &rg)
+	serviceGates, err := r.serviceGates(ctx, rg)
 	if err != nil {
 		return reconcile.Result{}, err
 	}
 
-	eff := gate.Effective(&rg, serviceGates, now)
+	eff := gate.Effective(rg, serviceGates, now)
 	rg.Status.State = eff.State
 	rg.Status.Reason = eff.Reason
 	rg.Status.GovernedBy = eff.GovernedBy
@@ -79,34 +75,26 @@ func (r *RouteGateReconciler) Reconcile(ctx context.Context, req reconcile.Reque
 		rg.Status.NextTransition = &metav1.Time{Time: *eff.Next}
 	}
 	if h := holder(peers.Items); h != nil && h.Name != rg.Name {
-		setReady(&rg.Status.CommonStatus, rg.Generation, false, ReasonDuplicate,
+		setReady(rg.Common(), rg.Generation, false, ReasonDuplicate,
 			fmt.Sprintf("route %s%s is already gated by RouteGate %q; delete this RouteGate or merge it into %q",
 				rg.Spec.Route, serviceSuffix(rg.Spec.Service), h.Name, h.Name))
 	} else {
-		reason, msg := readyReason(&rg, eff)
-		setReady(&rg.Status.CommonStatus, rg.Generation, true, reason, msg)
+		reason, msg := readyReason(rg, eff)
+		setReady(rg.Common(), rg.Generation, true, reason, msg)
 	}
-
-	if err := r.recordWindowTransitions(ctx, &rg, before, now); err != nil {
-		return reconcile.Result{}, err
-	}
-	base := rg.DeepCopy()
-	base.Status = *before
-	if err := writeStatus(ctx, r.Client, &rg, base); err != nil {
+	if err := r.recordWindowTransitions(ctx, rg, before, now); err != nil {
 		return reconcile.Result{}, err
 	}
 	if before.State != "" && before.State != eff.State {
-		r.Recorder.Eventf(&rg, nil, corev1.EventTypeNormal, "StateChanged", "ChangeState",
+		r.Recorder.Eventf(rg, nil, corev1.EventTypeNormal, "StateChanged", "ChangeState",
 			"route %s: %s → %s%s", rg.Spec.Route, before.State, eff.State, because(eff.Reason))
 	}
-	if eff.Next != nil {
-		// A second late rather than early: the clock must have passed the
-		// boundary when we compute again.
-		if next := eff.Next.Sub(now) + time.Second; res.RequeueAfter == 0 || next < res.RequeueAfter {
-			res.RequeueAfter = next
-		}
+	if eff.Next == nil {
+		return reconcile.Result{}, nil
 	}
-	return res, nil
+	// A second late rather than early: the clock must have passed the
+	// boundary when we compute again.
+	return reconcile.Result{RequeueAfter: eff.Next.Sub(now) + time.Second}, nil
 }
 
 // recordWindowTransitions writes an entry, as the scheduler, for each

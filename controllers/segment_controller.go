@@ -29,24 +29,14 @@ type SegmentReconciler struct {
 
 // Reconcile records the key in effect and whether the segment's references resolve.
 func (r *SegmentReconciler) Reconcile(ctx context.Context, req reconcile.Request) (reconcile.Result, error) {
-	var seg waygatev1.Segment
-	if err := r.Get(ctx, req.NamespacedName, &seg); err != nil {
-		return reconcile.Result{}, client.IgnoreNotFound(err)
-	}
-	before := seg.Status.DeepCopy()
-	res, done, err := drainAudit(ctx, r.Audit, &seg)
-	if done {
-		return res, err
-	}
-	seg.Status.Key = seg.Key()
-	ready, reason, msg, err := r.check(ctx, &seg)
-	if err != nil {
+	return reconcileKind(ctx, r.Client, r.Audit, req.NamespacedName, func(seg, _ *waygatev1.Segment) (reconcile.Result, error) {
+		seg.Status.Key = seg.Key()
+		ready, reason, msg, err := r.check(ctx, seg)
+		if err == nil {
+			setReady(seg.Common(), seg.Generation, ready, reason, msg)
+		}
 		return reconcile.Result{}, err
-	}
-	setReady(&seg.Status.CommonStatus, seg.Generation, ready, reason, msg)
-	base := seg.DeepCopy()
-	base.Status = *before
-	return res, writeStatus(ctx, r.Client, &seg, base)
+	})
 }
 
 func (r *SegmentReconciler) check(ctx context.Context, seg *waygatev1.Segment) (bool, string, string, error) {

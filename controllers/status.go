@@ -10,6 +10,7 @@ import (
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	"k8s.io/apimachinery/pkg/api/meta"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/types"
 	"sigs.k8s.io/controller-runtime/pkg/client"
 	"sigs.k8s.io/controller-runtime/pkg/reconcile"
 
@@ -41,29 +42,49 @@ func setReady(s *waygatev1.CommonStatus, gen int64, ready bool, reason, message 
 	})
 }
 
-// drainAudit writes obj's pending audit records and acknowledges them in its
-// status (written with the rest of the status). done says the reconcile ends
-// here: obj is being deleted, or changed meanwhile (its event brings us
-// back, without backoff: bursts conflict often).
-func drainAudit(ctx context.Context, w *audit.Writer, obj audit.Object) (result reconcile.Result, done bool, err error) {
-	after, err := w.Drain(ctx, obj)
+// reconcileKind is the reconcile every kind shares: fetch the object, write
+// its pending audit records, let compute fill in its status (given the
+// object as it was), and write the status if it changed. The audit sequence
+// and the rest of the status go out in one write.
+func reconcileKind[T any, P interface {
+	*T
+	audit.Object
+}](ctx context.Context, c client.Client, w *audit.Writer, key types.NamespacedName, compute func(obj, was P) (reconcile.Result, error)) (reconcile.Result, error) {
+	obj := P(new(T))
+	if err := c.Get(ctx, key, obj); err != nil {
+		return reconcile.Result{}, client.IgnoreNotFound(err)
+	}
+	was := obj.DeepCopyObject().(P)
+	drained, updated, err := w.Drain(ctx, obj)
 	switch {
 	case apierrors.IsConflict(err):
-		return reconcile.Result{}, true, nil
+		// Changed meanwhile: the event of that change brings us back, with
+		// no backoff (bursts conflict often).
+		return reconcile.Result{}, nil
 	case err != nil:
-		return reconcile.Result{}, true, err
+		return reconcile.Result{}, err
+	case updated || obj.GetDeletionTimestamp() != nil:
+		// The object's own write brings us back, or it is going away.
+		return reconcile.Result{}, nil
 	}
-	return reconcile.Result{RequeueAfter: after}, obj.GetDeletionTimestamp() != nil, nil
+	res, err := compute(obj, was)
+	if err != nil {
+		return reconcile.Result{}, err
+	}
+	if drained > 0 && (res.RequeueAfter == 0 || drained < res.RequeueAfter) {
+		res.RequeueAfter = drained
+	}
+	return res, writeStatus(ctx, c, obj, was)
 }
 
-// writeStatus writes obj's status when it differs from base's (a copy of obj
-// with the status it had), as a merge patch of the status alone, so that
-// spec writes in between do not conflict with it.
-func writeStatus(ctx context.Context, c client.Client, obj, base client.Object) error {
-	if equality.Semantic.DeepEqual(obj, base) {
+// writeStatus writes obj's status when it differs from was's (obj as it was
+// read), as a merge patch of the status alone, so that spec writes in
+// between do not conflict with it.
+func writeStatus(ctx context.Context, c client.Client, obj, was client.Object) error {
+	if equality.Semantic.DeepEqual(obj, was) {
 		return nil
 	}
-	return c.Status().Patch(ctx, obj, client.MergeFrom(base))
+	return c.Status().Patch(ctx, obj, client.MergeFrom(was))
 }
 
 // holder returns the object that holds a key several objects claim: the

@@ -62,27 +62,27 @@ type Object interface {
 // (the caller writes the status; the webhook then drops them from the
 // journal). It keeps the finalizer on live objects and removes it from
 // deleted ones once their deletion is written. It returns when to look
-// again, if a DELETE is still under way.
-func (w *Writer) Drain(ctx context.Context, obj Object) (time.Duration, error) {
+// again, if a DELETE is still under way, and whether it wrote obj itself (its
+// finalizer).
+func (w *Writer) Drain(ctx context.Context, obj Object) (retryAfter time.Duration, updated bool, err error) {
 	journal, err := Journal(obj)
 	if err != nil {
 		// An unreadable journal cannot be recovered; keep the object (and its
 		// finalizer) so that the problem is seen, not papered over.
-		return 0, err
+		return 0, false, err
 	}
 	status := obj.Common()
 	pending := Pending(journal, status.AuditSequence)
 	deleting := obj.GetDeletionTimestamp() != nil
 	kind, err := apiutil.GVKForObject(obj, w.Client.Scheme())
 	if err != nil {
-		return 0, err
+		return 0, false, err
 	}
 	if len(pending) > 0 {
 		journalDepth.Observe(float64(len(pending)))
 	}
 
 	var todo []Record
-	var retryAfter time.Duration
 	lastDelete := -1
 	for i, rec := range pending {
 		if rec.Delete {
@@ -109,7 +109,7 @@ func (w *Writer) Drain(ctx context.Context, obj Object) (time.Duration, error) {
 		// Deleted before the webhook saw it: the deleter is unknown.
 		rec, err := Describe(obj, nil, time.Now())
 		if err != nil {
-			return 0, err
+			return 0, false, err
 		}
 		rec.Actor, rec.Platform, rec.Time, rec.Delete, rec.Generation = UnknownActor, waygatev1.PlatformAPI, metav1.NowMicro(), true, obj.GetGeneration()
 		todo = append(todo, rec)
@@ -122,17 +122,17 @@ func (w *Writer) Drain(ctx context.Context, obj Object) (time.Duration, error) {
 		g.Go(func() error { return w.write(gctx, entryFor(obj, kind.Kind, rec)) })
 	}
 	if err := g.Wait(); err != nil {
-		return 0, err
+		return 0, false, err
 	}
 
 	switch {
 	case deleting && controllerutil.RemoveFinalizer(obj, Finalizer):
-		return 0, w.Client.Update(ctx, obj)
+		return 0, true, w.Client.Update(ctx, obj)
 	case !deleting && controllerutil.AddFinalizer(obj, Finalizer):
 		// Objects from before the webhook was installed.
-		return retryAfter, w.Client.Update(ctx, obj)
+		return retryAfter, true, w.Client.Update(ctx, obj)
 	}
-	return retryAfter, nil
+	return retryAfter, false, nil
 }
 
 // Transition records a change the clock made: a window of obj starting or
