@@ -31,14 +31,6 @@ type CommonStatus struct {
 	AuditSequence int64 `json:"auditSequence,omitempty"`
 }
 
-// Object is a Waygate kind with the common status: RouteGate, FeatureFlag,
-// Segment or RateLimitPolicy.
-// +kubebuilder:object:generate=false
-type Object interface {
-	metav1.Object
-	Common() *CommonStatus
-}
-
 // Operator compares a context attribute with a clause's values.
 // +kubebuilder:validation:Enum=is;is_not;contains;not_contains;starts_with;ends_with;matches;not_matches;gt;gte;lt;lte;before;after;in;not_in;in_segment;not_in_segment;semver_eq;semver_lt;semver_gt
 type Operator string
