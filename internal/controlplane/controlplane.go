@@ -126,9 +126,7 @@ func (cp *ControlPlane) install() error {
 		return fmt.Errorf("adding the operator's user: %w", err)
 	}
 	cp.Operator = op.Config()
-	// Clients here are for tests and tools: no client-side throttling.
-	cp.Admin.QPS, cp.Admin.Burst = -1, 0
-	cp.Operator.QPS, cp.Operator.Burst = -1, 0
+	cp.Operator.QPS = -1 // tests and tools: no client-side throttling
 	return nil
 }
 
