@@ -52,6 +52,7 @@ func main() {
 	flag.StringVar(&o.metricsAddr, "metrics-bind-address", ":8443", "Address the metrics endpoint binds to; 0 disables it.")
 	flag.BoolVar(&o.secureMetrics, "metrics-secure", true, "Serve metrics over HTTPS, authenticated and authorized through the API server.")
 	flag.StringVar(&o.probeAddr, "health-probe-bind-address", ":8081", "Address the /healthz and /readyz probes bind to.")
+	flag.StringVar(&o.pprofAddr, "pprof-bind-address", "0", "Address a Go pprof endpoint binds to, for profiling; 0 disables it.")
 	flag.IntVar(&o.concurrency, "concurrency", 4, "How many objects of each kind to reconcile at once.")
 	flag.Float64Var(&o.qps, "kube-api-qps", 500, "Requests per second the operator may make to the API server (API Priority and Fairness protects it too).")
 	flag.IntVar(&o.burst, "kube-api-burst", 1000, "Requests the operator may make to the API server in a burst.")
@@ -80,6 +81,7 @@ func main() {
 // options are the manager's command-line settings.
 type options struct {
 	metricsAddr, probeAddr, certDir, namespace, webhookHost string
+	pprofAddr                                               string
 	webhookPort                                             int
 	leaderElect, secureMetrics, rotateCerts                 bool
 	auditSuppressors                                        stringList
@@ -128,6 +130,7 @@ func run(o options) error {
 		Scheme:                  scheme,
 		Metrics:                 metricsOpts,
 		HealthProbeBindAddress:  o.probeAddr,
+		PprofBindAddress:        o.pprofAddr,
 		LeaderElection:          o.leaderElect,
 		LeaderElectionID:        "waygate-manager.waygate.dev",
 		LeaderElectionNamespace: o.namespace,
