@@ -34,8 +34,8 @@ verify: generate manifests lint ## Check generated code, manifests and go.mod ar
 	@test -z "$$(git status --porcelain -- api config)" || { git status --porcelain -- api config; echo "untracked generated files: run 'make generate manifests' and commit the result"; exit 1; }
 
 .PHONY: bench-audit
-bench-audit: envtest-assets build ## Measure the audit pipeline: throughput, latency, operator memory.
-	go run ./hack/bench-audit --manager bin/manager
+bench-audit: envtest-assets build ## Measure the audit pipeline: throughput, latency, operator memory (BENCH_ARGS=--profile=DIR for CPU profiles).
+	go run ./hack/bench-audit --manager bin/manager $(BENCH_ARGS)
 
 ##@ Build
 

@@ -17,6 +17,8 @@ import (
 	"errors"
 	"flag"
 	"fmt"
+	"io"
+	"net/http"
 	"os"
 	"os/signal"
 	"path/filepath"
@@ -48,16 +50,17 @@ func main() {
 	duration := flag.Duration("duration", 10*time.Second, "Length of each throughput run.")
 	gates := flag.Int("routegates", 5000, "RouteGates present for the memory figure.")
 	entries := flag.Int("entries", 50000, "AuditEntries present for the memory figure.")
+	profile := flag.String("profile", "", "Write CPU profiles of the API server and the operator, taken during the audited run, to this directory.")
 	flag.Parse()
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	defer stop()
-	if err := run(ctx, *manager, *workers, *duration, *gates, *entries); err != nil {
+	if err := run(ctx, *manager, *workers, *duration, *gates, *entries, *profile); err != nil {
 		fmt.Fprintln(os.Stderr, "bench-audit:", err)
 		os.Exit(1)
 	}
 }
 
-func run(ctx context.Context, manager string, workers int, duration time.Duration, gates, entries int) error {
+func run(ctx context.Context, manager string, workers int, duration time.Duration, gates, entries int, profile string) error {
 	cp, err := controlplane.Start()
 	if err != nil {
 		return err
@@ -69,7 +72,8 @@ func run(ctx context.Context, manager string, workers int, duration time.Duratio
 	}
 	// Nothing is pruned by count during the run; age-based retention still
 	// pages through every entry, as it does in production.
-	op, err := cp.StartOperator(ctx, manager, dir, "--audit-max-entries=0")
+	pprofAddr := "127.0.0.1:6065"
+	op, err := cp.StartOperator(ctx, manager, dir, "--audit-max-entries=0", "--pprof-bind-address="+pprofAddr)
 	if err != nil {
 		return err
 	}
@@ -88,7 +92,12 @@ func run(ctx context.Context, manager string, workers int, duration time.Duratio
 	}
 	fmt.Printf("raw API server writes (ConfigMap updates):   %7.1f /s\n", raw)
 
+	var profiling sync.WaitGroup
+	if profile != "" {
+		profiling.Go(func() { cpuProfiles(ctx, cp, pprofAddr, profile, duration) })
+	}
 	audited, lost, err := auditedRate(ctx, c, workers, duration)
+	profiling.Wait()
 	if err != nil {
 		return err
 	}
@@ -108,6 +117,53 @@ func run(ctx context.Context, manager string, workers int, duration time.Duratio
 	fmt.Printf("operator memory with %d RouteGates and %d AuditEntries: RSS %d MiB, peak %d MiB (target <= 150 MiB)\n",
 		gates, entries, rss>>20, hwm>>20)
 	return nil
+}
+
+// cpuProfiles writes CPU profiles of the API server and the operator over
+// d into dir.
+func cpuProfiles(ctx context.Context, cp *controlplane.ControlPlane, operatorPprof, dir string, d time.Duration) {
+	secs := strconv.Itoa(int(d.Seconds()) - 1)
+	var wg sync.WaitGroup
+	wg.Go(func() {
+		rc, err := rest.HTTPClientFor(cp.Admin)
+		if err == nil {
+			err = fetch(ctx, rc, strings.TrimSuffix(cp.Admin.Host, "/")+"/debug/pprof/profile?seconds="+secs, filepath.Join(dir, "apiserver.pprof"))
+		}
+		if err != nil {
+			fmt.Fprintln(os.Stderr, "profiling the API server:", err)
+		}
+	})
+	wg.Go(func() {
+		if err := fetch(ctx, http.DefaultClient, "http://"+operatorPprof+"/debug/pprof/profile?seconds="+secs, filepath.Join(dir, "operator.pprof")); err != nil {
+			fmt.Fprintln(os.Stderr, "profiling the operator:", err)
+		}
+	})
+	wg.Wait()
+}
+
+func fetch(ctx context.Context, c *http.Client, url, path string) error {
+	req, err := http.NewRequestWithContext(ctx, http.MethodGet, url, nil)
+	if err != nil {
+		return err
+	}
+	resp, err := c.Do(req)
+	if err != nil {
+		return err
+	}
+	defer func() { _ = resp.Body.Close() }()
+	if resp.StatusCode != http.StatusOK {
+		return fmt.Errorf("%s: %s", url, resp.Status)
+	}
+	if err := os.MkdirAll(filepath.Dir(path), 0o755); err != nil {
+		return err
+	}
+	f, err := os.Create(path)
+	if err != nil {
+		return err
+	}
+	defer func() { _ = f.Close() }()
+	_, err = io.Copy(f, resp.Body)
+	return err
 }
 
 // rawRate is the rate of plain ConfigMap updates workers sustain: the ceiling.
