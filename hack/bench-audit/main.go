@@ -91,6 +91,11 @@ func run(ctx context.Context, manager string, workers int, duration time.Duratio
 		return err
 	}
 	fmt.Printf("raw API server writes (ConfigMap updates):   %7.1f /s\n", raw)
+	crd, err := crdRate(ctx, cp, workers, duration)
+	if err != nil {
+		return err
+	}
+	fmt.Printf("  for comparison, AuditEntry creates (a CRD, no webhook): %.1f /s\n", crd)
 
 	var profiling sync.WaitGroup
 	if profile != "" {
@@ -185,6 +190,36 @@ func rawRate(ctx context.Context, c client.Client, workers int, d time.Duration)
 		return nil
 	})
 	return float64(done.Load()) / d.Seconds(), err
+}
+
+// crdRate is the rate of AuditEntry creates (a custom resource, no webhook,
+// as the operator writes them): what one of an audited change's writes costs.
+func crdRate(ctx context.Context, cp *controlplane.ControlPlane, workers int, d time.Duration) (float64, error) {
+	opc, err := client.New(cp.Operator, client.Options{Scheme: controlplane.Scheme})
+	if err != nil {
+		return 0, err
+	}
+	var done atomic.Int64
+	err = forEachWorker(ctx, workers, d, func(i, n int) error {
+		if err := opc.Create(ctx, fillerEntry("bench-raw", fmt.Sprintf("crd-%d-%d", i, n), n)); err != nil {
+			return err
+		}
+		done.Add(1)
+		return nil
+	})
+	return float64(done.Load()) / d.Seconds(), err
+}
+
+// fillerEntry is an AuditEntry as the operator writes them.
+func fillerEntry(ns, name string, i int) *waygatev1.AuditEntry {
+	return &waygatev1.AuditEntry{
+		ObjectMeta: metav1.ObjectMeta{Namespace: ns, Name: name},
+		Spec: waygatev1.AuditEntrySpec{
+			Path: fmt.Sprintf("GET:/items/%d", i), Action: "maintenance_on", Actor: "bench", Platform: waygatev1.PlatformAPI,
+			OldStatus: "active", NewStatus: "maintenance", Reason: "benchmark", Timestamp: metav1.NowMicro(),
+			Target: waygatev1.AuditTarget{Kind: "RouteGate", Name: fmt.Sprintf("gate-%d", i), Namespace: ns},
+		},
+	}
 }
 
 // auditedRate updates RouteGates as fast as workers can for d, then waits for
@@ -325,15 +360,7 @@ func memory(ctx context.Context, cp *controlplane.ControlPlane, op *controlplane
 	start = time.Now()
 	extra := entries - gates
 	if err := parallel(ctx, 16, extra, func(i int) error {
-		e := &waygatev1.AuditEntry{
-			ObjectMeta: metav1.ObjectMeta{Namespace: ns, Name: fmt.Sprintf("filler-%d", i)},
-			Spec: waygatev1.AuditEntrySpec{
-				Path: fmt.Sprintf("GET:/items/%d", i), Action: "maintenance_on", Actor: "bench", Platform: waygatev1.PlatformAPI,
-				OldStatus: "active", NewStatus: "maintenance", Reason: "memory benchmark", Timestamp: metav1.NowMicro(),
-				Target: waygatev1.AuditTarget{Kind: "RouteGate", Name: fmt.Sprintf("gate-%d", i%gates), Namespace: ns},
-			},
-		}
-		return opc.Create(ctx, e)
+		return opc.Create(ctx, fillerEntry(ns, fmt.Sprintf("filler-%d", i), i%gates))
 	}); err != nil {
 		return 0, 0, err
 	}
