@@ -13,6 +13,13 @@ import (
 	"os/signal"
 	"path/filepath"
 	"syscall"
+	"time"
+
+	"k8s.io/apimachinery/pkg/api/meta"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"sigs.k8s.io/controller-runtime/pkg/client"
+
+	waygatev1 "github.com/waygate-dev/waygate/api/v1alpha1"
 
 	"github.com/waygate-dev/waygate/internal/controlplane"
 )
@@ -59,6 +66,9 @@ func run(manager string, samples bool) error {
 		if err := cp.Apply(ctx, filepath.Join(cp.Root, "config", "samples")); err != nil {
 			return err
 		}
+		if err := waitSamplesReady(ctx, cp.Client); err != nil {
+			return err
+		}
 	}
 
 	rel, _ := filepath.Rel(cp.Root, kubeconfig)
@@ -77,5 +87,44 @@ Ctrl-C stops the operator and the control plane.
 		return nil
 	case <-op.Exited():
 		return fmt.Errorf("the operator exited: %w (see %s)", op.Err(), op.Log)
+	}
+}
+
+// waitSamplesReady waits until the operator has reported on every sample, so
+// that the first `kubectl get waygate` shows their state.
+func waitSamplesReady(ctx context.Context, c client.Client) error {
+	lists := []client.ObjectList{&waygatev1.RouteGateList{}, &waygatev1.FeatureFlagList{}, &waygatev1.SegmentList{}, &waygatev1.RateLimitPolicyList{}}
+	deadline := time.Now().Add(time.Minute)
+	for {
+		pending := 0
+		for _, l := range lists {
+			if err := c.List(ctx, l, client.InNamespace(metav1.NamespaceDefault)); err != nil {
+				return err
+			}
+			objs, err := meta.ExtractList(l)
+			if err != nil {
+				return err
+			}
+			for _, o := range objs {
+				obj := o.(interface {
+					metav1.Object
+					Common() *waygatev1.CommonStatus
+				})
+				if meta.FindStatusCondition(obj.Common().Conditions, waygatev1.ConditionReady) == nil {
+					pending++
+				}
+			}
+		}
+		if pending == 0 {
+			return nil
+		}
+		if time.Now().After(deadline) {
+			return fmt.Errorf("%d samples have no Ready condition after a minute: see bin/local/manager.log", pending)
+		}
+		select {
+		case <-ctx.Done():
+			return ctx.Err()
+		case <-time.After(200 * time.Millisecond):
+		}
 	}
 }
