@@ -17,6 +17,7 @@ import (
 	"k8s.io/apimachinery/pkg/types"
 	"k8s.io/client-go/util/retry"
 	"sigs.k8s.io/controller-runtime/pkg/client"
+	"sigs.k8s.io/controller-runtime/pkg/controller/controllerutil"
 
 	waygatev1 "github.com/waygate-dev/waygate/api/v1alpha1"
 	"github.com/waygate-dev/waygate/internal/audit"
@@ -387,6 +388,38 @@ func TestAuditDeletion(t *testing.T) {
 			return nil
 		})
 	}
+}
+
+// A user cannot let a deletion go before it is recorded by removing the
+// finalizer: the webhook keeps it, and the entry names the deleter.
+func TestAuditFinalizerIsKept(t *testing.T) {
+	ns := namespace(t)
+	ctx := context.Background()
+	frank := asUser(t, ns, "frank", "")
+	rg := routeGate(ns, "held", waygatev1.RouteGateSpec{Route: "GET:/held"})
+	if err := frank.Create(ctx, rg); err != nil {
+		t.Fatal(err)
+	}
+	waitEntries(t, ns, "held", 1)
+	if !controllerutil.ContainsFinalizer(rg, audit.Finalizer) {
+		t.Fatalf("finalizers %v, want %s", rg.Finalizers, audit.Finalizer)
+	}
+	if err := retry.RetryOnConflict(retry.DefaultRetry, func() error {
+		if err := frank.Get(ctx, client.ObjectKeyFromObject(rg), rg); err != nil {
+			return err
+		}
+		rg.Finalizers = nil
+		return frank.Update(ctx, rg)
+	}); err != nil {
+		t.Fatal(err)
+	}
+	if !controllerutil.ContainsFinalizer(rg, audit.Finalizer) {
+		t.Fatalf("frank removed the audit finalizer: %v", rg.Finalizers)
+	}
+	if err := frank.Delete(ctx, rg); err != nil {
+		t.Fatal(err)
+	}
+	wantEntries(t, waitEntries(t, ns, "held", 2)[1:], entry{"frank", "api", "route_deleted", "GET:/held", "active", "active", ""})
 }
 
 // Dry-run creates and updates record nothing.

@@ -117,7 +117,9 @@ func (a *Auditor) admitWrite(req admission.Request, old, obj client.Object) admi
 	if err := audit.SetJournal(meta, journal); err != nil {
 		return admission.Errored(http.StatusInternalServerError, err)
 	}
-	if obj.GetDeletionTimestamp() == nil {
+	// Keep the finalizer: on a deleting object too, if it was there, so that
+	// nobody but the operator lets a deletion go before it is recorded.
+	if obj.GetDeletionTimestamp() == nil || (old != nil && controllerutil.ContainsFinalizer(old, audit.Finalizer)) {
 		controllerutil.AddFinalizer(meta, audit.Finalizer)
 	}
 	var u map[string]any
