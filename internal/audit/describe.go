@@ -134,68 +134,59 @@ func describeRoute(old, cur *waygatev1.RouteGate, now time.Time) Record {
 
 func describeFlag(old, cur *waygatev1.FeatureFlag) Record {
 	f := pick(old, cur)
-	rec := Record{Path: "flag:" + f.Key(), Reason: f.Annotations[ReasonAnnotation]}
-	state := func(f *waygatev1.FeatureFlag) string {
-		if f.Spec.Enabled {
-			return "enabled"
-		}
-		return "disabled"
-	}
+	rec := describeObject(old, cur, "flag:"+f.Key(), [3]string{ActionFlagCreated, ActionFlagUpdated, ActionFlagDeleted},
+		func(f *waygatev1.FeatureFlag) (string, any) {
+			if f.Spec.Enabled {
+				return "enabled", f.Spec
+			}
+			return "disabled", f.Spec
+		})
 	switch {
-	case old == nil:
-		rec.Action, rec.New = ActionFlagCreated, state(cur)
-	case cur == nil:
-		rec.Action, rec.Old = ActionFlagDeleted, state(old)
-	default:
-		rec.Old, rec.New, rec.Changes = state(old), state(cur), specChanges(old.Spec, cur.Spec)
-		switch {
-		case !old.Spec.Enabled && cur.Spec.Enabled:
-			rec.Action = ActionFlagEnabled
-		case old.Spec.Enabled && !cur.Spec.Enabled:
-			rec.Action = ActionFlagDisabled
-		default:
-			rec.Action = ActionFlagUpdated
-		}
+	case old != nil && cur != nil && !old.Spec.Enabled && cur.Spec.Enabled:
+		rec.Action = ActionFlagEnabled
+	case old != nil && cur != nil && old.Spec.Enabled && !cur.Spec.Enabled:
+		rec.Action = ActionFlagDisabled
 	}
 	return rec
 }
 
 func describeSegment(old, cur *waygatev1.Segment) Record {
-	s := pick(old, cur)
-	rec := Record{Path: "segment:" + s.Key(), Reason: s.Annotations[ReasonAnnotation]}
-	size := func(s *waygatev1.Segment) string {
-		return fmt.Sprintf("%d included, %d excluded, %d rules", len(s.Spec.Included), len(s.Spec.Excluded), len(s.Spec.Rules))
-	}
-	switch {
-	case old == nil:
-		rec.Action, rec.New = ActionSegmentCreated, size(cur)
-	case cur == nil:
-		rec.Action, rec.Old = ActionSegmentDeleted, size(old)
-	default:
-		rec.Action, rec.Old, rec.New, rec.Changes = ActionSegmentUpdated, size(old), size(cur), specChanges(old.Spec, cur.Spec)
-	}
-	return rec
+	return describeObject(old, cur, "segment:"+pick(old, cur).Key(), [3]string{ActionSegmentCreated, ActionSegmentUpdated, ActionSegmentDeleted},
+		func(s *waygatev1.Segment) (string, any) {
+			return fmt.Sprintf("%d included, %d excluded, %d rules", len(s.Spec.Included), len(s.Spec.Excluded), len(s.Spec.Rules)), s.Spec
+		})
 }
 
 func describePolicy(old, cur *waygatev1.RateLimitPolicy) Record {
 	p := pick(old, cur)
-	rec := Record{Path: RoutePath(p.Spec.Route, p.Spec.Service), Reason: p.Annotations[ReasonAnnotation]}
-	limit := func(p *waygatev1.RateLimitPolicy) string {
-		if !p.Spec.Enabled {
-			return "disabled"
-		}
-		return p.Spec.Limit
-	}
+	return describeObject(old, cur, RoutePath(p.Spec.Route, p.Spec.Service), [3]string{ActionPolicyCreated, ActionPolicyUpdated, ActionPolicyDeleted},
+		func(p *waygatev1.RateLimitPolicy) (string, any) {
+			if !p.Spec.Enabled {
+				return "disabled", p.Spec
+			}
+			return p.Spec.Limit, p.Spec
+		})
+}
+
+// describeObject describes the creation, update or deletion (actions, in
+// that order) of an object whose status and spec view returns; the reason
+// comes from the waygate.dev/reason annotation.
+func describeObject[P client.Object](old, cur P, path string, actions [3]string, view func(P) (status string, spec any)) Record {
+	rec := Record{Path: path, Reason: pick(old, cur).GetAnnotations()[ReasonAnnotation]}
 	switch {
-	case old == nil:
-		rec.Action, rec.New = ActionPolicyCreated, limit(cur)
-	case cur == nil:
-		rec.Action, rec.Old = ActionPolicyDeleted, limit(old)
+	case isNil(old):
+		rec.Action, rec.New = actions[0], first(view(cur))
+	case isNil(cur):
+		rec.Action, rec.Old = actions[2], first(view(old))
 	default:
-		rec.Action, rec.Old, rec.New, rec.Changes = ActionPolicyUpdated, limit(old), limit(cur), specChanges(old.Spec, cur.Spec)
+		oldStatus, oldSpec := view(old)
+		newStatus, newSpec := view(cur)
+		rec.Action, rec.Old, rec.New, rec.Changes = actions[1], oldStatus, newStatus, specChanges(oldSpec, newSpec)
 	}
 	return rec
 }
+
+func first(s string, _ any) string { return s }
 
 // specChanges lists the top-level spec fields that differ, one short line
 // each: "spec.limit: 100/minute → 200/minute" for scalars, "spec.rules
@@ -277,15 +268,17 @@ func truncate(s string, n int) string {
 
 // pick returns cur unless it is nil.
 func pick[T client.Object](old, cur T) T {
-	if any(cur) == nil || reflect.ValueOf(cur).IsNil() {
+	if isNil(cur) {
 		return old
 	}
 	return cur
 }
 
+func isNil(o client.Object) bool { return o == nil || reflect.ValueOf(o).IsNil() }
+
 func asType[T client.Object](o client.Object) T {
 	var zero T
-	if o == nil || reflect.ValueOf(o).IsNil() {
+	if isNil(o) {
 		return zero
 	}
 	return o.(T)
