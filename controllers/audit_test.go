@@ -15,7 +15,6 @@ import (
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/types"
-	"k8s.io/client-go/util/retry"
 	"sigs.k8s.io/controller-runtime/pkg/client"
 	"sigs.k8s.io/controller-runtime/pkg/controller/controllerutil"
 
@@ -122,15 +121,9 @@ func TestAuditTwoUsersChangeARoute(t *testing.T) {
 		t.Fatal(err)
 	}
 	waitEntries(t, ns, "get-payments", 1)
-	if err := retry.RetryOnConflict(retry.DefaultRetry, func() error {
-		if err := bob.Get(ctx, client.ObjectKeyFromObject(rg), rg); err != nil {
-			return err
-		}
-		rg.Spec.State, rg.Spec.Reason = waygatev1.RouteActive, "Migration done"
-		return bob.Update(ctx, rg)
-	}); err != nil {
-		t.Fatal(err)
-	}
+	updateAs(t, bob, rg, func(g *waygatev1.RouteGate) {
+		g.Spec.State, g.Spec.Reason = waygatev1.RouteActive, "Migration done"
+	})
 	got := waitEntries(t, ns, "get-payments", 2)
 	wantEntries(t, got,
 		entry{"alice", "kubectl", "maintenance_on", "GET:/payments", "active", "maintenance", "Database migration"},
@@ -177,16 +170,10 @@ func TestAuditActorCannotBeForged(t *testing.T) {
 	wantEntries(t, waitEntries(t, ns, "forged", 1), entry{"mallory", "api", "disable", "GET:/x", "active", "disabled", ""})
 
 	// Editing the journal on an update is undone as well.
-	if err := retry.RetryOnConflict(retry.DefaultRetry, func() error {
-		if err := mallory.Get(ctx, client.ObjectKeyFromObject(rg), rg); err != nil {
-			return err
-		}
-		rg.Annotations = map[string]string{audit.JournalAnnotation: forged}
-		rg.Spec.State = waygatev1.RouteActive
-		return mallory.Update(ctx, rg)
-	}); err != nil {
-		t.Fatal(err)
-	}
+	updateAs(t, mallory, rg, func(g *waygatev1.RouteGate) {
+		g.Annotations = map[string]string{audit.JournalAnnotation: forged}
+		g.Spec.State = waygatev1.RouteActive
+	})
 	wantEntries(t, waitEntries(t, ns, "forged", 2)[1:], entry{"mallory", "api", "enable", "GET:/x", "disabled", "active", ""})
 }
 
@@ -404,15 +391,9 @@ func TestAuditFinalizerIsKept(t *testing.T) {
 	if !controllerutil.ContainsFinalizer(rg, audit.Finalizer) {
 		t.Fatalf("finalizers %v, want %s", rg.Finalizers, audit.Finalizer)
 	}
-	if err := retry.RetryOnConflict(retry.DefaultRetry, func() error {
-		if err := frank.Get(ctx, client.ObjectKeyFromObject(rg), rg); err != nil {
-			return err
-		}
-		rg.Finalizers = nil
-		return frank.Update(ctx, rg)
-	}); err != nil {
-		t.Fatal(err)
-	}
+	updateAs(t, frank, rg, func(g *waygatev1.RouteGate) {
+		g.Finalizers = nil
+	})
 	if !controllerutil.ContainsFinalizer(rg, audit.Finalizer) {
 		t.Fatalf("frank removed the audit finalizer: %v", rg.Finalizers)
 	}
@@ -435,15 +416,9 @@ func TestAuditDryRun(t *testing.T) {
 		t.Fatal(err)
 	}
 	waitEntries(t, ns, "dry", 1)
-	if err := retry.RetryOnConflict(retry.DefaultRetry, func() error {
-		if err := dave.Get(ctx, client.ObjectKeyFromObject(rg), rg); err != nil {
-			return err
-		}
-		rg.Spec.State = waygatev1.RouteDisabled
-		return dave.Update(ctx, rg, client.DryRunAll)
-	}); err != nil {
-		t.Fatal(err)
-	}
+	updateAs(t, dave, rg, func(g *waygatev1.RouteGate) {
+		g.Spec.State = waygatev1.RouteDisabled
+	}, client.DryRunAll)
 	// A later real change shows the dry run left nothing behind.
 	update(t, rg, func(g *waygatev1.RouteGate) { g.Spec.State = waygatev1.RouteActive })
 	got := waitEntries(t, ns, "dry", 2)

@@ -12,7 +12,7 @@ import (
 // concurrency objects at once.
 func Setup(mgr ctrl.Manager, concurrency int) error {
 	opts := controller.Options{MaxConcurrentReconciles: concurrency}
-	c, w := mgr.GetClient(), &audit.Writer{Client: mgr.GetClient(), Reader: mgr.GetAPIReader()}
+	c, w := mgr.GetClient(), &audit.Writer{Client: mgr.GetClient()}
 	if err := (&RouteGateReconciler{Client: c, Audit: w, Recorder: mgr.GetEventRecorder("waygate")}).SetupWithManager(mgr, opts); err != nil {
 		return err
 	}

@@ -155,16 +155,22 @@ func waitReady(t *testing.T, obj client.Object, conds func() []metav1.Condition,
 	return got
 }
 
-// update applies change to the latest version of obj, retrying on conflicts
-// with the controller's status writes.
+// update applies change to the latest version of obj as the admin,
+// retrying on conflicts with the controller's writes.
 func update[T client.Object](t *testing.T, obj T, change func(T)) {
 	t.Helper()
+	updateAs(t, k8s, obj, change)
+}
+
+// updateAs is update as the user of c, with opts (client.DryRunAll).
+func updateAs[T client.Object](t *testing.T, c client.Client, obj T, change func(T), opts ...client.UpdateOption) {
+	t.Helper()
 	err := retry.RetryOnConflict(retry.DefaultRetry, func() error {
-		if err := k8s.Get(context.Background(), client.ObjectKeyFromObject(obj), obj); err != nil {
+		if err := c.Get(context.Background(), client.ObjectKeyFromObject(obj), obj); err != nil {
 			return err
 		}
 		change(obj)
-		return k8s.Update(context.Background(), obj)
+		return c.Update(context.Background(), obj, opts...)
 	})
 	if err != nil {
 		t.Fatalf("updating %s: %v", obj.GetName(), err)

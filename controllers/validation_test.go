@@ -30,15 +30,13 @@ spec:
   offVariation: "off"
   fallthrough: {variation: "on"}
 `
-	rg := func(spec string) string {
-		return "apiVersion: waygate.dev/v1alpha1\nkind: RouteGate\nmetadata: {name: r}\nspec:\n" + spec
+	// manifest returns a function that wraps a spec in a manifest of kind.
+	manifest := func(kind string) func(spec string) string {
+		return func(spec string) string {
+			return "apiVersion: waygate.dev/v1alpha1\nkind: " + kind + "\nmetadata: {name: x}\nspec:\n" + spec
+		}
 	}
-	rlp := func(spec string) string {
-		return "apiVersion: waygate.dev/v1alpha1\nkind: RateLimitPolicy\nmetadata: {name: p}\nspec:\n" + spec
-	}
-	seg := func(spec string) string {
-		return "apiVersion: waygate.dev/v1alpha1\nkind: Segment\nmetadata: {name: s}\nspec:\n" + spec
-	}
+	rg, rlp, seg := manifest("RouteGate"), manifest("RateLimitPolicy"), manifest("Segment")
 	ruleWith := func(clause string) string {
 		return flagHead + boolVariations + "  rules: [{id: r1, variation: \"on\", clauses: [" + clause + "]}]\n"
 	}

@@ -20,6 +20,7 @@ import (
 	"sigs.k8s.io/controller-runtime/pkg/client"
 
 	waygatev1 "github.com/waygate-dev/waygate/api/v1alpha1"
+	"github.com/waygate-dev/waygate/internal/audit"
 
 	"github.com/waygate-dev/waygate/internal/controlplane"
 )
@@ -106,11 +107,7 @@ func waitSamplesReady(ctx context.Context, c client.Client) error {
 				return err
 			}
 			for _, o := range objs {
-				obj := o.(interface {
-					metav1.Object
-					Common() *waygatev1.CommonStatus
-				})
-				if meta.FindStatusCondition(obj.Common().Conditions, waygatev1.ConditionReady) == nil {
+				if meta.FindStatusCondition(o.(audit.Object).Common().Conditions, waygatev1.ConditionReady) == nil {
 					pending++
 				}
 			}

@@ -42,9 +42,6 @@ const staleDelete = time.Minute
 // through an informer: it only creates them, under deterministic names.
 type Writer struct {
 	Client client.Client
-	// Reader reads the latest object (uncached) when trimming the journal
-	// races with new changes.
-	Reader client.Reader
 }
 
 // +kubebuilder:rbac:groups=waygate.dev,resources=auditentries,verbs=create
