@@ -4,12 +4,15 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
+	"maps"
 	"net/http"
 	"reflect"
 	"slices"
 	"time"
 
+	"gomodules.xyz/jsonpatch/v2"
 	admissionv1 "k8s.io/api/admission/v1"
+	"k8s.io/apimachinery/pkg/api/equality"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/runtime"
 	"k8s.io/apimachinery/pkg/runtime/schema"
@@ -113,7 +116,9 @@ func (a *Auditor) admitWrite(req admission.Request, old, obj client.Object) admi
 	}
 	// Only the journal and the finalizer change: the request is patched as
 	// sent, so that the schema judges exactly what the user wrote.
-	meta := &metav1.PartialObjectMetadata{ObjectMeta: metav1.ObjectMeta{Annotations: obj.GetAnnotations(), Finalizers: obj.GetFinalizers()}}
+	meta := &metav1.PartialObjectMetadata{ObjectMeta: metav1.ObjectMeta{
+		Annotations: maps.Clone(obj.GetAnnotations()), Finalizers: slices.Clone(obj.GetFinalizers()),
+	}}
 	if err := audit.SetJournal(meta, journal); err != nil {
 		return admission.Errored(http.StatusInternalServerError, err)
 	}
@@ -122,30 +127,27 @@ func (a *Auditor) admitWrite(req admission.Request, old, obj client.Object) admi
 	if obj.GetDeletionTimestamp() == nil || (old != nil && controllerutil.ContainsFinalizer(old, audit.Finalizer)) {
 		controllerutil.AddFinalizer(meta, audit.Finalizer)
 	}
-	var u map[string]any
-	if err := json.Unmarshal(req.Object.Raw, &u); err != nil {
-		return admission.Errored(http.StatusBadRequest, err)
+	return admission.Patched("", metaPatch(obj, meta)...)
+}
+
+// metaPatch is the JSON patch that gives obj the annotations and finalizers
+// of want. "add" of an object member replaces it when it exists.
+func metaPatch(obj client.Object, want *metav1.PartialObjectMetadata) []jsonpatch.Operation {
+	var ops []jsonpatch.Operation
+	set := func(path string, empty bool, value any) {
+		if empty {
+			ops = append(ops, jsonpatch.NewOperation("remove", path, nil))
+		} else {
+			ops = append(ops, jsonpatch.NewOperation("add", path, value))
+		}
 	}
-	m, _ := u["metadata"].(map[string]any)
-	if m == nil {
-		m = map[string]any{}
-		u["metadata"] = m
+	if !maps.Equal(obj.GetAnnotations(), want.Annotations) {
+		set("/metadata/annotations", len(want.Annotations) == 0, want.Annotations)
 	}
-	if len(meta.Annotations) > 0 {
-		m["annotations"] = meta.Annotations
-	} else {
-		delete(m, "annotations")
+	if !slices.Equal(obj.GetFinalizers(), want.Finalizers) {
+		set("/metadata/finalizers", len(want.Finalizers) == 0, want.Finalizers)
 	}
-	if len(meta.Finalizers) > 0 {
-		m["finalizers"] = meta.Finalizers
-	} else {
-		delete(m, "finalizers")
-	}
-	patched, err := json.Marshal(u)
-	if err != nil {
-		return admission.Errored(http.StatusInternalServerError, err)
-	}
-	return admission.PatchResponseFromRaw(req.Object.Raw, patched)
+	return ops
 }
 
 // records tells whether a CREATE or UPDATE is a change to audit: a new
@@ -154,7 +156,7 @@ func (a *Auditor) records(req admission.Request, old, obj client.Object) bool {
 	if obj.GetAnnotations()[audit.SuppressAnnotation] == "false" && slices.Contains(a.Suppressors, req.UserInfo.Username) {
 		return false
 	}
-	return old == nil || !reflect.DeepEqual(specOf(old), specOf(obj))
+	return old == nil || !equality.Semantic.DeepEqual(specOf(old), specOf(obj))
 }
 
 // recordDelete appends the deletion to the live object's journal, and makes
@@ -215,10 +217,7 @@ func fieldManager(req admission.Request) string {
 	return opts.FieldManager
 }
 
-// specOf returns an object's spec as plain data.
+// specOf returns the Spec field of one of the audited kinds.
 func specOf(obj client.Object) any {
-	raw, _ := json.Marshal(obj)
-	var m map[string]any
-	_ = json.Unmarshal(raw, &m)
-	return m["spec"]
+	return reflect.ValueOf(obj).Elem().FieldByName("Spec").Interface()
 }
