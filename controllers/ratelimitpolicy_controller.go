@@ -11,6 +11,7 @@ import (
 	"sigs.k8s.io/controller-runtime/pkg/reconcile"
 
 	waygatev1 "github.com/waygate-dev/waygate/api/v1alpha1"
+	"github.com/waygate-dev/waygate/internal/gate"
 	"github.com/waygate-dev/waygate/internal/audit"
 )
 
@@ -45,7 +46,7 @@ func (r *RateLimitPolicyReconciler) Reconcile(ctx context.Context, req reconcile
 			return reconcile.Result{}, err
 		}
 		p.Status.Scope = rateLimitScope(&p.Spec)
-		switch h := holder(peers.Items); {
+		switch h := gate.Holder(peers.Items); {
 		case h != nil && h.Name != p.Name:
 			setReady(p.Common(), p.Generation, false, ReasonDuplicate, fmt.Sprintf(
 				"route %s%s already has RateLimitPolicy %q; delete this policy or merge it into %q (use tiers for per-plan limits)",

@@ -74,7 +74,7 @@ func (r *RouteGateReconciler) compute(ctx context.Context, rg *waygatev1.RouteGa
 	if eff.Next != nil {
 		rg.Status.NextTransition = &metav1.Time{Time: *eff.Next}
 	}
-	if h := holder(peers.Items); h != nil && h.Name != rg.Name {
+	if h := gate.Holder(peers.Items); h != nil && h.Name != rg.Name {
 		setReady(rg.Common(), rg.Generation, false, ReasonDuplicate,
 			fmt.Sprintf("route %s%s is already gated by RouteGate %q; delete this RouteGate or merge it into %q",
 				rg.Spec.Route, serviceSuffix(rg.Spec.Service), h.Name, h.Name))
@@ -141,7 +141,7 @@ func (r *RouteGateReconciler) serviceGates(ctx context.Context, rg *waygatev1.Ro
 			return nil, err
 		}
 		// Only the holder of a contested key is in effect.
-		if h := holder(list.Items); h != nil {
+		if h := gate.Holder(list.Items); h != nil {
 			gates = append(gates, *h)
 		}
 	}

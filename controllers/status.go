@@ -87,26 +87,3 @@ func writeStatus(ctx context.Context, c client.Client, obj, was client.Object) e
 	return c.Status().Patch(ctx, obj, client.MergeFrom(was))
 }
 
-// holder returns the object that holds a key several objects claim: the
-// oldest, then the lowest name, so that every reconcile agrees on it.
-func holder[T any, P interface {
-	*T
-	client.Object
-}](items []T) P {
-	var best P
-	for i := range items {
-		p := P(&items[i])
-		if best == nil || createdBefore(p, best) {
-			best = p
-		}
-	}
-	return best
-}
-
-func createdBefore(a, b client.Object) bool {
-	ta, tb := a.GetCreationTimestamp(), b.GetCreationTimestamp()
-	if !ta.Equal(&tb) {
-		return ta.Before(&tb)
-	}
-	return a.GetName() < b.GetName()
-}

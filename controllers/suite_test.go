@@ -12,18 +12,13 @@ import (
 	"k8s.io/apimachinery/pkg/api/meta"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/client-go/util/retry"
-	"k8s.io/utils/ptr"
 	ctrl "sigs.k8s.io/controller-runtime"
 	"sigs.k8s.io/controller-runtime/pkg/client"
-	"sigs.k8s.io/controller-runtime/pkg/config"
 	"sigs.k8s.io/controller-runtime/pkg/log/zap"
-	metricsserver "sigs.k8s.io/controller-runtime/pkg/metrics/server"
-	"sigs.k8s.io/controller-runtime/pkg/webhook"
 
 	waygatev1 "github.com/waygate-dev/waygate/api/v1alpha1"
-	"github.com/waygate-dev/waygate/controllers"
+	"github.com/waygate-dev/waygate/controllers/operatortest"
 	"github.com/waygate-dev/waygate/internal/controlplane"
-	waygatewebhook "github.com/waygate-dev/waygate/internal/webhook"
 )
 
 // One control plane and one operator for the whole package; each test works
@@ -63,38 +58,8 @@ func runSuite(m *testing.M) int {
 	return m.Run()
 }
 
-// startOperator runs the operator (controllers and webhooks) as its service
-// account, with the RBAC of config/rbac, until stop is called.
-func startOperator() (stop func(), err error) {
-	mgr, err := ctrl.NewManager(cp.Operator, ctrl.Options{
-		Scheme:                 controlplane.Scheme,
-		Metrics:                metricsserver.Options{BindAddress: "0"},
-		HealthProbeBindAddress: "0",
-		WebhookServer: webhook.NewServer(webhook.Options{
-			Host: cp.Webhook.LocalServingHost, Port: cp.Webhook.LocalServingPort, CertDir: cp.Webhook.LocalServingCertDir,
-		}),
-		// Tests start the operator more than once in one process.
-		Controller: config.Controller{SkipNameValidation: ptr.To(true)},
-	})
-	if err == nil {
-		err = controllers.Setup(mgr, 4)
-	}
-	if err == nil {
-		err = waygatewebhook.Setup(mgr, waygatewebhook.Options{Operator: controlplane.OperatorUser, AuditSuppressors: []string{"seeder"}})
-	}
-	if err != nil {
-		return nil, err
-	}
-	ctx, cancel := context.WithCancel(context.Background())
-	done := make(chan error)
-	go func() { done <- mgr.Start(ctx) }()
-	return func() {
-		cancel()
-		if err := <-done; err != nil {
-			fmt.Fprintln(os.Stderr, "manager:", err)
-		}
-	}, nil
-}
+// startOperator runs the operator; "seeder" may suppress auditing.
+func startOperator() (stop func(), err error) { return operatortest.Start(cp, "seeder") }
 
 var nsCount atomic.Int32
 

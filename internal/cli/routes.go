@@ -1,0 +1,384 @@
+package cli
+
+import (
+	"context"
+	"fmt"
+	"slices"
+	"strings"
+	"time"
+
+	"github.com/spf13/cobra"
+	"k8s.io/apimachinery/pkg/api/equality"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/client-go/util/retry"
+	"sigs.k8s.io/controller-runtime/pkg/client"
+
+	waygatev1 "github.com/waygate-dev/waygate/api/v1alpha1"
+	"github.com/waygate-dev/waygate/internal/gate"
+)
+
+// routeFlags are the flags of every command that changes a route.
+type routeFlags struct {
+	reason  string
+	service string
+	force   bool
+}
+
+func (f *routeFlags) add(c *cobra.Command) {
+	c.Flags().StringVarP(&f.reason, "reason", "r", "", "Why: shown to callers and recorded in the audit log.")
+	c.Flags().StringVar(&f.service, "service", "", "The service the route belongs to (spec.service), when gates of several services share the key.")
+	c.Flags().BoolVar(&f.force, "force", false, "Change a RouteGate that GitOps manages, knowing the next sync reverts it.")
+}
+
+func routeCommands(o *Options) []*cobra.Command {
+	return []*cobra.Command{
+		statusCommand(o),
+		routeCommand(o, "enable ROUTE", "Serve a route normally again (state active, no window)", false,
+			func(spec *waygatev1.RouteGateSpec, _ []string) error {
+				spec.State, spec.Window = waygatev1.RouteActive, nil
+				return nil
+			}, nil),
+		routeCommand(o, "disable ROUTE", "Answer a route with 503 ROUTE_DISABLED", true,
+			func(spec *waygatev1.RouteGateSpec, _ []string) error {
+				spec.State, spec.Window = waygatev1.RouteDisabled, nil
+				return nil
+			}, nil),
+		maintenanceCommand(o, "maintenance ROUTE", "Put a route into maintenance (503 MAINTENANCE_MODE), now or in a window", false),
+		maintenanceCommand(o, "schedule ROUTE", "Schedule a maintenance window: active until --start, maintenance until --end", true),
+		envCommand(o),
+		deprecateCommand(o),
+	}
+}
+
+// routeCommand is a command that applies change to the gate of its first
+// argument. create says whether a route without a gate gets one.
+func routeCommand(o *Options, use, short string, create bool, change func(*waygatev1.RouteGateSpec, []string) error, more func(*cobra.Command)) *cobra.Command {
+	var f routeFlags
+	c := &cobra.Command{
+		Use:               use,
+		Short:             short,
+		Args:              cobra.MinimumNArgs(1),
+		ValidArgsFunction: o.completeRoutes,
+		RunE: o.run(func(ctx context.Context, args []string) error {
+			return o.changeRoute(ctx, args[0], f, create, func(spec *waygatev1.RouteGateSpec) error {
+				if err := change(spec, args[1:]); err != nil {
+					return err
+				}
+				spec.Reason = f.reason
+				return nil
+			})
+		}),
+	}
+	f.add(c)
+	if more != nil {
+		more(c)
+	}
+	return c
+}
+
+func maintenanceCommand(o *Options, use, short string, window bool) *cobra.Command {
+	var start, end string
+	c := routeCommand(o, use, short, true, func(spec *waygatev1.RouteGateSpec, _ []string) error {
+		if !window && start == "" && end == "" {
+			spec.State, spec.Window = waygatev1.RouteMaintenance, nil
+			return nil
+		}
+		w, err := o.window(start, end)
+		if err != nil {
+			return err
+		}
+		// Active outside the window, maintenance inside it.
+		spec.State, spec.Window = waygatev1.RouteActive, w
+		return nil
+	}, func(c *cobra.Command) {
+		c.Flags().StringVar(&start, "start", "", "When maintenance starts: a time (2030-06-01T03:00:00Z, 2030-06-01 03:00 in local time) or a delay from now (30m).")
+		c.Flags().StringVar(&end, "end", "", "When maintenance ends: a time or a delay from now (2h).")
+		if window {
+			_ = c.MarkFlagRequired("start")
+			_ = c.MarkFlagRequired("end")
+		}
+	})
+	c.Args = cobra.ExactArgs(1)
+	return c
+}
+
+func envCommand(o *Options) *cobra.Command {
+	env := &cobra.Command{Use: "env", Short: "Serve a route only in some environments (403 ENV_GATED elsewhere)"}
+	set := routeCommand(o, "set ROUTE ENV...", "Serve ROUTE only in the environments ENV...", true,
+		func(spec *waygatev1.RouteGateSpec, envs []string) error {
+			spec.State, spec.Window, spec.AllowedEnvs = waygatev1.RouteEnvGated, nil, envs
+			return nil
+		}, nil)
+	set.Args = cobra.MinimumNArgs(2)
+	clear := routeCommand(o, "clear ROUTE", "Serve ROUTE in every environment again", false,
+		func(spec *waygatev1.RouteGateSpec, _ []string) error {
+			if spec.State == waygatev1.RouteEnvGated {
+				spec.State = waygatev1.RouteActive
+			}
+			spec.AllowedEnvs = nil
+			return nil
+		}, nil)
+	clear.Args = cobra.ExactArgs(1)
+	env.AddCommand(set, clear)
+	return env
+}
+
+func deprecateCommand(o *Options) *cobra.Command {
+	var sunset, successor string
+	c := routeCommand(o, "deprecate ROUTE", "Mark a route deprecated: still served, with Deprecation, Sunset and Link headers", true,
+		func(spec *waygatev1.RouteGateSpec, _ []string) error {
+			if sunset == "" && successor == "" {
+				return fmt.Errorf("deprecate needs --sunset, --successor or both: when the route goes away, and what replaces it")
+			}
+			d := &waygatev1.Deprecation{Successor: successor}
+			if sunset != "" {
+				t, err := o.parseTime("--sunset", sunset)
+				if err != nil {
+					return err
+				}
+				d.Sunset = &metav1.Time{Time: t}
+			}
+			spec.State, spec.Window, spec.Deprecation = waygatev1.RouteDeprecated, nil, d
+			return nil
+		}, func(c *cobra.Command) {
+			c.Flags().StringVar(&sunset, "sunset", "", "When the route stops being served: a time (2030-01-01) or a delay from now (720h).")
+			c.Flags().StringVar(&successor, "successor", "", "The route or URL that replaces it, e.g. /v2/orders.")
+		})
+	c.Args = cobra.ExactArgs(1)
+	return c
+}
+
+// changeRoute applies change to the RouteGate of arg, creating one when
+// there is none and create is set, and prints what changed.
+func (o *Options) changeRoute(ctx context.Context, arg string, f routeFlags, create bool, change func(*waygatev1.RouteGateSpec) error) error {
+	key, err := routeKey(arg)
+	if err != nil {
+		return err
+	}
+	gates, err := o.gates(ctx, o.namespace)
+	if err != nil {
+		return err
+	}
+	rg, err := findGate(gates, key, f.service, o.namespace)
+	if err != nil && !(create && isNoGate(err)) {
+		return err
+	}
+	if rg == nil {
+		return o.createGate(ctx, gates, key, f.service, change)
+	}
+	if err := checkGitOps(rg, f.force); err != nil {
+		return err
+	}
+	var before waygatev1.RouteGateSpec
+	err = retry.RetryOnConflict(retry.DefaultRetry, func() error {
+		if err := o.client.Get(ctx, client.ObjectKeyFromObject(rg), rg); err != nil {
+			return err
+		}
+		before = *rg.Spec.DeepCopy()
+		if err := change(&rg.Spec); err != nil {
+			return err
+		}
+		if equality.Semantic.DeepEqual(before, rg.Spec) {
+			return nil
+		}
+		return o.client.Update(ctx, rg, client.FieldOwner(FieldManager))
+	})
+	if err != nil {
+		return err
+	}
+	if equality.Semantic.DeepEqual(before, rg.Spec) {
+		o.printf("%s: %s, unchanged (routegate %s/%s)\n", key, o.describeSpec(&rg.Spec), rg.Namespace, rg.Name)
+		return nil
+	}
+	o.printf("%s: %s → %s (routegate %s/%s)\n", key, o.describeSpec(&before), o.describeSpec(&rg.Spec), rg.Namespace, rg.Name)
+	return nil
+}
+
+// createGate creates the RouteGate of a route that has none.
+func (o *Options) createGate(ctx context.Context, gates []waygatev1.RouteGate, key, service string, change func(*waygatev1.RouteGateSpec) error) error {
+	rg := &waygatev1.RouteGate{
+		ObjectMeta: metav1.ObjectMeta{Namespace: o.namespace, Name: gateName(service, key)},
+		Spec:       waygatev1.RouteGateSpec{Route: waygatev1.RouteKey(key), Service: waygatev1.ServiceName(service), State: waygatev1.RouteActive},
+	}
+	if err := change(&rg.Spec); err != nil {
+		return err
+	}
+	if slices.ContainsFunc(gates, func(g waygatev1.RouteGate) bool { return g.Name == rg.Name }) {
+		rg.Name = uniqueName(rg.Name, service, key)
+	}
+	if err := o.client.Create(ctx, rg, client.FieldOwner(FieldManager)); err != nil {
+		return err
+	}
+	o.printf("%s: %s (created routegate %s/%s)\n", key, o.describeSpec(&rg.Spec), rg.Namespace, rg.Name)
+	if near := closeMatches(key, routeKeys(gates)); len(near) > 0 {
+		o.warnf("%s had no RouteGate; close matches that have one: %s (if you meant one of them, `waygate enable %s` undoes this)",
+			key, strings.Join(near, ", "), key)
+	}
+	return nil
+}
+
+// gates lists the RouteGates of ns (all namespaces when empty).
+func (o *Options) gates(ctx context.Context, ns string) ([]waygatev1.RouteGate, error) {
+	var list waygatev1.RouteGateList
+	if err := o.client.List(ctx, &list, client.InNamespace(ns)); err != nil {
+		return nil, err
+	}
+	return list.Items, nil
+}
+
+// noGateError says that a route has no RouteGate.
+type noGateError struct{ msg string }
+
+func (e *noGateError) Error() string { return e.msg }
+
+func isNoGate(err error) bool {
+	_, ok := err.(*noGateError)
+	return ok
+}
+
+// findGate returns the gate that holds key (in service, when given) among
+// gates, or a noGateError that suggests what the user may have meant.
+func findGate(gates []waygatev1.RouteGate, key, service, ns string) (*waygatev1.RouteGate, error) {
+	var exact []waygatev1.RouteGate
+	services := map[string]bool{}
+	for _, g := range gates {
+		if string(g.Spec.Route) == key && (service == "" || string(g.Spec.Service) == service) {
+			exact = append(exact, g)
+			services[string(g.Spec.Service)] = true
+		}
+	}
+	if len(services) > 1 {
+		names := slices.Sorted(func(yield func(string) bool) {
+			for s := range services {
+				if !yield(s) {
+					return
+				}
+			}
+		})
+		return nil, fmt.Errorf("%s is gated in several services (%s): pass --service", key, strings.Join(names, ", "))
+	}
+	if len(exact) > 0 {
+		return gate.Holder(exact), nil
+	}
+	where := "in namespace " + ns
+	if service != "" {
+		where = fmt.Sprintf("of service %s %s", service, where)
+	}
+	if !strings.Contains(key, ":") && key != waygatev1.AllRoutes {
+		var methods []string
+		for _, g := range gates {
+			if pathOf(string(g.Spec.Route)) == key && string(g.Spec.Route) != key {
+				methods = append(methods, string(g.Spec.Route))
+			}
+		}
+		if len(methods) > 0 {
+			slices.Sort(methods)
+			return nil, &noGateError{fmt.Sprintf("%s is ambiguous: no RouteGate %s covers every method of it, but %s %s: name one of them",
+				key, where, strings.Join(methods, ", "), pluralIs(len(methods)))}
+		}
+	}
+	msg := fmt.Sprintf("no RouteGate %s has route %s", where, key)
+	if near := closeMatches(key, routeKeys(gates)); len(near) > 0 {
+		msg += "; did you mean " + strings.Join(near, " or ") + "?"
+	} else {
+		msg += "; `waygate status` lists the gated routes"
+	}
+	return nil, &noGateError{msg}
+}
+
+func routeKeys(gates []waygatev1.RouteGate) []string {
+	keys := make([]string, 0, len(gates))
+	for _, g := range gates {
+		keys = append(keys, string(g.Spec.Route))
+	}
+	return keys
+}
+
+// pluralIs is "is" or "are" for n things.
+func pluralIs(n int) string {
+	if n == 1 {
+		return "is"
+	}
+	return "are"
+}
+
+// describeSpec says in a few words what a gate's spec asks for.
+func (o *Options) describeSpec(spec *waygatev1.RouteGateSpec) string {
+	s := string(spec.State)
+	switch {
+	case spec.Window != nil:
+		s = fmt.Sprintf("maintenance from %s to %s", o.formatTime(spec.Window.Start.Time), o.formatTime(spec.Window.End.Time))
+	case spec.State == waygatev1.RouteEnvGated:
+		s += " [" + strings.Join(spec.AllowedEnvs, ", ") + "]"
+	case spec.State == waygatev1.RouteDeprecated && spec.Deprecation != nil:
+		var parts []string
+		if spec.Deprecation.Sunset != nil {
+			parts = append(parts, "sunset "+o.formatTime(spec.Deprecation.Sunset.Time))
+		}
+		if spec.Deprecation.Successor != "" {
+			parts = append(parts, "successor "+spec.Deprecation.Successor)
+		}
+		s += " (" + strings.Join(parts, ", ") + ")"
+	}
+	if spec.Reason != "" {
+		s += fmt.Sprintf(" %q", spec.Reason)
+	}
+	return s
+}
+
+// window reads --start and --end.
+func (o *Options) window(start, end string) (*waygatev1.MaintenanceWindow, error) {
+	if end == "" {
+		return nil, fmt.Errorf("a maintenance window needs --end (and --start, now when left out)")
+	}
+	s := o.Now()
+	if start != "" {
+		var err error
+		if s, err = o.parseTime("--start", start); err != nil {
+			return nil, err
+		}
+	}
+	e, err := o.parseTime("--end", end)
+	if err != nil {
+		return nil, err
+	}
+	if !e.After(s) {
+		return nil, fmt.Errorf("--end (%s) must be after --start (%s)", o.formatTime(e), o.formatTime(s))
+	}
+	return &waygatev1.MaintenanceWindow{Start: metav1.NewTime(s), End: metav1.NewTime(e)}, nil
+}
+
+// timeLayouts are the times the CLI reads, besides delays from now.
+var timeLayouts = []string{time.RFC3339, "2006-01-02T15:04:05", "2006-01-02 15:04:05", "2006-01-02T15:04", "2006-01-02 15:04", time.DateOnly}
+
+// parseTime reads a time (RFC 3339, or a date and time in local time, or
+// UTC with --utc) or a delay from now such as 2h or 30m.
+func (o *Options) parseTime(flag, v string) (time.Time, error) {
+	if d, err := time.ParseDuration(strings.TrimPrefix(v, "+")); err == nil {
+		return o.Now().Add(d).Truncate(time.Second), nil
+	}
+	loc := time.Local
+	if o.UTC {
+		loc = time.UTC
+	}
+	for _, layout := range timeLayouts {
+		if t, err := time.ParseInLocation(layout, v, loc); err == nil {
+			return t, nil
+		}
+	}
+	return time.Time{}, fmt.Errorf("%s %q: give a time (2030-06-01T03:00:00Z, or 2030-06-01 03:00 in %s) or a delay from now (30m, 2h)", flag, v, loc)
+}
+
+// completeRoutes completes route keys from the cluster.
+func (o *Options) completeRoutes(cmd *cobra.Command, args []string, _ string) ([]string, cobra.ShellCompDirective) {
+	if len(args) > 0 || o.connect() != nil {
+		return nil, cobra.ShellCompDirectiveNoFileComp
+	}
+	gates, err := o.gates(cmd.Context(), o.namespace)
+	if err != nil {
+		return nil, cobra.ShellCompDirectiveNoFileComp
+	}
+	keys := routeKeys(gates)
+	slices.Sort(keys)
+	return slices.Compact(keys), cobra.ShellCompDirectiveNoFileComp
+}
