@@ -25,7 +25,10 @@ var version = ""
 
 func main() {
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
-	root := cli.NewRootCommand(genericiooptions.IOStreams{In: os.Stdin, Out: os.Stdout, ErrOut: os.Stderr}, buildVersion())
+	root := cli.NewRootCommand(&cli.Options{
+		IOStreams: genericiooptions.IOStreams{In: os.Stdin, Out: os.Stdout, ErrOut: os.Stderr},
+		Version:   buildVersion(),
+	})
 	if filepath.Base(os.Args[0]) == "kubectl-waygate" {
 		root.Annotations = map[string]string{cobra.CommandDisplayNameAnnotation: "kubectl waygate"}
 	}

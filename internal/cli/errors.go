@@ -19,7 +19,7 @@ func explain(err error) error {
 	s := status.Status()
 	switch {
 	case apierrors.IsForbidden(err):
-		return fmt.Errorf("%s; ask your cluster admin for the permission (the waygate-edit role grants changes to Waygate resources, waygate-view reading them)", s.Message)
+		return fmt.Errorf("%s; ask your cluster admin for it (in a namespace, the built-in view role or waygate-view lets you read Waygate resources, edit or waygate-view plus waygate-edit change them)", s.Message)
 	case apierrors.IsInvalid(err) && s.Details != nil && len(s.Details.Causes) > 0:
 		var causes []string
 		for _, c := range s.Details.Causes {
@@ -32,17 +32,13 @@ func explain(err error) error {
 	return err
 }
 
-// cause is one validation failure as "field: message", without the value
-// the API server repeats.
+// cause is one validation failure as "field: message", without the
+// "Invalid value" and the value the API server puts first.
 func cause(c metav1.StatusCause) string {
-	msg := c.Message
-	// "Invalid value: \"object\": <message>" → "<message>"
-	if strings.HasPrefix(msg, "Invalid value: ") {
-		if i := strings.Index(msg, ": "); i >= 0 {
-			rest := msg[i+2:]
-			if j := strings.Index(rest, ": "); j >= 0 && strings.HasPrefix(rest, `"`) {
-				msg = rest[j+2:]
-			}
+	msg := strings.TrimPrefix(c.Message, "Invalid value: ")
+	if msg != c.Message && strings.HasPrefix(msg, `"`) {
+		if i := strings.Index(msg, `": `); i > 0 {
+			msg = msg[i+3:]
 		}
 	}
 	if c.Field == "" {

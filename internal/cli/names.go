@@ -90,10 +90,8 @@ func closeMatches(key string, candidates []string) []string {
 		if c == key || slices.ContainsFunc(found, func(m match) bool { return m.key == c }) {
 			continue
 		}
-		d := distance(strings.ToLower(key), strings.ToLower(c))
-		if pathOf(c) == pathOf(key) || strings.TrimSuffix(pathOf(c), "/") == strings.TrimSuffix(pathOf(key), "/") {
-			d = min(d, 1)
-		}
+		// Another method of the same path counts as one mistake.
+		d := min(distance(strings.ToLower(key), strings.ToLower(c)), 1+distance(strings.TrimSuffix(pathOf(key), "/"), strings.TrimSuffix(pathOf(c), "/")))
 		if d <= max(2, len(key)/5) {
 			found = append(found, match{c, d})
 		}

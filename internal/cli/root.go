@@ -39,13 +39,13 @@ var scheme = func() *runtime.Scheme {
 type Options struct {
 	genericiooptions.IOStreams
 	// Kube are the kubeconfig flags of kubectl (--kubeconfig, --context,
-	// -n, --as, ...).
+	// -n, --as, ...), set by NewRootCommand.
 	Kube *genericclioptions.ConfigFlags
 	// Output is table, wide, json or yaml.
 	Output string
 	// UTC prints times in UTC instead of local time.
 	UTC bool
-	// Now is the clock (tests set it).
+	// Now is the clock (time.Now unless set).
 	Now func() time.Time
 	// Version is this binary's version.
 	Version string
@@ -54,9 +54,13 @@ type Options struct {
 	namespace string
 }
 
-// NewRootCommand returns the waygate command.
-func NewRootCommand(streams genericiooptions.IOStreams, version string) *cobra.Command {
-	o := &Options{IOStreams: streams, Kube: genericclioptions.NewConfigFlags(true), Now: time.Now, Version: version}
+// NewRootCommand returns the waygate command, printing to o's streams, with
+// o's clock and version; its flags fill in the rest of o.
+func NewRootCommand(o *Options) *cobra.Command {
+	o.Kube = genericclioptions.NewConfigFlags(true)
+	if o.Now == nil {
+		o.Now = time.Now
+	}
 	root := &cobra.Command{
 		Use:   "waygate",
 		Short: "Runtime control of your APIs: route gates, rate limits, feature flags, and who changed what",

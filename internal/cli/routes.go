@@ -271,10 +271,13 @@ func findGate(gates []waygatev1.RouteGate, key, service, ns string) (*waygatev1.
 				methods = append(methods, string(g.Spec.Route))
 			}
 		}
-		if len(methods) > 0 {
-			slices.Sort(methods)
-			return nil, &noGateError{fmt.Sprintf("%s is ambiguous: no RouteGate %s covers every method of it, but %s %s: name one of them",
-				key, where, strings.Join(methods, ", "), pluralIs(len(methods)))}
+		switch slices.Sort(methods); len(methods) {
+		case 0:
+		case 1:
+			return nil, &noGateError{fmt.Sprintf("no RouteGate %s covers every method of %s; did you mean %s?", where, key, methods[0])}
+		default:
+			return nil, &noGateError{fmt.Sprintf("%s is ambiguous: no RouteGate %s covers every method of it, but %s do: name one of them",
+				key, where, strings.Join(methods, ", "))}
 		}
 	}
 	msg := fmt.Sprintf("no RouteGate %s has route %s", where, key)
@@ -292,14 +295,6 @@ func routeKeys(gates []waygatev1.RouteGate) []string {
 		keys = append(keys, string(g.Spec.Route))
 	}
 	return keys
-}
-
-// pluralIs is "is" or "are" for n things.
-func pluralIs(n int) string {
-	if n == 1 {
-		return "is"
-	}
-	return "are"
 }
 
 // describeSpec says in a few words what a gate's spec asks for.

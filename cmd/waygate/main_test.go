@@ -1,0 +1,165 @@
+package main
+
+import (
+	"bytes"
+	"context"
+	"fmt"
+	"os"
+	"path/filepath"
+	"regexp"
+	"strings"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	corev1 "k8s.io/api/core/v1"
+	rbacv1 "k8s.io/api/rbac/v1"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/cli-runtime/pkg/genericiooptions"
+	ctrl "sigs.k8s.io/controller-runtime"
+	"sigs.k8s.io/controller-runtime/pkg/client"
+	"sigs.k8s.io/controller-runtime/pkg/log/zap"
+
+	"github.com/waygate-dev/waygate/controllers/operatortest"
+	"github.com/waygate-dev/waygate/internal/cli"
+	"github.com/waygate-dev/waygate/internal/controlplane"
+)
+
+// One control plane and operator for the package; each test works in its
+// own namespace, where alice and bob may edit, carol may only view, and
+// dave may do nothing.
+var (
+	cp         *controlplane.ControlPlane
+	kubeconfig string
+)
+
+func TestMain(m *testing.M) {
+	os.Exit(runSuite(m))
+}
+
+func runSuite(m *testing.M) int {
+	ctrl.SetLogger(zap.New(zap.WriteTo(os.Stderr)))
+	var err error
+	if cp, err = controlplane.Start(); err != nil {
+		fmt.Fprintln(os.Stderr, err)
+		return 1
+	}
+	defer func() { _ = cp.Stop() }()
+	stop, err := operatortest.Start(cp)
+	if err != nil {
+		fmt.Fprintln(os.Stderr, err)
+		return 1
+	}
+	defer stop()
+	dir, err := os.MkdirTemp("", "waygate-cli")
+	if err != nil {
+		fmt.Fprintln(os.Stderr, err)
+		return 1
+	}
+	defer func() { _ = os.RemoveAll(dir) }()
+	kubeconfig = filepath.Join(dir, "kubeconfig")
+	if err := controlplane.WriteKubeconfig(cp.Admin, kubeconfig); err != nil {
+		fmt.Fprintln(os.Stderr, err)
+		return 1
+	}
+	return m.Run()
+}
+
+var nsCount atomic.Int32
+
+// namespace creates a namespace for one test, with the users' roles.
+func namespace(t *testing.T) string {
+	t.Helper()
+	ctx := context.Background()
+	ns := fmt.Sprintf("cli-%d", nsCount.Add(1))
+	objs := []client.Object{&corev1.Namespace{ObjectMeta: metav1.ObjectMeta{Name: ns}}}
+	for user, roles := range map[string][]string{"alice": {"waygate-view", "waygate-edit"}, "bob": {"waygate-view", "waygate-edit"}, "carol": {"waygate-view"}} {
+		for _, role := range roles {
+			objs = append(objs, &rbacv1.RoleBinding{
+				ObjectMeta: metav1.ObjectMeta{Namespace: ns, Name: user + "-" + role},
+				RoleRef:    rbacv1.RoleRef{APIGroup: rbacv1.GroupName, Kind: "ClusterRole", Name: role},
+				Subjects:   []rbacv1.Subject{{Kind: rbacv1.UserKind, APIGroup: rbacv1.GroupName, Name: user}},
+			})
+		}
+	}
+	for _, o := range objs {
+		if err := cp.Client.Create(ctx, o); err != nil {
+			t.Fatal(err)
+		}
+	}
+	// The authorizer sees new bindings a moment later.
+	eventually(t, 10*time.Second, func() error {
+		_, err := waygate(t, "bob", ns, "status")
+		return err
+	})
+	return ns
+}
+
+// waygate runs the CLI as user in ns, as a user would from a shell, with
+// times in UTC, and returns what it printed (standard output, then
+// standard error) and its error.
+func waygate(t *testing.T, user, ns string, args ...string) (string, error) {
+	t.Helper()
+	var out, errOut bytes.Buffer
+	root := cli.NewRootCommand(&cli.Options{IOStreams: genericiooptions.IOStreams{Out: &out, ErrOut: &errOut}, Version: "test"})
+	root.SetArgs(append([]string{"--kubeconfig", kubeconfig, "--as", user, "-n", ns, "--utc"}, args...))
+	root.SetOut(&out)
+	root.SetErr(&errOut)
+	err := root.ExecuteContext(context.Background())
+	return out.String() + errOut.String(), err
+}
+
+// must runs the CLI and fails the test when it fails.
+func must(t *testing.T, user, ns string, args ...string) string {
+	t.Helper()
+	out, err := waygate(t, user, ns, args...)
+	if err != nil {
+		t.Fatalf("waygate %s: %v\n%s", strings.Join(args, " "), err, out)
+	}
+	return out
+}
+
+// eventually polls cond until it returns nil or the timeout passes.
+func eventually(t *testing.T, timeout time.Duration, cond func() error) {
+	t.Helper()
+	deadline := time.Now().Add(timeout)
+	for {
+		err := cond()
+		if err == nil {
+			return
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("after %s: %v", timeout, err)
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+}
+
+var (
+	clock  = regexp.MustCompile(`\d{4}-\d\d-\d\d \d\d:\d\d:\d\d UTC`)
+	ages   = regexp.MustCompile(`\b(in )?\d+[smhdy](\d+[smhd])?\b`)
+	spaces = regexp.MustCompile(`  +`)
+)
+
+// masked replaces what changes from run to run (times, ages, the
+// namespace), and the padding between columns, which follows their widths,
+// by two spaces.
+func masked(s, ns string) string {
+	s = clock.ReplaceAllString(s, "<time>")
+	s = ages.ReplaceAllString(s, "<age>")
+	s = strings.ReplaceAll(s, ns, "<ns>")
+	lines := strings.Split(strings.TrimSpace(s), "\n")
+	for i, l := range lines {
+		lines[i] = spaces.ReplaceAllString(strings.TrimRight(l, " "), "  ")
+	}
+	return strings.Join(lines, "\n")
+}
+
+// golden compares got, masked, with want, as a table of lines.
+func golden(t *testing.T, ns, got, want string) {
+	t.Helper()
+	want = strings.TrimSpace(want)
+	if g := masked(got, ns); g != want {
+		t.Errorf("output:\n%s\n\nwant:\n%s", g, want)
+	}
+}

@@ -1,0 +1,80 @@
+package main
+
+import (
+	"context"
+	"fmt"
+	"strings"
+	"testing"
+	"time"
+
+	"sigs.k8s.io/controller-runtime/pkg/client"
+
+	waygatev1 "github.com/waygate-dev/waygate/api/v1alpha1"
+)
+
+// Every route command changes the gate as asked, says so in one line, and
+// is audited with the user who ran it and platform cli.
+func TestRouteCommandsAreAudited(t *testing.T) {
+	ns := namespace(t)
+	for _, tc := range []struct {
+		user   string
+		args   []string
+		out    string
+		action string
+		change string
+	}{
+		{"alice", []string{"disable", "GET:/payments", "-r", "Card processor outage"},
+			`GET:/payments: disabled "Card processor outage" (created routegate <ns>/get-payments)`, "disable", "active → disabled"},
+		{"bob", []string{"maintenance", "get:/payments", "--reason", "Database migration"},
+			`GET:/payments: disabled "Card processor outage" → maintenance "Database migration" (routegate <ns>/get-payments)`, "maintenance_on", "disabled → maintenance"},
+		{"alice", []string{"enable", "GET:/payments"},
+			`GET:/payments: maintenance "Database migration" → active (routegate <ns>/get-payments)`, "maintenance_off", "maintenance → active"},
+		{"bob", []string{"schedule", "GET:/payments", "--start", "2030-06-01T03:00:00Z", "--end", "2030-06-01 04:00", "-r", "Nightly re-index"},
+			`GET:/payments: active → maintenance from <time> to <time> "Nightly re-index" (routegate <ns>/get-payments)`, "maintenance_scheduled", "active → active"},
+		{"alice", []string{"env", "set", "/debug", "staging", "dev"},
+			`/debug: env_gated [staging, dev] (created routegate <ns>/debug)`, "env_gate", "active → env_gated"},
+		{"bob", []string{"env", "clear", "/debug"},
+			`/debug: env_gated [staging, dev] → active (routegate <ns>/debug)`, "enable", "env_gated → active"},
+		{"alice", []string{"deprecate", "/v1/orders", "--successor", "/v2/orders", "--sunset", "2031-01-01"},
+			`/v1/orders: deprecated (sunset <time>, successor /v2/orders) (created routegate <ns>/v1-orders)`, "deprecate", "active → deprecated"},
+	} {
+		out := must(t, tc.user, ns, tc.args...)
+		golden(t, ns, out, tc.out)
+		path := tc.out[:strings.Index(tc.out, ": ")]
+		waitAudit(t, ns, "--actor", tc.user, "--action", tc.action, path)
+		got := must(t, "carol", ns, "audit", "--actor", tc.user, "--action", tc.action, "--limit", "1", path)
+		row := strings.Join([]string{"<time>", tc.user, "cli", tc.action, path, tc.change}, "  ")
+		if m := masked(got, ns); !strings.Contains(m, row) {
+			t.Errorf("%s: audit entry\n%s\nwant a row starting\n%s", strings.Join(tc.args, " "), m, row)
+		}
+	}
+	// What the gates ask for is what the commands said.
+	var rg waygatev1.RouteGate
+	if err := cp.Client.Get(context.Background(), client.ObjectKey{Namespace: ns, Name: "get-payments"}, &rg); err != nil {
+		t.Fatal(err)
+	}
+	if w := rg.Spec.Window; w == nil || !w.Start.Time.Equal(at("2030-06-01T03:00:00Z")) || !w.End.Time.Equal(at("2030-06-01T04:00:00Z")) ||
+		rg.Spec.Reason != "Nightly re-index" {
+		t.Errorf("get-payments spec after schedule: %+v", rg.Spec)
+	}
+}
+
+// waitAudit waits until `waygate audit args...` finds an entry.
+func waitAudit(t *testing.T, ns string, args ...string) {
+	t.Helper()
+	eventually(t, 20*time.Second, func() error {
+		out, err := waygate(t, "carol", ns, append([]string{"audit"}, args...)...)
+		if err != nil || strings.Contains(out, "No audit entries match") {
+			return fmt.Errorf("audit %v: %v %s", args, err, out)
+		}
+		return nil
+	})
+}
+
+func at(s string) time.Time {
+	t, err := time.Parse(time.RFC3339, s)
+	if err != nil {
+		panic(err)
+	}
+	return t
+}
