@@ -4,10 +4,12 @@ import (
 	"bytes"
 	"context"
 	"fmt"
+	"io"
 	"os"
 	"path/filepath"
 	"regexp"
 	"strings"
+	"sync"
 	"sync/atomic"
 	"testing"
 	"time"
@@ -27,7 +29,7 @@ import (
 
 // One control plane and operator for the package; each test works in its
 // own namespace, where alice and bob may edit, carol may only view, and
-// dave may do nothing.
+// dave may do nothing. auditor may view every namespace.
 var (
 	cp         *controlplane.ControlPlane
 	kubeconfig string
@@ -57,6 +59,15 @@ func runSuite(m *testing.M) int {
 		return 1
 	}
 	defer func() { _ = os.RemoveAll(dir) }()
+	auditor := &rbacv1.ClusterRoleBinding{
+		ObjectMeta: metav1.ObjectMeta{Name: "auditor-waygate-view"},
+		RoleRef:    rbacv1.RoleRef{APIGroup: rbacv1.GroupName, Kind: "ClusterRole", Name: "waygate-view"},
+		Subjects:   []rbacv1.Subject{{Kind: rbacv1.UserKind, APIGroup: rbacv1.GroupName, Name: "auditor"}},
+	}
+	if err := cp.Client.Create(context.Background(), auditor); err != nil {
+		fmt.Fprintln(os.Stderr, err)
+		return 1
+	}
 	kubeconfig = filepath.Join(dir, "kubeconfig")
 	if err := controlplane.WriteKubeconfig(cp.Admin, kubeconfig); err != nil {
 		fmt.Fprintln(os.Stderr, err)
@@ -101,12 +112,35 @@ func namespace(t *testing.T) string {
 func waygate(t *testing.T, user, ns string, args ...string) (string, error) {
 	t.Helper()
 	var out, errOut bytes.Buffer
-	root := cli.NewRootCommand(&cli.Options{IOStreams: genericiooptions.IOStreams{Out: &out, ErrOut: &errOut}, Version: "test"})
-	root.SetArgs(append([]string{"--kubeconfig", kubeconfig, "--as", user, "-n", ns, "--utc"}, args...))
-	root.SetOut(&out)
-	root.SetErr(&errOut)
-	err := root.ExecuteContext(context.Background())
+	err := run(context.Background(), &out, &errOut, user, ns, args...)
 	return out.String() + errOut.String(), err
+}
+
+// run runs the CLI until it returns or ctx ends.
+func run(ctx context.Context, out, errOut io.Writer, user, ns string, args ...string) error {
+	root := cli.NewRootCommand(&cli.Options{IOStreams: genericiooptions.IOStreams{Out: out, ErrOut: errOut}, Version: "test"})
+	root.SetArgs(append([]string{"--kubeconfig", kubeconfig, "--as", user, "-n", ns, "--utc"}, args...))
+	root.SetOut(out)
+	root.SetErr(errOut)
+	return root.ExecuteContext(ctx)
+}
+
+// lockedBuffer is a buffer one goroutine writes while another reads it.
+type lockedBuffer struct {
+	mu  sync.Mutex
+	buf bytes.Buffer
+}
+
+func (b *lockedBuffer) Write(p []byte) (int, error) {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	return b.buf.Write(p)
+}
+
+func (b *lockedBuffer) String() string {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	return b.buf.String()
 }
 
 // must runs the CLI and fails the test when it fails.
