@@ -40,8 +40,17 @@ bench-audit: envtest-assets build ## Measure the audit pipeline: throughput, lat
 ##@ Build
 
 .PHONY: build
-build: ## Build the operator into bin/manager.
+build: ## Build the operator into bin/manager and the CLI into bin/waygate.
 	go build -o bin/manager ./cmd/manager
+	go build -o bin/waygate ./cmd/waygate
+
+INSTALL_DIR ?= $(shell go env GOPATH)/bin
+
+.PHONY: install-cli
+install-cli: build ## Install the CLI as waygate and as the kubectl plugin kubectl-waygate into INSTALL_DIR (default: go env GOPATH/bin).
+	install -D -m 0755 bin/waygate $(INSTALL_DIR)/waygate
+	ln -sf waygate $(INSTALL_DIR)/kubectl-waygate
+	@echo "installed $(INSTALL_DIR)/waygate and $(INSTALL_DIR)/kubectl-waygate; make sure $(INSTALL_DIR) is on your PATH"
 
 .PHONY: envtest-assets
 envtest-assets: ## Build kube-apiserver, etcd and kubectl from source into bin/k8s/$(K8S_VERSION) (once).

@@ -125,3 +125,15 @@ TIME  ACTOR  PLATFORM  ACTION  PATH  OLD → NEW  REASON
 <time>  bob  cli  disable  POST:/refunds  active → disabled  -
 <time>  alice  cli  enable  POST:/refunds  disabled → active  Ledger ready`)
 }
+
+// Shell completion offers the route keys of the namespace.
+func TestCompletion(t *testing.T) {
+	ns := namespace(t)
+	must(t, "alice", ns, "disable", "POST:/refunds")
+	must(t, "alice", ns, "maintenance", "GET:/payments")
+	golden(t, ns, must(t, "carol", ns, "__complete", "enable", ""), `
+GET:/payments
+POST:/refunds
+:4
+Completion ended with directive: ShellCompDirectiveNoFileComp`)
+}
