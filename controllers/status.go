@@ -86,4 +86,3 @@ func writeStatus(ctx context.Context, c client.Client, obj, was client.Object) e
 	}
 	return c.Status().Patch(ctx, obj, client.MergeFrom(was))
 }
-

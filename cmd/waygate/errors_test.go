@@ -73,7 +73,9 @@ func TestGitOpsManagedNeedsForce(t *testing.T) {
 		"argo": func(rg *waygatev1.RouteGate) {
 			rg.Annotations = map[string]string{"argocd.argoproj.io/tracking-id": "payments:waygate.dev/RouteGate:" + ns + "/argo"}
 		},
-		"flux": func(rg *waygatev1.RouteGate) { rg.Labels = map[string]string{"kustomize.toolkit.fluxcd.io/name": "payments"} },
+		"flux": func(rg *waygatev1.RouteGate) {
+			rg.Labels = map[string]string{"kustomize.toolkit.fluxcd.io/name": "payments"}
+		},
 		"helm": func(rg *waygatev1.RouteGate) { rg.Labels = map[string]string{"app.kubernetes.io/managed-by": "Helm"} },
 	} {
 		rg := &waygatev1.RouteGate{Spec: waygatev1.RouteGateSpec{Route: waygatev1.RouteKey("GET:/" + name), State: waygatev1.RouteActive}}

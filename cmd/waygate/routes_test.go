@@ -64,8 +64,11 @@ func waitAudit(t *testing.T, ns string, args ...string) {
 	t.Helper()
 	eventually(t, 20*time.Second, func() error {
 		out, err := waygate(t, "carol", ns, append([]string{"audit"}, args...)...)
-		if err != nil || strings.Contains(out, "No audit entries match") {
-			return fmt.Errorf("audit %v: %v %s", args, err, out)
+		if err != nil {
+			return fmt.Errorf("audit %v: %w", args, err)
+		}
+		if strings.Contains(out, "No audit entries match") {
+			return fmt.Errorf("audit %v: no entry yet", args)
 		}
 		return nil
 	})

@@ -126,4 +126,3 @@ func (o *Options) printf(format string, a ...any) { _, _ = fmt.Fprintf(o.Out, fo
 func (o *Options) warnf(format string, a ...any) {
 	_, _ = fmt.Fprintf(o.ErrOut, "warning: "+format+"\n", a...)
 }
-

@@ -2,6 +2,7 @@ package cli
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"slices"
 	"strings"
@@ -110,7 +111,7 @@ func envCommand(o *Options) *cobra.Command {
 			return nil
 		}, nil)
 	set.Args = cobra.MinimumNArgs(2)
-	clear := routeCommand(o, "clear ROUTE", "Serve ROUTE in every environment again", false,
+	unset := routeCommand(o, "clear ROUTE", "Serve ROUTE in every environment again", false,
 		func(spec *waygatev1.RouteGateSpec, _ []string) error {
 			if spec.State == waygatev1.RouteEnvGated {
 				spec.State = waygatev1.RouteActive
@@ -118,8 +119,8 @@ func envCommand(o *Options) *cobra.Command {
 			spec.AllowedEnvs = nil
 			return nil
 		}, nil)
-	clear.Args = cobra.ExactArgs(1)
-	env.AddCommand(set, clear)
+	unset.Args = cobra.ExactArgs(1)
+	env.AddCommand(set, unset)
 	return env
 }
 
@@ -160,7 +161,7 @@ func (o *Options) changeRoute(ctx context.Context, arg string, f routeFlags, cre
 		return err
 	}
 	rg, err := findGate(gates, key, f.service, o.namespace)
-	if err != nil && !(create && isNoGate(err)) {
+	if err != nil && (!create || !isNoGate(err)) {
 		return err
 	}
 	if rg == nil {
@@ -232,8 +233,8 @@ type noGateError struct{ msg string }
 func (e *noGateError) Error() string { return e.msg }
 
 func isNoGate(err error) bool {
-	_, ok := err.(*noGateError)
-	return ok
+	var e *noGateError
+	return errors.As(err, &e)
 }
 
 // findGate returns the gate that holds key (in service, when given) among
