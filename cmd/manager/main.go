@@ -15,10 +15,7 @@ import (
 	"time"
 
 	"github.com/open-policy-agent/cert-controller/pkg/rotator"
-	"k8s.io/apimachinery/pkg/runtime"
 	"k8s.io/apimachinery/pkg/types"
-	utilruntime "k8s.io/apimachinery/pkg/util/runtime"
-	clientgoscheme "k8s.io/client-go/kubernetes/scheme"
 	ctrl "sigs.k8s.io/controller-runtime"
 	"sigs.k8s.io/controller-runtime/pkg/healthz"
 	"sigs.k8s.io/controller-runtime/pkg/log/zap"
@@ -26,9 +23,9 @@ import (
 	metricsserver "sigs.k8s.io/controller-runtime/pkg/metrics/server"
 	"sigs.k8s.io/controller-runtime/pkg/webhook"
 
-	waygatev1 "github.com/waygate-dev/waygate/api/v1alpha1"
 	"github.com/waygate-dev/waygate/controllers"
 	"github.com/waygate-dev/waygate/internal/audit"
+	"github.com/waygate-dev/waygate/internal/scheme"
 	waygatewebhook "github.com/waygate-dev/waygate/internal/webhook"
 )
 
@@ -106,9 +103,6 @@ func (l *stringList) Set(v string) error {
 }
 
 func run(o options) error {
-	scheme := runtime.NewScheme()
-	utilruntime.Must(clientgoscheme.AddToScheme(scheme))
-	utilruntime.Must(waygatev1.AddToScheme(scheme))
 
 	// HTTP/2 is off for the webhook and metrics servers (CVE-2023-44487, CVE-2023-39325).
 	noHTTP2 := func(c *tls.Config) { c.NextProtos = []string{"http/1.1"} }
@@ -127,7 +121,7 @@ func run(o options) error {
 		return err
 	}
 	mgr, err := ctrl.NewManager(cfg, ctrl.Options{
-		Scheme:                  scheme,
+		Scheme:                  scheme.Scheme,
 		Metrics:                 metricsOpts,
 		HealthProbeBindAddress:  o.probeAddr,
 		PprofBindAddress:        o.pprofAddr,

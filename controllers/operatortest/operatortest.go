@@ -1,12 +1,14 @@
 // Package operatortest runs the operator (controllers and admission webhooks)
 // in the test process, against an embedded control plane, for the envtest
-// suites of the packages that need it running.
+// suites of the packages that need it running, and has the helpers they share.
 package operatortest
 
 import (
 	"context"
 	"fmt"
 	"os"
+	"testing"
+	"time"
 
 	"k8s.io/utils/ptr"
 	ctrl "sigs.k8s.io/controller-runtime"
@@ -51,4 +53,21 @@ func Start(cp *controlplane.ControlPlane, suppressors ...string) (stop func(), e
 			fmt.Fprintln(os.Stderr, "manager:", err)
 		}
 	}, nil
+}
+
+// Eventually polls cond until it returns nil, and fails the test with
+// cond's last error when timeout passes first.
+func Eventually(t testing.TB, timeout time.Duration, cond func() error) {
+	t.Helper()
+	deadline := time.Now().Add(timeout)
+	for {
+		err := cond()
+		if err == nil {
+			return
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("after %s: %v", timeout, err)
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
 }

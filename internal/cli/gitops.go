@@ -5,6 +5,8 @@ import (
 	"strings"
 
 	"sigs.k8s.io/controller-runtime/pkg/client"
+
+	"github.com/waygate-dev/waygate/internal/scheme"
 )
 
 // gitopsMarks are the labels and annotations GitOps tools put on what they
@@ -60,7 +62,7 @@ func checkGitOps(obj client.Object, force bool) error {
 
 // kindOf is the lower-case kind of obj: routegate, featureflag, ...
 func kindOf(obj client.Object) string {
-	gvks, _, err := scheme.ObjectKinds(obj)
+	gvks, _, err := scheme.Scheme.ObjectKinds(obj)
 	if err != nil || len(gvks) == 0 {
 		return "object"
 	}

@@ -10,6 +10,8 @@ import (
 	"k8s.io/apimachinery/pkg/util/duration"
 	"sigs.k8s.io/controller-runtime/pkg/client/apiutil"
 	"sigs.k8s.io/yaml"
+
+	"github.com/waygate-dev/waygate/internal/scheme"
 )
 
 // table prints rows under headers, aligned as kubectl aligns its tables,
@@ -46,7 +48,7 @@ func (o *Options) structured(obj runtime.Object) (bool, error) {
 	if o.Output != "json" && o.Output != "yaml" {
 		return false, nil
 	}
-	if gvk, err := apiutil.GVKForObject(obj, scheme); err == nil {
+	if gvk, err := apiutil.GVKForObject(obj, scheme.Scheme); err == nil {
 		obj.GetObjectKind().SetGroupVersionKind(gvk)
 	}
 	raw, err := json.MarshalIndent(obj, "", "    ")

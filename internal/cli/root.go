@@ -10,30 +10,16 @@ import (
 	"time"
 
 	"github.com/spf13/cobra"
-	"k8s.io/apimachinery/pkg/runtime"
 	"k8s.io/cli-runtime/pkg/genericclioptions"
 	"k8s.io/cli-runtime/pkg/genericiooptions"
-	clientgoscheme "k8s.io/client-go/kubernetes/scheme"
 	"sigs.k8s.io/controller-runtime/pkg/client"
 
-	waygatev1 "github.com/waygate-dev/waygate/api/v1alpha1"
+	"github.com/waygate-dev/waygate/internal/scheme"
 )
 
 // FieldManager names the CLI's writes; the audit trail turns it into
 // platform "cli".
 const FieldManager = "waygate-cli"
-
-// scheme knows the Waygate kinds and the built-in ones the CLI reads.
-var scheme = func() *runtime.Scheme {
-	s := runtime.NewScheme()
-	if err := clientgoscheme.AddToScheme(s); err != nil {
-		panic(err)
-	}
-	if err := waygatev1.AddToScheme(s); err != nil {
-		panic(err)
-	}
-	return s
-}()
 
 // Options are what every command shares: where to connect, how to print.
 type Options struct {
@@ -102,7 +88,7 @@ func (o *Options) connect() error {
 		return err
 	}
 	cfg.UserAgent = "waygate/" + o.Version
-	if o.client, err = client.NewWithWatch(cfg, client.Options{Scheme: scheme}); err != nil {
+	if o.client, err = client.NewWithWatch(cfg, client.Options{Scheme: scheme.Scheme}); err != nil {
 		return err
 	}
 	o.namespace, _, err = o.Kube.ToRawKubeConfigLoader().Namespace()

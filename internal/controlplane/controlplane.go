@@ -18,16 +18,14 @@ import (
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
-	"k8s.io/apimachinery/pkg/runtime"
 	utilyaml "k8s.io/apimachinery/pkg/util/yaml"
-	clientgoscheme "k8s.io/client-go/kubernetes/scheme"
 	"k8s.io/client-go/rest"
 	"k8s.io/client-go/tools/clientcmd"
 	clientcmdapi "k8s.io/client-go/tools/clientcmd/api"
 	"sigs.k8s.io/controller-runtime/pkg/client"
 	"sigs.k8s.io/controller-runtime/pkg/envtest"
 
-	waygatev1 "github.com/waygate-dev/waygate/api/v1alpha1"
+	"github.com/waygate-dev/waygate/internal/scheme"
 )
 
 // KubernetesVersion is the version of the control-plane binaries
@@ -43,17 +41,9 @@ const (
 // OperatorUser is the username the API server sees for the operator.
 var OperatorUser = "system:serviceaccount:" + OperatorNamespace + ":" + OperatorServiceAccount
 
-// Scheme knows the built-in kinds and Waygate's.
-var Scheme = func() *runtime.Scheme {
-	s := runtime.NewScheme()
-	if err := clientgoscheme.AddToScheme(s); err != nil {
-		panic(err)
-	}
-	if err := waygatev1.AddToScheme(s); err != nil {
-		panic(err)
-	}
-	return s
-}()
+// Scheme is the scheme of every Waygate program, for the clients of tests
+// and tools.
+var Scheme = scheme.Scheme
 
 // ControlPlane is a running embedded control plane.
 type ControlPlane struct {
