@@ -2,20 +2,16 @@ package cli
 
 import (
 	"context"
-	"errors"
 	"fmt"
 	"slices"
 	"strings"
 	"time"
 
 	"github.com/spf13/cobra"
-	"k8s.io/apimachinery/pkg/api/equality"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
-	"k8s.io/client-go/util/retry"
 	"sigs.k8s.io/controller-runtime/pkg/client"
 
 	waygatev1 "github.com/waygate-dev/waygate/api/v1alpha1"
-	"github.com/waygate-dev/waygate/internal/gate"
 )
 
 // routeFlags are the flags of every command that changes a route.
@@ -160,38 +156,18 @@ func (o *Options) changeRoute(ctx context.Context, arg string, f routeFlags, cre
 	if err != nil {
 		return err
 	}
-	rg, err := findGate(gates, key, f.service, o.namespace)
-	if err != nil && (!create || !isNoGate(err)) {
+	rg, err := findByRoute(gates, gateRoute, key, f.service, o.namespace)
+	if err != nil && (!create || !isNotFound(err)) {
 		return err
 	}
 	if rg == nil {
 		return o.createGate(ctx, gates, key, f.service, change)
 	}
-	if err := checkGitOps(rg, f.force); err != nil {
-		return err
-	}
-	var before waygatev1.RouteGateSpec
-	err = retry.RetryOnConflict(retry.DefaultRetry, func() error {
-		if err := o.client.Get(ctx, client.ObjectKeyFromObject(rg), rg); err != nil {
-			return err
-		}
-		before = *rg.Spec.DeepCopy()
-		if err := change(&rg.Spec); err != nil {
-			return err
-		}
-		if equality.Semantic.DeepEqual(before, rg.Spec) {
-			return nil
-		}
-		return o.client.Update(ctx, rg, client.FieldOwner(FieldManager))
-	})
+	before, err := update(ctx, o, rg, f.force, func(rg *waygatev1.RouteGate) error { return change(&rg.Spec) })
 	if err != nil {
 		return err
 	}
-	if equality.Semantic.DeepEqual(before, rg.Spec) {
-		o.printf("%s: %s, unchanged (routegate %s/%s)\n", key, o.describeSpec(&rg.Spec), rg.Namespace, rg.Name)
-		return nil
-	}
-	o.printf("%s: %s → %s (routegate %s/%s)\n", key, o.describeSpec(&before), o.describeSpec(&rg.Spec), rg.Namespace, rg.Name)
+	o.changed(key, o.describeSpec(&before.Spec), o.describeSpec(&rg.Spec), before, rg)
 	return nil
 }
 
@@ -207,11 +183,10 @@ func (o *Options) createGate(ctx context.Context, gates []waygatev1.RouteGate, k
 	if slices.ContainsFunc(gates, func(g waygatev1.RouteGate) bool { return g.Name == rg.Name }) {
 		rg.Name = uniqueName(rg.Name, service, key)
 	}
-	if err := o.client.Create(ctx, rg, client.FieldOwner(FieldManager)); err != nil {
+	if err := o.create(ctx, key, o.describeSpec(&rg.Spec), rg); err != nil {
 		return err
 	}
-	o.printf("%s: %s (created routegate %s/%s)\n", key, o.describeSpec(&rg.Spec), rg.Namespace, rg.Name)
-	if near := closeMatches(key, routeKeys(gates)); len(near) > 0 {
+	if near := closeMatches(key, routes(gates, gateRoute)); len(near) > 0 {
 		o.warnf("%s had no RouteGate; close matches that have one: %s (if you meant one of them, `waygate enable %s` undoes this)",
 			key, strings.Join(near, ", "), key)
 	}
@@ -225,77 +200,6 @@ func (o *Options) gates(ctx context.Context, ns string) ([]waygatev1.RouteGate, 
 		return nil, err
 	}
 	return list.Items, nil
-}
-
-// noGateError says that a route has no RouteGate.
-type noGateError struct{ msg string }
-
-func (e *noGateError) Error() string { return e.msg }
-
-func isNoGate(err error) bool {
-	var e *noGateError
-	return errors.As(err, &e)
-}
-
-// findGate returns the gate that holds key (in service, when given) among
-// gates, or a noGateError that suggests what the user may have meant.
-func findGate(gates []waygatev1.RouteGate, key, service, ns string) (*waygatev1.RouteGate, error) {
-	var exact []waygatev1.RouteGate
-	services := map[string]bool{}
-	for _, g := range gates {
-		if string(g.Spec.Route) == key && (service == "" || string(g.Spec.Service) == service) {
-			exact = append(exact, g)
-			services[string(g.Spec.Service)] = true
-		}
-	}
-	if len(services) > 1 {
-		names := slices.Sorted(func(yield func(string) bool) {
-			for s := range services {
-				if !yield(s) {
-					return
-				}
-			}
-		})
-		return nil, fmt.Errorf("%s is gated in several services (%s): pass --service", key, strings.Join(names, ", "))
-	}
-	if len(exact) > 0 {
-		return gate.Holder(exact), nil
-	}
-	where := "in namespace " + ns
-	if service != "" {
-		where = fmt.Sprintf("of service %s %s", service, where)
-	}
-	if !strings.Contains(key, ":") && key != waygatev1.AllRoutes {
-		var methods []string
-		for _, g := range gates {
-			if pathOf(string(g.Spec.Route)) == key && string(g.Spec.Route) != key {
-				methods = append(methods, string(g.Spec.Route))
-			}
-		}
-		switch slices.Sort(methods); len(methods) {
-		case 0:
-		case 1:
-			return nil, &noGateError{fmt.Sprintf("no RouteGate %s covers every method of %s; did you mean %s?", where, key, methods[0])}
-		default:
-			return nil, &noGateError{fmt.Sprintf("%s is ambiguous: no RouteGate %s covers every method of it, but %s do: name one of them",
-				key, where, strings.Join(methods, ", "))}
-		}
-	}
-	msg := fmt.Sprintf("no RouteGate %s has route %s", where, key)
-	if near := closeMatches(key, routeKeys(gates)); len(near) > 0 {
-		msg += "; did you mean " + strings.Join(near, " or ") + "?"
-	} else {
-		msg += "; `waygate status` lists the gated routes"
-	}
-	return nil, &noGateError{msg}
-}
-
-func routeKeys(gates []waygatev1.RouteGate) []string {
-	keys := make([]string, 0, len(gates))
-	for _, g := range gates {
-		keys = append(keys, string(g.Spec.Route))
-	}
-	return keys
 }
 
 // describeSpec says in a few words what a gate's spec asks for.
@@ -374,7 +278,7 @@ func (o *Options) completeRoutes(cmd *cobra.Command, args []string, _ string) ([
 	if err != nil {
 		return nil, cobra.ShellCompDirectiveNoFileComp
 	}
-	keys := routeKeys(gates)
+	keys := routes(gates, gateRoute)
 	slices.Sort(keys)
 	return slices.Compact(keys), cobra.ShellCompDirectiveNoFileComp
 }

@@ -39,7 +39,7 @@ func statusCommand(o *Options) *cobra.Command {
 			if err != nil {
 				return err
 			}
-			rg, err := findGate(gates, key, service, o.namespace)
+			rg, err := findByRoute(gates, gateRoute, key, service, o.namespace)
 			if err != nil {
 				return err
 			}

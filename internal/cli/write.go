@@ -1,0 +1,51 @@
+package cli
+
+import (
+	"context"
+
+	"k8s.io/apimachinery/pkg/api/equality"
+	"k8s.io/client-go/util/retry"
+	"sigs.k8s.io/controller-runtime/pkg/client"
+)
+
+// update applies mutate to the latest version of obj and writes it as the
+// CLI, unless GitOps manages obj and force is not set, or mutate changes
+// nothing. It returns obj as it was before.
+func update[T client.Object](ctx context.Context, o *Options, obj T, force bool, mutate func(T) error) (before T, err error) {
+	if err := checkGitOps(obj, force); err != nil {
+		return before, err
+	}
+	err = retry.RetryOnConflict(retry.DefaultRetry, func() error {
+		if err := o.client.Get(ctx, client.ObjectKeyFromObject(obj), obj); err != nil {
+			return err
+		}
+		before = obj.DeepCopyObject().(T)
+		if err := mutate(obj); err != nil {
+			return err
+		}
+		if equality.Semantic.DeepEqual(before, obj) {
+			return nil
+		}
+		return o.client.Update(ctx, obj, client.FieldOwner(FieldManager))
+	})
+	return before, err
+}
+
+// create creates obj as the CLI and says so: "<what>: <now> (created ...)".
+func (o *Options) create(ctx context.Context, what, now string, obj client.Object) error {
+	if err := o.client.Create(ctx, obj, client.FieldOwner(FieldManager)); err != nil {
+		return err
+	}
+	o.printf("%s: %s (created %s %s/%s)\n", what, now, kindOf(obj), obj.GetNamespace(), obj.GetName())
+	return nil
+}
+
+// changed says what a change did to obj, given obj as it was before:
+// "<what>: <was> → <now> (...)", or that it was already so.
+func (o *Options) changed(what, was, now string, before, obj client.Object) {
+	if equality.Semantic.DeepEqual(before, obj) {
+		o.printf("%s: %s, unchanged (%s %s/%s)\n", what, now, kindOf(obj), obj.GetNamespace(), obj.GetName())
+		return
+	}
+	o.printf("%s: %s → %s (%s %s/%s)\n", what, was, now, kindOf(obj), obj.GetNamespace(), obj.GetName())
+}
