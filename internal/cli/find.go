@@ -65,7 +65,9 @@ func findByRoute[T any, P interface {
 	services := map[string]bool{}
 	for i := range items {
 		r, s := of.key(&items[i])
-		if r == key && (service == "" || s == service) {
+		// A service-wide key names the gate of exactly that service, the
+		// namespace's when none is given; a route key with no service, any.
+		if r == key && (s == service || service == "" && key != waygatev1.AllRoutes) {
 			exact = append(exact, items[i])
 			services[s] = true
 		}

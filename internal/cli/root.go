@@ -62,7 +62,7 @@ Also usable as a kubectl plugin: kubectl waygate ...`,
 	root.PersistentFlags().BoolVar(&o.UTC, "utc", false, "Show times in UTC instead of local time.")
 	_ = root.RegisterFlagCompletionFunc("output", cobra.FixedCompletions([]string{"table", "wide", "json", "yaml"}, cobra.ShellCompDirectiveNoFileComp))
 	root.AddGroup(&cobra.Group{ID: "routes", Title: "Routes:"}, &cobra.Group{ID: "more", Title: "Audit and more:"})
-	for _, c := range routeCommands(o) {
+	for _, c := range append(routeCommands(o), globalCommand(o)) {
 		c.GroupID = "routes"
 		root.AddCommand(c)
 	}

@@ -167,7 +167,7 @@ func (o *Options) changeRoute(ctx context.Context, arg string, f routeFlags, cre
 	if err != nil {
 		return err
 	}
-	o.changed(key, o.describeSpec(&before.Spec), o.describeSpec(&rg.Spec), before, rg)
+	o.changed(routeLabel(key, string(rg.Spec.Service)), o.describeSpec(&before.Spec), o.describeSpec(&rg.Spec), before, rg)
 	return nil
 }
 
@@ -183,7 +183,7 @@ func (o *Options) createGate(ctx context.Context, gates []waygatev1.RouteGate, k
 	if slices.ContainsFunc(gates, func(g waygatev1.RouteGate) bool { return g.Name == rg.Name }) {
 		rg.Name = uniqueName(rg.Name, service, key)
 	}
-	if err := o.create(ctx, key, o.describeSpec(&rg.Spec), rg); err != nil {
+	if err := o.create(ctx, routeLabel(key, service), o.describeSpec(&rg.Spec), rg); err != nil {
 		return err
 	}
 	if near := closeMatches(key, routes(gates, gateRoute)); len(near) > 0 {
@@ -220,10 +220,33 @@ func (o *Options) describeSpec(spec *waygatev1.RouteGateSpec) string {
 		}
 		s += " (" + strings.Join(parts, ", ") + ")"
 	}
+	if len(spec.Exempt) > 0 {
+		s += " except " + strings.Join(routeKeysOf(spec.Exempt), ", ")
+	}
+	if spec.IncludeForceActive {
+		s += " (force-active routes too)"
+	}
 	if spec.Reason != "" {
 		s += fmt.Sprintf(" %q", spec.Reason)
 	}
 	return s
+}
+
+func routeKeysOf(keys []waygatev1.RouteKey) []string {
+	out := make([]string, len(keys))
+	for i, k := range keys {
+		out[i] = string(k)
+	}
+	return out
+}
+
+// routeLabel names a route in what the CLI prints: its key, and its
+// service when there is one.
+func routeLabel(key, service string) string {
+	if service == "" {
+		return key
+	}
+	return key + " (service " + service + ")"
 }
 
 // window reads --start and --end.
