@@ -30,7 +30,7 @@ type AuditEntrySpec struct {
 	// action is what happened, e.g. maintenance_on, maintenance_off, enable,
 	// disable, env_gate, deprecate, global_maintenance_on,
 	// global_maintenance_off, rl_policy_created, rl_policy_updated,
-	// rl_policy_deleted, flag_created, flag_updated, flag_enabled,
+	// rl_policy_deleted, rl_reset, flag_created, flag_updated, flag_enabled,
 	// flag_disabled, flag_deleted, segment_created, segment_updated,
 	// segment_deleted.
 	// +kubebuilder:validation:MinLength=1

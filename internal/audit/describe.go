@@ -33,6 +33,7 @@ const (
 	ActionPolicyCreated        = "rl_policy_created"
 	ActionPolicyUpdated        = "rl_policy_updated"
 	ActionPolicyDeleted        = "rl_policy_deleted"
+	ActionPolicyReset          = "rl_reset"
 )
 
 // maxChanges and maxChangeLen keep an entry small.
@@ -159,13 +160,28 @@ func describeSegment(old, cur *waygatev1.Segment) Record {
 
 func describePolicy(old, cur *waygatev1.RateLimitPolicy) Record {
 	p := pick(old, cur)
-	return describeObject(old, cur, RoutePath(p.Spec.Route, p.Spec.Service), [3]string{ActionPolicyCreated, ActionPolicyUpdated, ActionPolicyDeleted},
+	rec := describeObject(old, cur, RoutePath(p.Spec.Route, p.Spec.Service), [3]string{ActionPolicyCreated, ActionPolicyUpdated, ActionPolicyDeleted},
 		func(p *waygatev1.RateLimitPolicy) (string, any) {
 			if !p.Spec.Enabled {
 				return "disabled", p.Spec
 			}
 			return p.Spec.Limit, p.Spec
 		})
+	if old != nil && cur != nil && len(rec.Changes) == 0 && ResetRequested(old, cur) {
+		rec.Action = ActionPolicyReset
+		rec.Changes = []string{"counters reset requested at " + cur.Annotations[ResetAnnotation]}
+	}
+	return rec
+}
+
+// ResetRequested tells whether the change from old to cur asks for a
+// counter reset: a new waygate.dev/reset-at on a RateLimitPolicy.
+func ResetRequested(old, cur client.Object) bool {
+	if _, ok := cur.(*waygatev1.RateLimitPolicy); !ok || isNil(old) {
+		return false
+	}
+	at, ok := cur.GetAnnotations()[ResetAnnotation]
+	return ok && at != old.GetAnnotations()[ResetAnnotation]
 }
 
 // describeObject describes the creation, update or deletion (actions, in

@@ -37,7 +37,9 @@ var (
 		kind: "RouteGate", list: "`waygate status` lists the gated routes",
 	}
 	policyRoute = routeOf[*waygatev1.RateLimitPolicy]{
-		key:  func(p *waygatev1.RateLimitPolicy) (string, string) { return string(p.Spec.Route), string(p.Spec.Service) },
+		key: func(p *waygatev1.RateLimitPolicy) (string, string) {
+			return string(p.Spec.Route), string(p.Spec.Service)
+		},
 		kind: "RateLimitPolicy", list: "`waygate rl list` lists the rate limits",
 	}
 )

@@ -61,12 +61,12 @@ Also usable as a kubectl plugin: kubectl waygate ...`,
 	root.PersistentFlags().StringVarP(&o.Output, "output", "o", "table", "Output format: table, wide, json or yaml.")
 	root.PersistentFlags().BoolVar(&o.UTC, "utc", false, "Show times in UTC instead of local time.")
 	_ = root.RegisterFlagCompletionFunc("output", cobra.FixedCompletions([]string{"table", "wide", "json", "yaml"}, cobra.ShellCompDirectiveNoFileComp))
-	root.AddGroup(&cobra.Group{ID: "routes", Title: "Routes:"}, &cobra.Group{ID: "more", Title: "Audit and more:"})
+	root.AddGroup(&cobra.Group{ID: "routes", Title: "Routes:"}, &cobra.Group{ID: "more", Title: "Rate limits, flags, segments, audit:"})
 	for _, c := range append(routeCommands(o), globalCommand(o)) {
 		c.GroupID = "routes"
 		root.AddCommand(c)
 	}
-	for _, c := range []*cobra.Command{auditCommand(o), versionCommand(o)} {
+	for _, c := range []*cobra.Command{rateLimitCommand(o), auditCommand(o), versionCommand(o)} {
 		c.GroupID = "more"
 		root.AddCommand(c)
 	}

@@ -183,7 +183,7 @@ func (o *Options) createGate(ctx context.Context, gates []waygatev1.RouteGate, k
 	if slices.ContainsFunc(gates, func(g waygatev1.RouteGate) bool { return g.Name == rg.Name }) {
 		rg.Name = uniqueName(rg.Name, service, key)
 	}
-	if err := o.create(ctx, routeLabel(key, service), o.describeSpec(&rg.Spec), rg); err != nil {
+	if err := o.create(ctx, routeLabel(key, service), rg, func() string { return o.describeSpec(&rg.Spec) }); err != nil {
 		return err
 	}
 	if near := closeMatches(key, routes(gates, gateRoute)); len(near) > 0 {

@@ -87,14 +87,7 @@ func (o *Options) printGates(gates []waygatev1.RouteGate, all bool) error {
 		}
 		row := []string{string(rg.Spec.Route), orDash(string(rg.Spec.Service)), state, orDash(reason), next}
 		if o.Output == "wide" {
-			ready := "Unknown"
-			if c := meta.FindStatusCondition(rg.Status.Conditions, waygatev1.ConditionReady); c != nil {
-				ready = string(c.Status)
-				if c.Status != "True" {
-					ready += " (" + c.Reason + ")"
-				}
-			}
-			row = append(row, orDash(strings.Join(rg.Spec.AllowedEnvs, ",")), orDash(rg.Status.GovernedBy), rg.Name, ready, o.age(rg.CreationTimestamp.Time))
+			row = append(row, orDash(strings.Join(rg.Spec.AllowedEnvs, ",")), orDash(rg.Status.GovernedBy), rg.Name, ready(rg.Status.Conditions, rg.Generation), o.age(rg.CreationTimestamp.Time))
 		}
 		if all {
 			row = append([]string{rg.Namespace}, row...)

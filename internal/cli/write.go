@@ -31,12 +31,13 @@ func update[T client.Object](ctx context.Context, o *Options, obj T, force bool,
 	return before, err
 }
 
-// create creates obj as the CLI and says so: "<what>: <now> (created ...)".
-func (o *Options) create(ctx context.Context, what, now string, obj client.Object) error {
+// create creates obj as the CLI and says so: "<what>: <describe()> (created
+// ...)", describing obj as the API server stored it (with its defaults).
+func (o *Options) create(ctx context.Context, what string, obj client.Object, describe func() string) error {
 	if err := o.client.Create(ctx, obj, client.FieldOwner(FieldManager)); err != nil {
 		return err
 	}
-	o.printf("%s: %s (created %s %s/%s)\n", what, now, kindOf(obj), obj.GetNamespace(), obj.GetName())
+	o.printf("%s: %s (created %s %s/%s)\n", what, describe(), kindOf(obj), obj.GetNamespace(), obj.GetName())
 	return nil
 }
 

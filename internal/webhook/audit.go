@@ -151,12 +151,13 @@ func metaPatch(obj client.Object, want *metav1.PartialObjectMetadata) []jsonpatc
 }
 
 // records tells whether a CREATE or UPDATE is a change to audit: a new
-// object, or a changed spec, unless a trusted identity suppressed it.
+// object, a changed spec or a counter reset, unless a trusted identity
+// suppressed it.
 func (a *Auditor) records(req admission.Request, old, obj client.Object) bool {
 	if obj.GetAnnotations()[audit.SuppressAnnotation] == "false" && slices.Contains(a.Suppressors, req.UserInfo.Username) {
 		return false
 	}
-	return old == nil || !equality.Semantic.DeepEqual(specOf(old), specOf(obj))
+	return old == nil || !equality.Semantic.DeepEqual(specOf(old), specOf(obj)) || audit.ResetRequested(old, obj)
 }
 
 // recordDelete appends the deletion to the live object's journal, and makes

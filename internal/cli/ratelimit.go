@@ -1,0 +1,298 @@
+package cli
+
+import (
+	"context"
+	"fmt"
+	"slices"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/spf13/cobra"
+	"k8s.io/apimachinery/pkg/api/meta"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"sigs.k8s.io/controller-runtime/pkg/client"
+
+	waygatev1 "github.com/waygate-dev/waygate/api/v1alpha1"
+	"github.com/waygate-dev/waygate/internal/audit"
+)
+
+func rateLimitCommand(o *Options) *cobra.Command {
+	rl := &cobra.Command{Use: "rl", Short: "Rate limits of routes, services and namespaces (RateLimitPolicy)"}
+	rl.AddCommand(rlListCommand(o), rlGetCommand(o), rlSetCommand(o), rlDeleteCommand(o), rlResetCommand(o))
+	return rl
+}
+
+// policies lists the RateLimitPolicies of ns (every namespace when empty).
+func (o *Options) policies(ctx context.Context, ns string) ([]waygatev1.RateLimitPolicy, error) {
+	var list waygatev1.RateLimitPolicyList
+	if err := o.client.List(ctx, &list, client.InNamespace(ns)); err != nil {
+		return nil, err
+	}
+	return list.Items, nil
+}
+
+// policy finds the policy of a route argument.
+func (o *Options) policy(ctx context.Context, arg, service string) (string, []waygatev1.RateLimitPolicy, *waygatev1.RateLimitPolicy, error) {
+	key, err := routeKey(arg)
+	if err != nil {
+		return "", nil, nil, err
+	}
+	items, err := o.policies(ctx, o.namespace)
+	if err != nil {
+		return key, nil, nil, err
+	}
+	p, err := findByRoute(items, policyRoute, key, service, o.namespace)
+	return key, items, p, err
+}
+
+func rlListCommand(o *Options) *cobra.Command {
+	var all bool
+	c := &cobra.Command{
+		Use:   "list",
+		Short: "List the rate limits",
+		Args:  cobra.NoArgs,
+		RunE: o.run(func(ctx context.Context, _ []string) error {
+			ns := o.namespace
+			if all {
+				ns = ""
+			}
+			items, err := o.policies(ctx, ns)
+			if err != nil {
+				return err
+			}
+			slices.SortFunc(items, func(a, b waygatev1.RateLimitPolicy) int {
+				return strings.Compare(a.Namespace+"\x00"+string(a.Spec.Service)+"\x00"+string(a.Spec.Route), b.Namespace+"\x00"+string(b.Spec.Service)+"\x00"+string(b.Spec.Route))
+			})
+			if ok, err := o.structured(&waygatev1.RateLimitPolicyList{Items: items}); ok {
+				return err
+			}
+			if len(items) == 0 {
+				_, _ = fmt.Fprintln(o.ErrOut, "No rate limits. `waygate rl set ROUTE 100/minute` sets one.")
+				return nil
+			}
+			headers := []string{"ROUTE", "SERVICE", "LIMIT", "ALGORITHM", "KEY", "BURST", "ENABLED", "READY"}
+			if o.Output == "wide" {
+				headers = append(headers, "TIERS", "EXEMPT", "POLICY", "AGE")
+			}
+			if all {
+				headers = append([]string{"NAMESPACE"}, headers...)
+			}
+			var rows [][]string
+			for i := range items {
+				p := &items[i]
+				row := []string{string(p.Spec.Route), orDash(string(p.Spec.Service)), p.Spec.Limit, orDash(string(p.Spec.Algorithm)),
+					orDash(string(p.Spec.KeyStrategy)), burst(p), strconv.FormatBool(p.Spec.Enabled), ready(p.Status.Conditions, p.Generation)}
+				if o.Output == "wide" {
+					var tiers []string
+					for _, t := range p.Spec.Tiers {
+						tiers = append(tiers, t.Name+"="+t.Limit)
+					}
+					row = append(row, orDash(strings.Join(tiers, ",")), orDash(strings.Join(append(slices.Clone(p.Spec.ExemptCIDRs), p.Spec.ExemptRoles...), ",")),
+						p.Name, o.age(p.CreationTimestamp.Time))
+				}
+				if all {
+					row = append([]string{p.Namespace}, row...)
+				}
+				rows = append(rows, row)
+			}
+			o.table(headers, rows)
+			return nil
+		}),
+	}
+	c.Flags().BoolVarP(&all, "all-namespaces", "A", false, "List the rate limits of every namespace.")
+	return c
+}
+
+func burst(p *waygatev1.RateLimitPolicy) string {
+	if p.Spec.Burst == 0 {
+		return "-"
+	}
+	return strconv.Itoa(int(p.Spec.Burst))
+}
+
+// ready is the Ready condition in a table cell: True, or False (Reason),
+// or Pending while the operator has not seen this generation.
+func ready(conds []metav1.Condition, generation int64) string {
+	c := meta.FindStatusCondition(conds, waygatev1.ConditionReady)
+	switch {
+	case c == nil || c.ObservedGeneration != generation:
+		return "Pending"
+	case c.Status == metav1.ConditionTrue:
+		return "True"
+	default:
+		return fmt.Sprintf("%s (%s)", c.Status, c.Reason)
+	}
+}
+
+func rlGetCommand(o *Options) *cobra.Command {
+	var service string
+	c := &cobra.Command{
+		Use:   "get ROUTE",
+		Short: "Show the rate limit of a route",
+		Args:  cobra.ExactArgs(1),
+		RunE: o.run(func(ctx context.Context, args []string) error {
+			_, _, p, err := o.policy(ctx, args[0], service)
+			if err != nil {
+				return err
+			}
+			if ok, err := o.structured(p); ok {
+				return err
+			}
+			rows := [][]string{
+				{"Route:", string(p.Spec.Route)}, {"Service:", orDash(string(p.Spec.Service))}, {"Limit:", p.Spec.Limit},
+				{"Algorithm:", orDash(string(p.Spec.Algorithm))}, {"Key:", orDash(string(p.Spec.KeyStrategy))}, {"Burst:", burst(p)},
+				{"Enabled:", strconv.FormatBool(p.Spec.Enabled)}, {"Scope:", orDash(p.Status.Scope)},
+			}
+			for _, t := range p.Spec.Tiers {
+				rows = append(rows, []string{"Tier " + t.Name + ":", t.Limit})
+			}
+			if at := p.Annotations[audit.ResetAnnotation]; at != "" {
+				rows = append(rows, []string{"Last reset:", at})
+			}
+			if c := meta.FindStatusCondition(p.Status.Conditions, waygatev1.ConditionReady); c != nil {
+				rows = append(rows, []string{"Ready:", fmt.Sprintf("%s %s: %s", c.Status, c.Reason, c.Message)})
+			}
+			rows = append(rows, []string{"RateLimitPolicy:", p.Namespace + "/" + p.Name})
+			o.keyValues(rows)
+			return nil
+		}),
+	}
+	c.Flags().StringVar(&service, "service", "", "The service the route belongs to, when policies of several services share the key.")
+	return c
+}
+
+func rlSetCommand(o *Options) *cobra.Command {
+	var f routeFlags
+	var algorithm, key string
+	var burstSize int32
+	c := &cobra.Command{
+		Use:   "set ROUTE LIMIT",
+		Short: "Set the rate limit of a route (100/minute), creating the policy if needed",
+		Example: `  waygate rl set GET:/payments 100/minute
+  waygate rl set '*' 1000/hour --service orders --key api_key
+  waygate rl set POST:/login 5/minute --algorithm token_bucket --burst 10`,
+		Args: cobra.ExactArgs(2),
+		RunE: o.run(func(ctx context.Context, args []string) error {
+			limit := args[1]
+			set := func(p *waygatev1.RateLimitPolicy) {
+				p.Spec.Limit = limit
+				if algorithm != "" {
+					p.Spec.Algorithm = waygatev1.RateLimitAlgorithm(algorithm)
+				}
+				if key != "" {
+					p.Spec.KeyStrategy = waygatev1.KeyStrategy(key)
+				}
+				if burstSize > 0 {
+					p.Spec.Burst = burstSize
+				}
+			}
+			route, items, p, err := o.policy(ctx, args[0], f.service)
+			if err != nil && !isNotFound(err) {
+				return err
+			}
+			if p == nil {
+				p = &waygatev1.RateLimitPolicy{
+					ObjectMeta: metav1.ObjectMeta{Namespace: o.namespace, Name: gateName(f.service, route)},
+					Spec:       waygatev1.RateLimitPolicySpec{Route: waygatev1.RouteKey(route), Service: waygatev1.ServiceName(f.service), Enabled: true},
+				}
+				set(p)
+				if slices.ContainsFunc(items, func(q waygatev1.RateLimitPolicy) bool { return q.Name == p.Name }) {
+					p.Name = uniqueName(p.Name, f.service, route)
+				}
+				return o.create(ctx, routeLabel(route, f.service), p, func() string { return describeLimit(p) })
+			}
+			before, err := update(ctx, o, p, f.force, func(p *waygatev1.RateLimitPolicy) error {
+				set(p)
+				return nil
+			})
+			if err != nil {
+				return err
+			}
+			o.changed(routeLabel(route, string(p.Spec.Service)), describeLimit(before), describeLimit(p), before, p)
+			return nil
+		}),
+	}
+	c.Flags().StringVar(&f.service, "service", "", "The service the route belongs to (spec.service); with ROUTE \"*\", every route of it.")
+	c.Flags().BoolVar(&f.force, "force", false, "Change a policy that GitOps manages, knowing the next sync reverts it.")
+	c.Flags().StringVar(&algorithm, "algorithm", "", "fixed_window, sliding_window or token_bucket (unchanged when left out; new policies default to fixed_window).")
+	c.Flags().StringVar(&key, "key", "", "What a limit counts per: ip, user, api_key, header or global (unchanged when left out).")
+	c.Flags().Int32Var(&burstSize, "burst", 0, "Requests allowed above the limit in a burst (unchanged when left out).")
+	_ = c.RegisterFlagCompletionFunc("algorithm", cobra.FixedCompletions([]string{"fixed_window", "sliding_window", "token_bucket"}, cobra.ShellCompDirectiveNoFileComp))
+	_ = c.RegisterFlagCompletionFunc("key", cobra.FixedCompletions([]string{"ip", "user", "api_key", "header", "global"}, cobra.ShellCompDirectiveNoFileComp))
+	return c
+}
+
+// describeLimit says in a few words what a policy enforces.
+func describeLimit(p *waygatev1.RateLimitPolicy) string {
+	s := p.Spec.Limit
+	var parts []string
+	for _, v := range []string{string(p.Spec.Algorithm), string(p.Spec.KeyStrategy)} {
+		if v != "" {
+			parts = append(parts, v)
+		}
+	}
+	if p.Spec.Burst > 0 {
+		parts = append(parts, "burst "+strconv.Itoa(int(p.Spec.Burst)))
+	}
+	if len(parts) > 0 {
+		s += " (" + strings.Join(parts, ", ") + ")"
+	}
+	if !p.Spec.Enabled {
+		s += " disabled"
+	}
+	return s
+}
+
+func rlDeleteCommand(o *Options) *cobra.Command {
+	var f routeFlags
+	c := &cobra.Command{
+		Use:   "delete ROUTE",
+		Short: "Remove the rate limit of a route",
+		Args:  cobra.ExactArgs(1),
+		RunE: o.run(func(ctx context.Context, args []string) error {
+			route, _, p, err := o.policy(ctx, args[0], f.service)
+			if err != nil {
+				return err
+			}
+			if err := checkGitOps(p, f.force); err != nil {
+				return err
+			}
+			if err := o.client.Delete(ctx, p); err != nil {
+				return err
+			}
+			o.printf("%s: %s, deleted (%s %s/%s)\n", routeLabel(route, string(p.Spec.Service)), describeLimit(p), kindOf(p), p.Namespace, p.Name)
+			return nil
+		}),
+	}
+	c.Flags().StringVar(&f.service, "service", "", "The service the route belongs to, when policies of several services share the key.")
+	c.Flags().BoolVar(&f.force, "force", false, "Delete a policy that GitOps manages, knowing the next sync restores it.")
+	return c
+}
+
+func rlResetCommand(o *Options) *cobra.Command {
+	var service string
+	c := &cobra.Command{
+		Use:   "reset ROUTE",
+		Short: "Ask the data plane to reset the counters of a route's rate limit (audited as rl_reset)",
+		Args:  cobra.ExactArgs(1),
+		RunE: o.run(func(ctx context.Context, args []string) error {
+			route, _, p, err := o.policy(ctx, args[0], service)
+			if err != nil {
+				return err
+			}
+			at := o.Now().UTC().Format(time.RFC3339Nano)
+			// A reset changes no spec, so GitOps does not revert it.
+			if _, err := update(ctx, o, p, true, func(p *waygatev1.RateLimitPolicy) error {
+				metav1.SetMetaDataAnnotation(&p.ObjectMeta, audit.ResetAnnotation, at)
+				return nil
+			}); err != nil {
+				return err
+			}
+			o.printf("%s: counters reset requested at %s (%s %s/%s)\n", routeLabel(route, string(p.Spec.Service)), o.formatTime(o.Now()), kindOf(p), p.Namespace, p.Name)
+			return nil
+		}),
+	}
+	c.Flags().StringVar(&service, "service", "", "The service the route belongs to, when policies of several services share the key.")
+	return c
+}
