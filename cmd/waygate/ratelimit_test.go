@@ -54,7 +54,10 @@ RateLimitPolicy:  <ns>/get-payments`)
 		if apierrors.IsNotFound(err) {
 			return nil
 		}
-		return fmt.Errorf("policy not gone yet (%w)", err)
+		if err != nil {
+			return err
+		}
+		return fmt.Errorf("policy %s still there", "get-payments")
 	})
 	waitAudit(t, ns, "GET:/payments", "--action", "rl_policy_deleted")
 	// A DELETE request carries no field manager: deletions show platform api.

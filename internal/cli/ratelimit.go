@@ -111,6 +111,16 @@ func burst(p *waygatev1.RateLimitPolicy) string {
 	return strconv.Itoa(int(p.Spec.Burst))
 }
 
+// readyLine is the Ready condition in a detail view: status, reason and
+// message.
+func readyLine(conds []metav1.Condition, generation int64) string {
+	c := meta.FindStatusCondition(conds, waygatev1.ConditionReady)
+	if c == nil || c.ObservedGeneration != generation {
+		return "Pending: the operator has not reported on the latest change yet"
+	}
+	return fmt.Sprintf("%s %s: %s", c.Status, c.Reason, c.Message)
+}
+
 // ready is the Ready condition in a table cell: True, or False (Reason),
 // or Pending while the operator has not seen this generation.
 func ready(conds []metav1.Condition, generation int64) string {
@@ -150,10 +160,7 @@ func rlGetCommand(o *Options) *cobra.Command {
 			if at := p.Annotations[audit.ResetAnnotation]; at != "" {
 				rows = append(rows, []string{"Last reset:", at})
 			}
-			if c := meta.FindStatusCondition(p.Status.Conditions, waygatev1.ConditionReady); c != nil {
-				rows = append(rows, []string{"Ready:", fmt.Sprintf("%s %s: %s", c.Status, c.Reason, c.Message)})
-			}
-			rows = append(rows, []string{"RateLimitPolicy:", p.Namespace + "/" + p.Name})
+			rows = append(rows, []string{"Ready:", readyLine(p.Status.Conditions, p.Generation)}, []string{"RateLimitPolicy:", p.Namespace + "/" + p.Name})
 			o.keyValues(rows)
 			return nil
 		}),
@@ -255,14 +262,7 @@ func rlDeleteCommand(o *Options) *cobra.Command {
 			if err != nil {
 				return err
 			}
-			if err := checkGitOps(p, f.force); err != nil {
-				return err
-			}
-			if err := o.client.Delete(ctx, p); err != nil {
-				return err
-			}
-			o.printf("%s: %s, deleted (%s %s/%s)\n", routeLabel(route, string(p.Spec.Service)), describeLimit(p), kindOf(p), p.Namespace, p.Name)
-			return nil
+			return o.delete(ctx, routeLabel(route, string(p.Spec.Service)), describeLimit(p), p, f.force)
 		}),
 	}
 	c.Flags().StringVar(&f.service, "service", "", "The service the route belongs to, when policies of several services share the key.")

@@ -7,7 +7,6 @@ import (
 	"strings"
 
 	"github.com/spf13/cobra"
-	"k8s.io/apimachinery/pkg/api/meta"
 
 	waygatev1 "github.com/waygate-dev/waygate/api/v1alpha1"
 )
@@ -116,9 +115,7 @@ func (o *Options) printGate(rg *waygatev1.RouteGate) error {
 		add("Next change", fmt.Sprintf("%s (%s)", o.formatTime(t.Time), o.age(t.Time)))
 	}
 	add("Asked for", o.describeSpec(&rg.Spec))
-	if c := meta.FindStatusCondition(rg.Status.Conditions, waygatev1.ConditionReady); c != nil {
-		add("Ready", fmt.Sprintf("%s %s: %s", c.Status, c.Reason, c.Message))
-	}
+	add("Ready", readyLine(rg.Status.Conditions, rg.Generation))
 	add("RouteGate", rg.Namespace+"/"+rg.Name)
 	if tool, mark := managedBy(rg); tool != "" {
 		add("Managed by", fmt.Sprintf("%s (%s)", tool, mark))

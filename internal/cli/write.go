@@ -50,3 +50,16 @@ func (o *Options) changed(what, was, now string, before, obj client.Object) {
 	}
 	o.printf("%s: %s → %s (%s %s/%s)\n", what, was, now, kindOf(obj), obj.GetNamespace(), obj.GetName())
 }
+
+// delete deletes obj as the CLI, unless GitOps manages it and force is not
+// set, and says so: "<what>: <was>, deleted (...)".
+func (o *Options) delete(ctx context.Context, what, was string, obj client.Object, force bool) error {
+	if err := checkGitOps(obj, force); err != nil {
+		return err
+	}
+	if err := o.client.Delete(ctx, obj); err != nil {
+		return err
+	}
+	o.printf("%s: %s, deleted (%s %s/%s)\n", what, was, kindOf(obj), obj.GetNamespace(), obj.GetName())
+	return nil
+}

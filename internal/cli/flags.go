@@ -1,0 +1,431 @@
+package cli
+
+import (
+	"context"
+	"fmt"
+	"slices"
+	"strconv"
+	"strings"
+
+	"github.com/spf13/cobra"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"sigs.k8s.io/controller-runtime/pkg/client"
+
+	waygatev1 "github.com/waygate-dev/waygate/api/v1alpha1"
+)
+
+func flagsCommand(o *Options) *cobra.Command {
+	flags := &cobra.Command{Use: "flags", Aliases: []string{"flag"}, Short: "Feature flags: create, switch, target, roll out (FeatureFlag)"}
+	flags.AddCommand(flagListCommand(o), flagGetCommand(o), flagCreateCommand(o),
+		flagChangeCommand(o, "enable KEY", "Turn a flag on: its targeting decides what it serves", nil, func(f *waygatev1.FeatureFlag, _ []string) error {
+			f.Spec.Enabled = true
+			return nil
+		}),
+		flagChangeCommand(o, "disable KEY", "Turn a flag off: it serves its off variation to everyone", nil, func(f *waygatev1.FeatureFlag, _ []string) error {
+			f.Spec.Enabled = false
+			return nil
+		}),
+		flagDeleteCommand(o), flagAddRuleCommand(o), flagRemoveRuleCommand(o), flagTargetCommand(o), flagUntargetCommand(o), flagVariationsCommand(o))
+	return flags
+}
+
+// featureFlags lists the flags of ns (every namespace when empty).
+func (o *Options) featureFlags(ctx context.Context, ns string) ([]waygatev1.FeatureFlag, error) {
+	var list waygatev1.FeatureFlagList
+	if err := o.client.List(ctx, &list, client.InNamespace(ns)); err != nil {
+		return nil, err
+	}
+	return list.Items, nil
+}
+
+// featureFlag finds the flag with key.
+func (o *Options) featureFlag(ctx context.Context, key string) (*waygatev1.FeatureFlag, error) {
+	items, err := o.featureFlags(ctx, o.namespace)
+	if err != nil {
+		return nil, err
+	}
+	return findByKey(items, "FeatureFlag", key, o.namespace, "`waygate flags list` lists the flags")
+}
+
+// completeFlags completes flag keys from the cluster.
+func (o *Options) completeFlags(cmd *cobra.Command, args []string, _ string) ([]string, cobra.ShellCompDirective) {
+	if len(args) > 0 || o.connect() != nil {
+		return nil, cobra.ShellCompDirectiveNoFileComp
+	}
+	items, err := o.featureFlags(cmd.Context(), o.namespace)
+	if err != nil {
+		return nil, cobra.ShellCompDirectiveNoFileComp
+	}
+	var keys []string
+	for i := range items {
+		keys = append(keys, items[i].Key())
+	}
+	slices.Sort(keys)
+	return slices.Compact(keys), cobra.ShellCompDirectiveNoFileComp
+}
+
+// describeFlag sums a flag up in a few words, so a change shows before and
+// after.
+func describeFlag(f *waygatev1.FeatureFlag) string {
+	state := "disabled"
+	if f.Spec.Enabled {
+		state = "enabled"
+	}
+	targeted := 0
+	for _, t := range f.Spec.Targets {
+		targeted += len(t.Keys)
+	}
+	return fmt.Sprintf("%s, fallthrough %s, %s, %d targeted", state, formatServe(f.Spec.Fallthrough.Variation, f.Spec.Fallthrough.Rollout), count(len(f.Spec.Rules), "rule"), targeted)
+}
+
+// flagChangeCommand changes the flag named by its first argument.
+func flagChangeCommand(o *Options, use, short string, more func(*cobra.Command), change func(*waygatev1.FeatureFlag, []string) error) *cobra.Command {
+	var force bool
+	c := &cobra.Command{
+		Use:               use,
+		Short:             short,
+		Args:              cobra.MinimumNArgs(1),
+		ValidArgsFunction: o.completeFlags,
+		RunE: o.run(func(ctx context.Context, args []string) error {
+			f, err := o.featureFlag(ctx, args[0])
+			if err != nil {
+				return err
+			}
+			before, err := update(ctx, o, f, force, func(f *waygatev1.FeatureFlag) error { return change(f, args[1:]) })
+			if err != nil {
+				return err
+			}
+			o.changed("flag:"+f.Key(), describeFlag(before), describeFlag(f), before, f)
+			return nil
+		}),
+	}
+	c.Flags().BoolVar(&force, "force", false, "Change a flag that GitOps manages, knowing the next sync reverts it.")
+	if more != nil {
+		more(c)
+	}
+	return c
+}
+
+func flagListCommand(o *Options) *cobra.Command {
+	var all bool
+	c := &cobra.Command{
+		Use:   "list",
+		Short: "List the feature flags",
+		Args:  cobra.NoArgs,
+		RunE: o.run(func(ctx context.Context, _ []string) error {
+			ns := o.namespace
+			if all {
+				ns = ""
+			}
+			items, err := o.featureFlags(ctx, ns)
+			if err != nil {
+				return err
+			}
+			slices.SortFunc(items, func(a, b waygatev1.FeatureFlag) int {
+				return strings.Compare(a.Namespace+"\x00"+a.Key(), b.Namespace+"\x00"+b.Key())
+			})
+			if ok, err := o.structured(&waygatev1.FeatureFlagList{Items: items}); ok {
+				return err
+			}
+			if len(items) == 0 {
+				_, _ = fmt.Fprintln(o.ErrOut, "No feature flags. `waygate flags create KEY` creates one.")
+				return nil
+			}
+			headers := []string{"KEY", "TYPE", "ENABLED", "VARIATIONS", "OFF", "FALLTHROUGH", "RULES", "TARGETED", "READY"}
+			if o.Output == "wide" {
+				headers = append(headers, "NAME", "TAGS", "FEATUREFLAG", "AGE")
+			}
+			if all {
+				headers = append([]string{"NAMESPACE"}, headers...)
+			}
+			var rows [][]string
+			for i := range items {
+				f := &items[i]
+				var names []string
+				for _, v := range f.Spec.Variations {
+					names = append(names, v.Name)
+				}
+				targeted := 0
+				for _, t := range f.Spec.Targets {
+					targeted += len(t.Keys)
+				}
+				row := []string{f.Key(), orDash(string(f.Spec.Type)), strconv.FormatBool(f.Spec.Enabled), strings.Join(names, ","), f.Spec.OffVariation,
+					formatServe(f.Spec.Fallthrough.Variation, f.Spec.Fallthrough.Rollout), strconv.Itoa(len(f.Spec.Rules)), strconv.Itoa(targeted),
+					ready(f.Status.Conditions, f.Generation)}
+				if o.Output == "wide" {
+					row = append(row, orDash(f.Spec.Name), orDash(strings.Join(f.Spec.Tags, ",")), f.Name, o.age(f.CreationTimestamp.Time))
+				}
+				if all {
+					row = append([]string{f.Namespace}, row...)
+				}
+				rows = append(rows, row)
+			}
+			o.table(headers, rows)
+			return nil
+		}),
+	}
+	c.Flags().BoolVarP(&all, "all-namespaces", "A", false, "List the flags of every namespace.")
+	return c
+}
+
+func flagGetCommand(o *Options) *cobra.Command {
+	return &cobra.Command{
+		Use:               "get KEY",
+		Short:             "Show a feature flag: variations, targets, rules, rollout",
+		Args:              cobra.ExactArgs(1),
+		ValidArgsFunction: o.completeFlags,
+		RunE: o.run(func(ctx context.Context, args []string) error {
+			f, err := o.featureFlag(ctx, args[0])
+			if err != nil {
+				return err
+			}
+			if ok, err := o.structured(f); ok {
+				return err
+			}
+			rows := [][]string{{"Key:", f.Key()}, {"Name:", orDash(f.Spec.Name)}, {"Description:", orDash(f.Spec.Description)},
+				{"Type:", orDash(string(f.Spec.Type))}, {"Enabled:", strconv.FormatBool(f.Spec.Enabled)}}
+			for _, v := range f.Spec.Variations {
+				rows = append(rows, []string{"Variation " + v.Name + ":", string(v.Value.Raw)})
+			}
+			rows = append(rows, []string{"Off:", f.Spec.OffVariation}, []string{"Fallthrough:", formatServe(f.Spec.Fallthrough.Variation, f.Spec.Fallthrough.Rollout)})
+			for _, p := range f.Spec.Prerequisites {
+				rows = append(rows, []string{"Prerequisite:", fmt.Sprintf("flag %s serves %s", p.Flag, p.Variation)})
+			}
+			for _, t := range f.Spec.Targets {
+				kind := ""
+				if t.ContextKind != "" && t.ContextKind != "user" {
+					kind = " (" + t.ContextKind + ")"
+				}
+				rows = append(rows, []string{"Target " + t.Variation + kind + ":", strings.Join(t.Keys, ", ")})
+			}
+			for i, r := range f.Spec.Rules {
+				rows = append(rows, []string{fmt.Sprintf("Rule %d (%s):", i+1, orDash(r.ID)), formatClauses(r.Clauses) + " → " + formatServe(r.Variation, r.Rollout)})
+			}
+			if len(f.Spec.Tags) > 0 {
+				rows = append(rows, []string{"Tags:", strings.Join(f.Spec.Tags, ", ")})
+			}
+			rows = append(rows, []string{"Ready:", readyLine(f.Status.Conditions, f.Generation)}, []string{"FeatureFlag:", f.Namespace + "/" + f.Name})
+			o.keyValues(rows)
+			return nil
+		}),
+	}
+}
+
+func flagCreateCommand(o *Options) *cobra.Command {
+	var typ, off, fallthroughTo, name, description string
+	var variations, tags []string
+	var enabled bool
+	c := &cobra.Command{
+		Use:   "create KEY",
+		Short: "Create a feature flag (boolean on/off unless --type and --variation say otherwise)",
+		Example: `  waygate flags create new-checkout
+  waygate flags create checkout-theme --type string --variation classic=classic --variation bold=bold --off classic --fallthrough bold`,
+		Args: cobra.ExactArgs(1),
+		RunE: o.run(func(ctx context.Context, args []string) error {
+			key := args[0]
+			t := waygatev1.FlagType(typ)
+			spec := waygatev1.FeatureFlagSpec{Type: t, Name: name, Description: description, Tags: tags, Enabled: enabled,
+				OffVariation: off, Fallthrough: waygatev1.Serve{Variation: fallthroughTo}}
+			if len(variations) == 0 && t == waygatev1.FlagBoolean {
+				variations = []string{"on=true", "off=false"}
+				spec.OffVariation = cmpOr(off, "off")
+				spec.Fallthrough.Variation = cmpOr(fallthroughTo, "on")
+			}
+			var names []string
+			for _, v := range variations {
+				n, raw, ok := strings.Cut(v, "=")
+				if !ok || n == "" {
+					return fmt.Errorf("--variation %q: write NAME=VALUE, e.g. --variation bold=bold", v)
+				}
+				value, err := variationValue(t, raw)
+				if err != nil {
+					return fmt.Errorf("--variation %s: %w", n, err)
+				}
+				spec.Variations = append(spec.Variations, waygatev1.Variation{Name: n, Value: value})
+				names = append(names, n)
+			}
+			if spec.OffVariation == "" || spec.Fallthrough.Variation == "" {
+				return fmt.Errorf("name the variation served when the flag is off (--off) and when no rule matches (--fallthrough): one of %s", strings.Join(names, ", "))
+			}
+			f := &waygatev1.FeatureFlag{ObjectMeta: metav1.ObjectMeta{Namespace: o.namespace, Name: objectName(key)}, Spec: spec}
+			if f.Name != key {
+				f.Spec.Key = waygatev1.Key(key)
+			}
+			return o.create(ctx, "flag:"+key, f, func() string { return describeFlag(f) })
+		}),
+	}
+	c.Flags().StringVar(&typ, "type", "boolean", "boolean, string, integer, float or json.")
+	c.Flags().StringArrayVar(&variations, "variation", nil, "A variation as NAME=VALUE (repeat); boolean flags get on=true and off=false when left out.")
+	c.Flags().StringVar(&off, "off", "", "The variation served while the flag is disabled.")
+	c.Flags().StringVar(&fallthroughTo, "fallthrough", "", "The variation served when no target or rule matches.")
+	c.Flags().StringVar(&name, "name", "", "A human-readable name.")
+	c.Flags().StringVar(&description, "description", "", "What the flag is for.")
+	c.Flags().StringArrayVar(&tags, "tag", nil, "A tag (repeat).")
+	c.Flags().BoolVar(&enabled, "enabled", false, "Create it enabled (it is created disabled, serving its off variation).")
+	_ = c.RegisterFlagCompletionFunc("type", cobra.FixedCompletions([]string{"boolean", "string", "integer", "float", "json"}, cobra.ShellCompDirectiveNoFileComp))
+	return c
+}
+
+// cmpOr is v, or def when v is empty.
+func cmpOr(v, def string) string {
+	if v == "" {
+		return def
+	}
+	return v
+}
+
+func flagDeleteCommand(o *Options) *cobra.Command {
+	var force bool
+	c := &cobra.Command{
+		Use:               "delete KEY",
+		Short:             "Delete a feature flag",
+		Args:              cobra.ExactArgs(1),
+		ValidArgsFunction: o.completeFlags,
+		RunE: o.run(func(ctx context.Context, args []string) error {
+			f, err := o.featureFlag(ctx, args[0])
+			if err != nil {
+				return err
+			}
+			return o.delete(ctx, "flag:"+f.Key(), describeFlag(f), f, force)
+		}),
+	}
+	c.Flags().BoolVar(&force, "force", false, "Delete a flag that GitOps manages, knowing the next sync restores it.")
+	return c
+}
+
+func flagAddRuleCommand(o *Options) *cobra.Command {
+	var clauses []string
+	var serve, rollout, id, description string
+	return flagChangeCommand(o, "add-rule KEY", "Add a targeting rule: contexts matching every --clause get --serve (or a --rollout)", func(c *cobra.Command) {
+		c.Flags().StringArrayVar(&clauses, "clause", nil, `A condition, "ATTRIBUTE OPERATOR VALUE[,VALUE...]", e.g. "country in US,CA" (repeat: all must match; "!in" negates).`)
+		c.Flags().StringVar(&serve, "serve", "", "The variation the rule serves.")
+		c.Flags().StringVar(&rollout, "rollout", "", "Serve a percentage rollout instead, e.g. on=25,off=75.")
+		c.Flags().StringVar(&id, "id", "", "An id for the rule (r1, r2, ... when left out).")
+		c.Flags().StringVar(&description, "description", "", "What the rule is for.")
+	}, func(f *waygatev1.FeatureFlag, _ []string) error {
+		cs, err := parseClauses(clauses)
+		if err != nil {
+			return err
+		}
+		rule := waygatev1.FlagRule{Description: description, Clauses: cs, Variation: serve}
+		switch {
+		case (serve == "") == (rollout == ""):
+			return fmt.Errorf("say what the rule serves: --serve VARIATION or --rollout on=25,off=75")
+		case rollout != "":
+			if rule.Rollout, err = parseRollout(rollout); err != nil {
+				return err
+			}
+		}
+		if rule.ID, err = newRuleID(id, flagRuleIDs(f)); err != nil {
+			return err
+		}
+		f.Spec.Rules = append(f.Spec.Rules, rule)
+		return nil
+	})
+}
+
+func flagRuleIDs(f *waygatev1.FeatureFlag) []string {
+	ids := make([]string, len(f.Spec.Rules))
+	for i, r := range f.Spec.Rules {
+		ids[i] = r.ID
+	}
+	return ids
+}
+
+func flagRemoveRuleCommand(o *Options) *cobra.Command {
+	c := flagChangeCommand(o, "remove-rule KEY RULE", "Remove a targeting rule, by id or number", nil, func(f *waygatev1.FeatureFlag, args []string) error {
+		i, err := ruleIndex(args[0], flagRuleIDs(f))
+		if err != nil {
+			return err
+		}
+		f.Spec.Rules = slices.Delete(f.Spec.Rules, i, i+1)
+		return nil
+	})
+	c.Args = cobra.ExactArgs(2)
+	return c
+}
+
+func flagTargetCommand(o *Options) *cobra.Command {
+	var kind string
+	c := flagChangeCommand(o, "target KEY VARIATION CONTEXT-KEY...", "Serve a variation to particular contexts, before any rule", func(c *cobra.Command) {
+		c.Flags().StringVar(&kind, "kind", "", "The context kind of the keys (user when left out).")
+	}, func(f *waygatev1.FeatureFlag, args []string) error {
+		variation, keys := args[0], args[1:]
+		if !slices.ContainsFunc(f.Spec.Variations, func(v waygatev1.Variation) bool { return v.Name == variation }) {
+			var names []string
+			for _, v := range f.Spec.Variations {
+				names = append(names, v.Name)
+			}
+			return fmt.Errorf("flag %s has no variation %s: use one of %s", f.Key(), variation, strings.Join(names, ", "))
+		}
+		// A context is targeted to one variation: take the keys out of the others.
+		untarget(f, kind, keys)
+		i := slices.IndexFunc(f.Spec.Targets, func(t waygatev1.Target) bool { return t.Variation == variation && sameKind(t.ContextKind, kind) })
+		if i < 0 {
+			f.Spec.Targets = append(f.Spec.Targets, waygatev1.Target{Variation: variation, ContextKind: kind})
+			i = len(f.Spec.Targets) - 1
+		}
+		f.Spec.Targets[i].Keys = append(f.Spec.Targets[i].Keys, keys...)
+		return nil
+	})
+	c.Args = cobra.MinimumNArgs(3)
+	return c
+}
+
+func flagUntargetCommand(o *Options) *cobra.Command {
+	var kind string
+	c := flagChangeCommand(o, "untarget KEY CONTEXT-KEY...", "Stop targeting contexts: rules and the fallthrough decide for them again", func(c *cobra.Command) {
+		c.Flags().StringVar(&kind, "kind", "", "The context kind of the keys (user when left out).")
+	}, func(f *waygatev1.FeatureFlag, keys []string) error {
+		untarget(f, kind, keys)
+		return nil
+	})
+	c.Args = cobra.MinimumNArgs(2)
+	return c
+}
+
+// untarget removes keys of kind from every target of f, and the targets
+// left empty.
+func untarget(f *waygatev1.FeatureFlag, kind string, keys []string) {
+	var out []waygatev1.Target
+	for _, t := range f.Spec.Targets {
+		if sameKind(t.ContextKind, kind) {
+			t.Keys = slices.DeleteFunc(slices.Clone(t.Keys), func(k string) bool { return slices.Contains(keys, k) })
+		}
+		if len(t.Keys) > 0 {
+			out = append(out, t)
+		}
+	}
+	f.Spec.Targets = out
+}
+
+// sameKind tells whether two context kinds are the same; empty is "user".
+func sameKind(a, b string) bool { return cmpOr(a, "user") == cmpOr(b, "user") }
+
+func flagVariationsCommand(o *Options) *cobra.Command {
+	return &cobra.Command{
+		Use:               "variations KEY",
+		Short:             "List a flag's variations and which one serves when",
+		Args:              cobra.ExactArgs(1),
+		ValidArgsFunction: o.completeFlags,
+		RunE: o.run(func(ctx context.Context, args []string) error {
+			f, err := o.featureFlag(ctx, args[0])
+			if err != nil {
+				return err
+			}
+			var rows [][]string
+			for _, v := range f.Spec.Variations {
+				var serves []string
+				if v.Name == f.Spec.OffVariation {
+					serves = append(serves, "off")
+				}
+				if v.Name == f.Spec.Fallthrough.Variation {
+					serves = append(serves, "fallthrough")
+				}
+				rows = append(rows, []string{v.Name, string(v.Value.Raw), orDash(strings.Join(serves, ", ")), orDash(v.Description)})
+			}
+			o.table([]string{"NAME", "VALUE", "SERVED", "DESCRIPTION"}, rows)
+			return nil
+		}),
+	}
+}

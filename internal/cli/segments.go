@@ -1,0 +1,296 @@
+package cli
+
+import (
+	"context"
+	"fmt"
+	"slices"
+	"strconv"
+	"strings"
+
+	"github.com/spf13/cobra"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"sigs.k8s.io/controller-runtime/pkg/client"
+
+	waygatev1 "github.com/waygate-dev/waygate/api/v1alpha1"
+)
+
+func segmentsCommand(o *Options) *cobra.Command {
+	segs := &cobra.Command{Use: "segments", Aliases: []string{"segment"}, Short: "Segments: reusable groups of contexts for flag targeting (Segment)"}
+	segs.AddCommand(segmentListCommand(o), segmentGetCommand(o), segmentCreateCommand(o), segmentDeleteCommand(o),
+		segmentChangeCommand(o, "include KEY CONTEXT-KEY...", "Put contexts in a segment, whatever its rules say", nil, func(s *waygatev1.Segment, keys []string) error {
+			s.Spec.Excluded = without(s.Spec.Excluded, keys)
+			s.Spec.Included = with(s.Spec.Included, keys)
+			return nil
+		}),
+		segmentChangeCommand(o, "exclude KEY CONTEXT-KEY...", "Keep contexts out of a segment, whatever its rules say", nil, func(s *waygatev1.Segment, keys []string) error {
+			s.Spec.Included = without(s.Spec.Included, keys)
+			s.Spec.Excluded = with(s.Spec.Excluded, keys)
+			return nil
+		}),
+		segmentAddRuleCommand(o), segmentRemoveRuleCommand(o))
+	return segs
+}
+
+// with is list and the keys it lacks; without is list less keys.
+func with(list, keys []string) []string {
+	for _, k := range keys {
+		if !slices.Contains(list, k) {
+			list = append(list, k)
+		}
+	}
+	return list
+}
+
+func without(list, keys []string) []string {
+	return slices.DeleteFunc(slices.Clone(list), func(k string) bool { return slices.Contains(keys, k) })
+}
+
+func (o *Options) segmentList(ctx context.Context, ns string) ([]waygatev1.Segment, error) {
+	var list waygatev1.SegmentList
+	if err := o.client.List(ctx, &list, client.InNamespace(ns)); err != nil {
+		return nil, err
+	}
+	return list.Items, nil
+}
+
+func (o *Options) segment(ctx context.Context, key string) (*waygatev1.Segment, error) {
+	items, err := o.segmentList(ctx, o.namespace)
+	if err != nil {
+		return nil, err
+	}
+	return findByKey(items, "Segment", key, o.namespace, "`waygate segments list` lists the segments")
+}
+
+func (o *Options) completeSegments(cmd *cobra.Command, args []string, _ string) ([]string, cobra.ShellCompDirective) {
+	if len(args) > 0 || o.connect() != nil {
+		return nil, cobra.ShellCompDirectiveNoFileComp
+	}
+	items, err := o.segmentList(cmd.Context(), o.namespace)
+	if err != nil {
+		return nil, cobra.ShellCompDirectiveNoFileComp
+	}
+	var keys []string
+	for i := range items {
+		keys = append(keys, items[i].Key())
+	}
+	slices.Sort(keys)
+	return slices.Compact(keys), cobra.ShellCompDirectiveNoFileComp
+}
+
+// describeSegment sums a segment up in a few words.
+func describeSegment(s *waygatev1.Segment) string {
+	return fmt.Sprintf("%d included, %d excluded, %s", len(s.Spec.Included), len(s.Spec.Excluded), count(len(s.Spec.Rules), "rule"))
+}
+
+func segmentChangeCommand(o *Options, use, short string, more func(*cobra.Command), change func(*waygatev1.Segment, []string) error) *cobra.Command {
+	var force bool
+	c := &cobra.Command{
+		Use:               use,
+		Short:             short,
+		Args:              cobra.MinimumNArgs(2),
+		ValidArgsFunction: o.completeSegments,
+		RunE: o.run(func(ctx context.Context, args []string) error {
+			s, err := o.segment(ctx, args[0])
+			if err != nil {
+				return err
+			}
+			before, err := update(ctx, o, s, force, func(s *waygatev1.Segment) error { return change(s, args[1:]) })
+			if err != nil {
+				return err
+			}
+			o.changed("segment:"+s.Key(), describeSegment(before), describeSegment(s), before, s)
+			return nil
+		}),
+	}
+	c.Flags().BoolVar(&force, "force", false, "Change a segment that GitOps manages, knowing the next sync reverts it.")
+	if more != nil {
+		more(c)
+	}
+	return c
+}
+
+// usedBy counts, per segment key, the flags whose rules name it.
+func usedBy(flags []waygatev1.FeatureFlag) map[string][]string {
+	out := map[string][]string{}
+	for i := range flags {
+		f := &flags[i]
+		for _, cs := range f.RuleClauses() {
+			for _, c := range cs {
+				if c.Operator == waygatev1.OperatorInSegment || c.Operator == waygatev1.OperatorNotInSegment {
+					for _, v := range c.Values {
+						out[f.Namespace+"/"+v] = with(out[f.Namespace+"/"+v], []string{f.Key()})
+					}
+				}
+			}
+		}
+	}
+	return out
+}
+
+func segmentListCommand(o *Options) *cobra.Command {
+	var all bool
+	c := &cobra.Command{
+		Use:   "list",
+		Short: "List the segments, and the flags that use them",
+		Args:  cobra.NoArgs,
+		RunE: o.run(func(ctx context.Context, _ []string) error {
+			ns := o.namespace
+			if all {
+				ns = ""
+			}
+			items, err := o.segmentList(ctx, ns)
+			if err != nil {
+				return err
+			}
+			slices.SortFunc(items, func(a, b waygatev1.Segment) int {
+				return strings.Compare(a.Namespace+"\x00"+a.Key(), b.Namespace+"\x00"+b.Key())
+			})
+			if ok, err := o.structured(&waygatev1.SegmentList{Items: items}); ok {
+				return err
+			}
+			if len(items) == 0 {
+				_, _ = fmt.Fprintln(o.ErrOut, "No segments. `waygate segments create KEY` creates one.")
+				return nil
+			}
+			flags, err := o.featureFlags(ctx, ns)
+			if err != nil {
+				return err
+			}
+			users := usedBy(flags)
+			headers := []string{"KEY", "INCLUDED", "EXCLUDED", "RULES", "USED BY", "READY"}
+			if all {
+				headers = append([]string{"NAMESPACE"}, headers...)
+			}
+			var rows [][]string
+			for i := range items {
+				s := &items[i]
+				row := []string{s.Key(), strconv.Itoa(len(s.Spec.Included)), strconv.Itoa(len(s.Spec.Excluded)), strconv.Itoa(len(s.Spec.Rules)),
+					orDash(strings.Join(users[s.Namespace+"/"+s.Key()], ",")), ready(s.Status.Conditions, s.Generation)}
+				if all {
+					row = append([]string{s.Namespace}, row...)
+				}
+				rows = append(rows, row)
+			}
+			o.table(headers, rows)
+			return nil
+		}),
+	}
+	c.Flags().BoolVarP(&all, "all-namespaces", "A", false, "List the segments of every namespace.")
+	return c
+}
+
+func segmentGetCommand(o *Options) *cobra.Command {
+	return &cobra.Command{
+		Use:               "get KEY",
+		Short:             "Show a segment: included, excluded, rules",
+		Args:              cobra.ExactArgs(1),
+		ValidArgsFunction: o.completeSegments,
+		RunE: o.run(func(ctx context.Context, args []string) error {
+			s, err := o.segment(ctx, args[0])
+			if err != nil {
+				return err
+			}
+			if ok, err := o.structured(s); ok {
+				return err
+			}
+			rows := [][]string{{"Key:", s.Key()}, {"Name:", orDash(s.Spec.Name)}, {"Description:", orDash(s.Spec.Description)},
+				{"Included:", orDash(strings.Join(s.Spec.Included, ", "))}, {"Excluded:", orDash(strings.Join(s.Spec.Excluded, ", "))}}
+			for i, r := range s.Spec.Rules {
+				rows = append(rows, []string{fmt.Sprintf("Rule %d (%s):", i+1, orDash(r.ID)), formatClauses(r.Clauses)})
+			}
+			rows = append(rows, []string{"Ready:", readyLine(s.Status.Conditions, s.Generation)}, []string{"Segment:", s.Namespace + "/" + s.Name})
+			o.keyValues(rows)
+			return nil
+		}),
+	}
+}
+
+func segmentCreateCommand(o *Options) *cobra.Command {
+	var name, description string
+	var include []string
+	c := &cobra.Command{
+		Use:   "create KEY",
+		Short: "Create a segment",
+		Example: `  waygate segments create beta-users --include alice --include bob
+  waygate segments add-rule beta-users --clause "email ends_with @acme.com"`,
+		Args: cobra.ExactArgs(1),
+		RunE: o.run(func(ctx context.Context, args []string) error {
+			key := args[0]
+			s := &waygatev1.Segment{
+				ObjectMeta: metav1.ObjectMeta{Namespace: o.namespace, Name: objectName(key)},
+				Spec:       waygatev1.SegmentSpec{Name: name, Description: description, Included: include},
+			}
+			if s.Name != key {
+				s.Spec.Key = waygatev1.Key(key)
+			}
+			return o.create(ctx, "segment:"+key, s, func() string { return describeSegment(s) })
+		}),
+	}
+	c.Flags().StringVar(&name, "name", "", "A human-readable name.")
+	c.Flags().StringVar(&description, "description", "", "Who is in it and why.")
+	c.Flags().StringArrayVar(&include, "include", nil, "A context key that is in the segment (repeat).")
+	return c
+}
+
+func segmentDeleteCommand(o *Options) *cobra.Command {
+	var force bool
+	c := &cobra.Command{
+		Use:               "delete KEY",
+		Short:             "Delete a segment (flags that name it then report it missing)",
+		Args:              cobra.ExactArgs(1),
+		ValidArgsFunction: o.completeSegments,
+		RunE: o.run(func(ctx context.Context, args []string) error {
+			s, err := o.segment(ctx, args[0])
+			if err != nil {
+				return err
+			}
+			return o.delete(ctx, "segment:"+s.Key(), describeSegment(s), s, force)
+		}),
+	}
+	c.Flags().BoolVar(&force, "force", false, "Delete a segment that GitOps manages, knowing the next sync restores it.")
+	return c
+}
+
+func segmentAddRuleCommand(o *Options) *cobra.Command {
+	var clauses []string
+	var id, description string
+	c := segmentChangeCommand(o, "add-rule KEY", "Add a rule: contexts matching every --clause are in the segment", func(c *cobra.Command) {
+		c.Flags().StringArrayVar(&clauses, "clause", nil, `A condition, "ATTRIBUTE OPERATOR VALUE[,VALUE...]", e.g. "email ends_with @acme.com" (repeat: all must match).`)
+		c.Flags().StringVar(&id, "id", "", "An id for the rule (r1, r2, ... when left out).")
+		c.Flags().StringVar(&description, "description", "", "What the rule is for.")
+	}, func(s *waygatev1.Segment, _ []string) error {
+		cs, err := parseClauses(clauses)
+		if err != nil {
+			return err
+		}
+		rule := waygatev1.SegmentRule{Description: description, Clauses: cs}
+		if rule.ID, err = newRuleID(id, segmentRuleIDs(s)); err != nil {
+			return err
+		}
+		s.Spec.Rules = append(s.Spec.Rules, rule)
+		return nil
+	})
+	c.Args = cobra.ExactArgs(1)
+	return c
+}
+
+func segmentRuleIDs(s *waygatev1.Segment) []string {
+	ids := make([]string, len(s.Spec.Rules))
+	for i, r := range s.Spec.Rules {
+		ids[i] = r.ID
+	}
+	return ids
+}
+
+func segmentRemoveRuleCommand(o *Options) *cobra.Command {
+	c := segmentChangeCommand(o, "remove-rule KEY RULE", "Remove a rule, by id or number", nil, func(s *waygatev1.Segment, args []string) error {
+		i, err := ruleIndex(args[0], segmentRuleIDs(s))
+		if err != nil {
+			return err
+		}
+		s.Spec.Rules = slices.Delete(s.Spec.Rules, i, i+1)
+		return nil
+	})
+	c.Args = cobra.ExactArgs(2)
+	return c
+}
