@@ -1,0 +1,116 @@
+package main
+
+import (
+	"fmt"
+	"strings"
+	"testing"
+	"time"
+)
+
+// Every flags and segments command says what it changed, and is audited
+// with the user and platform cli (deletions with platform api: a DELETE
+// request carries no field manager).
+func TestFlagsAndSegments(t *testing.T) {
+	ns := namespace(t)
+	steps := []struct {
+		user   string
+		args   string
+		out    string
+		action string
+	}{
+		{"alice", "segments create beta --include carol",
+			"segment:beta: 1 included, 0 excluded, 0 rules (created segment <ns>/beta)", "segment_created"},
+		{"bob", "segments include beta dave erin",
+			"segment:beta: 1 included, 0 excluded, 0 rules → 3 included, 0 excluded, 0 rules (segment <ns>/beta)", "segment_updated"},
+		{"alice", "segments exclude beta carol",
+			"segment:beta: 3 included, 0 excluded, 0 rules → 2 included, 1 excluded, 0 rules (segment <ns>/beta)", "segment_updated"},
+		{"alice", "flags create new-checkout",
+			"flag:new-checkout: disabled, fallthrough on, 0 rules, 0 targeted (created featureflag <ns>/new-checkout)", "flag_created"},
+		{"bob", "flags add-rule new-checkout --clause key in_segment beta --rollout on=25,off=75",
+			"flag:new-checkout: disabled, fallthrough on, 0 rules, 0 targeted → disabled, fallthrough on, 1 rule, 0 targeted (featureflag <ns>/new-checkout)", "flag_updated"},
+		{"alice", "flags target new-checkout on alice bob",
+			"flag:new-checkout: disabled, fallthrough on, 1 rule, 0 targeted → disabled, fallthrough on, 1 rule, 2 targeted (featureflag <ns>/new-checkout)", "flag_updated"},
+		{"bob", "flags enable new-checkout",
+			"flag:new-checkout: disabled, fallthrough on, 1 rule, 2 targeted → enabled, fallthrough on, 1 rule, 2 targeted (featureflag <ns>/new-checkout)", "flag_enabled"},
+		{"alice", "flags untarget new-checkout alice",
+			"flag:new-checkout: enabled, fallthrough on, 1 rule, 2 targeted → enabled, fallthrough on, 1 rule, 1 targeted (featureflag <ns>/new-checkout)", "flag_updated"},
+		{"bob", "flags remove-rule new-checkout r1",
+			"flag:new-checkout: enabled, fallthrough on, 1 rule, 1 targeted → enabled, fallthrough on, 0 rules, 1 targeted (featureflag <ns>/new-checkout)", "flag_updated"},
+		{"alice", "flags disable new-checkout",
+			"flag:new-checkout: enabled, fallthrough on, 0 rules, 1 targeted → disabled, fallthrough on, 0 rules, 1 targeted (featureflag <ns>/new-checkout)", "flag_disabled"},
+	}
+	want := map[string]int{}
+	for _, s := range steps {
+		golden(t, ns, must(t, s.user, ns, splitArgs(s.args)...), s.out)
+		want[s.user+" "+s.action]++
+	}
+	eventually(t, 20*time.Second, func() error {
+		out, err := waygate(t, "carol", ns, "audit", "--limit", "100")
+		if err != nil {
+			return err
+		}
+		got := map[string]int{}
+		for _, line := range strings.Split(masked(out, ns), "\n")[1:] {
+			f := strings.Split(line, "  ")
+			if f[2] != "cli" {
+				return fmt.Errorf("entry with platform %s: %s", f[2], line)
+			}
+			got[f[1]+" "+f[3]]++
+		}
+		if fmt.Sprint(got) != fmt.Sprint(want) {
+			return fmt.Errorf("entries by user and action: %v, want %v", got, want)
+		}
+		return nil
+	})
+
+	golden(t, ns, must(t, "carol", ns, "flags", "list"), `
+KEY  TYPE  ENABLED  VARIATIONS  OFF  FALLTHROUGH  RULES  TARGETED  READY
+new-checkout  boolean  false  on,off  off  on  0  1  True`)
+	golden(t, ns, must(t, "carol", ns, "flags", "variations", "new-checkout"), `
+NAME  VALUE  SERVED  DESCRIPTION
+on  true  fallthrough  -
+off  false  off  -`)
+	golden(t, ns, must(t, "carol", ns, "segments", "get", "beta"), `
+Key:  beta
+Name:  -
+Description:  -
+Included:  dave, erin
+Excluded:  carol
+Ready:  True Resolved: all segments named in rules resolve
+Segment:  <ns>/beta`)
+
+	for args, want := range map[string]string{
+		"flags enable new-chekout":                         "no FeatureFlag in namespace <ns> has key new-chekout; did you mean new-checkout?",
+		"flags target new-checkout maybe alice":            "flag new-checkout has no variation maybe: use one of on, off",
+		"flags remove-rule new-checkout r9":                "no rule r9: there are no rules",
+		"flags add-rule new-checkout --serve on":           `a rule needs at least one --clause, e.g. --clause "country in US,CA"`,
+		"flags create theme --type string --variation a=x": "name the variation served when the flag is off (--off) and when no rule matches (--fallthrough): one of a",
+		"segments add-rule beta --clause plan":             `--clause "plan": write ATTRIBUTE OPERATOR VALUE[,VALUE...], e.g. "country in US,CA"`,
+		"segments add-rule beta --clause plan almost gold": `the API server refused the change: spec.rules[0].clauses[0].operator: Unsupported value: "almost"`,
+		"segments delete gamma":                            "no Segment in namespace <ns> has key gamma; `waygate segments list` lists the segments",
+	} {
+		_, err := waygate(t, "alice", ns, splitArgs(args)...)
+		if err == nil || !strings.HasPrefix(masked(err.Error(), ns), want) {
+			t.Errorf("waygate %s: %v\nwant: %s", args, err, want)
+		}
+	}
+}
+
+// splitArgs splits a command line on spaces, keeping "--clause" values
+// (everything up to the next flag) together.
+func splitArgs(s string) []string {
+	var out []string
+	f := strings.Fields(s)
+	for i := 0; i < len(f); i++ {
+		out = append(out, f[i])
+		if f[i] == "--clause" {
+			j := i + 1
+			for j < len(f) && !strings.HasPrefix(f[j], "--") {
+				j++
+			}
+			out = append(out, strings.Join(f[i+1:j], " "))
+			i = j - 1
+		}
+	}
+	return out
+}
