@@ -137,3 +137,12 @@ POST:/refunds
 :4
 Completion ended with directive: ShellCompDirectiveNoFileComp`)
 }
+
+// version names this client, and the operator's image when the user may
+// read its Deployment.
+func TestVersion(t *testing.T) {
+	ns := namespace(t)
+	golden(t, ns, must(t, "auditor", ns, "version"), `
+client:  test
+operator: unknown: you may not read the Deployments in waygate-system, where the operator runs`)
+}

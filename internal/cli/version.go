@@ -5,6 +5,7 @@ import (
 
 	"github.com/spf13/cobra"
 	appsv1 "k8s.io/api/apps/v1"
+	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	"sigs.k8s.io/controller-runtime/pkg/client"
 )
 
@@ -31,6 +32,8 @@ func (o *Options) operatorVersion(ctx context.Context) string {
 	err := o.client.List(ctx, &list, client.InNamespace(operatorNamespace),
 		client.MatchingLabels{"app.kubernetes.io/name": "waygate", "app.kubernetes.io/component": "manager"})
 	switch {
+	case apierrors.IsForbidden(err):
+		return "unknown: you may not read the Deployments in " + operatorNamespace + ", where the operator runs"
 	case err != nil:
 		return "unknown (" + explain(err).Error() + ")"
 	case len(list.Items) == 0:
