@@ -76,8 +76,12 @@ Name:  -
 Description:  -
 Included:  dave, erin
 Excluded:  carol
+Used by:  -
 Ready:  True Resolved: all segments named in rules resolve
 Segment:  <ns>/beta`)
+	golden(t, ns, must(t, "carol", ns, "segments", "list"), `
+KEY  INCLUDED  EXCLUDED  RULES  READY
+beta  2  1  0  True`)
 
 	for args, want := range map[string]string{
 		"flags enable new-chekout":                         "no FeatureFlag in namespace <ns> has key new-chekout; did you mean new-checkout?",

@@ -33,7 +33,7 @@ __global__ for namespace-wide maintenance.`,
   waygate audit --actor alice --since 1h
   waygate audit --watch`,
 		Args:              cobra.MaximumNArgs(1),
-		ValidArgsFunction: o.completeRoutes,
+		ValidArgsFunction: gateKind.complete(o),
 		RunE: o.run(func(ctx context.Context, args []string) error {
 			if len(args) == 1 {
 				q.Path = args[0]
@@ -47,10 +47,7 @@ __global__ for namespace-wide maintenance.`,
 			if since > 0 {
 				q.Since = o.Now().Add(-since)
 			}
-			q.Namespace = o.namespace
-			if all {
-				q.Namespace = ""
-			}
+			q.Namespace = o.scope(all)
 			entries, version, err := q.Run(ctx, o.client)
 			if err != nil {
 				return err

@@ -23,36 +23,14 @@ func isNotFound(err error) bool {
 	return errors.As(err, &e)
 }
 
-// routeOf describes a kind that is keyed by route and service: how to read
-// them, its name, and the command that lists its objects.
-type routeOf[P client.Object] struct {
-	key  func(P) (route, service string)
-	kind string
-	list string
-}
-
-var (
-	gateRoute = routeOf[*waygatev1.RouteGate]{
-		key:  func(g *waygatev1.RouteGate) (string, string) { return string(g.Spec.Route), string(g.Spec.Service) },
-		kind: "RouteGate", list: "`waygate status` lists the gated routes",
-	}
-	policyRoute = routeOf[*waygatev1.RateLimitPolicy]{
-		key: func(p *waygatev1.RateLimitPolicy) (string, string) {
-			return string(p.Spec.Route), string(p.Spec.Service)
-		},
-		kind: "RateLimitPolicy", list: "`waygate rl list` lists the rate limits",
-	}
-)
-
-// routes are the route keys of items.
-func routes[T any, P interface {
+// keysOf are the keys of items: route keys, flag keys, ...
+func keysOf[T any, P interface {
 	*T
 	client.Object
-}](items []T, of routeOf[P]) []string {
+}](items []T, k kind[T, P]) []string {
 	keys := make([]string, 0, len(items))
 	for i := range items {
-		r, _ := of.key(&items[i])
-		keys = append(keys, r)
+		keys = append(keys, k.key(&items[i]))
 	}
 	return keys
 }
@@ -62,11 +40,11 @@ func routes[T any, P interface {
 func findByRoute[T any, P interface {
 	*T
 	client.Object
-}](items []T, of routeOf[P], key, service, ns string) (P, error) {
+}](items []T, k kind[T, P], key, service, ns string) (P, error) {
 	var exact []T
 	services := map[string]bool{}
 	for i := range items {
-		r, s := of.key(&items[i])
+		r, s := k.key(&items[i]), k.service(&items[i])
 		// A service-wide key names the gate of exactly that service, the
 		// namespace's when none is given; a route key with no service, any.
 		if r == key && (s == service || service == "" && key != waygatev1.AllRoutes) {
@@ -75,7 +53,7 @@ func findByRoute[T any, P interface {
 		}
 	}
 	if len(services) > 1 {
-		return nil, fmt.Errorf("%s has a %s in several services (%s): pass --service", key, of.kind, strings.Join(slices.Sorted(mapKeys(services)), ", "))
+		return nil, fmt.Errorf("%s has a %s in several services (%s): pass --service", key, k.name, strings.Join(slices.Sorted(mapKeys(services)), ", "))
 	}
 	if len(exact) > 0 {
 		return gate.Holder[T, P](exact), nil
@@ -84,7 +62,7 @@ func findByRoute[T any, P interface {
 	if service != "" {
 		where = fmt.Sprintf("of service %s %s", service, where)
 	}
-	all := routes(items, of)
+	all := keysOf(items, k)
 	if !strings.Contains(key, ":") && key != waygatev1.AllRoutes {
 		var methods []string
 		for _, r := range all {
@@ -95,17 +73,17 @@ func findByRoute[T any, P interface {
 		switch slices.Sort(methods); len(methods) {
 		case 0:
 		case 1:
-			return nil, &notFoundError{fmt.Sprintf("no %s %s covers every method of %s; did you mean %s?", of.kind, where, key, methods[0])}
+			return nil, &notFoundError{fmt.Sprintf("no %s %s covers every method of %s; did you mean %s?", k.name, where, key, methods[0])}
 		default:
 			return nil, &notFoundError{fmt.Sprintf("%s is ambiguous: no %s %s covers every method of it, but %s do: name one of them",
-				key, of.kind, where, strings.Join(methods, ", "))}
+				key, k.name, where, strings.Join(methods, ", "))}
 		}
 	}
-	msg := fmt.Sprintf("no %s %s has route %s", of.kind, where, key)
+	msg := fmt.Sprintf("no %s %s has route %s", k.name, where, key)
 	if near := closeMatches(key, all); len(near) > 0 {
 		msg += "; did you mean " + strings.Join(near, " or ") + "?"
 	} else {
-		msg += "; " + of.list
+		msg += "; " + k.hint
 	}
 	return nil, &notFoundError{msg}
 }
@@ -115,25 +93,22 @@ func findByRoute[T any, P interface {
 func findByKey[T any, P interface {
 	*T
 	client.Object
-	Key() string
-}](items []T, kind, key, ns, list string) (P, error) {
+}](items []T, k kind[T, P], key, ns string) (P, error) {
 	var exact []T
-	var keys []string
+	keys := keysOf(items, k)
 	for i := range items {
-		k := P(&items[i]).Key()
-		if k == key {
+		if keys[i] == key {
 			exact = append(exact, items[i])
 		}
-		keys = append(keys, k)
 	}
 	if len(exact) > 0 {
 		return gate.Holder[T, P](exact), nil
 	}
-	msg := fmt.Sprintf("no %s in namespace %s has key %s", kind, ns, key)
+	msg := fmt.Sprintf("no %s in namespace %s has key %s", k.name, ns, key)
 	if near := closeMatches(key, keys); len(near) > 0 {
 		msg += "; did you mean " + strings.Join(near, " or ") + "?"
 	} else {
-		msg += "; " + list
+		msg += "; " + k.hint
 	}
 	return nil, &notFoundError{msg}
 }

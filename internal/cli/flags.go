@@ -9,6 +9,7 @@ import (
 
 	"github.com/spf13/cobra"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/runtime"
 	"sigs.k8s.io/controller-runtime/pkg/client"
 
 	waygatev1 "github.com/waygate-dev/waygate/api/v1alpha1"
@@ -16,52 +17,55 @@ import (
 
 func flagsCommand(o *Options) *cobra.Command {
 	flags := &cobra.Command{Use: "flags", Aliases: []string{"flag"}, Short: "Feature flags: create, switch, target, roll out (FeatureFlag)"}
-	flags.AddCommand(flagListCommand(o), flagGetCommand(o), flagCreateCommand(o),
-		flagChangeCommand(o, "enable KEY", "Turn a flag on: its targeting decides what it serves", nil, func(f *waygatev1.FeatureFlag, _ []string) error {
+	flags.AddCommand(flagKind.listCommand(o, "list", "List the feature flags"), flagGetCommand(o), flagCreateCommand(o),
+		flagKind.changeCommand(o, "enable KEY", "Turn a flag on: its targeting decides what it serves", nil, func(f *waygatev1.FeatureFlag, _ []string) error {
 			f.Spec.Enabled = true
 			return nil
 		}),
-		flagChangeCommand(o, "disable KEY", "Turn a flag off: it serves its off variation to everyone", nil, func(f *waygatev1.FeatureFlag, _ []string) error {
+		flagKind.changeCommand(o, "disable KEY", "Turn a flag off: it serves its off variation to everyone", nil, func(f *waygatev1.FeatureFlag, _ []string) error {
 			f.Spec.Enabled = false
 			return nil
 		}),
-		flagDeleteCommand(o), flagAddRuleCommand(o), flagRemoveRuleCommand(o), flagTargetCommand(o), flagUntargetCommand(o), flagVariationsCommand(o))
+		flagKind.deleteCommand(o, "delete KEY", "Delete a feature flag"), flagAddRuleCommand(o), flagRemoveRuleCommand(o), flagTargetCommand(o), flagUntargetCommand(o), flagVariationsCommand(o))
 	return flags
 }
 
-// featureFlags lists the flags of ns (every namespace when empty).
-func (o *Options) featureFlags(ctx context.Context, ns string) ([]waygatev1.FeatureFlag, error) {
-	var list waygatev1.FeatureFlagList
-	if err := o.client.List(ctx, &list, client.InNamespace(ns)); err != nil {
-		return nil, err
-	}
-	return list.Items, nil
+// flagKind is FeatureFlag to the commands.
+var flagKind = kind[waygatev1.FeatureFlag, *waygatev1.FeatureFlag]{
+	name: "FeatureFlag",
+	list: func(ctx context.Context, c client.Reader, ns string) ([]waygatev1.FeatureFlag, error) {
+		var l waygatev1.FeatureFlagList
+		return listItems(ctx, c, ns, &l, &l.Items)
+	},
+	key:      (*waygatev1.FeatureFlag).Key,
+	label:    func(f *waygatev1.FeatureFlag) string { return "flag:" + f.Key() },
+	describe: func(_ *Options, f *waygatev1.FeatureFlag) string { return describeFlag(f) },
+	hint:     "`waygate flags list` lists the flags",
+	headers:  []string{"KEY", "TYPE", "ENABLED", "VARIATIONS", "OFF", "FALLTHROUGH", "RULES", "TARGETED", "READY"},
+	wide:     []string{"NAME", "TAGS", "FEATUREFLAG", "AGE"},
+	row: func(_ *Options, f *waygatev1.FeatureFlag) []string {
+		var names []string
+		for _, v := range f.Spec.Variations {
+			names = append(names, v.Name)
+		}
+		return []string{f.Key(), orDash(string(f.Spec.Type)), strconv.FormatBool(f.Spec.Enabled), strings.Join(names, ","), f.Spec.OffVariation,
+			formatServe(f.Spec.Fallthrough.Variation, f.Spec.Fallthrough.Rollout), strconv.Itoa(len(f.Spec.Rules)), strconv.Itoa(targeted(f)),
+			ready(f.Status.Conditions, f.Generation)}
+	},
+	wideRow: func(o *Options, f *waygatev1.FeatureFlag) []string {
+		return []string{orDash(f.Spec.Name), orDash(strings.Join(f.Spec.Tags, ",")), f.Name, o.age(f.CreationTimestamp.Time)}
+	},
+	asList: func(items []waygatev1.FeatureFlag) runtime.Object { return &waygatev1.FeatureFlagList{Items: items} },
+	empty:  "No feature flags. `waygate flags create KEY` creates one.",
 }
 
-// featureFlag finds the flag with key.
-func (o *Options) featureFlag(ctx context.Context, key string) (*waygatev1.FeatureFlag, error) {
-	items, err := o.featureFlags(ctx, o.namespace)
-	if err != nil {
-		return nil, err
+// targeted counts the context keys a flag targets individually.
+func targeted(f *waygatev1.FeatureFlag) int {
+	n := 0
+	for _, t := range f.Spec.Targets {
+		n += len(t.Keys)
 	}
-	return findByKey(items, "FeatureFlag", key, o.namespace, "`waygate flags list` lists the flags")
-}
-
-// completeFlags completes flag keys from the cluster.
-func (o *Options) completeFlags(cmd *cobra.Command, args []string, _ string) ([]string, cobra.ShellCompDirective) {
-	if len(args) > 0 || o.connect() != nil {
-		return nil, cobra.ShellCompDirectiveNoFileComp
-	}
-	items, err := o.featureFlags(cmd.Context(), o.namespace)
-	if err != nil {
-		return nil, cobra.ShellCompDirectiveNoFileComp
-	}
-	var keys []string
-	for i := range items {
-		keys = append(keys, items[i].Key())
-	}
-	slices.Sort(keys)
-	return slices.Compact(keys), cobra.ShellCompDirectiveNoFileComp
+	return n
 }
 
 // describeFlag sums a flag up in a few words, so a change shows before and
@@ -71,101 +75,7 @@ func describeFlag(f *waygatev1.FeatureFlag) string {
 	if f.Spec.Enabled {
 		state = "enabled"
 	}
-	targeted := 0
-	for _, t := range f.Spec.Targets {
-		targeted += len(t.Keys)
-	}
-	return fmt.Sprintf("%s, fallthrough %s, %s, %d targeted", state, formatServe(f.Spec.Fallthrough.Variation, f.Spec.Fallthrough.Rollout), count(len(f.Spec.Rules), "rule"), targeted)
-}
-
-// flagChangeCommand changes the flag named by its first argument.
-func flagChangeCommand(o *Options, use, short string, more func(*cobra.Command), change func(*waygatev1.FeatureFlag, []string) error) *cobra.Command {
-	var force bool
-	c := &cobra.Command{
-		Use:               use,
-		Short:             short,
-		Args:              cobra.MinimumNArgs(1),
-		ValidArgsFunction: o.completeFlags,
-		RunE: o.run(func(ctx context.Context, args []string) error {
-			f, err := o.featureFlag(ctx, args[0])
-			if err != nil {
-				return err
-			}
-			before, err := update(ctx, o, f, force, func(f *waygatev1.FeatureFlag) error { return change(f, args[1:]) })
-			if err != nil {
-				return err
-			}
-			o.changed("flag:"+f.Key(), describeFlag(before), describeFlag(f), before, f)
-			return nil
-		}),
-	}
-	c.Flags().BoolVar(&force, "force", false, "Change a flag that GitOps manages, knowing the next sync reverts it.")
-	if more != nil {
-		more(c)
-	}
-	return c
-}
-
-func flagListCommand(o *Options) *cobra.Command {
-	var all bool
-	c := &cobra.Command{
-		Use:   "list",
-		Short: "List the feature flags",
-		Args:  cobra.NoArgs,
-		RunE: o.run(func(ctx context.Context, _ []string) error {
-			ns := o.namespace
-			if all {
-				ns = ""
-			}
-			items, err := o.featureFlags(ctx, ns)
-			if err != nil {
-				return err
-			}
-			slices.SortFunc(items, func(a, b waygatev1.FeatureFlag) int {
-				return strings.Compare(a.Namespace+"\x00"+a.Key(), b.Namespace+"\x00"+b.Key())
-			})
-			if ok, err := o.structured(&waygatev1.FeatureFlagList{Items: items}); ok {
-				return err
-			}
-			if len(items) == 0 {
-				_, _ = fmt.Fprintln(o.ErrOut, "No feature flags. `waygate flags create KEY` creates one.")
-				return nil
-			}
-			headers := []string{"KEY", "TYPE", "ENABLED", "VARIATIONS", "OFF", "FALLTHROUGH", "RULES", "TARGETED", "READY"}
-			if o.Output == "wide" {
-				headers = append(headers, "NAME", "TAGS", "FEATUREFLAG", "AGE")
-			}
-			if all {
-				headers = append([]string{"NAMESPACE"}, headers...)
-			}
-			var rows [][]string
-			for i := range items {
-				f := &items[i]
-				var names []string
-				for _, v := range f.Spec.Variations {
-					names = append(names, v.Name)
-				}
-				targeted := 0
-				for _, t := range f.Spec.Targets {
-					targeted += len(t.Keys)
-				}
-				row := []string{f.Key(), orDash(string(f.Spec.Type)), strconv.FormatBool(f.Spec.Enabled), strings.Join(names, ","), f.Spec.OffVariation,
-					formatServe(f.Spec.Fallthrough.Variation, f.Spec.Fallthrough.Rollout), strconv.Itoa(len(f.Spec.Rules)), strconv.Itoa(targeted),
-					ready(f.Status.Conditions, f.Generation)}
-				if o.Output == "wide" {
-					row = append(row, orDash(f.Spec.Name), orDash(strings.Join(f.Spec.Tags, ",")), f.Name, o.age(f.CreationTimestamp.Time))
-				}
-				if all {
-					row = append([]string{f.Namespace}, row...)
-				}
-				rows = append(rows, row)
-			}
-			o.table(headers, rows)
-			return nil
-		}),
-	}
-	c.Flags().BoolVarP(&all, "all-namespaces", "A", false, "List the flags of every namespace.")
-	return c
+	return fmt.Sprintf("%s, fallthrough %s, %s, %d targeted", state, formatServe(f.Spec.Fallthrough.Variation, f.Spec.Fallthrough.Rollout), count(len(f.Spec.Rules), "rule"), targeted(f))
 }
 
 func flagGetCommand(o *Options) *cobra.Command {
@@ -173,9 +83,9 @@ func flagGetCommand(o *Options) *cobra.Command {
 		Use:               "get KEY",
 		Short:             "Show a feature flag: variations, targets, rules, rollout",
 		Args:              cobra.ExactArgs(1),
-		ValidArgsFunction: o.completeFlags,
+		ValidArgsFunction: flagKind.complete(o),
 		RunE: o.run(func(ctx context.Context, args []string) error {
-			f, err := o.featureFlag(ctx, args[0])
+			f, err := flagKind.find(ctx, o, args[0])
 			if err != nil {
 				return err
 			}
@@ -274,29 +184,10 @@ func cmpOr(v, def string) string {
 	return v
 }
 
-func flagDeleteCommand(o *Options) *cobra.Command {
-	var force bool
-	c := &cobra.Command{
-		Use:               "delete KEY",
-		Short:             "Delete a feature flag",
-		Args:              cobra.ExactArgs(1),
-		ValidArgsFunction: o.completeFlags,
-		RunE: o.run(func(ctx context.Context, args []string) error {
-			f, err := o.featureFlag(ctx, args[0])
-			if err != nil {
-				return err
-			}
-			return o.delete(ctx, "flag:"+f.Key(), describeFlag(f), f, force)
-		}),
-	}
-	c.Flags().BoolVar(&force, "force", false, "Delete a flag that GitOps manages, knowing the next sync restores it.")
-	return c
-}
-
 func flagAddRuleCommand(o *Options) *cobra.Command {
 	var clauses []string
 	var serve, rollout, id, description string
-	return flagChangeCommand(o, "add-rule KEY", "Add a targeting rule: contexts matching every --clause get --serve (or a --rollout)", func(c *cobra.Command) {
+	return flagKind.changeCommand(o, "add-rule KEY", "Add a targeting rule: contexts matching every --clause get --serve (or a --rollout)", func(c *cobra.Command) {
 		c.Flags().StringArrayVar(&clauses, "clause", nil, `A condition, "ATTRIBUTE OPERATOR VALUE[,VALUE...]", e.g. "country in US,CA" (repeat: all must match; "!in" negates).`)
 		c.Flags().StringVar(&serve, "serve", "", "The variation the rule serves.")
 		c.Flags().StringVar(&rollout, "rollout", "", "Serve a percentage rollout instead, e.g. on=25,off=75.")
@@ -333,7 +224,7 @@ func flagRuleIDs(f *waygatev1.FeatureFlag) []string {
 }
 
 func flagRemoveRuleCommand(o *Options) *cobra.Command {
-	c := flagChangeCommand(o, "remove-rule KEY RULE", "Remove a targeting rule, by id or number", nil, func(f *waygatev1.FeatureFlag, args []string) error {
+	c := flagKind.changeCommand(o, "remove-rule KEY RULE", "Remove a targeting rule, by id or number", nil, func(f *waygatev1.FeatureFlag, args []string) error {
 		i, err := ruleIndex(args[0], flagRuleIDs(f))
 		if err != nil {
 			return err
@@ -347,7 +238,7 @@ func flagRemoveRuleCommand(o *Options) *cobra.Command {
 
 func flagTargetCommand(o *Options) *cobra.Command {
 	var kind string
-	c := flagChangeCommand(o, "target KEY VARIATION CONTEXT-KEY...", "Serve a variation to particular contexts, before any rule", func(c *cobra.Command) {
+	c := flagKind.changeCommand(o, "target KEY VARIATION CONTEXT-KEY...", "Serve a variation to particular contexts, before any rule", func(c *cobra.Command) {
 		c.Flags().StringVar(&kind, "kind", "", "The context kind of the keys (user when left out).")
 	}, func(f *waygatev1.FeatureFlag, args []string) error {
 		variation, keys := args[0], args[1:]
@@ -374,7 +265,7 @@ func flagTargetCommand(o *Options) *cobra.Command {
 
 func flagUntargetCommand(o *Options) *cobra.Command {
 	var kind string
-	c := flagChangeCommand(o, "untarget KEY CONTEXT-KEY...", "Stop targeting contexts: rules and the fallthrough decide for them again", func(c *cobra.Command) {
+	c := flagKind.changeCommand(o, "untarget KEY CONTEXT-KEY...", "Stop targeting contexts: rules and the fallthrough decide for them again", func(c *cobra.Command) {
 		c.Flags().StringVar(&kind, "kind", "", "The context kind of the keys (user when left out).")
 	}, func(f *waygatev1.FeatureFlag, keys []string) error {
 		untarget(f, kind, keys)
@@ -407,9 +298,9 @@ func flagVariationsCommand(o *Options) *cobra.Command {
 		Use:               "variations KEY",
 		Short:             "List a flag's variations and which one serves when",
 		Args:              cobra.ExactArgs(1),
-		ValidArgsFunction: o.completeFlags,
+		ValidArgsFunction: flagKind.complete(o),
 		RunE: o.run(func(ctx context.Context, args []string) error {
-			f, err := o.featureFlag(ctx, args[0])
+			f, err := flagKind.find(ctx, o, args[0])
 			if err != nil {
 				return err
 			}

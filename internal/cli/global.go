@@ -63,7 +63,7 @@ func exemptCommand(o *Options, use, short string, add bool) *cobra.Command {
 		Use:               use,
 		Short:             short,
 		Args:              cobra.MinimumNArgs(1),
-		ValidArgsFunction: o.completeRoutes,
+		ValidArgsFunction: gateKind.complete(o),
 		RunE: o.run(func(ctx context.Context, args []string) error {
 			var keys []waygatev1.RouteKey
 			for _, a := range args {
@@ -107,11 +107,7 @@ func globalStatusCommand(o *Options) *cobra.Command {
 		Short: "Show maintenance of every route: per service and for the namespace",
 		Args:  cobra.NoArgs,
 		RunE: o.run(func(ctx context.Context, _ []string) error {
-			ns := o.namespace
-			if all {
-				ns = ""
-			}
-			gates, err := o.gates(ctx, ns)
+			gates, err := gateKind.list(ctx, o.client, o.scope(all))
 			if err != nil {
 				return err
 			}
@@ -140,16 +136,12 @@ func globalStatusCommand(o *Options) *cobra.Command {
 			for i := range wide {
 				g := &wide[i]
 				state, reason := effective(g)
-				next := "-"
-				if t := g.Status.NextTransition; t != nil {
-					next = o.age(t.Time)
-				}
 				service := string(g.Spec.Service)
 				if service == "" {
 					service = "(namespace)"
 				}
 				row := []string{service, state, orDash(reason), orDash(strings.Join(routeKeysOf(g.Spec.Exempt), ",")),
-					strconv.FormatBool(g.Spec.IncludeForceActive), strconv.Itoa(governed[g.Namespace+"/"+g.Name]), next}
+					strconv.FormatBool(g.Spec.IncludeForceActive), strconv.Itoa(governed[g.Namespace+"/"+g.Name]), o.nextChange(g.Status.NextTransition)}
 				if all {
 					row = append([]string{g.Namespace}, row...)
 				}

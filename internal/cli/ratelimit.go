@@ -11,6 +11,7 @@ import (
 	"github.com/spf13/cobra"
 	"k8s.io/apimachinery/pkg/api/meta"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/runtime"
 	"sigs.k8s.io/controller-runtime/pkg/client"
 
 	waygatev1 "github.com/waygate-dev/waygate/api/v1alpha1"
@@ -19,17 +20,42 @@ import (
 
 func rateLimitCommand(o *Options) *cobra.Command {
 	rl := &cobra.Command{Use: "rl", Short: "Rate limits of routes, services and namespaces (RateLimitPolicy)"}
-	rl.AddCommand(rlListCommand(o), rlGetCommand(o), rlSetCommand(o), rlDeleteCommand(o), rlResetCommand(o))
+	rl.AddCommand(policyKind.listCommand(o, "list", "List the rate limits"), rlGetCommand(o), rlSetCommand(o), rlDeleteCommand(o), rlResetCommand(o))
 	return rl
 }
 
-// policies lists the RateLimitPolicies of ns (every namespace when empty).
-func (o *Options) policies(ctx context.Context, ns string) ([]waygatev1.RateLimitPolicy, error) {
-	var list waygatev1.RateLimitPolicyList
-	if err := o.client.List(ctx, &list, client.InNamespace(ns)); err != nil {
-		return nil, err
-	}
-	return list.Items, nil
+// policyKind is RateLimitPolicy to the commands.
+var policyKind = kind[waygatev1.RateLimitPolicy, *waygatev1.RateLimitPolicy]{
+	name: "RateLimitPolicy",
+	list: func(ctx context.Context, c client.Reader, ns string) ([]waygatev1.RateLimitPolicy, error) {
+		var l waygatev1.RateLimitPolicyList
+		return listItems(ctx, c, ns, &l, &l.Items)
+	},
+	key:     func(p *waygatev1.RateLimitPolicy) string { return string(p.Spec.Route) },
+	service: func(p *waygatev1.RateLimitPolicy) string { return string(p.Spec.Service) },
+	label: func(p *waygatev1.RateLimitPolicy) string {
+		return routeLabel(string(p.Spec.Route), string(p.Spec.Service))
+	},
+	describe: func(_ *Options, p *waygatev1.RateLimitPolicy) string { return describeLimit(p) },
+	hint:     "`waygate rl list` lists the rate limits",
+	headers:  []string{"ROUTE", "SERVICE", "LIMIT", "ALGORITHM", "KEY", "BURST", "ENABLED", "READY"},
+	wide:     []string{"TIERS", "EXEMPT", "POLICY", "AGE"},
+	row: func(_ *Options, p *waygatev1.RateLimitPolicy) []string {
+		return []string{string(p.Spec.Route), orDash(string(p.Spec.Service)), p.Spec.Limit, orDash(string(p.Spec.Algorithm)),
+			orDash(string(p.Spec.KeyStrategy)), burst(p), strconv.FormatBool(p.Spec.Enabled), ready(p.Status.Conditions, p.Generation)}
+	},
+	wideRow: func(o *Options, p *waygatev1.RateLimitPolicy) []string {
+		var tiers []string
+		for _, t := range p.Spec.Tiers {
+			tiers = append(tiers, t.Name+"="+t.Limit)
+		}
+		return []string{orDash(strings.Join(tiers, ",")), orDash(strings.Join(append(slices.Clone(p.Spec.ExemptCIDRs), p.Spec.ExemptRoles...), ",")),
+			p.Name, o.age(p.CreationTimestamp.Time)}
+	},
+	asList: func(items []waygatev1.RateLimitPolicy) runtime.Object {
+		return &waygatev1.RateLimitPolicyList{Items: items}
+	},
+	empty: "No rate limits. `waygate rl set ROUTE 100/minute` sets one.",
 }
 
 // policy finds the policy of a route argument.
@@ -38,70 +64,12 @@ func (o *Options) policy(ctx context.Context, arg, service string) (string, []wa
 	if err != nil {
 		return "", nil, nil, err
 	}
-	items, err := o.policies(ctx, o.namespace)
+	items, err := policyKind.list(ctx, o.client, o.namespace)
 	if err != nil {
 		return key, nil, nil, err
 	}
-	p, err := findByRoute(items, policyRoute, key, service, o.namespace)
+	p, err := findByRoute(items, policyKind, key, service, o.namespace)
 	return key, items, p, err
-}
-
-func rlListCommand(o *Options) *cobra.Command {
-	var all bool
-	c := &cobra.Command{
-		Use:   "list",
-		Short: "List the rate limits",
-		Args:  cobra.NoArgs,
-		RunE: o.run(func(ctx context.Context, _ []string) error {
-			ns := o.namespace
-			if all {
-				ns = ""
-			}
-			items, err := o.policies(ctx, ns)
-			if err != nil {
-				return err
-			}
-			slices.SortFunc(items, func(a, b waygatev1.RateLimitPolicy) int {
-				return strings.Compare(a.Namespace+"\x00"+string(a.Spec.Service)+"\x00"+string(a.Spec.Route), b.Namespace+"\x00"+string(b.Spec.Service)+"\x00"+string(b.Spec.Route))
-			})
-			if ok, err := o.structured(&waygatev1.RateLimitPolicyList{Items: items}); ok {
-				return err
-			}
-			if len(items) == 0 {
-				_, _ = fmt.Fprintln(o.ErrOut, "No rate limits. `waygate rl set ROUTE 100/minute` sets one.")
-				return nil
-			}
-			headers := []string{"ROUTE", "SERVICE", "LIMIT", "ALGORITHM", "KEY", "BURST", "ENABLED", "READY"}
-			if o.Output == "wide" {
-				headers = append(headers, "TIERS", "EXEMPT", "POLICY", "AGE")
-			}
-			if all {
-				headers = append([]string{"NAMESPACE"}, headers...)
-			}
-			var rows [][]string
-			for i := range items {
-				p := &items[i]
-				row := []string{string(p.Spec.Route), orDash(string(p.Spec.Service)), p.Spec.Limit, orDash(string(p.Spec.Algorithm)),
-					orDash(string(p.Spec.KeyStrategy)), burst(p), strconv.FormatBool(p.Spec.Enabled), ready(p.Status.Conditions, p.Generation)}
-				if o.Output == "wide" {
-					var tiers []string
-					for _, t := range p.Spec.Tiers {
-						tiers = append(tiers, t.Name+"="+t.Limit)
-					}
-					row = append(row, orDash(strings.Join(tiers, ",")), orDash(strings.Join(append(slices.Clone(p.Spec.ExemptCIDRs), p.Spec.ExemptRoles...), ",")),
-						p.Name, o.age(p.CreationTimestamp.Time))
-				}
-				if all {
-					row = append([]string{p.Namespace}, row...)
-				}
-				rows = append(rows, row)
-			}
-			o.table(headers, rows)
-			return nil
-		}),
-	}
-	c.Flags().BoolVarP(&all, "all-namespaces", "A", false, "List the rate limits of every namespace.")
-	return c
 }
 
 func burst(p *waygatev1.RateLimitPolicy) string {

@@ -9,7 +9,6 @@ import (
 
 	"github.com/spf13/cobra"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
-	"sigs.k8s.io/controller-runtime/pkg/client"
 
 	waygatev1 "github.com/waygate-dev/waygate/api/v1alpha1"
 )
@@ -55,7 +54,7 @@ func routeCommand(o *Options, use, short string, create bool, change func(*wayga
 		Use:               use,
 		Short:             short,
 		Args:              cobra.MinimumNArgs(1),
-		ValidArgsFunction: o.completeRoutes,
+		ValidArgsFunction: gateKind.complete(o),
 		RunE: o.run(func(ctx context.Context, args []string) error {
 			return o.changeRoute(ctx, args[0], f, create, func(spec *waygatev1.RouteGateSpec) error {
 				if err := change(spec, args[1:]); err != nil {
@@ -152,11 +151,11 @@ func (o *Options) changeRoute(ctx context.Context, arg string, f routeFlags, cre
 	if err != nil {
 		return err
 	}
-	gates, err := o.gates(ctx, o.namespace)
+	gates, err := gateKind.list(ctx, o.client, o.namespace)
 	if err != nil {
 		return err
 	}
-	rg, err := findByRoute(gates, gateRoute, key, f.service, o.namespace)
+	rg, err := findByRoute(gates, gateKind, key, f.service, o.namespace)
 	if err != nil && (!create || !isNotFound(err)) {
 		return err
 	}
@@ -186,20 +185,11 @@ func (o *Options) createGate(ctx context.Context, gates []waygatev1.RouteGate, k
 	if err := o.create(ctx, routeLabel(key, service), rg, func() string { return o.describeSpec(&rg.Spec) }); err != nil {
 		return err
 	}
-	if near := closeMatches(key, routes(gates, gateRoute)); len(near) > 0 {
+	if near := closeMatches(key, keysOf(gates, gateKind)); len(near) > 0 {
 		o.warnf("%s had no RouteGate; close matches that have one: %s (if you meant one of them, `waygate enable %s` undoes this)",
 			key, strings.Join(near, ", "), key)
 	}
 	return nil
-}
-
-// gates lists the RouteGates of ns (all namespaces when empty).
-func (o *Options) gates(ctx context.Context, ns string) ([]waygatev1.RouteGate, error) {
-	var list waygatev1.RouteGateList
-	if err := o.client.List(ctx, &list, client.InNamespace(ns)); err != nil {
-		return nil, err
-	}
-	return list.Items, nil
 }
 
 // describeSpec says in a few words what a gate's spec asks for.
@@ -290,18 +280,4 @@ func (o *Options) parseTime(flag, v string) (time.Time, error) {
 		}
 	}
 	return time.Time{}, fmt.Errorf("%s %q: give a time (2030-06-01T03:00:00Z, or 2030-06-01 03:00 in %s) or a delay from now (30m, 2h)", flag, v, loc)
-}
-
-// completeRoutes completes route keys from the cluster.
-func (o *Options) completeRoutes(cmd *cobra.Command, args []string, _ string) ([]string, cobra.ShellCompDirective) {
-	if len(args) > 0 || o.connect() != nil {
-		return nil, cobra.ShellCompDirectiveNoFileComp
-	}
-	gates, err := o.gates(cmd.Context(), o.namespace)
-	if err != nil {
-		return nil, cobra.ShellCompDirectiveNoFileComp
-	}
-	keys := routes(gates, gateRoute)
-	slices.Sort(keys)
-	return slices.Compact(keys), cobra.ShellCompDirectiveNoFileComp
 }

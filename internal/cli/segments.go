@@ -9,6 +9,7 @@ import (
 
 	"github.com/spf13/cobra"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/runtime"
 	"sigs.k8s.io/controller-runtime/pkg/client"
 
 	waygatev1 "github.com/waygate-dev/waygate/api/v1alpha1"
@@ -16,13 +17,14 @@ import (
 
 func segmentsCommand(o *Options) *cobra.Command {
 	segs := &cobra.Command{Use: "segments", Aliases: []string{"segment"}, Short: "Segments: reusable groups of contexts for flag targeting (Segment)"}
-	segs.AddCommand(segmentListCommand(o), segmentGetCommand(o), segmentCreateCommand(o), segmentDeleteCommand(o),
-		segmentChangeCommand(o, "include KEY CONTEXT-KEY...", "Put contexts in a segment, whatever its rules say", nil, func(s *waygatev1.Segment, keys []string) error {
+	segs.AddCommand(segmentKind.listCommand(o, "list", "List the segments"), segmentGetCommand(o), segmentCreateCommand(o),
+		segmentKind.deleteCommand(o, "delete KEY", "Delete a segment (flags that name it then report it missing)"),
+		segmentKind.changeCommand(o, "include KEY CONTEXT-KEY...", "Put contexts in a segment, whatever its rules say", nil, func(s *waygatev1.Segment, keys []string) error {
 			s.Spec.Excluded = without(s.Spec.Excluded, keys)
 			s.Spec.Included = with(s.Spec.Included, keys)
 			return nil
 		}),
-		segmentChangeCommand(o, "exclude KEY CONTEXT-KEY...", "Keep contexts out of a segment, whatever its rules say", nil, func(s *waygatev1.Segment, keys []string) error {
+		segmentKind.changeCommand(o, "exclude KEY CONTEXT-KEY...", "Keep contexts out of a segment, whatever its rules say", nil, func(s *waygatev1.Segment, keys []string) error {
 			s.Spec.Included = without(s.Spec.Included, keys)
 			s.Spec.Excluded = with(s.Spec.Excluded, keys)
 			return nil
@@ -45,36 +47,28 @@ func without(list, keys []string) []string {
 	return slices.DeleteFunc(slices.Clone(list), func(k string) bool { return slices.Contains(keys, k) })
 }
 
-func (o *Options) segmentList(ctx context.Context, ns string) ([]waygatev1.Segment, error) {
-	var list waygatev1.SegmentList
-	if err := o.client.List(ctx, &list, client.InNamespace(ns)); err != nil {
-		return nil, err
-	}
-	return list.Items, nil
-}
-
-func (o *Options) segment(ctx context.Context, key string) (*waygatev1.Segment, error) {
-	items, err := o.segmentList(ctx, o.namespace)
-	if err != nil {
-		return nil, err
-	}
-	return findByKey(items, "Segment", key, o.namespace, "`waygate segments list` lists the segments")
-}
-
-func (o *Options) completeSegments(cmd *cobra.Command, args []string, _ string) ([]string, cobra.ShellCompDirective) {
-	if len(args) > 0 || o.connect() != nil {
-		return nil, cobra.ShellCompDirectiveNoFileComp
-	}
-	items, err := o.segmentList(cmd.Context(), o.namespace)
-	if err != nil {
-		return nil, cobra.ShellCompDirectiveNoFileComp
-	}
-	var keys []string
-	for i := range items {
-		keys = append(keys, items[i].Key())
-	}
-	slices.Sort(keys)
-	return slices.Compact(keys), cobra.ShellCompDirectiveNoFileComp
+// segmentKind is Segment to the commands.
+var segmentKind = kind[waygatev1.Segment, *waygatev1.Segment]{
+	name: "Segment",
+	list: func(ctx context.Context, c client.Reader, ns string) ([]waygatev1.Segment, error) {
+		var l waygatev1.SegmentList
+		return listItems(ctx, c, ns, &l, &l.Items)
+	},
+	key:      (*waygatev1.Segment).Key,
+	label:    func(s *waygatev1.Segment) string { return "segment:" + s.Key() },
+	describe: func(_ *Options, s *waygatev1.Segment) string { return describeSegment(s) },
+	hint:     "`waygate segments list` lists the segments",
+	headers:  []string{"KEY", "INCLUDED", "EXCLUDED", "RULES", "READY"},
+	wide:     []string{"NAME", "SEGMENT", "AGE"},
+	row: func(_ *Options, s *waygatev1.Segment) []string {
+		return []string{s.Key(), strconv.Itoa(len(s.Spec.Included)), strconv.Itoa(len(s.Spec.Excluded)), strconv.Itoa(len(s.Spec.Rules)),
+			ready(s.Status.Conditions, s.Generation)}
+	},
+	wideRow: func(o *Options, s *waygatev1.Segment) []string {
+		return []string{orDash(s.Spec.Name), s.Name, o.age(s.CreationTimestamp.Time)}
+	},
+	asList: func(items []waygatev1.Segment) runtime.Object { return &waygatev1.SegmentList{Items: items} },
+	empty:  "No segments. `waygate segments create KEY` creates one.",
 }
 
 // describeSegment sums a segment up in a few words.
@@ -82,34 +76,7 @@ func describeSegment(s *waygatev1.Segment) string {
 	return fmt.Sprintf("%d included, %d excluded, %s", len(s.Spec.Included), len(s.Spec.Excluded), count(len(s.Spec.Rules), "rule"))
 }
 
-func segmentChangeCommand(o *Options, use, short string, more func(*cobra.Command), change func(*waygatev1.Segment, []string) error) *cobra.Command {
-	var force bool
-	c := &cobra.Command{
-		Use:               use,
-		Short:             short,
-		Args:              cobra.MinimumNArgs(2),
-		ValidArgsFunction: o.completeSegments,
-		RunE: o.run(func(ctx context.Context, args []string) error {
-			s, err := o.segment(ctx, args[0])
-			if err != nil {
-				return err
-			}
-			before, err := update(ctx, o, s, force, func(s *waygatev1.Segment) error { return change(s, args[1:]) })
-			if err != nil {
-				return err
-			}
-			o.changed("segment:"+s.Key(), describeSegment(before), describeSegment(s), before, s)
-			return nil
-		}),
-	}
-	c.Flags().BoolVar(&force, "force", false, "Change a segment that GitOps manages, knowing the next sync reverts it.")
-	if more != nil {
-		more(c)
-	}
-	return c
-}
-
-// usedBy counts, per segment key, the flags whose rules name it.
+// usedBy lists, per segment key, the flags whose rules name it.
 func usedBy(flags []waygatev1.FeatureFlag) map[string][]string {
 	out := map[string][]string{}
 	for i := range flags {
@@ -118,7 +85,7 @@ func usedBy(flags []waygatev1.FeatureFlag) map[string][]string {
 			for _, c := range cs {
 				if c.Operator == waygatev1.OperatorInSegment || c.Operator == waygatev1.OperatorNotInSegment {
 					for _, v := range c.Values {
-						out[f.Namespace+"/"+v] = with(out[f.Namespace+"/"+v], []string{f.Key()})
+						out[v] = with(out[v], []string{f.Key()})
 					}
 				}
 			}
@@ -127,66 +94,14 @@ func usedBy(flags []waygatev1.FeatureFlag) map[string][]string {
 	return out
 }
 
-func segmentListCommand(o *Options) *cobra.Command {
-	var all bool
-	c := &cobra.Command{
-		Use:   "list",
-		Short: "List the segments, and the flags that use them",
-		Args:  cobra.NoArgs,
-		RunE: o.run(func(ctx context.Context, _ []string) error {
-			ns := o.namespace
-			if all {
-				ns = ""
-			}
-			items, err := o.segmentList(ctx, ns)
-			if err != nil {
-				return err
-			}
-			slices.SortFunc(items, func(a, b waygatev1.Segment) int {
-				return strings.Compare(a.Namespace+"\x00"+a.Key(), b.Namespace+"\x00"+b.Key())
-			})
-			if ok, err := o.structured(&waygatev1.SegmentList{Items: items}); ok {
-				return err
-			}
-			if len(items) == 0 {
-				_, _ = fmt.Fprintln(o.ErrOut, "No segments. `waygate segments create KEY` creates one.")
-				return nil
-			}
-			flags, err := o.featureFlags(ctx, ns)
-			if err != nil {
-				return err
-			}
-			users := usedBy(flags)
-			headers := []string{"KEY", "INCLUDED", "EXCLUDED", "RULES", "USED BY", "READY"}
-			if all {
-				headers = append([]string{"NAMESPACE"}, headers...)
-			}
-			var rows [][]string
-			for i := range items {
-				s := &items[i]
-				row := []string{s.Key(), strconv.Itoa(len(s.Spec.Included)), strconv.Itoa(len(s.Spec.Excluded)), strconv.Itoa(len(s.Spec.Rules)),
-					orDash(strings.Join(users[s.Namespace+"/"+s.Key()], ",")), ready(s.Status.Conditions, s.Generation)}
-				if all {
-					row = append([]string{s.Namespace}, row...)
-				}
-				rows = append(rows, row)
-			}
-			o.table(headers, rows)
-			return nil
-		}),
-	}
-	c.Flags().BoolVarP(&all, "all-namespaces", "A", false, "List the segments of every namespace.")
-	return c
-}
-
 func segmentGetCommand(o *Options) *cobra.Command {
 	return &cobra.Command{
 		Use:               "get KEY",
 		Short:             "Show a segment: included, excluded, rules",
 		Args:              cobra.ExactArgs(1),
-		ValidArgsFunction: o.completeSegments,
+		ValidArgsFunction: segmentKind.complete(o),
 		RunE: o.run(func(ctx context.Context, args []string) error {
-			s, err := o.segment(ctx, args[0])
+			s, err := segmentKind.find(ctx, o, args[0])
 			if err != nil {
 				return err
 			}
@@ -198,6 +113,11 @@ func segmentGetCommand(o *Options) *cobra.Command {
 			for i, r := range s.Spec.Rules {
 				rows = append(rows, []string{fmt.Sprintf("Rule %d (%s):", i+1, orDash(r.ID)), formatClauses(r.Clauses)})
 			}
+			flags, err := flagKind.list(ctx, o.client, o.namespace)
+			if err != nil {
+				return err
+			}
+			rows = append(rows, []string{"Used by:", orDash(strings.Join(usedBy(flags)[s.Key()], ", "))})
 			rows = append(rows, []string{"Ready:", readyLine(s.Status.Conditions, s.Generation)}, []string{"Segment:", s.Namespace + "/" + s.Name})
 			o.keyValues(rows)
 			return nil
@@ -232,29 +152,10 @@ func segmentCreateCommand(o *Options) *cobra.Command {
 	return c
 }
 
-func segmentDeleteCommand(o *Options) *cobra.Command {
-	var force bool
-	c := &cobra.Command{
-		Use:               "delete KEY",
-		Short:             "Delete a segment (flags that name it then report it missing)",
-		Args:              cobra.ExactArgs(1),
-		ValidArgsFunction: o.completeSegments,
-		RunE: o.run(func(ctx context.Context, args []string) error {
-			s, err := o.segment(ctx, args[0])
-			if err != nil {
-				return err
-			}
-			return o.delete(ctx, "segment:"+s.Key(), describeSegment(s), s, force)
-		}),
-	}
-	c.Flags().BoolVar(&force, "force", false, "Delete a segment that GitOps manages, knowing the next sync restores it.")
-	return c
-}
-
 func segmentAddRuleCommand(o *Options) *cobra.Command {
 	var clauses []string
 	var id, description string
-	c := segmentChangeCommand(o, "add-rule KEY", "Add a rule: contexts matching every --clause are in the segment", func(c *cobra.Command) {
+	c := segmentKind.changeCommand(o, "add-rule KEY", "Add a rule: contexts matching every --clause are in the segment", func(c *cobra.Command) {
 		c.Flags().StringArrayVar(&clauses, "clause", nil, `A condition, "ATTRIBUTE OPERATOR VALUE[,VALUE...]", e.g. "email ends_with @acme.com" (repeat: all must match).`)
 		c.Flags().StringVar(&id, "id", "", "An id for the rule (r1, r2, ... when left out).")
 		c.Flags().StringVar(&description, "description", "", "What the rule is for.")
@@ -283,7 +184,7 @@ func segmentRuleIDs(s *waygatev1.Segment) []string {
 }
 
 func segmentRemoveRuleCommand(o *Options) *cobra.Command {
-	c := segmentChangeCommand(o, "remove-rule KEY RULE", "Remove a rule, by id or number", nil, func(s *waygatev1.Segment, args []string) error {
+	c := segmentKind.changeCommand(o, "remove-rule KEY RULE", "Remove a rule, by id or number", nil, func(s *waygatev1.Segment, args []string) error {
 		i, err := ruleIndex(args[0], segmentRuleIDs(s))
 		if err != nil {
 			return err

@@ -3,10 +3,12 @@ package cli
 import (
 	"context"
 	"fmt"
-	"slices"
 	"strings"
 
 	"github.com/spf13/cobra"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/runtime"
+	"sigs.k8s.io/controller-runtime/pkg/client"
 
 	waygatev1 "github.com/waygate-dev/waygate/api/v1alpha1"
 )
@@ -21,24 +23,20 @@ func statusCommand(o *Options) *cobra.Command {
   waygate status GET:/payments
   waygate status -A -o wide`,
 		Args:              cobra.MaximumNArgs(1),
-		ValidArgsFunction: o.completeRoutes,
+		ValidArgsFunction: gateKind.complete(o),
 		RunE: o.run(func(ctx context.Context, args []string) error {
-			ns := o.namespace
-			if all {
-				ns = ""
-			}
-			gates, err := o.gates(ctx, ns)
+			gates, err := gateKind.list(ctx, o.client, o.scope(all))
 			if err != nil {
 				return err
 			}
 			if len(args) == 0 {
-				return o.printGates(gates, all)
+				return gateKind.print(o, gates, all)
 			}
 			key, err := routeKey(args[0])
 			if err != nil {
 				return err
 			}
-			rg, err := findByRoute(gates, gateRoute, key, service, o.namespace)
+			rg, err := findByRoute(gates, gateKind, key, service, o.namespace)
 			if err != nil {
 				return err
 			}
@@ -58,43 +56,38 @@ func effective(rg *waygatev1.RouteGate) (state, reason string) {
 	return string(rg.Status.State), rg.Status.Reason
 }
 
-func (o *Options) printGates(gates []waygatev1.RouteGate, all bool) error {
-	slices.SortFunc(gates, func(a, b waygatev1.RouteGate) int {
-		return strings.Compare(a.Namespace+"\x00"+string(a.Spec.Service)+"\x00"+string(a.Spec.Route), b.Namespace+"\x00"+string(b.Spec.Service)+"\x00"+string(b.Spec.Route))
-	})
-	if ok, err := o.structured(&waygatev1.RouteGateList{Items: gates}); ok {
-		return err
-	}
-	if len(gates) == 0 {
-		_, _ = fmt.Fprintln(o.ErrOut, "No gated routes: every route is served. `waygate disable ROUTE` or `waygate maintenance ROUTE` gates one.")
-		return nil
-	}
-	headers := []string{"ROUTE", "SERVICE", "STATE", "REASON", "NEXT CHANGE"}
-	if o.Output == "wide" {
-		headers = append(headers, "ALLOWED ENVS", "GOVERNED BY", "ROUTEGATE", "READY", "AGE")
-	}
-	if all {
-		headers = append([]string{"NAMESPACE"}, headers...)
-	}
-	var rows [][]string
-	for i := range gates {
-		rg := &gates[i]
+// gateKind is RouteGate to the commands.
+var gateKind = kind[waygatev1.RouteGate, *waygatev1.RouteGate]{
+	name: "RouteGate",
+	list: func(ctx context.Context, c client.Reader, ns string) ([]waygatev1.RouteGate, error) {
+		var l waygatev1.RouteGateList
+		return listItems(ctx, c, ns, &l, &l.Items)
+	},
+	key:      func(g *waygatev1.RouteGate) string { return string(g.Spec.Route) },
+	service:  func(g *waygatev1.RouteGate) string { return string(g.Spec.Service) },
+	label:    func(g *waygatev1.RouteGate) string { return routeLabel(string(g.Spec.Route), string(g.Spec.Service)) },
+	describe: func(o *Options, g *waygatev1.RouteGate) string { return o.describeSpec(&g.Spec) },
+	hint:     "`waygate status` lists the gated routes",
+	headers:  []string{"ROUTE", "SERVICE", "STATE", "REASON", "NEXT CHANGE"},
+	wide:     []string{"ALLOWED ENVS", "GOVERNED BY", "ROUTEGATE", "READY", "AGE"},
+	row: func(o *Options, rg *waygatev1.RouteGate) []string {
 		state, reason := effective(rg)
-		next := "-"
-		if t := rg.Status.NextTransition; t != nil {
-			next = o.age(t.Time)
-		}
-		row := []string{string(rg.Spec.Route), orDash(string(rg.Spec.Service)), state, orDash(reason), next}
-		if o.Output == "wide" {
-			row = append(row, orDash(strings.Join(rg.Spec.AllowedEnvs, ",")), orDash(rg.Status.GovernedBy), rg.Name, ready(rg.Status.Conditions, rg.Generation), o.age(rg.CreationTimestamp.Time))
-		}
-		if all {
-			row = append([]string{rg.Namespace}, row...)
-		}
-		rows = append(rows, row)
+		return []string{string(rg.Spec.Route), orDash(string(rg.Spec.Service)), state, orDash(reason), o.nextChange(rg.Status.NextTransition)}
+	},
+	wideRow: func(o *Options, rg *waygatev1.RouteGate) []string {
+		return []string{orDash(strings.Join(rg.Spec.AllowedEnvs, ",")), orDash(rg.Status.GovernedBy), rg.Name,
+			ready(rg.Status.Conditions, rg.Generation), o.age(rg.CreationTimestamp.Time)}
+	},
+	asList: func(items []waygatev1.RouteGate) runtime.Object { return &waygatev1.RouteGateList{Items: items} },
+	empty:  "No gated routes: every route is served. `waygate disable ROUTE` or `waygate maintenance ROUTE` gates one.",
+}
+
+// nextChange is when a state changes on its own next, as an age.
+func (o *Options) nextChange(t *metav1.Time) string {
+	if t == nil {
+		return "-"
 	}
-	o.table(headers, rows)
-	return nil
+	return o.age(t.Time)
 }
 
 func (o *Options) printGate(rg *waygatev1.RouteGate) error {
@@ -112,7 +105,7 @@ func (o *Options) printGate(rg *waygatev1.RouteGate) error {
 		add("Governed by", "routegate "+rg.Status.GovernedBy+" (service-wide maintenance)")
 	}
 	if t := rg.Status.NextTransition; t != nil {
-		add("Next change", fmt.Sprintf("%s (%s)", o.formatTime(t.Time), o.age(t.Time)))
+		add("Next change", fmt.Sprintf("%s (%s)", o.formatTime(t.Time), o.nextChange(t)))
 	}
 	add("Asked for", o.describeSpec(&rg.Spec))
 	add("Ready", readyLine(rg.Status.Conditions, rg.Generation))
