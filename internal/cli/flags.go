@@ -207,7 +207,7 @@ func flagAddRuleCommand(o *Options) *cobra.Command {
 				return err
 			}
 		}
-		if rule.ID, err = newRuleID(id, flagRuleIDs(f)); err != nil {
+		if rule.ID, err = newRuleID(id, ruleIDs(f.Spec.Rules, flagRuleID)); err != nil {
 			return err
 		}
 		f.Spec.Rules = append(f.Spec.Rules, rule)
@@ -215,22 +215,9 @@ func flagAddRuleCommand(o *Options) *cobra.Command {
 	})
 }
 
-func flagRuleIDs(f *waygatev1.FeatureFlag) []string {
-	ids := make([]string, len(f.Spec.Rules))
-	for i, r := range f.Spec.Rules {
-		ids[i] = r.ID
-	}
-	return ids
-}
-
 func flagRemoveRuleCommand(o *Options) *cobra.Command {
 	c := flagKind.changeCommand(o, "remove-rule KEY RULE", "Remove a targeting rule, by id or number", nil, func(f *waygatev1.FeatureFlag, args []string) error {
-		i, err := ruleIndex(args[0], flagRuleIDs(f))
-		if err != nil {
-			return err
-		}
-		f.Spec.Rules = slices.Delete(f.Spec.Rules, i, i+1)
-		return nil
+		return removeRule(&f.Spec.Rules, flagRuleID, args[0])
 	})
 	c.Args = cobra.ExactArgs(2)
 	return c

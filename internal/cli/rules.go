@@ -79,6 +79,28 @@ func newRuleID(id string, ids []string) (string, error) {
 	}
 }
 
+// ruleIDs are the ids of rules.
+func ruleIDs[R any](rules []R, id func(R) string) []string {
+	ids := make([]string, len(rules))
+	for i, r := range rules {
+		ids[i] = id(r)
+	}
+	return ids
+}
+
+// removeRule removes the rule arg names (its id or number) from rules.
+func removeRule[R any](rules *[]R, id func(R) string, arg string) error {
+	i, err := ruleIndex(arg, ruleIDs(*rules, id))
+	if err != nil {
+		return err
+	}
+	*rules = slices.Delete(*rules, i, i+1)
+	return nil
+}
+
+func flagRuleID(r waygatev1.FlagRule) string       { return r.ID }
+func segmentRuleID(r waygatev1.SegmentRule) string { return r.ID }
+
 // ruleIndex finds the rule named by arg: its id, or its number (from 1).
 func ruleIndex(arg string, ids []string) (int, error) {
 	if i := slices.Index(ids, arg); i >= 0 {

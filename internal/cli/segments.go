@@ -165,7 +165,7 @@ func segmentAddRuleCommand(o *Options) *cobra.Command {
 			return err
 		}
 		rule := waygatev1.SegmentRule{Description: description, Clauses: cs}
-		if rule.ID, err = newRuleID(id, segmentRuleIDs(s)); err != nil {
+		if rule.ID, err = newRuleID(id, ruleIDs(s.Spec.Rules, segmentRuleID)); err != nil {
 			return err
 		}
 		s.Spec.Rules = append(s.Spec.Rules, rule)
@@ -175,22 +175,9 @@ func segmentAddRuleCommand(o *Options) *cobra.Command {
 	return c
 }
 
-func segmentRuleIDs(s *waygatev1.Segment) []string {
-	ids := make([]string, len(s.Spec.Rules))
-	for i, r := range s.Spec.Rules {
-		ids[i] = r.ID
-	}
-	return ids
-}
-
 func segmentRemoveRuleCommand(o *Options) *cobra.Command {
 	c := segmentKind.changeCommand(o, "remove-rule KEY RULE", "Remove a rule, by id or number", nil, func(s *waygatev1.Segment, args []string) error {
-		i, err := ruleIndex(args[0], segmentRuleIDs(s))
-		if err != nil {
-			return err
-		}
-		s.Spec.Rules = slices.Delete(s.Spec.Rules, i, i+1)
-		return nil
+		return removeRule(&s.Spec.Rules, segmentRuleID, args[0])
 	})
 	c.Args = cobra.ExactArgs(2)
 	return c
