@@ -80,6 +80,8 @@ func run(manager string, samples bool) error {
   kubectl get auditentries --sort-by=.spec.timestamp   # who changed what
   kubectl explain routegate.spec             # field documentation
   kubectl --as=alice get routegates          # act as another user
+  bin/waygate status                         # the CLI: routes, then
+  bin/waygate disable POST:/refunds -r "Ledger move" && bin/waygate audit
 Ctrl-C stops the operator and the control plane.
 `, rel)
 
