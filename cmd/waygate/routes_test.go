@@ -2,6 +2,7 @@ package main
 
 import (
 	"context"
+	"encoding/json"
 	"fmt"
 	"strings"
 	"testing"
@@ -80,4 +81,20 @@ func at(s string) time.Time {
 		panic(err)
 	}
 	return t
+}
+
+// With -o json or yaml, a change prints the object as the API server
+// stored it instead of a line.
+func TestChangeOutputsObject(t *testing.T) {
+	ns := namespace(t)
+	var rg waygatev1.RouteGate
+	if err := json.Unmarshal([]byte(must(t, "alice", ns, "disable", "GET:/x", "-o", "json")), &rg); err != nil {
+		t.Fatal(err)
+	}
+	if rg.Kind != "RouteGate" || rg.Name != "get-x" || rg.Spec.State != waygatev1.RouteDisabled || rg.ResourceVersion == "" {
+		t.Errorf("disable -o json: %+v", rg)
+	}
+	if out := must(t, "alice", ns, "enable", "GET:/x", "-o", "yaml"); !strings.Contains(out, "kind: RouteGate") || !strings.Contains(out, "state: active") {
+		t.Errorf("enable -o yaml:\n%s", out)
+	}
 }

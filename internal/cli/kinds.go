@@ -171,8 +171,7 @@ func (k kind[T, P]) changeCommand(o *Options, use, short string, more func(*cobr
 			if err != nil {
 				return err
 			}
-			o.changed(k.label(p), k.describe(o, before), k.describe(o, p), before, p)
-			return nil
+			return o.changed(k.label(p), k.describe(o, before), k.describe(o, p), before, p)
 		}),
 	}
 	c.Flags().BoolVar(&force, "force", false, "Change it even if GitOps manages it, knowing the next sync reverts the change.")

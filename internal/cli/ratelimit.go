@@ -184,8 +184,7 @@ func rlSetCommand(o *Options) *cobra.Command {
 			if err != nil {
 				return err
 			}
-			o.changed(routeLabel(route, string(p.Spec.Service)), describeLimit(before), describeLimit(p), before, p)
-			return nil
+			return o.changed(routeLabel(route, string(p.Spec.Service)), describeLimit(before), describeLimit(p), before, p)
 		}),
 	}
 	c.Flags().StringVar(&f.service, "service", "", "The service the route belongs to (spec.service); with ROUTE \"*\", every route of it.")
@@ -257,8 +256,7 @@ func rlResetCommand(o *Options) *cobra.Command {
 			}); err != nil {
 				return err
 			}
-			o.printf("%s: counters reset requested at %s (%s %s/%s)\n", routeLabel(route, string(p.Spec.Service)), o.formatTime(o.Now()), kindOf(p), p.Namespace, p.Name)
-			return nil
+			return o.report(p, "%s: counters reset requested at %s (%s %s/%s)", routeLabel(route, string(p.Spec.Service)), o.formatTime(o.Now()), kindOf(p), p.Namespace, p.Name)
 		}),
 	}
 	c.Flags().StringVar(&service, "service", "", "The service the route belongs to, when policies of several services share the key.")

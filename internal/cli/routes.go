@@ -166,8 +166,7 @@ func (o *Options) changeRoute(ctx context.Context, arg string, f routeFlags, cre
 	if err != nil {
 		return err
 	}
-	o.changed(routeLabel(key, string(rg.Spec.Service)), o.describeSpec(&before.Spec), o.describeSpec(&rg.Spec), before, rg)
-	return nil
+	return o.changed(routeLabel(key, string(rg.Spec.Service)), o.describeSpec(&before.Spec), o.describeSpec(&rg.Spec), before, rg)
 }
 
 // createGate creates the RouteGate of a route that has none.

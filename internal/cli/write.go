@@ -37,18 +37,26 @@ func (o *Options) create(ctx context.Context, what string, obj client.Object, de
 	if err := o.client.Create(ctx, obj, client.FieldOwner(FieldManager)); err != nil {
 		return err
 	}
-	o.printf("%s: %s (created %s %s/%s)\n", what, describe(), kindOf(obj), obj.GetNamespace(), obj.GetName())
-	return nil
+	return o.report(obj, "%s: %s (created %s %s/%s)", what, describe(), kindOf(obj), obj.GetNamespace(), obj.GetName())
 }
 
 // changed says what a change did to obj, given obj as it was before:
 // "<what>: <was> → <now> (...)", or that it was already so.
-func (o *Options) changed(what, was, now string, before, obj client.Object) {
+func (o *Options) changed(what, was, now string, before, obj client.Object) error {
 	if equality.Semantic.DeepEqual(before, obj) {
-		o.printf("%s: %s, unchanged (%s %s/%s)\n", what, now, kindOf(obj), obj.GetNamespace(), obj.GetName())
-		return
+		return o.report(obj, "%s: %s, unchanged (%s %s/%s)", what, now, kindOf(obj), obj.GetNamespace(), obj.GetName())
 	}
-	o.printf("%s: %s → %s (%s %s/%s)\n", what, was, now, kindOf(obj), obj.GetNamespace(), obj.GetName())
+	return o.report(obj, "%s: %s → %s (%s %s/%s)", what, was, now, kindOf(obj), obj.GetNamespace(), obj.GetName())
+}
+
+// report says what a write did: the line, or with -o json|yaml the object
+// as the API server returned it.
+func (o *Options) report(obj client.Object, format string, a ...any) error {
+	if ok, err := o.structured(obj); ok {
+		return err
+	}
+	o.printf(format+"\n", a...)
+	return nil
 }
 
 // delete deletes obj as the CLI, unless GitOps manages it and force is not
@@ -60,6 +68,5 @@ func (o *Options) delete(ctx context.Context, what, was string, obj client.Objec
 	if err := o.client.Delete(ctx, obj); err != nil {
 		return err
 	}
-	o.printf("%s: %s, deleted (%s %s/%s)\n", what, was, kindOf(obj), obj.GetNamespace(), obj.GetName())
-	return nil
+	return o.report(obj, "%s: %s, deleted (%s %s/%s)", what, was, kindOf(obj), obj.GetNamespace(), obj.GetName())
 }
