@@ -2,6 +2,7 @@ package controllers
 
 import (
 	ctrl "sigs.k8s.io/controller-runtime"
+	"sigs.k8s.io/controller-runtime/pkg/cache"
 	"sigs.k8s.io/controller-runtime/pkg/controller"
 
 	"github.com/waygate-dev/waygate/internal/audit"
@@ -23,4 +24,10 @@ func Setup(mgr ctrl.Manager, concurrency int) error {
 		return err
 	}
 	return (&RateLimitPolicyReconciler{Client: c, Audit: w}).SetupWithManager(mgr, opts)
+}
+
+// CacheOptions is how the manager's cache holds objects: without their
+// managedFields, which the operator never reads (less memory per object).
+func CacheOptions() cache.Options {
+	return cache.Options{DefaultTransform: cache.TransformStripManagedFields()}
 }

@@ -27,6 +27,7 @@ import (
 func Start(cp *controlplane.ControlPlane, suppressors ...string) (stop func(), err error) {
 	mgr, err := ctrl.NewManager(cp.Operator, ctrl.Options{
 		Scheme:                 controlplane.Scheme,
+		Cache:                  controllers.CacheOptions(),
 		Metrics:                metricsserver.Options{BindAddress: "0"},
 		HealthProbeBindAddress: "0",
 		WebhookServer: webhook.NewServer(webhook.Options{
