@@ -6,12 +6,16 @@ import (
 	"strings"
 
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
+	"k8s.io/apimachinery/pkg/api/meta"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 )
 
 // explain turns an API error into one line that says what is wrong and how
 // to fix it; other errors pass as they are.
 func explain(err error) error {
+	if meta.IsNoMatchError(err) {
+		return fmt.Errorf("this cluster has no Waygate API (waygate.dev/v1alpha1): install Waygate (make deploy), or pick another cluster with --context")
+	}
 	var status apierrors.APIStatus
 	if err == nil || !errors.As(err, &status) {
 		return err

@@ -4,7 +4,9 @@ import (
 	"slices"
 	"testing"
 
+	"k8s.io/apimachinery/pkg/api/meta"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/runtime/schema"
 )
 
 func TestRouteKey(t *testing.T) {
@@ -68,6 +70,13 @@ func TestCloseMatches(t *testing.T) {
 		if got := closeMatches(tc.key, keys); !slices.Equal(got, tc.want) {
 			t.Errorf("closeMatches(%q) = %q, want %q", tc.key, got, tc.want)
 		}
+	}
+}
+
+func TestExplainNoWaygateAPI(t *testing.T) {
+	err := explain(&meta.NoKindMatchError{GroupKind: schema.GroupKind{Group: "waygate.dev", Kind: "RouteGate"}, SearchedVersions: []string{"v1alpha1"}})
+	if err == nil || err.Error() != "this cluster has no Waygate API (waygate.dev/v1alpha1): install Waygate (make deploy), or pick another cluster with --context" {
+		t.Errorf("explain(no match) = %v", err)
 	}
 }
 
