@@ -153,9 +153,17 @@ func describeFlag(old, cur *waygatev1.FeatureFlag) Record {
 
 func describeSegment(old, cur *waygatev1.Segment) Record {
 	return describeObject(old, cur, "segment:"+pick(old, cur).Key(), [3]string{ActionSegmentCreated, ActionSegmentUpdated, ActionSegmentDeleted},
-		func(s *waygatev1.Segment) (string, any) {
-			return fmt.Sprintf("%d included, %d excluded, %d rules", len(s.Spec.Included), len(s.Spec.Excluded), len(s.Spec.Rules)), s.Spec
-		})
+		func(s *waygatev1.Segment) (string, any) { return SegmentStatus(s), s.Spec })
+}
+
+// SegmentStatus sums a segment up for oldStatus and newStatus:
+// "2 included, 1 excluded, 1 rule".
+func SegmentStatus(s *waygatev1.Segment) string {
+	rules := fmt.Sprintf("%d rules", len(s.Spec.Rules))
+	if len(s.Spec.Rules) == 1 {
+		rules = "1 rule"
+	}
+	return fmt.Sprintf("%d included, %d excluded, %s", len(s.Spec.Included), len(s.Spec.Excluded), rules)
 }
 
 func describePolicy(old, cur *waygatev1.RateLimitPolicy) Record {

@@ -13,6 +13,7 @@ import (
 	"sigs.k8s.io/controller-runtime/pkg/client"
 
 	waygatev1 "github.com/waygate-dev/waygate/api/v1alpha1"
+	"github.com/waygate-dev/waygate/internal/audit"
 )
 
 func segmentsCommand(o *Options) *cobra.Command {
@@ -56,7 +57,7 @@ var segmentKind = kind[waygatev1.Segment, *waygatev1.Segment]{
 	},
 	key:      (*waygatev1.Segment).Key,
 	label:    func(s *waygatev1.Segment) string { return "segment:" + s.Key() },
-	describe: func(_ *Options, s *waygatev1.Segment) string { return describeSegment(s) },
+	describe: func(_ *Options, s *waygatev1.Segment) string { return audit.SegmentStatus(s) },
 	hint:     "`waygate segments list` lists the segments",
 	headers:  []string{"KEY", "INCLUDED", "EXCLUDED", "RULES", "READY"},
 	wide:     []string{"NAME", "SEGMENT", "AGE"},
@@ -69,11 +70,6 @@ var segmentKind = kind[waygatev1.Segment, *waygatev1.Segment]{
 	},
 	asList: func(items []waygatev1.Segment) runtime.Object { return &waygatev1.SegmentList{Items: items} },
 	empty:  "No segments. `waygate segments create KEY` creates one.",
-}
-
-// describeSegment sums a segment up in a few words.
-func describeSegment(s *waygatev1.Segment) string {
-	return fmt.Sprintf("%d included, %d excluded, %s", len(s.Spec.Included), len(s.Spec.Excluded), count(len(s.Spec.Rules), "rule"))
 }
 
 // usedBy lists, per segment key, the flags whose rules name it.
@@ -143,7 +139,7 @@ func segmentCreateCommand(o *Options) *cobra.Command {
 			if s.Name != key {
 				s.Spec.Key = waygatev1.Key(key)
 			}
-			return o.create(ctx, "segment:"+key, s, func() string { return describeSegment(s) })
+			return o.create(ctx, "segment:"+key, s, func() string { return audit.SegmentStatus(s) })
 		}),
 	}
 	c.Flags().StringVar(&name, "name", "", "A human-readable name.")
