@@ -78,6 +78,10 @@ func TestDescribe(t *testing.T) {
 	policy := func(limit string, enabled bool) *waygatev1.RateLimitPolicy {
 		return &waygatev1.RateLimitPolicy{ObjectMeta: metav1.ObjectMeta{Name: "p"}, Spec: waygatev1.RateLimitPolicySpec{Route: "*", Service: "orders", Limit: limit, Enabled: enabled}}
 	}
+	reset := func(p *waygatev1.RateLimitPolicy, at string) *waygatev1.RateLimitPolicy {
+		p.Annotations = map[string]string{ResetAnnotation: at}
+		return p
+	}
 	window := &waygatev1.MaintenanceWindow{Start: metav1.NewTime(now.Add(time.Hour)), End: metav1.NewTime(now.Add(2 * time.Hour))}
 	cases := []struct {
 		name     string
@@ -103,6 +107,15 @@ func TestDescribe(t *testing.T) {
 		{"flag deleted", flag(false, ""), nil, "flag_deleted flag:new-checkout disabled→ launch []"},
 		{"policy limit", policy("100/minute", true), policy("200/minute", true), "rl_policy_updated service:orders 100/minute→200/minute  [spec.limit: 100/minute → 200/minute]"},
 		{"policy disabled", policy("100/minute", true), policy("100/minute", false), "rl_policy_updated service:orders 100/minute→disabled  [spec.enabled: true → false]"},
+		{"policy counters reset", policy("100/minute", true), reset(policy("100/minute", true), "2026-06-01T03:00:00Z"),
+			"rl_reset service:orders 100/minute→100/minute  [counters reset requested at 2026-06-01T03:00:00Z]"},
+		{"policy reset again", reset(policy("100/minute", true), "a"), reset(policy("100/minute", true), "b"),
+			"rl_reset service:orders 100/minute→100/minute  [counters reset requested at b]"},
+		{"policy limit changed with a reset", policy("100/minute", true), reset(policy("200/minute", true), "a"),
+			"rl_policy_updated service:orders 100/minute→200/minute  [spec.limit: 100/minute → 200/minute|counters reset requested at a]"},
+		{"segment with one rule", &waygatev1.Segment{ObjectMeta: metav1.ObjectMeta{Name: "beta"}}, &waygatev1.Segment{ObjectMeta: metav1.ObjectMeta{Name: "beta"},
+			Spec: waygatev1.SegmentSpec{Rules: []waygatev1.SegmentRule{{Clauses: []waygatev1.Clause{{Attribute: "k", Operator: "is", Values: []string{"v"}}}}}}},
+			"segment_updated segment:beta 0 included, 0 excluded, 0 rules→0 included, 0 excluded, 1 rule  [spec.rules set to [1 items]]"},
 		{"segment grows", &waygatev1.Segment{ObjectMeta: metav1.ObjectMeta{Name: "beta"}}, &waygatev1.Segment{ObjectMeta: metav1.ObjectMeta{Name: "beta"}, Spec: waygatev1.SegmentSpec{Included: []string{"a", "b"}}},
 			"segment_updated segment:beta 0 included, 0 excluded, 0 rules→2 included, 0 excluded, 0 rules  [spec.included set to [2 items]]"},
 	}

@@ -175,9 +175,11 @@ func describePolicy(old, cur *waygatev1.RateLimitPolicy) Record {
 			}
 			return p.Spec.Limit, p.Spec
 		})
-	if old != nil && cur != nil && len(rec.Changes) == 0 && ResetRequested(old, cur) {
-		rec.Action = ActionPolicyReset
-		rec.Changes = []string{"counters reset requested at " + cur.Annotations[ResetAnnotation]}
+	if old != nil && cur != nil && ResetRequested(old, cur) {
+		if len(rec.Changes) == 0 {
+			rec.Action = ActionPolicyReset
+		}
+		rec.Changes = append(rec.Changes, "counters reset requested at "+cur.Annotations[ResetAnnotation])
 	}
 	return rec
 }
