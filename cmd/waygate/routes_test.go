@@ -98,3 +98,16 @@ func TestChangeOutputsObject(t *testing.T) {
 		t.Errorf("enable -o yaml:\n%s", out)
 	}
 }
+
+// Without --reason, a change of state drops the old state's reason; a
+// change that keeps the state keeps it.
+func TestReasonFollowsState(t *testing.T) {
+	ns := namespace(t)
+	must(t, "alice", ns, "env", "set", "/debug", "staging", "-r", "Not for production")
+	golden(t, ns, must(t, "alice", ns, "env", "set", "/debug", "staging", "dev"),
+		`/debug: env_gated [staging] "Not for production" → env_gated [staging, dev] "Not for production" (routegate <ns>/debug)`)
+	golden(t, ns, must(t, "alice", ns, "env", "set", "/debug", "staging", "dev"),
+		`/debug: env_gated [staging, dev] "Not for production", unchanged (routegate <ns>/debug)`)
+	golden(t, ns, must(t, "alice", ns, "disable", "/debug"),
+		`/debug: env_gated [staging, dev] "Not for production" → disabled (routegate <ns>/debug)`)
+}

@@ -28,8 +28,9 @@ the whole namespace. It is the RouteGate with route "*"; exempt routes and
 		Args:  cobra.NoArgs,
 		RunE: o.run(func(ctx context.Context, _ []string) error {
 			return o.changeRoute(ctx, waygatev1.AllRoutes, f, true, func(spec *waygatev1.RouteGateSpec) error {
-				spec.State, spec.Window, spec.Reason = waygatev1.RouteMaintenance, nil, f.reason
-				spec.IncludeForceActive = includeForceActive
+				was := *spec.DeepCopy()
+				spec.State, spec.Window, spec.IncludeForceActive = waygatev1.RouteMaintenance, nil, includeForceActive
+				setReason(spec, &was, f.reason)
 				return nil
 			})
 		}),
@@ -43,7 +44,9 @@ the whole namespace. It is the RouteGate with route "*"; exempt routes and
 		Args:  cobra.NoArgs,
 		RunE: o.run(func(ctx context.Context, _ []string) error {
 			return o.changeRoute(ctx, waygatev1.AllRoutes, df, false, func(spec *waygatev1.RouteGateSpec) error {
-				spec.State, spec.Window, spec.Reason, spec.IncludeForceActive = waygatev1.RouteActive, nil, df.reason, false
+				was := *spec.DeepCopy()
+				spec.State, spec.Window, spec.IncludeForceActive = waygatev1.RouteActive, nil, false
+				setReason(spec, &was, df.reason)
 				return nil
 			})
 		}),
@@ -76,7 +79,6 @@ func exemptCommand(o *Options, use, short string, add bool) *cobra.Command {
 				}
 				keys = append(keys, waygatev1.RouteKey(k))
 			}
-			reason := f.reason
 			return o.changeRoute(ctx, waygatev1.AllRoutes, f, add, func(spec *waygatev1.RouteGateSpec) error {
 				for _, k := range keys {
 					has := slices.Contains(spec.Exempt, k)
@@ -89,8 +91,8 @@ func exemptCommand(o *Options, use, short string, add bool) *cobra.Command {
 						return fmt.Errorf("%s is not exempt; exempt now: %s", k, orDash(strings.Join(routeKeysOf(spec.Exempt), ", ")))
 					}
 				}
-				if reason != "" {
-					spec.Reason = reason
+				if f.reason != "" {
+					spec.Reason = f.reason
 				}
 				return nil
 			})

@@ -8,6 +8,7 @@ import (
 	"time"
 
 	"github.com/spf13/cobra"
+	"k8s.io/apimachinery/pkg/api/equality"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 
 	waygatev1 "github.com/waygate-dev/waygate/api/v1alpha1"
@@ -47,20 +48,22 @@ func routeCommands(o *Options) []*cobra.Command {
 }
 
 // routeCommand is a command that applies change to the gate of its first
-// argument. create says whether a route without a gate gets one.
+// argument, with --reason (see setReason). create says whether a route
+// without a gate gets one.
 func routeCommand(o *Options, use, short string, create bool, change func(*waygatev1.RouteGateSpec, []string) error, more func(*cobra.Command)) *cobra.Command {
 	var f routeFlags
 	c := &cobra.Command{
 		Use:               use,
 		Short:             short,
-		Args:              cobra.MinimumNArgs(1),
+		Args:              cobra.ExactArgs(1),
 		ValidArgsFunction: gateKind.complete(o),
 		RunE: o.run(func(ctx context.Context, args []string) error {
 			return o.changeRoute(ctx, args[0], f, create, func(spec *waygatev1.RouteGateSpec) error {
+				was := *spec.DeepCopy()
 				if err := change(spec, args[1:]); err != nil {
 					return err
 				}
-				spec.Reason = f.reason
+				setReason(spec, &was, f.reason)
 				return nil
 			})
 		}),
@@ -70,6 +73,15 @@ func routeCommand(o *Options, use, short string, create bool, change func(*wayga
 		more(c)
 	}
 	return c
+}
+
+// setReason gives spec, changed from was, the reason: the given one, or
+// none when the state or window changed without one (the old reason was
+// for the old state).
+func setReason(spec, was *waygatev1.RouteGateSpec, reason string) {
+	if reason != "" || spec.State != was.State || !equality.Semantic.DeepEqual(spec.Window, was.Window) {
+		spec.Reason = reason
+	}
 }
 
 func maintenanceCommand(o *Options, use, short string, window bool) *cobra.Command {
@@ -94,7 +106,6 @@ func maintenanceCommand(o *Options, use, short string, window bool) *cobra.Comma
 			_ = c.MarkFlagRequired("end")
 		}
 	})
-	c.Args = cobra.ExactArgs(1)
 	return c
 }
 
@@ -114,7 +125,6 @@ func envCommand(o *Options) *cobra.Command {
 			spec.AllowedEnvs = nil
 			return nil
 		}, nil)
-	unset.Args = cobra.ExactArgs(1)
 	env.AddCommand(set, unset)
 	return env
 }
@@ -140,7 +150,6 @@ func deprecateCommand(o *Options) *cobra.Command {
 			c.Flags().StringVar(&sunset, "sunset", "", "When the route stops being served: a time (2030-01-01) or a delay from now (720h).")
 			c.Flags().StringVar(&successor, "successor", "", "The route or URL that replaces it, e.g. /v2/orders.")
 		})
-	c.Args = cobra.ExactArgs(1)
 	return c
 }
 
