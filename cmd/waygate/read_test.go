@@ -100,11 +100,8 @@ TIME  ACTOR  PLATFORM  ACTION  PATH  OLD → NEW  REASON
 	ctx, cancel := context.WithCancel(context.Background())
 	defer cancel()
 	var out lockedBuffer
-	done := make(chan struct{})
-	go func() {
-		defer close(done)
-		_ = run(ctx, &out, &out, "carol", ns, "audit", "POST:/refunds", "--watch")
-	}()
+	done := make(chan error)
+	go func() { done <- run(ctx, &out, &out, "carol", ns, "audit", "POST:/refunds", "--watch") }()
 	eventually(t, 10*time.Second, func() error {
 		if !strings.Contains(out.String(), "active → disabled") {
 			return fmt.Errorf("no table yet: %q", out.String())
@@ -119,7 +116,9 @@ TIME  ACTOR  PLATFORM  ACTION  PATH  OLD → NEW  REASON
 		return nil
 	})
 	cancel()
-	<-done
+	if err := <-done; err != nil {
+		t.Errorf("audit --watch ended by Ctrl-C: %v, want no error", err)
+	}
 	golden(t, ns, out.String(), `
 TIME  ACTOR  PLATFORM  ACTION  PATH  OLD → NEW  REASON
 <time>  bob  cli  disable  POST:/refunds  active → disabled  -

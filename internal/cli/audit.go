@@ -80,24 +80,37 @@ func isAuditPath(p string) bool {
 	return p == "__global__" || strings.HasPrefix(p, "flag:") || strings.HasPrefix(p, "segment:") || strings.HasPrefix(p, "service:")
 }
 
-// follow prints the entries written after version that q selects.
+// follow prints the entries written after version that q selects, until
+// ctx ends (Ctrl-C is the normal way out). When the API server closes the
+// watch, as it does now and then, it watches again from the last entry
+// seen.
 func (o *Options) follow(ctx context.Context, q audit.Query, version string, all bool, widths []int) error {
-	w, err := o.client.Watch(ctx, &waygatev1.AuditEntryList{}, client.InNamespace(q.Namespace), q.Fields(),
-		&client.ListOptions{Raw: &metav1.ListOptions{ResourceVersion: version}})
-	if err != nil {
-		return err
-	}
-	defer w.Stop()
-	for ev := range w.ResultChan() {
-		e, ok := ev.Object.(*waygatev1.AuditEntry)
-		if !ok || ev.Type != watch.Added || !q.Keeps(e) {
-			continue
+	for ctx.Err() == nil {
+		w, err := o.client.Watch(ctx, &waygatev1.AuditEntryList{}, client.InNamespace(q.Namespace), q.Fields(),
+			&client.ListOptions{Raw: &metav1.ListOptions{ResourceVersion: version}})
+		if err != nil {
+			if ctx.Err() != nil {
+				return nil
+			}
+			return err
 		}
-		for _, row := range auditRows(o, []waygatev1.AuditEntry{*e}, all) {
-			o.printRow(widths, row)
+		for ev := range w.ResultChan() {
+			switch obj := ev.Object.(type) {
+			case *waygatev1.AuditEntry:
+				version = obj.ResourceVersion
+				if ev.Type == watch.Added && q.Keeps(obj) {
+					for _, row := range auditRows(o, []waygatev1.AuditEntry{*obj}, all) {
+						o.printRow(widths, row)
+					}
+				}
+			case *metav1.Status:
+				w.Stop()
+				return fmt.Errorf("watching the audit log stopped: %s; run the command again to go on", obj.Message)
+			}
 		}
+		w.Stop()
 	}
-	return ctx.Err()
+	return nil
 }
 
 func auditHeaders(all, wide bool) []string {
