@@ -89,10 +89,7 @@ func (o *Options) follow(ctx context.Context, q audit.Query, version string, all
 		w, err := o.client.Watch(ctx, &waygatev1.AuditEntryList{}, client.InNamespace(q.Namespace), q.Fields(),
 			&client.ListOptions{Raw: &metav1.ListOptions{ResourceVersion: version}})
 		if err != nil {
-			if ctx.Err() != nil {
-				return nil
-			}
-			return err
+			return unlessEnded(ctx, err)
 		}
 		for ev := range w.ResultChan() {
 			switch obj := ev.Object.(type) {
@@ -105,10 +102,19 @@ func (o *Options) follow(ctx context.Context, q audit.Query, version string, all
 				}
 			case *metav1.Status:
 				w.Stop()
-				return fmt.Errorf("watching the audit log stopped: %s; run the command again to go on", obj.Message)
+				return unlessEnded(ctx, fmt.Errorf("watching the audit log stopped: %s; run the command again to go on", obj.Message))
 			}
 		}
 		w.Stop()
+	}
+	return nil
+}
+
+// unlessEnded is err, or nil once ctx has ended: the user stopped the
+// command, and what failed then is no news.
+func unlessEnded(ctx context.Context, err error) error {
+	if ctx.Err() == nil {
+		return err
 	}
 	return nil
 }
