@@ -79,46 +79,33 @@ func describeFlag(f *waygatev1.FeatureFlag) string {
 }
 
 func flagGetCommand(o *Options) *cobra.Command {
-	return &cobra.Command{
-		Use:               "get KEY",
-		Short:             "Show a feature flag: variations, targets, rules, rollout",
-		Args:              cobra.ExactArgs(1),
-		ValidArgsFunction: flagKind.complete(o),
-		RunE: o.run(func(ctx context.Context, args []string) error {
-			f, err := flagKind.find(ctx, o, args[0])
-			if err != nil {
-				return err
+	return flagKind.showCommand(o, "get KEY", "Show a feature flag: variations, targets, rules, rollout", func(_ context.Context, f *waygatev1.FeatureFlag) error {
+		rows := [][]string{{"Key:", f.Key()}, {"Name:", orDash(f.Spec.Name)}, {"Description:", orDash(f.Spec.Description)},
+			{"Type:", orDash(string(f.Spec.Type))}, {"Enabled:", strconv.FormatBool(f.Spec.Enabled)}}
+		for _, v := range f.Spec.Variations {
+			rows = append(rows, []string{"Variation " + v.Name + ":", string(v.Value.Raw)})
+		}
+		rows = append(rows, []string{"Off:", f.Spec.OffVariation}, []string{"Fallthrough:", formatServe(f.Spec.Fallthrough.Variation, f.Spec.Fallthrough.Rollout)})
+		for _, p := range f.Spec.Prerequisites {
+			rows = append(rows, []string{"Prerequisite:", fmt.Sprintf("flag %s serves %s", p.Flag, p.Variation)})
+		}
+		for _, t := range f.Spec.Targets {
+			kind := ""
+			if t.ContextKind != "" && t.ContextKind != "user" {
+				kind = " (" + t.ContextKind + ")"
 			}
-			if ok, err := o.structured(f); ok {
-				return err
-			}
-			rows := [][]string{{"Key:", f.Key()}, {"Name:", orDash(f.Spec.Name)}, {"Description:", orDash(f.Spec.Description)},
-				{"Type:", orDash(string(f.Spec.Type))}, {"Enabled:", strconv.FormatBool(f.Spec.Enabled)}}
-			for _, v := range f.Spec.Variations {
-				rows = append(rows, []string{"Variation " + v.Name + ":", string(v.Value.Raw)})
-			}
-			rows = append(rows, []string{"Off:", f.Spec.OffVariation}, []string{"Fallthrough:", formatServe(f.Spec.Fallthrough.Variation, f.Spec.Fallthrough.Rollout)})
-			for _, p := range f.Spec.Prerequisites {
-				rows = append(rows, []string{"Prerequisite:", fmt.Sprintf("flag %s serves %s", p.Flag, p.Variation)})
-			}
-			for _, t := range f.Spec.Targets {
-				kind := ""
-				if t.ContextKind != "" && t.ContextKind != "user" {
-					kind = " (" + t.ContextKind + ")"
-				}
-				rows = append(rows, []string{"Target " + t.Variation + kind + ":", strings.Join(t.Keys, ", ")})
-			}
-			for i, r := range f.Spec.Rules {
-				rows = append(rows, []string{fmt.Sprintf("Rule %d (%s):", i+1, orDash(r.ID)), formatClauses(r.Clauses) + " → " + formatServe(r.Variation, r.Rollout)})
-			}
-			if len(f.Spec.Tags) > 0 {
-				rows = append(rows, []string{"Tags:", strings.Join(f.Spec.Tags, ", ")})
-			}
-			rows = append(rows, []string{"Ready:", readyLine(f.Status.Conditions, f.Generation)}, []string{"FeatureFlag:", f.Namespace + "/" + f.Name})
-			o.keyValues(rows)
-			return nil
-		}),
-	}
+			rows = append(rows, []string{"Target " + t.Variation + kind + ":", strings.Join(t.Keys, ", ")})
+		}
+		for i, r := range f.Spec.Rules {
+			rows = append(rows, []string{fmt.Sprintf("Rule %d (%s):", i+1, orDash(r.ID)), formatClauses(r.Clauses) + " → " + formatServe(r.Variation, r.Rollout)})
+		}
+		if len(f.Spec.Tags) > 0 {
+			rows = append(rows, []string{"Tags:", strings.Join(f.Spec.Tags, ", ")})
+		}
+		rows = append(rows, []string{"Ready:", readyLine(f.Status.Conditions, f.Generation)}, []string{"FeatureFlag:", f.Namespace + "/" + f.Name})
+		o.keyValues(rows)
+		return nil
+	})
 }
 
 func flagCreateCommand(o *Options) *cobra.Command {
@@ -281,29 +268,19 @@ func untarget(f *waygatev1.FeatureFlag, kind string, keys []string) {
 func sameKind(a, b string) bool { return cmpOr(a, "user") == cmpOr(b, "user") }
 
 func flagVariationsCommand(o *Options) *cobra.Command {
-	return &cobra.Command{
-		Use:               "variations KEY",
-		Short:             "List a flag's variations and which one serves when",
-		Args:              cobra.ExactArgs(1),
-		ValidArgsFunction: flagKind.complete(o),
-		RunE: o.run(func(ctx context.Context, args []string) error {
-			f, err := flagKind.find(ctx, o, args[0])
-			if err != nil {
-				return err
+	return flagKind.showCommand(o, "variations KEY", "List a flag's variations and which one serves when", func(_ context.Context, f *waygatev1.FeatureFlag) error {
+		var rows [][]string
+		for _, v := range f.Spec.Variations {
+			var serves []string
+			if v.Name == f.Spec.OffVariation {
+				serves = append(serves, "off")
 			}
-			var rows [][]string
-			for _, v := range f.Spec.Variations {
-				var serves []string
-				if v.Name == f.Spec.OffVariation {
-					serves = append(serves, "off")
-				}
-				if v.Name == f.Spec.Fallthrough.Variation {
-					serves = append(serves, "fallthrough")
-				}
-				rows = append(rows, []string{v.Name, string(v.Value.Raw), orDash(strings.Join(serves, ", ")), orDash(v.Description)})
+			if v.Name == f.Spec.Fallthrough.Variation {
+				serves = append(serves, "fallthrough")
 			}
-			o.table([]string{"NAME", "VALUE", "SERVED", "DESCRIPTION"}, rows)
-			return nil
-		}),
-	}
+			rows = append(rows, []string{v.Name, string(v.Value.Raw), orDash(strings.Join(serves, ", ")), orDash(v.Description)})
+		}
+		o.table([]string{"NAME", "VALUE", "SERVED", "DESCRIPTION"}, rows)
+		return nil
+	})
 }

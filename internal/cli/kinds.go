@@ -153,6 +153,27 @@ func (k kind[T, P]) complete(o *Options) cobra.CompletionFunc {
 	}
 }
 
+// showCommand shows the object its argument names: with -o json|yaml as
+// stored, else as show prints it.
+func (k kind[T, P]) showCommand(o *Options, use, short string, show func(ctx context.Context, p P) error) *cobra.Command {
+	return &cobra.Command{
+		Use:               use,
+		Short:             short,
+		Args:              cobra.ExactArgs(1),
+		ValidArgsFunction: k.complete(o),
+		RunE: o.run(func(ctx context.Context, args []string) error {
+			p, err := k.find(ctx, o, args[0])
+			if err != nil {
+				return err
+			}
+			if ok, err := o.structured(p); ok {
+				return err
+			}
+			return show(ctx, p)
+		}),
+	}
+}
+
 // changeCommand changes the object its first argument names, with the
 // other arguments, and says what changed.
 func (k kind[T, P]) changeCommand(o *Options, use, short string, more func(*cobra.Command), change func(p P, args []string) error) *cobra.Command {

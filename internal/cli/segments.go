@@ -91,34 +91,21 @@ func usedBy(flags []waygatev1.FeatureFlag) map[string][]string {
 }
 
 func segmentGetCommand(o *Options) *cobra.Command {
-	return &cobra.Command{
-		Use:               "get KEY",
-		Short:             "Show a segment: included, excluded, rules",
-		Args:              cobra.ExactArgs(1),
-		ValidArgsFunction: segmentKind.complete(o),
-		RunE: o.run(func(ctx context.Context, args []string) error {
-			s, err := segmentKind.find(ctx, o, args[0])
-			if err != nil {
-				return err
-			}
-			if ok, err := o.structured(s); ok {
-				return err
-			}
-			rows := [][]string{{"Key:", s.Key()}, {"Name:", orDash(s.Spec.Name)}, {"Description:", orDash(s.Spec.Description)},
-				{"Included:", orDash(strings.Join(s.Spec.Included, ", "))}, {"Excluded:", orDash(strings.Join(s.Spec.Excluded, ", "))}}
-			for i, r := range s.Spec.Rules {
-				rows = append(rows, []string{fmt.Sprintf("Rule %d (%s):", i+1, orDash(r.ID)), formatClauses(r.Clauses)})
-			}
-			flags, err := flagKind.list(ctx, o.client, o.namespace)
-			if err != nil {
-				return err
-			}
-			rows = append(rows, []string{"Used by:", orDash(strings.Join(usedBy(flags)[s.Key()], ", "))})
-			rows = append(rows, []string{"Ready:", readyLine(s.Status.Conditions, s.Generation)}, []string{"Segment:", s.Namespace + "/" + s.Name})
-			o.keyValues(rows)
-			return nil
-		}),
-	}
+	return segmentKind.showCommand(o, "get KEY", "Show a segment: included, excluded, rules", func(ctx context.Context, s *waygatev1.Segment) error {
+		rows := [][]string{{"Key:", s.Key()}, {"Name:", orDash(s.Spec.Name)}, {"Description:", orDash(s.Spec.Description)},
+			{"Included:", orDash(strings.Join(s.Spec.Included, ", "))}, {"Excluded:", orDash(strings.Join(s.Spec.Excluded, ", "))}}
+		for i, r := range s.Spec.Rules {
+			rows = append(rows, []string{fmt.Sprintf("Rule %d (%s):", i+1, orDash(r.ID)), formatClauses(r.Clauses)})
+		}
+		flags, err := flagKind.list(ctx, o.client, o.namespace)
+		if err != nil {
+			return err
+		}
+		rows = append(rows, []string{"Used by:", orDash(strings.Join(usedBy(flags)[s.Key()], ", "))})
+		rows = append(rows, []string{"Ready:", readyLine(s.Status.Conditions, s.Generation)}, []string{"Segment:", s.Namespace + "/" + s.Name})
+		o.keyValues(rows)
+		return nil
+	})
 }
 
 func segmentCreateCommand(o *Options) *cobra.Command {
