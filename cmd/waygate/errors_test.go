@@ -57,7 +57,7 @@ func TestErrors(t *testing.T) {
 		}
 	}
 	// Nothing changed: the gates are as before, and no gate was created.
-	golden(t, ns, must(t, "carol", ns, "status"), `
+	golden(t, ns, settled(t, ns, "status"), `
 ROUTE  SERVICE  STATE  REASON  NEXT CHANGE
 GET:/orders  -  disabled  -  -
 GET:/payments  -  maintenance  Migration  -

@@ -63,14 +63,14 @@ func TestFlagsAndSegments(t *testing.T) {
 		return nil
 	})
 
-	golden(t, ns, must(t, "carol", ns, "flags", "list"), `
+	golden(t, ns, settled(t, ns, "flags", "list"), `
 KEY  TYPE  ENABLED  VARIATIONS  OFF  FALLTHROUGH  RULES  TARGETED  READY
 new-checkout  boolean  false  on,off  off  on  0  1  True`)
 	golden(t, ns, must(t, "carol", ns, "flags", "variations", "new-checkout"), `
 NAME  VALUE  SERVED  DESCRIPTION
 on  true  fallthrough  -
 off  false  off  -`)
-	golden(t, ns, must(t, "carol", ns, "segments", "get", "beta"), `
+	golden(t, ns, settled(t, ns, "segments", "get", "beta"), `
 Key:  beta
 Name:  -
 Description:  -

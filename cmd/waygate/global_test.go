@@ -40,7 +40,7 @@ payments  maintenance  Ledger upgrade  GET:/health  false  0  -`)
 	golden(t, ns, must(t, "alice", ns, "global", "disable", "--service", "payments"),
 		`* (service payments): maintenance except GET:/health "Ledger upgrade" → active except GET:/health (routegate <ns>/payments-all-routes)`)
 	must(t, "alice", ns, "global", "disable")
-	waitAudit(t, ns, "__global__", "--action", "global_maintenance_off")
+	waitAudit(t, ns, 2, "--action", "global_maintenance_off")
 	golden(t, ns, must(t, "carol", ns, "audit", "--action", "global_maintenance_on"), `
 TIME  ACTOR  PLATFORM  ACTION  PATH  OLD → NEW  REASON
 <time>  bob  cli  global_maintenance_on  __global__  active → maintenance  Cluster move

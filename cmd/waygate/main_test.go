@@ -153,6 +153,22 @@ func must(t *testing.T, user, ns string, args ...string) string {
 	return out
 }
 
+// settled runs the CLI as carol until what it prints has nothing the
+// operator has yet to report on (Pending), and returns that.
+func settled(t *testing.T, ns string, args ...string) string {
+	t.Helper()
+	var out string
+	eventually(t, 20*time.Second, func() error {
+		var err error
+		out, err = waygate(t, "carol", ns, args...)
+		if err == nil && strings.Contains(strings.ToLower(out), "pending") {
+			return fmt.Errorf("not reconciled yet:\n%s", out)
+		}
+		return err
+	})
+	return out
+}
+
 // eventually polls cond until it returns nil or the timeout passes.
 var eventually = operatortest.Eventually
 

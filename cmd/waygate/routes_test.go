@@ -42,7 +42,7 @@ func TestRouteCommandsAreAudited(t *testing.T) {
 		out := must(t, tc.user, ns, tc.args...)
 		golden(t, ns, out, tc.out)
 		path := tc.out[:strings.Index(tc.out, ": ")]
-		waitAudit(t, ns, "--actor", tc.user, "--action", tc.action, path)
+		waitAudit(t, ns, 1, "--actor", tc.user, "--action", tc.action, path)
 		got := must(t, "carol", ns, "audit", "--actor", tc.user, "--action", tc.action, "--limit", "1", path)
 		row := strings.Join([]string{"<time>", tc.user, "cli", tc.action, path, tc.change}, "  ")
 		if m := masked(got, ns); !strings.Contains(m, row) {
@@ -60,16 +60,18 @@ func TestRouteCommandsAreAudited(t *testing.T) {
 	}
 }
 
-// waitAudit waits until `waygate audit args...` finds an entry.
-func waitAudit(t *testing.T, ns string, args ...string) {
+// waitAudit waits until `waygate audit args...` finds n entries: the
+// operator writes entries a moment after the changes, those of different
+// objects in any order.
+func waitAudit(t *testing.T, ns string, n int, args ...string) {
 	t.Helper()
 	eventually(t, 20*time.Second, func() error {
-		out, err := waygate(t, "carol", ns, append([]string{"audit"}, args...)...)
+		out, err := waygate(t, "carol", ns, append([]string{"audit", "--limit", "100"}, args...)...)
 		if err != nil {
 			return fmt.Errorf("audit %v: %w", args, err)
 		}
-		if strings.Contains(out, "No audit entries match") {
-			return fmt.Errorf("audit %v: no entry yet", args)
+		if rows := strings.Count(out, "\n") - 1; strings.Contains(out, "No audit entries match") || rows < n {
+			return fmt.Errorf("audit %v: not %d entries yet:\n%s", args, n, out)
 		}
 		return nil
 	})
