@@ -153,6 +153,23 @@ func must(t *testing.T, user, ns string, args ...string) string {
 	return out
 }
 
+// settledTo runs the CLI as carol until what it prints is want (golden),
+// for state that settles over several reconciles (service-wide gates).
+func settledTo(t *testing.T, ns, want string, args ...string) {
+	t.Helper()
+	want = strings.TrimSpace(want)
+	eventually(t, 20*time.Second, func() error {
+		out, err := waygate(t, "carol", ns, args...)
+		if err != nil {
+			return err
+		}
+		if got := masked(out, ns); got != want {
+			return fmt.Errorf("output:\n%s\n\nwant:\n%s", got, want)
+		}
+		return nil
+	})
+}
+
 // settled runs the CLI as carol until what it prints has nothing the
 // operator has yet to report on (Pending), and returns that.
 func settled(t *testing.T, ns string, args ...string) string {
