@@ -37,25 +37,14 @@ type FeatureFlagReconciler struct {
 
 // Reconcile records the key in effect and whether the flag's references resolve.
 func (r *FeatureFlagReconciler) Reconcile(ctx context.Context, req reconcile.Request) (reconcile.Result, error) {
-	return reconcileKind(ctx, r.Client, r.Audit, req.NamespacedName, func(ff, _ *waygatev1.FeatureFlag) (reconcile.Result, error) {
-		ff.Status.Key = ff.Key()
-		ready, reason, msg, err := r.check(ctx, ff)
-		if err == nil {
-			setReady(ff.Common(), ff.Generation, ready, reason, msg)
-		}
-		return reconcile.Result{}, err
-	})
+	return reconcileKeyed(ctx, r.Client, r.Audit, req.NamespacedName, "flag", "FeatureFlag",
+		func(ff *waygatev1.FeatureFlag) *string { return &ff.Status.Key },
+		func(ns, key string) (*waygatev1.FeatureFlag, error) { return flagByKey(ctx, r.Client, ns, key) },
+		func(ff *waygatev1.FeatureFlag) (bool, string, string, error) { return r.check(ctx, ff) })
 }
 
 func (r *FeatureFlagReconciler) check(ctx context.Context, ff *waygatev1.FeatureFlag) (bool, string, string, error) {
 	ns, key := ff.Namespace, ff.Key()
-	h, err := flagByKey(ctx, r.Client, ns, key)
-	if err != nil {
-		return false, "", "", err
-	}
-	if h != nil && h.Name != ff.Name {
-		return false, ReasonDuplicate, fmt.Sprintf("flag key %q is already used by FeatureFlag %q; set a different spec.key", key, h.Name), nil
-	}
 	for _, p := range ff.Spec.Prerequisites {
 		dep, err := flagByKey(ctx, r.Client, ns, string(p.Flag))
 		if err != nil {

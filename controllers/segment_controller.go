@@ -29,25 +29,14 @@ type SegmentReconciler struct {
 
 // Reconcile records the key in effect and whether the segment's references resolve.
 func (r *SegmentReconciler) Reconcile(ctx context.Context, req reconcile.Request) (reconcile.Result, error) {
-	return reconcileKind(ctx, r.Client, r.Audit, req.NamespacedName, func(seg, _ *waygatev1.Segment) (reconcile.Result, error) {
-		seg.Status.Key = seg.Key()
-		ready, reason, msg, err := r.check(ctx, seg)
-		if err == nil {
-			setReady(seg.Common(), seg.Generation, ready, reason, msg)
-		}
-		return reconcile.Result{}, err
-	})
+	return reconcileKeyed(ctx, r.Client, r.Audit, req.NamespacedName, "segment", "Segment",
+		func(seg *waygatev1.Segment) *string { return &seg.Status.Key },
+		func(ns, key string) (*waygatev1.Segment, error) { return segmentByKey(ctx, r.Client, ns, key) },
+		func(seg *waygatev1.Segment) (bool, string, string, error) { return r.check(ctx, seg) })
 }
 
 func (r *SegmentReconciler) check(ctx context.Context, seg *waygatev1.Segment) (bool, string, string, error) {
 	ns, key := seg.Namespace, seg.Key()
-	h, err := segmentByKey(ctx, r.Client, ns, key)
-	if err != nil {
-		return false, "", "", err
-	}
-	if h != nil && h.Name != seg.Name {
-		return false, ReasonDuplicate, fmt.Sprintf("segment key %q is already used by Segment %q; set a different spec.key", key, h.Name), nil
-	}
 	if msg, err := missingSegment(ctx, r.Client, ns, rulesSegmentRefs(seg)); err != nil || msg != "" {
 		return false, ReasonSegmentNotFound, msg, err
 	}

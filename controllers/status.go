@@ -5,6 +5,7 @@ package controllers
 
 import (
 	"context"
+	"fmt"
 
 	"k8s.io/apimachinery/pkg/api/equality"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
@@ -75,6 +76,33 @@ func reconcileKind[T any, P interface {
 		res.RequeueAfter = drained
 	}
 	return res, writeStatus(ctx, c, obj, was)
+}
+
+// reconcileKeyed reconciles a flag or a segment: it records the key in
+// effect in the status, and reports in Ready that another object of the
+// kind holds the key, or else check's verdict on what the object names.
+func reconcileKeyed[T any, P interface {
+	*T
+	audit.Object
+	Key() string
+}](ctx context.Context, c client.Client, w *audit.Writer, name types.NamespacedName, noun, kind string,
+	statusKey func(P) *string, byKey func(ns, key string) (P, error), check func(P) (bool, string, string, error)) (reconcile.Result, error) {
+	return reconcileKind(ctx, c, w, name, func(obj, _ P) (reconcile.Result, error) {
+		key := obj.Key()
+		*statusKey(obj) = key
+		h, err := byKey(obj.GetNamespace(), key)
+		if err != nil {
+			return reconcile.Result{}, err
+		}
+		ready, reason, msg := false, ReasonDuplicate, ""
+		if h != nil && h.GetName() != obj.GetName() {
+			msg = fmt.Sprintf("%s key %q is already used by %s %q; set a different spec.key", noun, key, kind, h.GetName())
+		} else if ready, reason, msg, err = check(obj); err != nil {
+			return reconcile.Result{}, err
+		}
+		setReady(obj.Common(), obj.GetGeneration(), ready, reason, msg)
+		return reconcile.Result{}, nil
+	})
 }
 
 // writeStatus writes obj's status when it differs from was's (obj as it was
