@@ -377,6 +377,40 @@ func TestAuditDeletion(t *testing.T) {
 	}
 }
 
+// A DELETE carries no field manager: our clients mark the platform of the
+// deletion on the object first. The mark stays only when the writer's own
+// platform is the one it names, so kubectl cannot pass for the CLI.
+func TestAuditDeletionPlatform(t *testing.T) {
+	ns := namespace(t)
+	ctx := context.Background()
+	kubectl := asUser(t, ns, "dan", "kubectl-edit")
+	cli := asUser(t, ns, "erin", audit.CLIFieldManager)
+	mark := func(rg *waygatev1.RouteGate) {
+		metav1.SetMetaDataAnnotation(&rg.ObjectMeta, audit.PlatformAnnotation, "cli")
+	}
+	for _, tc := range []struct {
+		name   string
+		marker client.Client
+		want   entry
+	}{
+		{"by-kubectl", kubectl, entry{"dan", "api", "route_deleted", "GET:/by-kubectl", "active", "active", ""}},
+		{"by-cli", cli, entry{"erin", "cli", "route_deleted", "GET:/by-cli", "active", "active", ""}},
+	} {
+		rg := routeGate(ns, tc.name, waygatev1.RouteGateSpec{Route: waygatev1.RouteKey("GET:/" + tc.name), State: waygatev1.RouteActive})
+		create(t, rg)
+		updateAs(t, tc.marker, rg, mark)
+		_, kept := rg.Annotations[audit.PlatformAnnotation]
+		if kept != (tc.marker == cli) {
+			t.Errorf("%s: platform mark kept = %v", tc.name, kept)
+		}
+		if err := tc.marker.Delete(ctx, rg); err != nil {
+			t.Fatal(err)
+		}
+		got := waitEntries(t, ns, tc.name, 2)
+		wantEntries(t, got[1:], tc.want)
+	}
+}
+
 // A user cannot let a deletion go before it is recorded by removing the
 // finalizer: the webhook keeps it, and the entry names the deleter.
 func TestAuditFinalizerIsKept(t *testing.T) {

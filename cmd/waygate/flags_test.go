@@ -8,8 +8,7 @@ import (
 )
 
 // Every flags and segments command says what it changed, and is audited
-// with the user and platform cli (deletions with platform api: a DELETE
-// request carries no field manager).
+// with the user and platform cli.
 func TestFlagsAndSegments(t *testing.T) {
 	ns := namespace(t)
 	steps := []struct {
@@ -38,6 +37,10 @@ func TestFlagsAndSegments(t *testing.T) {
 			"flag:new-checkout: enabled, fallthrough on, 1 rule, 1 targeted → enabled, fallthrough on, 0 rules, 1 targeted (featureflag <ns>/new-checkout)", "flag_updated"},
 		{"alice", "flags disable new-checkout",
 			"flag:new-checkout: enabled, fallthrough on, 0 rules, 1 targeted → disabled, fallthrough on, 0 rules, 1 targeted (featureflag <ns>/new-checkout)", "flag_disabled"},
+		{"bob", "segments create gone",
+			"segment:gone: 0 included, 0 excluded, 0 rules (created segment <ns>/gone)", "segment_created"},
+		{"alice", "segments delete gone",
+			"segment:gone: 0 included, 0 excluded, 0 rules, deleted (segment <ns>/gone)", "segment_deleted"},
 	}
 	want := map[string]int{}
 	for _, s := range steps {

@@ -53,10 +53,9 @@ RateLimitPolicy:  <ns>/get-payments`)
 		return fmt.Errorf("policy %s still there", "get-payments")
 	})
 	waitAudit(t, ns, 4, "GET:/payments")
-	// A DELETE request carries no field manager: deletions show platform api.
 	golden(t, ns, must(t, "carol", ns, "audit", "GET:/payments"), `
 TIME  ACTOR  PLATFORM  ACTION  PATH  OLD → NEW  REASON
-<time>  bob  api  rl_policy_deleted  GET:/payments  200/minute → -  -
+<time>  bob  cli  rl_policy_deleted  GET:/payments  200/minute → -  -
 <time>  alice  cli  rl_reset  GET:/payments  200/minute → 200/minute  -
 <time>  bob  cli  rl_policy_updated  GET:/payments  100/minute → 200/minute  -
 <time>  alice  cli  rl_policy_created  GET:/payments  - → 100/minute  -`)

@@ -38,6 +38,28 @@ func TestPlatformOf(t *testing.T) {
 	}
 }
 
+func TestDeletePlatform(t *testing.T) {
+	for _, tc := range []struct {
+		mark, user string
+		want       waygatev1.Platform
+	}{
+		{"cli", "alice", waygatev1.PlatformCLI},
+		{"dashboard", "alice", waygatev1.PlatformDashboard},
+		{"", "alice", waygatev1.PlatformAPI},
+		{"system", "alice", waygatev1.PlatformAPI},
+		{"anything", "alice", waygatev1.PlatformAPI},
+		{"", "system:serviceaccount:argocd:argocd-application-controller", waygatev1.PlatformGitOps},
+	} {
+		obj := &waygatev1.RouteGate{}
+		if tc.mark != "" {
+			obj.Annotations = map[string]string{PlatformAnnotation: tc.mark}
+		}
+		if got := DeletePlatform(obj, tc.user); got != tc.want {
+			t.Errorf("DeletePlatform(mark %q, %s) = %s, want %s", tc.mark, tc.user, got, tc.want)
+		}
+	}
+}
+
 func TestRouteAction(t *testing.T) {
 	const (
 		active, maint, disabled, gated, deprecated = waygatev1.RouteActive, waygatev1.RouteMaintenance, waygatev1.RouteDisabled, waygatev1.RouteEnvGated, waygatev1.RouteDeprecated

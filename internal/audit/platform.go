@@ -3,8 +3,17 @@ package audit
 import (
 	"strings"
 
+	"sigs.k8s.io/controller-runtime/pkg/client"
+
 	waygatev1 "github.com/waygate-dev/waygate/api/v1alpha1"
 )
+
+// PlatformAnnotation says where the next DELETE of an object comes from. A
+// DELETE request carries no field manager, so our clients set it on the
+// object just before they delete it. Like a field manager it is the
+// client's word; the webhook keeps it only on writes whose own platform is
+// the one it names.
+const PlatformAnnotation = "waygate.dev/platform"
 
 // Field managers of our own clients.
 const (
@@ -46,4 +55,15 @@ func PlatformOf(fieldManager, username string) waygatev1.Platform {
 		}
 	}
 	return waygatev1.PlatformAPI
+}
+
+// DeletePlatform tells where a DELETE of obj by username comes from: the
+// platform obj's PlatformAnnotation names, if a client may claim it, else
+// what the user tells.
+func DeletePlatform(obj client.Object, username string) waygatev1.Platform {
+	switch p := waygatev1.Platform(obj.GetAnnotations()[PlatformAnnotation]); p {
+	case waygatev1.PlatformCLI, waygatev1.PlatformDashboard, waygatev1.PlatformKubectl, waygatev1.PlatformGitOps:
+		return p
+	}
+	return PlatformOf("", username)
 }

@@ -14,12 +14,13 @@ import (
 	"k8s.io/cli-runtime/pkg/genericiooptions"
 	"sigs.k8s.io/controller-runtime/pkg/client"
 
+	"github.com/waygate-dev/waygate/internal/audit"
 	"github.com/waygate-dev/waygate/internal/scheme"
 )
 
 // FieldManager names the CLI's writes; the audit trail turns it into
 // platform "cli".
-const FieldManager = "waygate-cli"
+const FieldManager = audit.CLIFieldManager
 
 // Options are what every command shares: where to connect, how to print.
 type Options struct {

@@ -6,6 +6,9 @@ import (
 	"k8s.io/apimachinery/pkg/api/equality"
 	"k8s.io/client-go/util/retry"
 	"sigs.k8s.io/controller-runtime/pkg/client"
+
+	waygatev1 "github.com/waygate-dev/waygate/api/v1alpha1"
+	"github.com/waygate-dev/waygate/internal/audit"
 )
 
 // update applies mutate to the latest version of obj and writes it as the
@@ -60,13 +63,40 @@ func (o *Options) report(obj client.Object, format string, a ...any) error {
 }
 
 // delete deletes obj as the CLI, unless GitOps manages it and force is not
-// set, and says so: "<what>: <was>, deleted (...)".
+// set, and says so: "<what>: <was>, deleted (...)". A DELETE request
+// carries no field manager, so it first marks obj as deleted from the CLI
+// (audit.PlatformAnnotation) for the audit log; without the right to
+// update obj, the deletion is audited with platform api.
 func (o *Options) delete(ctx context.Context, what, was string, obj client.Object, force bool) error {
 	if err := checkGitOps(obj, force); err != nil {
 		return err
 	}
+	_, markErr := update(ctx, o, obj, true, platformMark(string(waygatev1.PlatformCLI)))
 	if err := o.client.Delete(ctx, obj); err != nil {
+		if markErr == nil {
+			// Not deleted: take the mark back, so that it says nothing of
+			// a later deletion by someone else.
+			_, _ = update(ctx, o, obj, true, platformMark(""))
+		}
 		return err
 	}
 	return o.report(obj, "%s: %s, deleted (%s %s/%s)", what, was, kindOf(obj), obj.GetNamespace(), obj.GetName())
+}
+
+// platformMark sets the platform of the next deletion on an object, or
+// removes it when platform is empty.
+func platformMark(platform string) func(client.Object) error {
+	return func(obj client.Object) error {
+		ann := obj.GetAnnotations()
+		if ann == nil {
+			ann = map[string]string{}
+		}
+		if platform == "" {
+			delete(ann, audit.PlatformAnnotation)
+		} else {
+			ann[audit.PlatformAnnotation] = platform
+		}
+		obj.SetAnnotations(ann)
+		return nil
+	}
 }

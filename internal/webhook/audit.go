@@ -21,6 +21,7 @@ import (
 	"sigs.k8s.io/controller-runtime/pkg/controller/controllerutil"
 	"sigs.k8s.io/controller-runtime/pkg/webhook/admission"
 
+	waygatev1 "github.com/waygate-dev/waygate/api/v1alpha1"
 	"github.com/waygate-dev/waygate/internal/audit"
 )
 
@@ -105,7 +106,7 @@ func (a *Auditor) admitWrite(req admission.Request, old, obj client.Object) admi
 		if err != nil {
 			return admission.Errored(http.StatusInternalServerError, err)
 		}
-		a.stamp(&rec, req)
+		a.stamp(&rec, req, audit.PlatformOf(fieldManager(req), req.UserInfo.Username))
 		rec.Generation = 1
 		if old != nil {
 			rec.Generation = old.GetGeneration() + 1
@@ -121,6 +122,11 @@ func (a *Auditor) admitWrite(req admission.Request, old, obj client.Object) admi
 	}}
 	if err := audit.SetJournal(meta, journal); err != nil {
 		return admission.Errored(http.StatusInternalServerError, err)
+	}
+	// A platform for the next DELETE stays only if this writer's platform
+	// is the one it names.
+	if p, ok := meta.Annotations[audit.PlatformAnnotation]; ok && waygatev1.Platform(p) != audit.PlatformOf(fieldManager(req), req.UserInfo.Username) {
+		delete(meta.Annotations, audit.PlatformAnnotation)
 	}
 	// Keep the finalizer: on a deleting object too, if it was there, so that
 	// nobody but the operator lets a deletion go before it is recorded.
@@ -170,7 +176,7 @@ func (a *Auditor) recordDelete(ctx context.Context, req admission.Request, old c
 	if err != nil {
 		return err
 	}
-	a.stamp(&rec, req)
+	a.stamp(&rec, req, audit.DeletePlatform(old, req.UserInfo.Username))
 	rec.Generation, rec.Delete = old.GetGeneration(), true
 	return retry.RetryOnConflict(retry.DefaultRetry, func() error {
 		live := old.DeepCopyObject().(client.Object)
@@ -202,10 +208,10 @@ func (a *Auditor) recordDelete(ctx context.Context, req admission.Request, old c
 }
 
 // stamp sets who made the change, from where, and when.
-func (a *Auditor) stamp(rec *audit.Record, req admission.Request) {
+func (a *Auditor) stamp(rec *audit.Record, req admission.Request, platform waygatev1.Platform) {
 	rec.ID = string(req.UID)
 	rec.Actor = req.UserInfo.Username
-	rec.Platform = audit.PlatformOf(fieldManager(req), req.UserInfo.Username)
+	rec.Platform = platform
 	rec.Time = metav1.NewMicroTime(time.Now().UTC())
 }
 
