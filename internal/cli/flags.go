@@ -1,6 +1,7 @@
 package cli
 
 import (
+	"cmp"
 	"context"
 	"fmt"
 	"slices"
@@ -125,8 +126,8 @@ func flagCreateCommand(o *Options) *cobra.Command {
 				OffVariation: off, Fallthrough: waygatev1.Serve{Variation: fallthroughTo}}
 			if len(variations) == 0 && t == waygatev1.FlagBoolean {
 				variations = []string{"on=true", "off=false"}
-				spec.OffVariation = cmpOr(off, "off")
-				spec.Fallthrough.Variation = cmpOr(fallthroughTo, "on")
+				spec.OffVariation = cmp.Or(off, "off")
+				spec.Fallthrough.Variation = cmp.Or(fallthroughTo, "on")
 			}
 			var names []string
 			for _, v := range variations {
@@ -161,14 +162,6 @@ func flagCreateCommand(o *Options) *cobra.Command {
 	c.Flags().BoolVar(&enabled, "enabled", false, "Create it enabled (it is created disabled, serving its off variation).")
 	_ = c.RegisterFlagCompletionFunc("type", cobra.FixedCompletions([]string{"boolean", "string", "integer", "float", "json"}, cobra.ShellCompDirectiveNoFileComp))
 	return c
-}
-
-// cmpOr is v, or def when v is empty.
-func cmpOr(v, def string) string {
-	if v == "" {
-		return def
-	}
-	return v
 }
 
 func flagAddRuleCommand(o *Options) *cobra.Command {
@@ -265,7 +258,7 @@ func untarget(f *waygatev1.FeatureFlag, kind string, keys []string) {
 }
 
 // sameKind tells whether two context kinds are the same; empty is "user".
-func sameKind(a, b string) bool { return cmpOr(a, "user") == cmpOr(b, "user") }
+func sameKind(a, b string) bool { return cmp.Or(a, "user") == cmp.Or(b, "user") }
 
 func flagVariationsCommand(o *Options) *cobra.Command {
 	return flagKind.showCommand(o, "variations KEY", "List a flag's variations and which one serves when", func(_ context.Context, f *waygatev1.FeatureFlag) error {
