@@ -6,6 +6,8 @@ import (
 
 	"sigs.k8s.io/controller-runtime/pkg/client"
 
+	waygatev1 "github.com/waygate-dev/waygate/api/v1alpha1"
+	"github.com/waygate-dev/waygate/internal/audit"
 	"github.com/waygate-dev/waygate/internal/scheme"
 )
 
@@ -18,13 +20,6 @@ var gitopsMarks = []struct {
 	{label: "kustomize.toolkit.fluxcd.io/name", tool: "Flux"},
 	{label: "helm.toolkit.fluxcd.io/name", tool: "Flux (HelmRelease)"},
 	{label: "app.kubernetes.io/managed-by", value: "Helm", tool: "Helm"},
-}
-
-// gitopsManagers are field managers of GitOps controllers.
-var gitopsManagers = map[string]string{
-	"argocd-controller":    "Argo CD",
-	"kustomize-controller": "Flux",
-	"helm-controller":      "Flux (HelmRelease)",
 }
 
 // managedBy names the GitOps tool that manages obj, and the mark that says
@@ -41,9 +36,10 @@ func managedBy(obj client.Object) (tool, mark string) {
 			return m.tool, "label " + m.label
 		}
 	}
+	// The field managers the audit trail counts as GitOps.
 	for _, f := range obj.GetManagedFields() {
-		if tool, ok := gitopsManagers[f.Manager]; ok {
-			return tool, "field manager " + f.Manager
+		if audit.PlatformOf(f.Manager, "") == waygatev1.PlatformGitOps {
+			return "a GitOps tool", "field manager " + f.Manager
 		}
 	}
 	return "", ""
