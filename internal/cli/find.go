@@ -3,6 +3,7 @@ package cli
 import (
 	"errors"
 	"fmt"
+	"maps"
 	"slices"
 	"strings"
 
@@ -53,7 +54,7 @@ func findByRoute[T any, P interface {
 		}
 	}
 	if len(services) > 1 {
-		return nil, fmt.Errorf("%s has a %s in several services (%s): pass --service", key, k.name, strings.Join(slices.Sorted(mapKeys(services)), ", "))
+		return nil, fmt.Errorf("%s has a %s in several services (%s): pass --service", key, k.name, strings.Join(slices.Sorted(maps.Keys(services)), ", "))
 	}
 	if len(exact) > 0 {
 		return gate.Holder[T, P](exact), nil
@@ -79,13 +80,7 @@ func findByRoute[T any, P interface {
 				key, k.name, where, strings.Join(methods, ", "))}
 		}
 	}
-	msg := fmt.Sprintf("no %s %s has route %s", k.name, where, key)
-	if near := closeMatches(key, all); len(near) > 0 {
-		msg += "; did you mean " + strings.Join(near, " or ") + "?"
-	} else {
-		msg += "; " + k.hint
-	}
-	return nil, &notFoundError{msg}
+	return nil, notFound(fmt.Sprintf("no %s %s has route %s", k.name, where, key), key, all, k.hint)
 }
 
 // findByKey returns the object among items whose key is key (a flag's or
@@ -104,22 +99,14 @@ func findByKey[T any, P interface {
 	if len(exact) > 0 {
 		return gate.Holder[T, P](exact), nil
 	}
-	msg := fmt.Sprintf("no %s in namespace %s has key %s", k.name, ns, key)
-	if near := closeMatches(key, keys); len(near) > 0 {
-		msg += "; did you mean " + strings.Join(near, " or ") + "?"
-	} else {
-		msg += "; " + k.hint
-	}
-	return nil, &notFoundError{msg}
+	return nil, notFound(fmt.Sprintf("no %s in namespace %s has key %s", k.name, ns, key), key, keys, k.hint)
 }
 
-// mapKeys iterates over the keys of m.
-func mapKeys[K comparable, V any](m map[K]V) func(func(K) bool) {
-	return func(yield func(K) bool) {
-		for k := range m {
-			if !yield(k) {
-				return
-			}
-		}
+// notFound is msg, followed by the keys that look like key, or else by
+// hint (how to see what there is).
+func notFound(msg, key string, keys []string, hint string) error {
+	if near := closeMatches(key, keys); len(near) > 0 {
+		return &notFoundError{msg + "; did you mean " + strings.Join(near, " or ") + "?"}
 	}
+	return &notFoundError{msg + "; " + hint}
 }

@@ -20,46 +20,40 @@ func globalCommand(o *Options) *cobra.Command {
 the whole namespace. It is the RouteGate with route "*"; exempt routes and
 (unless --include-force-active) force-active routes stay served.`,
 	}
-	var f routeFlags
-	var includeForceActive bool
-	enable := &cobra.Command{
-		Use:   "enable",
-		Short: "Put every route into maintenance (503 MAINTENANCE_MODE), except the exempt ones",
-		Args:  cobra.NoArgs,
-		RunE: o.run(func(ctx context.Context, _ []string) error {
-			return o.changeRoute(ctx, waygatev1.AllRoutes, f, true, func(spec *waygatev1.RouteGateSpec) error {
-				was := *spec.DeepCopy()
-				spec.State, spec.Window, spec.IncludeForceActive = waygatev1.RouteMaintenance, nil, includeForceActive
-				setReason(spec, &was, f.reason)
-				return nil
-			})
-		}),
-	}
-	f.add(enable)
-	enable.Flags().BoolVar(&includeForceActive, "include-force-active", false, "Put routes with forceActive into maintenance too.")
-	var df routeFlags
-	disable := &cobra.Command{
-		Use:   "disable",
-		Short: "End maintenance of every route: each route's own state applies again",
-		Args:  cobra.NoArgs,
-		RunE: o.run(func(ctx context.Context, _ []string) error {
-			return o.changeRoute(ctx, waygatev1.AllRoutes, df, false, func(spec *waygatev1.RouteGateSpec) error {
-				was := *spec.DeepCopy()
-				spec.State, spec.Window, spec.IncludeForceActive = waygatev1.RouteActive, nil, false
-				setReason(spec, &was, df.reason)
-				return nil
-			})
-		}),
-	}
-	df.add(disable)
-	g.AddCommand(globalStatusCommand(o), enable, disable,
+	g.AddCommand(globalStatusCommand(o),
+		globalStateCommand(o, "enable", "Put every route into maintenance (503 MAINTENANCE_MODE), except the exempt ones", waygatev1.RouteMaintenance),
+		globalStateCommand(o, "disable", "End maintenance of every route: each route's own state applies again", waygatev1.RouteActive),
 		exemptCommand(o, "exempt-add ROUTE...", "Keep routes served during maintenance of every route", true),
 		exemptCommand(o, "exempt-remove ROUTE...", "Stop exempting routes from maintenance of every route", false))
 	return g
 }
 
+// globalStateCommand puts the "*" gate into state; maintenance creates the
+// gate when there is none, and may include force-active routes.
+func globalStateCommand(o *Options, use, short string, state waygatev1.RouteState) *cobra.Command {
+	var f routeFlags
+	var includeForceActive bool
+	maintenance := state == waygatev1.RouteMaintenance
+	c := &cobra.Command{
+		Use:   use,
+		Short: short,
+		Args:  cobra.NoArgs,
+		RunE: o.run(func(ctx context.Context, _ []string) error {
+			return o.changeRoute(ctx, waygatev1.AllRoutes, f, maintenance, func(spec *waygatev1.RouteGateSpec) error {
+				spec.State, spec.Window, spec.IncludeForceActive = state, nil, includeForceActive
+				return nil
+			})
+		}),
+	}
+	f.add(c)
+	if maintenance {
+		c.Flags().BoolVar(&includeForceActive, "include-force-active", false, "Put routes with forceActive into maintenance too.")
+	}
+	return c
+}
+
 // exemptCommand adds routes to, or removes them from, the exempt list of
-// the "*" gate; the reason stays unless --reason is given.
+// the "*" gate (the reason stays unless --reason is given).
 func exemptCommand(o *Options, use, short string, add bool) *cobra.Command {
 	var f routeFlags
 	c := &cobra.Command{
@@ -90,9 +84,6 @@ func exemptCommand(o *Options, use, short string, add bool) *cobra.Command {
 					case !add:
 						return fmt.Errorf("%s is not exempt; exempt now: %s", k, orDash(strings.Join(routeKeysOf(spec.Exempt), ", ")))
 					}
-				}
-				if f.reason != "" {
-					spec.Reason = f.reason
 				}
 				return nil
 			})

@@ -125,13 +125,39 @@ func (o *Options) scope(all bool) string {
 	return o.namespace
 }
 
-// find returns the object of the namespace that users name key.
-func (k kind[T, P]) find(ctx context.Context, o *Options, key string) (P, error) {
+// lookup finds the object of the namespace that arg names: a route key
+// (in service, when given) for kinds keyed by route, else a key. It returns
+// the key as normalised, the namespace's objects, and the object, or a
+// notFoundError.
+func (k kind[T, P]) lookup(ctx context.Context, o *Options, arg, service string) (string, []T, P, error) {
+	key := arg
+	if k.service != nil {
+		var err error
+		if key, err = routeKey(arg); err != nil {
+			return "", nil, nil, err
+		}
+	}
 	items, err := k.list(ctx, o.client, o.namespace)
 	if err != nil {
-		return nil, err
+		return key, nil, nil, err
 	}
-	return findByKey(items, k, key, o.namespace)
+	var p P
+	if k.service != nil {
+		p, err = findByRoute(items, k, key, service, o.namespace)
+	} else {
+		p, err = findByKey(items, k, key, o.namespace)
+	}
+	return key, items, p, err
+}
+
+// freeName is the name a new object for key (in service) gets: derived from
+// the key, with a suffix when an object of the namespace has it already.
+func (k kind[T, P]) freeName(items []T, service, key string) string {
+	name := routeObjectName(service, key)
+	if slices.ContainsFunc(items, func(t T) bool { return P(&t).GetName() == name }) {
+		return uniqueName(name, service, key)
+	}
+	return name
 }
 
 // complete completes the keys of the namespace's objects.
@@ -144,57 +170,58 @@ func (k kind[T, P]) complete(o *Options) cobra.CompletionFunc {
 		if err != nil {
 			return nil, cobra.ShellCompDirectiveNoFileComp
 		}
-		var keys []string
-		for i := range items {
-			keys = append(keys, k.key(&items[i]))
-		}
+		keys := keysOf(items, k)
 		slices.Sort(keys)
 		return slices.Compact(keys), cobra.ShellCompDirectiveNoFileComp
 	}
 }
 
-// showCommand shows the object its argument names: with -o json|yaml as
-// stored, else as show prints it.
-func (k kind[T, P]) showCommand(o *Options, use, short string, show func(ctx context.Context, p P) error) *cobra.Command {
-	return &cobra.Command{
+// command runs do on the object its first argument names, with the other
+// arguments; kinds keyed by route get --service.
+func (k kind[T, P]) command(o *Options, use, short string, do func(ctx context.Context, p P, args []string) error) *cobra.Command {
+	var service string
+	c := &cobra.Command{
 		Use:               use,
 		Short:             short,
 		Args:              cobra.ExactArgs(1),
 		ValidArgsFunction: k.complete(o),
 		RunE: o.run(func(ctx context.Context, args []string) error {
-			p, err := k.find(ctx, o, args[0])
+			_, _, p, err := k.lookup(ctx, o, args[0], service)
 			if err != nil {
 				return err
 			}
-			if ok, err := o.structured(p); ok {
-				return err
-			}
-			return show(ctx, p)
+			return do(ctx, p, args[1:])
 		}),
 	}
+	if k.service != nil {
+		c.Flags().StringVar(&service, "service", "", "The service the route belongs to, when several services share the route key.")
+	}
+	return c
+}
+
+// showCommand shows the object its argument names: with -o json|yaml as
+// stored, else as show prints it.
+func (k kind[T, P]) showCommand(o *Options, use, short string, show func(ctx context.Context, p P) error) *cobra.Command {
+	return k.command(o, use, short, func(ctx context.Context, p P, _ []string) error {
+		if ok, err := o.structured(p); ok {
+			return err
+		}
+		return show(ctx, p)
+	})
 }
 
 // changeCommand changes the object its first argument names, with the
 // other arguments, and says what changed.
 func (k kind[T, P]) changeCommand(o *Options, use, short string, more func(*cobra.Command), change func(p P, args []string) error) *cobra.Command {
 	var force bool
-	c := &cobra.Command{
-		Use:               use,
-		Short:             short,
-		Args:              cobra.MinimumNArgs(1),
-		ValidArgsFunction: k.complete(o),
-		RunE: o.run(func(ctx context.Context, args []string) error {
-			p, err := k.find(ctx, o, args[0])
-			if err != nil {
-				return err
-			}
-			before, err := update(ctx, o, p, force, func(p P) error { return change(p, args[1:]) })
-			if err != nil {
-				return err
-			}
-			return o.changed(k.label(p), k.describe(o, before), k.describe(o, p), before, p)
-		}),
-	}
+	c := k.command(o, use, short, func(ctx context.Context, p P, args []string) error {
+		before, err := update(ctx, o, p, force, func(p P) error { return change(p, args) })
+		if err != nil {
+			return err
+		}
+		return o.changed(k.label(p), k.describe(o, before), k.describe(o, p), before, p)
+	})
+	c.Args = cobra.MinimumNArgs(1)
 	c.Flags().BoolVar(&force, "force", false, "Change it even if GitOps manages it, knowing the next sync reverts the change.")
 	if more != nil {
 		more(c)
@@ -205,19 +232,9 @@ func (k kind[T, P]) changeCommand(o *Options, use, short string, more func(*cobr
 // deleteCommand deletes the object its argument names.
 func (k kind[T, P]) deleteCommand(o *Options, use, short string) *cobra.Command {
 	var force bool
-	c := &cobra.Command{
-		Use:               use,
-		Short:             short,
-		Args:              cobra.ExactArgs(1),
-		ValidArgsFunction: k.complete(o),
-		RunE: o.run(func(ctx context.Context, args []string) error {
-			p, err := k.find(ctx, o, args[0])
-			if err != nil {
-				return err
-			}
-			return o.delete(ctx, k.label(p), k.describe(o, p), p, force)
-		}),
-	}
+	c := k.command(o, use, short, func(ctx context.Context, p P, _ []string) error {
+		return o.delete(ctx, k.label(p), k.describe(o, p), p, force)
+	})
 	c.Flags().BoolVar(&force, "force", false, "Delete it even if GitOps manages it, knowing the next sync restores it.")
 	return c
 }

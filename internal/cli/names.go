@@ -51,10 +51,11 @@ func pathOf(key string) string {
 
 var nonName = regexp.MustCompile(`[^a-z0-9]+`)
 
-// gateName derives a readable RouteGate name from a route key:
+// routeObjectName derives a readable object name (RouteGate,
+// RateLimitPolicy) from a route key:
 // GET:/payments/{id} → get-payments-id, GET:/ → get-root, and for "*"
 // all-routes, after the service when there is one: payments-all-routes.
-func gateName(service, key string) string {
+func routeObjectName(service, key string) string {
 	k := key
 	switch {
 	case key == waygatev1.AllRoutes:

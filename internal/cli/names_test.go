@@ -45,8 +45,8 @@ func TestGateName(t *testing.T) {
 		{"orders", "*", "orders-all-routes"},
 		{"", "GET:/a/very/long/path/that/goes/on/and/on/beyond/any/reasonable/length", "get-a-very-long-path-that-goes-on-and-on-beyond-any"},
 	} {
-		if got := gateName(tc.service, tc.key); got != tc.want {
-			t.Errorf("gateName(%q, %q) = %q, want %q", tc.service, tc.key, got, tc.want)
+		if got := routeObjectName(tc.service, tc.key); got != tc.want {
+			t.Errorf("routeObjectName(%q, %q) = %q, want %q", tc.service, tc.key, got, tc.want)
 		}
 	}
 	if a, b := uniqueName("x", "s", "GET:/x"), uniqueName("x", "t", "GET:/x"); a == b || len(a) != len("x-")+6 {

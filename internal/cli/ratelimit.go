@@ -20,7 +20,7 @@ import (
 
 func rateLimitCommand(o *Options) *cobra.Command {
 	rl := &cobra.Command{Use: "rl", Short: "Rate limits of routes, services and namespaces (RateLimitPolicy)"}
-	rl.AddCommand(policyKind.listCommand(o, "list", "List the rate limits"), rlGetCommand(o), rlSetCommand(o), rlDeleteCommand(o), rlResetCommand(o))
+	rl.AddCommand(policyKind.listCommand(o, "list", "List the rate limits"), rlGetCommand(o), rlSetCommand(o), policyKind.deleteCommand(o, "delete ROUTE", "Remove the rate limit of a route"), rlResetCommand(o))
 	return rl
 }
 
@@ -58,20 +58,6 @@ var policyKind = kind[waygatev1.RateLimitPolicy, *waygatev1.RateLimitPolicy]{
 	empty: "No rate limits. `waygate rl set ROUTE 100/minute` sets one.",
 }
 
-// policy finds the policy of a route argument.
-func (o *Options) policy(ctx context.Context, arg, service string) (string, []waygatev1.RateLimitPolicy, *waygatev1.RateLimitPolicy, error) {
-	key, err := routeKey(arg)
-	if err != nil {
-		return "", nil, nil, err
-	}
-	items, err := policyKind.list(ctx, o.client, o.namespace)
-	if err != nil {
-		return key, nil, nil, err
-	}
-	p, err := findByRoute(items, policyKind, key, service, o.namespace)
-	return key, items, p, err
-}
-
 func burst(p *waygatev1.RateLimitPolicy) string {
 	if p.Spec.Burst == 0 {
 		return "-"
@@ -104,37 +90,22 @@ func ready(conds []metav1.Condition, generation int64) string {
 }
 
 func rlGetCommand(o *Options) *cobra.Command {
-	var service string
-	c := &cobra.Command{
-		Use:   "get ROUTE",
-		Short: "Show the rate limit of a route",
-		Args:  cobra.ExactArgs(1),
-		RunE: o.run(func(ctx context.Context, args []string) error {
-			_, _, p, err := o.policy(ctx, args[0], service)
-			if err != nil {
-				return err
-			}
-			if ok, err := o.structured(p); ok {
-				return err
-			}
-			rows := [][]string{
-				{"Route:", string(p.Spec.Route)}, {"Service:", orDash(string(p.Spec.Service))}, {"Limit:", p.Spec.Limit},
-				{"Algorithm:", orDash(string(p.Spec.Algorithm))}, {"Key:", orDash(string(p.Spec.KeyStrategy))}, {"Burst:", burst(p)},
-				{"Enabled:", strconv.FormatBool(p.Spec.Enabled)}, {"Scope:", orDash(p.Status.Scope)},
-			}
-			for _, t := range p.Spec.Tiers {
-				rows = append(rows, []string{"Tier " + t.Name + ":", t.Limit})
-			}
-			if at := p.Annotations[audit.ResetAnnotation]; at != "" {
-				rows = append(rows, []string{"Last reset:", at})
-			}
-			rows = append(rows, []string{"Ready:", readyLine(p.Status.Conditions, p.Generation)}, []string{"RateLimitPolicy:", p.Namespace + "/" + p.Name})
-			o.keyValues(rows)
-			return nil
-		}),
-	}
-	c.Flags().StringVar(&service, "service", "", "The service the route belongs to, when policies of several services share the key.")
-	return c
+	return policyKind.showCommand(o, "get ROUTE", "Show the rate limit of a route", func(_ context.Context, p *waygatev1.RateLimitPolicy) error {
+		rows := [][]string{
+			{"Route:", string(p.Spec.Route)}, {"Service:", orDash(string(p.Spec.Service))}, {"Limit:", p.Spec.Limit},
+			{"Algorithm:", orDash(string(p.Spec.Algorithm))}, {"Key:", orDash(string(p.Spec.KeyStrategy))}, {"Burst:", burst(p)},
+			{"Enabled:", strconv.FormatBool(p.Spec.Enabled)}, {"Scope:", orDash(p.Status.Scope)},
+		}
+		for _, t := range p.Spec.Tiers {
+			rows = append(rows, []string{"Tier " + t.Name + ":", t.Limit})
+		}
+		if at := p.Annotations[audit.ResetAnnotation]; at != "" {
+			rows = append(rows, []string{"Last reset:", at})
+		}
+		rows = append(rows, []string{"Ready:", readyLine(p.Status.Conditions, p.Generation)}, []string{"RateLimitPolicy:", p.Namespace + "/" + p.Name})
+		o.keyValues(rows)
+		return nil
+	})
 }
 
 func rlSetCommand(o *Options) *cobra.Command {
@@ -162,20 +133,17 @@ func rlSetCommand(o *Options) *cobra.Command {
 					p.Spec.Burst = burstSize
 				}
 			}
-			route, items, p, err := o.policy(ctx, args[0], f.service)
+			route, items, p, err := policyKind.lookup(ctx, o, args[0], f.service)
 			if err != nil && !isNotFound(err) {
 				return err
 			}
 			if p == nil {
 				p = &waygatev1.RateLimitPolicy{
-					ObjectMeta: metav1.ObjectMeta{Namespace: o.namespace, Name: gateName(f.service, route)},
+					ObjectMeta: metav1.ObjectMeta{Namespace: o.namespace, Name: policyKind.freeName(items, f.service, route)},
 					Spec:       waygatev1.RateLimitPolicySpec{Route: waygatev1.RouteKey(route), Service: waygatev1.ServiceName(f.service), Enabled: true},
 				}
 				set(p)
-				if slices.ContainsFunc(items, func(q waygatev1.RateLimitPolicy) bool { return q.Name == p.Name }) {
-					p.Name = uniqueName(p.Name, f.service, route)
-				}
-				return o.create(ctx, routeLabel(route, f.service), p, func() string { return describeLimit(p) })
+				return o.create(ctx, policyKind.label(p), p, func() string { return describeLimit(p) })
 			}
 			before, err := update(ctx, o, p, f.force, func(p *waygatev1.RateLimitPolicy) error {
 				set(p)
@@ -184,7 +152,7 @@ func rlSetCommand(o *Options) *cobra.Command {
 			if err != nil {
 				return err
 			}
-			return o.changed(routeLabel(route, string(p.Spec.Service)), describeLimit(before), describeLimit(p), before, p)
+			return o.changed(policyKind.label(p), describeLimit(before), describeLimit(p), before, p)
 		}),
 	}
 	c.Flags().StringVar(&f.service, "service", "", "The service the route belongs to (spec.service); with ROUTE \"*\", every route of it.")
@@ -218,47 +186,14 @@ func describeLimit(p *waygatev1.RateLimitPolicy) string {
 	return s
 }
 
-func rlDeleteCommand(o *Options) *cobra.Command {
-	var f routeFlags
-	c := &cobra.Command{
-		Use:   "delete ROUTE",
-		Short: "Remove the rate limit of a route",
-		Args:  cobra.ExactArgs(1),
-		RunE: o.run(func(ctx context.Context, args []string) error {
-			route, _, p, err := o.policy(ctx, args[0], f.service)
-			if err != nil {
-				return err
-			}
-			return o.delete(ctx, routeLabel(route, string(p.Spec.Service)), describeLimit(p), p, f.force)
-		}),
-	}
-	c.Flags().StringVar(&f.service, "service", "", "The service the route belongs to, when policies of several services share the key.")
-	c.Flags().BoolVar(&f.force, "force", false, "Delete a policy that GitOps manages, knowing the next sync restores it.")
-	return c
-}
-
 func rlResetCommand(o *Options) *cobra.Command {
-	var service string
-	c := &cobra.Command{
-		Use:   "reset ROUTE",
-		Short: "Ask the data plane to reset the counters of a route's rate limit (audited as rl_reset)",
-		Args:  cobra.ExactArgs(1),
-		RunE: o.run(func(ctx context.Context, args []string) error {
-			route, _, p, err := o.policy(ctx, args[0], service)
-			if err != nil {
-				return err
-			}
+	return policyKind.command(o, "reset ROUTE", "Ask the data plane to reset the counters of a route's rate limit (audited as rl_reset)",
+		func(ctx context.Context, p *waygatev1.RateLimitPolicy, _ []string) error {
 			at := o.Now().UTC().Format(time.RFC3339Nano)
 			// A reset changes no spec, so GitOps does not revert it.
-			if _, err := update(ctx, o, p, true, func(p *waygatev1.RateLimitPolicy) error {
-				metav1.SetMetaDataAnnotation(&p.ObjectMeta, audit.ResetAnnotation, at)
-				return nil
-			}); err != nil {
+			if _, err := update(ctx, o, p, true, setAnnotation[*waygatev1.RateLimitPolicy](audit.ResetAnnotation, at)); err != nil {
 				return err
 			}
-			return o.report(p, "%s: counters reset requested at %s (%s %s/%s)", routeLabel(route, string(p.Spec.Service)), o.formatTime(o.Now()), kindOf(p), p.Namespace, p.Name)
-		}),
-	}
-	c.Flags().StringVar(&service, "service", "", "The service the route belongs to, when policies of several services share the key.")
-	return c
+			return o.report(p, "%s: counters reset requested at %s (%s %s/%s)", policyKind.label(p), o.formatTime(o.Now()), kindOf(p), p.Namespace, p.Name)
+		})
 }

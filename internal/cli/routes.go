@@ -3,7 +3,6 @@ package cli
 import (
 	"context"
 	"fmt"
-	"slices"
 	"strings"
 	"time"
 
@@ -48,7 +47,7 @@ func routeCommands(o *Options) []*cobra.Command {
 }
 
 // routeCommand is a command that applies change to the gate of its first
-// argument, with --reason (see setReason). create says whether a route
+// argument, with --reason (see withReason). create says whether a route
 // without a gate gets one.
 func routeCommand(o *Options, use, short string, create bool, change func(*waygatev1.RouteGateSpec, []string) error, more func(*cobra.Command)) *cobra.Command {
 	var f routeFlags
@@ -58,14 +57,7 @@ func routeCommand(o *Options, use, short string, create bool, change func(*wayga
 		Args:              cobra.ExactArgs(1),
 		ValidArgsFunction: gateKind.complete(o),
 		RunE: o.run(func(ctx context.Context, args []string) error {
-			return o.changeRoute(ctx, args[0], f, create, func(spec *waygatev1.RouteGateSpec) error {
-				was := *spec.DeepCopy()
-				if err := change(spec, args[1:]); err != nil {
-					return err
-				}
-				setReason(spec, &was, f.reason)
-				return nil
-			})
+			return o.changeRoute(ctx, args[0], f, create, func(spec *waygatev1.RouteGateSpec) error { return change(spec, args[1:]) })
 		}),
 	}
 	f.add(c)
@@ -73,15 +65,6 @@ func routeCommand(o *Options, use, short string, create bool, change func(*wayga
 		more(c)
 	}
 	return c
-}
-
-// setReason gives spec, changed from was, the reason: the given one, or
-// none when the state or window changed without one (the old reason was
-// for the old state).
-func setReason(spec, was *waygatev1.RouteGateSpec, reason string) {
-	if reason != "" || spec.State != was.State || !equality.Semantic.DeepEqual(spec.Window, was.Window) {
-		spec.Reason = reason
-	}
 }
 
 func maintenanceCommand(o *Options, use, short string, window bool) *cobra.Command {
@@ -156,15 +139,8 @@ func deprecateCommand(o *Options) *cobra.Command {
 // changeRoute applies change to the RouteGate of arg, creating one when
 // there is none and create is set, and prints what changed.
 func (o *Options) changeRoute(ctx context.Context, arg string, f routeFlags, create bool, change func(*waygatev1.RouteGateSpec) error) error {
-	key, err := routeKey(arg)
-	if err != nil {
-		return err
-	}
-	gates, err := gateKind.list(ctx, o.client, o.namespace)
-	if err != nil {
-		return err
-	}
-	rg, err := findByRoute(gates, gateKind, key, f.service, o.namespace)
+	change = withReason(change, f.reason)
+	key, gates, rg, err := gateKind.lookup(ctx, o, arg, f.service)
 	if err != nil && (!create || !isNotFound(err)) {
 		return err
 	}
@@ -175,22 +151,35 @@ func (o *Options) changeRoute(ctx context.Context, arg string, f routeFlags, cre
 	if err != nil {
 		return err
 	}
-	return o.changed(routeLabel(key, string(rg.Spec.Service)), o.describeSpec(&before.Spec), o.describeSpec(&rg.Spec), before, rg)
+	return o.changed(gateKind.label(rg), o.describeSpec(&before.Spec), o.describeSpec(&rg.Spec), before, rg)
+}
+
+// withReason is change followed by giving the spec its reason: the given
+// one, or none when the state or window changed without one (the old reason
+// was for the old state); other changes keep the reason.
+func withReason(change func(*waygatev1.RouteGateSpec) error, reason string) func(*waygatev1.RouteGateSpec) error {
+	return func(spec *waygatev1.RouteGateSpec) error {
+		was := *spec.DeepCopy()
+		if err := change(spec); err != nil {
+			return err
+		}
+		if reason != "" || spec.State != was.State || !equality.Semantic.DeepEqual(spec.Window, was.Window) {
+			spec.Reason = reason
+		}
+		return nil
+	}
 }
 
 // createGate creates the RouteGate of a route that has none.
 func (o *Options) createGate(ctx context.Context, gates []waygatev1.RouteGate, key, service string, change func(*waygatev1.RouteGateSpec) error) error {
 	rg := &waygatev1.RouteGate{
-		ObjectMeta: metav1.ObjectMeta{Namespace: o.namespace, Name: gateName(service, key)},
+		ObjectMeta: metav1.ObjectMeta{Namespace: o.namespace, Name: gateKind.freeName(gates, service, key)},
 		Spec:       waygatev1.RouteGateSpec{Route: waygatev1.RouteKey(key), Service: waygatev1.ServiceName(service), State: waygatev1.RouteActive},
 	}
 	if err := change(&rg.Spec); err != nil {
 		return err
 	}
-	if slices.ContainsFunc(gates, func(g waygatev1.RouteGate) bool { return g.Name == rg.Name }) {
-		rg.Name = uniqueName(rg.Name, service, key)
-	}
-	if err := o.create(ctx, routeLabel(key, service), rg, func() string { return o.describeSpec(&rg.Spec) }); err != nil {
+	if err := o.create(ctx, gateKind.label(rg), rg, func() string { return o.describeSpec(&rg.Spec) }); err != nil {
 		return err
 	}
 	if near := closeMatches(key, keysOf(gates, gateKind)); len(near) > 0 {

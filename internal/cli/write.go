@@ -71,30 +71,30 @@ func (o *Options) delete(ctx context.Context, what, was string, obj client.Objec
 	if err := checkGitOps(obj, force); err != nil {
 		return err
 	}
-	_, markErr := update(ctx, o, obj, true, platformMark(string(waygatev1.PlatformCLI)))
+	_, markErr := update(ctx, o, obj, true, setAnnotation[client.Object](audit.PlatformAnnotation, string(waygatev1.PlatformCLI)))
 	if err := o.client.Delete(ctx, obj); err != nil {
 		if markErr == nil {
 			// Not deleted: take the mark back, so that it says nothing of
 			// a later deletion by someone else.
-			_, _ = update(ctx, o, obj, true, platformMark(""))
+			_, _ = update(ctx, o, obj, true, setAnnotation[client.Object](audit.PlatformAnnotation, ""))
 		}
 		return err
 	}
 	return o.report(obj, "%s: %s, deleted (%s %s/%s)", what, was, kindOf(obj), obj.GetNamespace(), obj.GetName())
 }
 
-// platformMark sets the platform of the next deletion on an object, or
-// removes it when platform is empty.
-func platformMark(platform string) func(client.Object) error {
-	return func(obj client.Object) error {
+// setAnnotation is a change that sets an annotation, or removes it when
+// value is empty.
+func setAnnotation[T client.Object](key, value string) func(T) error {
+	return func(obj T) error {
 		ann := obj.GetAnnotations()
 		if ann == nil {
 			ann = map[string]string{}
 		}
-		if platform == "" {
-			delete(ann, audit.PlatformAnnotation)
+		if value == "" {
+			delete(ann, key)
 		} else {
-			ann[audit.PlatformAnnotation] = platform
+			ann[key] = value
 		}
 		obj.SetAnnotations(ann)
 		return nil

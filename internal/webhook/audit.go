@@ -90,6 +90,7 @@ func (a *Auditor) Handle(ctx context.Context, req admission.Request) admission.R
 // admitWrite puts the journal back as the operator last wrote it, appends
 // this change, and keeps the finalizer.
 func (a *Auditor) admitWrite(req admission.Request, old, obj client.Object) admission.Response {
+	platform := audit.PlatformOf(fieldManager(req), req.UserInfo.Username)
 	// The journal as the operator knows it, less what it has written.
 	var journal []audit.Record
 	var audited int64
@@ -106,7 +107,7 @@ func (a *Auditor) admitWrite(req admission.Request, old, obj client.Object) admi
 		if err != nil {
 			return admission.Errored(http.StatusInternalServerError, err)
 		}
-		a.stamp(&rec, req, audit.PlatformOf(fieldManager(req), req.UserInfo.Username))
+		a.stamp(&rec, req, platform)
 		rec.Generation = 1
 		if old != nil {
 			rec.Generation = old.GetGeneration() + 1
@@ -125,7 +126,7 @@ func (a *Auditor) admitWrite(req admission.Request, old, obj client.Object) admi
 	}
 	// A platform for the next DELETE stays only if this writer's platform
 	// is the one it names.
-	if p, ok := meta.Annotations[audit.PlatformAnnotation]; ok && waygatev1.Platform(p) != audit.PlatformOf(fieldManager(req), req.UserInfo.Username) {
+	if p, ok := meta.Annotations[audit.PlatformAnnotation]; ok && waygatev1.Platform(p) != platform {
 		delete(meta.Annotations, audit.PlatformAnnotation)
 	}
 	// Keep the finalizer: on a deleting object too, if it was there, so that
