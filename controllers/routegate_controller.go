@@ -71,8 +71,8 @@ func (r *RouteGateReconciler) compute(ctx context.Context, rg *waygatev1.RouteGa
 	rg.Status.Reason = eff.Reason
 	rg.Status.GovernedBy = eff.GovernedBy
 	rg.Status.NextTransition = nil
-	if eff.Next != nil {
-		rg.Status.NextTransition = &metav1.Time{Time: *eff.Next}
+	if !eff.Next.IsZero() {
+		rg.Status.NextTransition = &metav1.Time{Time: eff.Next}
 	}
 	if h := gate.Holder(peers.Items); h != nil && h.Name != rg.Name {
 		setReady(rg.Common(), rg.Generation, false, ReasonDuplicate,
@@ -89,7 +89,7 @@ func (r *RouteGateReconciler) compute(ctx context.Context, rg *waygatev1.RouteGa
 		r.Recorder.Eventf(rg, nil, corev1.EventTypeNormal, "StateChanged", "ChangeState",
 			"route %s: %s → %s%s", rg.Spec.Route, before.State, eff.State, because(eff.Reason))
 	}
-	if eff.Next == nil {
+	if eff.Next.IsZero() {
 		return reconcile.Result{}, nil
 	}
 	// A second late rather than early: the clock must have passed the
@@ -154,7 +154,7 @@ func readyReason(rg *waygatev1.RouteGate, eff gate.RouteState) (string, string) 
 		return ReasonServiceMaintenance, fmt.Sprintf("in maintenance by service-wide RouteGate %q", eff.GovernedBy)
 	case eff.Window != nil:
 		return ReasonWindowOpen, fmt.Sprintf("maintenance window open until %s", eff.Window.End.UTC().Format(time.RFC3339))
-	case rg.Spec.Window != nil && eff.Next != nil:
+	case rg.Spec.Window != nil && !eff.Next.IsZero():
 		return ReasonWindowScheduled, fmt.Sprintf("%s; maintenance window starts %s", eff.State, rg.Spec.Window.Start.UTC().Format(time.RFC3339))
 	default:
 		return ReasonStateApplied, fmt.Sprintf("route is %s", eff.State)

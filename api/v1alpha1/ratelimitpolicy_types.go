@@ -40,6 +40,11 @@ const (
 	MissingKeyBlock      OnMissingKey = "block"
 )
 
+// ResetAnnotation on a RateLimitPolicy asks the data plane to reset its
+// counters; its value is when the reset was asked for (RFC 3339). The
+// counters of a policy start from zero whenever it changes.
+const ResetAnnotation = "waygate.dev/reset-at"
+
 // RateLimitPolicySpec limits how often callers may use a route, a service or
 // every route in the namespace.
 // +kubebuilder:validation:XValidation:rule="self.keyStrategy != 'header' || (has(self.keyHeader) && size(self.keyHeader) > 0)",message="spec.keyHeader is required when keyStrategy is header: name the request header to count by, e.g. X-Tenant-ID",fieldPath=".keyHeader"

@@ -27,10 +27,8 @@ const (
 	// ReasonAnnotation gives the reason of a change for kinds without
 	// spec.reason.
 	ReasonAnnotation = "waygate.dev/reason"
-	// ResetAnnotation on a RateLimitPolicy asks the data plane to reset
-	// its counters; its value is when the reset was asked for (RFC 3339).
-	// Setting it is audited as rl_reset.
-	ResetAnnotation = "waygate.dev/reset-at"
+	// ResetAnnotation: setting it is audited as rl_reset.
+	ResetAnnotation = waygatev1.ResetAnnotation
 	// Finalizer keeps a deleted object until its deletion is audited.
 	Finalizer = "waygate.dev/audit"
 	// MaxJournal bounds the journal. A change that finds it full is refused

@@ -18,8 +18,9 @@ type RouteState struct {
 	// GovernedBy is the name of the service-wide gate whose maintenance is in
 	// effect for the route, if any.
 	GovernedBy string
-	// Next is when the state in effect will next change on its own, if ever.
-	Next *time.Time
+	// Next is when the state in effect will next change on its own; zero if
+	// it never will.
+	Next time.Time
 	// Window is the window whose maintenance is in effect, if any; its end
 	// is the Retry-After of maintenance responses.
 	Window *waygatev1.MaintenanceWindow
@@ -39,9 +40,9 @@ func OwnState(spec *waygatev1.RouteGateSpec, now time.Time) RouteState {
 	start, end := w.Start.Time, w.End.Time
 	switch {
 	case now.Before(start):
-		return RouteState{State: waygatev1.RouteActive, Next: &start}
+		return RouteState{State: waygatev1.RouteActive, Next: start}
 	case now.Before(end):
-		return RouteState{State: waygatev1.RouteMaintenance, Reason: spec.Reason, Next: &end, Window: w}
+		return RouteState{State: waygatev1.RouteMaintenance, Reason: spec.Reason, Next: end, Window: w}
 	default:
 		return RouteState{State: waygatev1.RouteActive}
 	}
@@ -72,10 +73,9 @@ func Effective(route *waygatev1.RouteGate, serviceGates []waygatev1.RouteGate, n
 		if !Covers(g, route) {
 			continue
 		}
-		gs := OwnState(&g.Spec, now)
+		gs := ServiceState(g, now)
 		next = earliest(next, gs.Next)
 		if gs.State == waygatev1.RouteMaintenance {
-			gs.GovernedBy = g.Name
 			gs.Next = next
 			return gs
 		}
@@ -84,17 +84,33 @@ func Effective(route *waygatev1.RouteGate, serviceGates []waygatev1.RouteGate, n
 	return own
 }
 
-// Covers reports whether the service-wide gate g applies to route: same
-// service (or g has none), not exempt, and not forceActive unless g includes
-// forceActive routes.
+// ServiceState is the state the service-wide gate g puts in effect at now
+// for a route it covers.
+func ServiceState(g *waygatev1.RouteGate, now time.Time) RouteState {
+	gs := OwnState(&g.Spec, now)
+	if gs.State == waygatev1.RouteMaintenance {
+		gs.GovernedBy = g.Name
+	}
+	return gs
+}
+
+// Governs reports whether the service-wide gate g may apply to a route of
+// service: same service (or g has none), and not forceActive unless g
+// includes forceActive routes. Exemptions are the caller's to check.
+func Governs(g *waygatev1.RouteGateSpec, service waygatev1.ServiceName, forceActive bool) bool {
+	if g.Service != "" && g.Service != service {
+		return false
+	}
+	return !forceActive || g.IncludeForceActive
+}
+
+// Covers reports whether the service-wide gate g applies to route: it
+// governs the route and does not exempt its key or its path.
 func Covers(g, route *waygatev1.RouteGate) bool {
 	if g.Spec.Route != waygatev1.AllRoutes || route.Spec.Route == waygatev1.AllRoutes {
 		return false
 	}
-	if g.Spec.Service != "" && g.Spec.Service != route.Spec.Service {
-		return false
-	}
-	if route.Spec.ForceActive && !g.Spec.IncludeForceActive {
+	if !Governs(&g.Spec, route.Spec.Service, route.Spec.ForceActive) {
 		return false
 	}
 	key := route.Spec.Route
@@ -116,8 +132,8 @@ func PathOf(key string) string {
 	return key
 }
 
-func earliest(a, b *time.Time) *time.Time {
-	if a == nil || (b != nil && b.Before(*a)) {
+func earliest(a, b time.Time) time.Time {
+	if a.IsZero() || (!b.IsZero() && b.Before(a)) {
 		return b
 	}
 	return a

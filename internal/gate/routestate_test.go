@@ -19,7 +19,7 @@ func gate(name string, spec waygatev1.RouteGateSpec) waygatev1.RouteGate {
 	return waygatev1.RouteGate{ObjectMeta: metav1.ObjectMeta{Name: name}, Spec: spec}
 }
 
-func at(d time.Duration) *time.Time { t := t0.Add(d); return &t }
+func at(d time.Duration) time.Time { return t0.Add(d) }
 
 func TestEffective(t *testing.T) {
 	const (
@@ -42,7 +42,7 @@ func TestEffective(t *testing.T) {
 		want       waygatev1.RouteState
 		reason     string
 		governedBy string
-		next       *time.Time
+		next       time.Time
 	}{
 		{name: "active", route: route, want: active},
 		{name: "active drops the reason", route: with(func(s *waygatev1.RouteGateSpec) { s.Reason = "old" }), want: active},
@@ -80,7 +80,7 @@ func TestEffective(t *testing.T) {
 			if got.State != tc.want || got.Reason != tc.reason || got.GovernedBy != tc.governedBy {
 				t.Errorf("got state %q reason %q governedBy %q, want %q %q %q", got.State, got.Reason, got.GovernedBy, tc.want, tc.reason, tc.governedBy)
 			}
-			if (got.Next == nil) != (tc.next == nil) || (got.Next != nil && !got.Next.Equal(*tc.next)) {
+			if !got.Next.Equal(tc.next) {
 				t.Errorf("next %v, want %v", got.Next, tc.next)
 			}
 		})

@@ -1,0 +1,377 @@
+package gate
+
+import (
+	"cmp"
+	"context"
+	"net/netip"
+	"slices"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	waygatev1 "github.com/waygate-dev/waygate/api/v1alpha1"
+)
+
+// Verdict is what the gate does with a request.
+type Verdict uint8
+
+// The verdicts. Every verdict but Allowed refuses the request.
+const (
+	Allowed Verdict = iota
+	Maintenance
+	Disabled
+	EnvGated
+	RateLimited
+	// LimiterDown refuses a request whose rate limit could not be counted,
+	// when the gate is told to fail closed.
+	LimiterDown
+	numVerdicts
+)
+
+var verdictNames = [numVerdicts]string{"allowed", "maintenance", "disabled", "env_gated", "rate_limited", "limiter_unavailable"}
+
+// String is the verdict's name in metrics and logs.
+func (v Verdict) String() string { return verdictNames[v] }
+
+// Verdicts are every verdict, for metrics.
+func Verdicts() []Verdict {
+	vs := make([]Verdict, numVerdicts)
+	for i := range vs {
+		vs[i] = Verdict(i)
+	}
+	return vs
+}
+
+// Header reads a request header; adapters implement it over their own
+// request types without copying.
+type Header interface {
+	Get(name string) string
+}
+
+// Request is what the gate knows of a request.
+type Request struct {
+	// Namespace and Service are where the route's gates live, from the
+	// gateway's configuration (the auth URL, or ext_authz context).
+	Namespace, Service string
+	Method             string
+	// Path is the request's path, as NormalizePath leaves it.
+	Path   string
+	Header Header
+	// Peer is who called the gate: the gateway (forward-auth, whose
+	// X-Forwarded-For names the client), or, when PeerIsClient, the client
+	// as the gateway saw it (ext_authz's source address).
+	Peer         netip.Addr
+	PeerIsClient bool
+}
+
+// Decision is the gate's answer to a request.
+type Decision struct {
+	Verdict Verdict
+	// Path is the request's path, for the response body.
+	Path string
+	// Reason explains a maintenance or disabled route.
+	Reason string
+	// RetryAt is when a refused request may succeed: the end of a
+	// maintenance window, or when a rate limit allows again; zero if unknown.
+	RetryAt time.Time
+	// Environment and AllowedEnvs explain an env_gated refusal.
+	Environment string
+	AllowedEnvs []string
+	// Deprecation announces a deprecated route that is still served.
+	Deprecation *waygatev1.Deprecation
+	// Limit is the rate limit that refused the request or, when allowed, the
+	// one with the fewest requests left; Limit.Text is empty when none
+	// applied.
+	Limit LimitStatus
+}
+
+// LimitStatus is what the X-RateLimit-* headers say.
+type LimitStatus struct {
+	Text      string
+	Count     int64
+	Remaining int64
+	Reset     time.Time
+}
+
+// Refused reports whether the request is refused.
+func (d *Decision) Refused() bool { return d.Verdict != Allowed }
+
+// Identity names the request headers that carry who the caller is. They must
+// be set by something the gateway trusts (an authenticating proxy), which
+// replaces whatever a client sends in them.
+type Identity struct {
+	// User carries the authenticated user (keyStrategy user).
+	User string
+	// Roles carries the caller's roles, comma-separated (exemptRoles).
+	Roles string
+	// APIKey carries the caller's API key (keyStrategy api_key).
+	APIKey string
+}
+
+// Engine decides requests from the latest snapshot. It is safe for
+// concurrent use; Decide takes no lock and, for a request no rate limit
+// counts, allocates nothing.
+type Engine struct {
+	snap atomic.Pointer[Snapshot]
+	// Environment is where the gate serves (for env_gated routes), unless a
+	// namespace's EnvironmentLabel says otherwise.
+	Environment string
+	Counters    Counters
+	Identity    Identity
+	Proxies     ProxyTrust
+	// FailClosed refuses requests whose rate limit cannot be counted (the
+	// counter store is down); by default they are allowed.
+	FailClosed bool
+	// OnCounterError is told of every counting failure.
+	OnCounterError func(error)
+	// Now is the clock; time.Now when nil.
+	Now func() time.Time
+}
+
+// Swap puts a new snapshot in effect.
+func (e *Engine) Swap(s *Snapshot) { e.snap.Store(s) }
+
+// Snapshot is the snapshot in effect (nil before the first Swap).
+func (e *Engine) Snapshot() *Snapshot { return e.snap.Load() }
+
+func (e *Engine) now() time.Time {
+	if e.Now != nil {
+		return e.Now()
+	}
+	return time.Now()
+}
+
+// maxLayers is how many rate limits a request meets: the namespace's, the
+// service's and the route's.
+const maxLayers = 3
+
+// Decide decides req: the route's state (the service-wide gates first,
+// unless the route is exempt or forceActive, then the route's own gate),
+// then its rate limits from the namespace's to the route's.
+func (e *Engine) Decide(ctx context.Context, req *Request) Decision {
+	d := Decision{Path: req.Path}
+	s := e.snap.Load()
+	if s == nil {
+		return d
+	}
+	nv := s.namespaces[req.Namespace]
+	if nv == nil {
+		return d
+	}
+	view := nv.services[req.Service]
+	if view == nil {
+		view = nv.wide
+	}
+	now := e.now()
+	m := methodOf(req.Method)
+	rg := view.routes.match(m, req.Path)
+	forceActive := rg != nil && rg.Spec.ForceActive
+
+	// Service-wide maintenance: the namespace's gate, then the service's.
+	scopes := [2]*serviceView{nv.wide}
+	if view != nv.wide {
+		scopes[1] = view
+	}
+	for _, v := range scopes {
+		if v == nil || v.all == nil {
+			continue
+		}
+		st := ServiceState(v.all, now)
+		if st.State == waygatev1.RouteMaintenance &&
+			Governs(&v.all.Spec, waygatev1.ServiceName(req.Service), forceActive) && v.exempt.match(m, req.Path) == nil {
+			d.refuse(Maintenance, st)
+			return d
+		}
+	}
+
+	if rg != nil {
+		st := OwnState(&rg.Spec, now)
+		switch st.State {
+		case waygatev1.RouteMaintenance:
+			d.refuse(Maintenance, st)
+			return d
+		case waygatev1.RouteDisabled:
+			d.refuse(Disabled, st)
+			return d
+		case waygatev1.RouteEnvGated:
+			env := cmp.Or(nv.env, e.Environment)
+			if !slices.Contains(rg.Spec.AllowedEnvs, env) {
+				d.Verdict, d.Environment, d.AllowedEnvs = EnvGated, env, rg.Spec.AllowedEnvs
+				return d
+			}
+		case waygatev1.RouteDeprecated:
+			d.Deprecation = rg.Spec.Deprecation
+		}
+	}
+
+	layers := [maxLayers]*policy{nv.wide.limit, scopes[1].limitOrNil(), view.limits.match(m, req.Path)}
+	if layers != [maxLayers]*policy{} && e.Counters != nil {
+		e.limit(ctx, req, &d, &layers, now)
+	}
+	return d
+}
+
+// scratch holds a decision's rate-limit checks; pooled, as the counters
+// (an interface) would otherwise make every decision allocate them.
+type scratch struct {
+	checks  [maxLayers]Check
+	texts   [maxLayers]string
+	results [maxLayers]Result
+}
+
+var scratchPool = sync.Pool{New: func() any { return new(scratch) }}
+
+// limit counts req against the enabled policies of layers, in order.
+func (e *Engine) limit(ctx context.Context, req *Request, d *Decision, layers *[maxLayers]*policy, now time.Time) {
+	sc := scratchPool.Get().(*scratch)
+	defer scratchPool.Put(sc)
+	n := 0
+	var client netip.Addr
+	for _, p := range layers {
+		if p == nil || !p.spec.Enabled {
+			continue
+		}
+		ch, text, verdict := e.check(p, req, &client)
+		switch verdict {
+		case skip:
+			continue
+		case block:
+			d.Verdict, d.RetryAt = RateLimited, now
+			d.Limit = LimitStatus{Text: text, Count: ch.Count, Reset: now}
+			return
+		}
+		sc.checks[n], sc.texts[n] = ch, text
+		n++
+	}
+	if n == 0 {
+		return
+	}
+	refused, err := e.Counters.Take(ctx, now, sc.checks[:n], sc.results[:n])
+	if err != nil {
+		if e.OnCounterError != nil {
+			e.OnCounterError(err)
+		}
+		if e.FailClosed {
+			d.Verdict = LimiterDown
+		}
+		return
+	}
+	if refused >= 0 {
+		r := &sc.results[refused]
+		d.Verdict, d.RetryAt = RateLimited, r.RetryAt
+		d.Limit = LimitStatus{Text: sc.texts[refused], Count: sc.checks[refused].Count, Reset: r.Reset}
+		return
+	}
+	for i := range n {
+		r := &sc.results[i]
+		if d.Limit.Text == "" || r.Remaining < d.Limit.Remaining {
+			d.Limit = LimitStatus{Text: sc.texts[i], Count: sc.checks[i].Count, Remaining: r.Remaining, Reset: r.Reset}
+		}
+	}
+}
+
+func (d *Decision) refuse(v Verdict, st RouteState) {
+	d.Verdict, d.Reason = v, st.Reason
+	if st.Window != nil {
+		d.RetryAt = st.Window.End.Time
+	}
+}
+
+// What a policy does with a request.
+type policyVerdict uint8
+
+const (
+	count policyVerdict = iota // count it
+	skip                       // let it through uncounted
+	block                      // refuse it uncounted (no key, onMissingKey block)
+)
+
+// check is what policy p counts req by, with the limit's text.
+func (e *Engine) check(p *policy, req *Request, client *netip.Addr) (Check, string, policyVerdict) {
+	spec := p.spec
+	if len(p.exempt) > 0 {
+		ip := e.clientIP(req, client)
+		for _, pfx := range p.exempt {
+			if pfx.Contains(ip) {
+				return Check{}, "", skip
+			}
+		}
+	}
+	if len(spec.ExemptRoles) > 0 && e.Identity.Roles != "" && hasRole(req.Header.Get(e.Identity.Roles), spec.ExemptRoles) {
+		return Check{}, "", skip
+	}
+	rate, text := p.rate, p.limitText
+	if len(p.tiers) > 0 {
+		name := strings.TrimSpace(req.Header.Get(spec.TierHeader))
+		for i := range p.tiers {
+			if t := &p.tiers[i]; t.name == name {
+				if t.rate.Count == 0 {
+					return Check{}, "", skip
+				}
+				rate, text = t.rate, t.limitText
+				break
+			}
+		}
+	}
+	ch := Check{Policy: p.id, Algorithm: spec.Algorithm, Count: rate.Count, Burst: int64(spec.Burst), Period: rate.Period}
+	switch spec.KeyStrategy {
+	case waygatev1.KeyGlobal:
+		return ch, text, count
+	case waygatev1.KeyByIP:
+		ch.CallerAddr = e.clientIP(req, client)
+		return ch, text, count
+	case waygatev1.KeyByUser:
+		ch.Caller = e.header(req, e.Identity.User)
+	case waygatev1.KeyByAPIKey:
+		ch.Caller = e.header(req, e.Identity.APIKey)
+	case waygatev1.KeyByHeader:
+		ch.Caller = e.header(req, spec.KeyHeader)
+	}
+	if ch.Caller != "" {
+		return ch, text, count
+	}
+	switch spec.OnMissingKey {
+	case waygatev1.MissingKeyFallbackIP:
+		ch.CallerAddr = e.clientIP(req, client)
+		return ch, text, count
+	case waygatev1.MissingKeyBlock:
+		return ch, text, block
+	default:
+		return Check{}, "", skip
+	}
+}
+
+func (e *Engine) header(req *Request, name string) string {
+	if name == "" {
+		return ""
+	}
+	return strings.TrimSpace(req.Header.Get(name))
+}
+
+// clientIP resolves the client's address once per decision.
+func (e *Engine) clientIP(req *Request, client *netip.Addr) netip.Addr {
+	if !client.IsValid() {
+		*client = e.Proxies.ClientIP(req)
+	}
+	return *client
+}
+
+// hasRole reports whether the comma-separated roles name one of want.
+func hasRole(roles string, want []string) bool {
+	for roles != "" {
+		var r string
+		r, roles, _ = strings.Cut(roles, ",")
+		if slices.Contains(want, strings.TrimSpace(r)) {
+			return true
+		}
+	}
+	return false
+}
+
+func (v *serviceView) limitOrNil() *policy {
+	if v == nil {
+		return nil
+	}
+	return v.limit
+}

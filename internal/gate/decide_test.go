@@ -1,0 +1,391 @@
+package gate
+
+import (
+	"context"
+	"encoding/json"
+	"fmt"
+	"net/http"
+	"net/netip"
+	"reflect"
+	"strings"
+	"testing"
+	"time"
+
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/types"
+
+	waygatev1 "github.com/waygate-dev/waygate/api/v1alpha1"
+)
+
+// headers is a Header over a plain map.
+type headers map[string]string
+
+func (h headers) Get(name string) string { return h[http.CanonicalHeaderKey(name)] }
+
+func rg(ns, name string, spec waygatev1.RouteGateSpec) waygatev1.RouteGate {
+	return waygatev1.RouteGate{ObjectMeta: metav1.ObjectMeta{Namespace: ns, Name: name}, Spec: spec}
+}
+
+func rlp(ns, name string, spec waygatev1.RateLimitPolicySpec) waygatev1.RateLimitPolicy {
+	spec.Enabled = true
+	if spec.Algorithm == "" {
+		spec.Algorithm = waygatev1.FixedWindow
+	}
+	if spec.KeyStrategy == "" {
+		spec.KeyStrategy = waygatev1.KeyByIP
+	}
+	return waygatev1.RateLimitPolicy{ObjectMeta: metav1.ObjectMeta{Namespace: ns, Name: name, UID: types.UID(name)}, Spec: spec}
+}
+
+func TestDecideRoutes(t *testing.T) {
+	const (
+		active      = waygatev1.RouteActive
+		maintenance = waygatev1.RouteMaintenance
+	)
+	sunset := metav1.NewTime(t0.Add(24 * time.Hour))
+	objs := Objects{
+		RouteGates: []waygatev1.RouteGate{
+			rg("shop", "get-payments", waygatev1.RouteGateSpec{Route: "GET:/payments", Service: "payments", State: maintenance, Reason: "migration"}),
+			rg("shop", "payment", waygatev1.RouteGateSpec{Route: "GET:/payments/{id}", Service: "payments", State: waygatev1.RouteDisabled, Reason: "gone"}),
+			rg("shop", "refunds-window", waygatev1.RouteGateSpec{Route: "POST:/refunds", Service: "payments", State: active, Reason: "ledger", Window: window(time.Hour, 2*time.Hour)}),
+			rg("shop", "report-window", waygatev1.RouteGateSpec{Route: "/reports", Service: "payments", State: active, Reason: "reindex", Window: window(-time.Hour, time.Hour)}),
+			rg("shop", "debug", waygatev1.RouteGateSpec{Route: "/debug", Service: "payments", State: waygatev1.RouteEnvGated, AllowedEnvs: []string{"staging"}}),
+			rg("shop", "old", waygatev1.RouteGateSpec{Route: "/v1/orders", Service: "orders", State: waygatev1.RouteDeprecated,
+				Deprecation: &waygatev1.Deprecation{Sunset: &sunset, Successor: "/v2/orders"}}),
+			rg("shop", "orders-all", waygatev1.RouteGateSpec{Route: "*", Service: "orders", State: maintenance, Reason: "upgrade",
+				Exempt: []waygatev1.RouteKey{"GET:/health", "/static/{path...}"}}),
+			rg("shop", "orders-pinned", waygatev1.RouteGateSpec{Route: "GET:/orders/status", Service: "orders", State: active, ForceActive: true}),
+			// A key of no service applies to every service, unless the
+			// service gates the key itself.
+			rg("shop", "metrics", waygatev1.RouteGateSpec{Route: "/metrics", State: waygatev1.RouteDisabled, Reason: "internal"}),
+			rg("shop", "payments-metrics", waygatev1.RouteGateSpec{Route: "/metrics", Service: "payments", State: active}),
+			rg("lab", "all", waygatev1.RouteGateSpec{Route: "*", State: maintenance, Reason: "lab closed", IncludeForceActive: true}),
+			rg("lab", "pinned", waygatev1.RouteGateSpec{Route: "/ping", Service: "x", State: active, ForceActive: true}),
+		},
+		Environments: map[string]string{"lab": "staging"},
+	}
+	e := &Engine{Environment: "production", Now: func() time.Time { return t0 }}
+	e.Swap(NewSnapshot(objs))
+
+	cases := []struct {
+		ns, service, method, path string
+		want                      Verdict
+		reason                    string
+		retryAt                   time.Time
+	}{
+		{"shop", "payments", "GET", "/payments", Maintenance, "migration", time.Time{}},
+		{"shop", "payments", "POST", "/payments", Allowed, "", time.Time{}},
+		{"shop", "payments", "GET", "/payments/42", Disabled, "gone", time.Time{}},
+		{"shop", "payments", "POST", "/refunds", Allowed, "", time.Time{}},
+		{"shop", "payments", "GET", "/reports", Maintenance, "reindex", t0.Add(time.Hour)},
+		{"shop", "payments", "GET", "/debug", EnvGated, "", time.Time{}},
+		{"shop", "payments", "GET", "/metrics", Allowed, "", time.Time{}},
+		{"shop", "orders", "GET", "/metrics", Maintenance, "upgrade", time.Time{}},
+		{"shop", "billing", "GET", "/metrics", Disabled, "internal", time.Time{}},
+		{"shop", "orders", "GET", "/orders/1", Maintenance, "upgrade", time.Time{}},
+		{"shop", "orders", "GET", "/health", Allowed, "", time.Time{}},
+		{"shop", "orders", "POST", "/health", Maintenance, "upgrade", time.Time{}},
+		{"shop", "orders", "GET", "/static/css/site.css", Allowed, "", time.Time{}},
+		{"shop", "orders", "GET", "/orders/status", Allowed, "", time.Time{}},
+		{"shop", "payments", "GET", "/orders/1", Allowed, "", time.Time{}}, // another service
+		{"lab", "x", "GET", "/ping", Maintenance, "lab closed", time.Time{}},
+		{"lab", "", "GET", "/anything", Maintenance, "lab closed", time.Time{}},
+		{"elsewhere", "payments", "GET", "/payments", Allowed, "", time.Time{}},
+	}
+	for _, tc := range cases {
+		t.Run(tc.ns+"/"+tc.service+" "+tc.method+" "+tc.path, func(t *testing.T) {
+			d := e.Decide(context.Background(), &Request{Namespace: tc.ns, Service: tc.service, Method: tc.method, Path: tc.path, Header: headers{}})
+			if d.Verdict != tc.want || d.Reason != tc.reason || !d.RetryAt.Equal(tc.retryAt) {
+				t.Errorf("got %s %q retry %v, want %s %q retry %v", d.Verdict, d.Reason, d.RetryAt, tc.want, tc.reason, tc.retryAt)
+			}
+		})
+	}
+
+	t.Run("env gated by the namespace label", func(t *testing.T) {
+		objs := objs
+		objs.Environments = map[string]string{"shop": "staging"}
+		e := &Engine{Environment: "production", Now: e.Now}
+		e.Swap(NewSnapshot(objs))
+		if d := e.Decide(context.Background(), &Request{Namespace: "shop", Service: "payments", Method: "GET", Path: "/debug"}); d.Verdict != Allowed {
+			t.Fatalf("got %s, want allowed in staging", d.Verdict)
+		}
+	})
+	t.Run("the window opens and closes on the clock", func(t *testing.T) {
+		for _, at := range []struct {
+			d    time.Duration
+			want Verdict
+		}{{time.Hour - time.Nanosecond, Allowed}, {time.Hour, Maintenance}, {2*time.Hour - time.Nanosecond, Maintenance}, {2 * time.Hour, Allowed}} {
+			e := &Engine{Now: func() time.Time { return t0.Add(at.d) }}
+			e.Swap(NewSnapshot(objs))
+			if d := e.Decide(context.Background(), &Request{Namespace: "shop", Service: "payments", Method: "POST", Path: "/refunds"}); d.Verdict != at.want {
+				t.Errorf("at start%+v: %s, want %s", at.d-time.Hour, d.Verdict, at.want)
+			}
+		}
+	})
+	t.Run("deprecated routes pass with headers", func(t *testing.T) {
+		d := e.Decide(context.Background(), &Request{Namespace: "shop", Service: "orders-v1", Method: "GET", Path: "/v1/orders"})
+		if d.Verdict != Allowed || d.Deprecation != nil {
+			t.Fatalf("another service: %s %v", d.Verdict, d.Deprecation)
+		}
+		objs := Objects{RouteGates: objs.RouteGates[5:6]}
+		e := &Engine{Now: e.Now}
+		e.Swap(NewSnapshot(objs))
+		d = e.Decide(context.Background(), &Request{Namespace: "shop", Service: "orders", Method: "GET", Path: "/v1/orders"})
+		got := map[string]string{}
+		d.Headers(t0, func(k, v string) { got[k] = v })
+		want := map[string]string{"Deprecation": "true", "Sunset": "Tue, 02 Jun 2026 03:00:00 GMT", "Link": `</v2/orders>; rel="successor-version"`}
+		if d.Verdict != Allowed || !reflect.DeepEqual(got, want) {
+			t.Fatalf("got %s %v, want allowed with %v", d.Verdict, got, want)
+		}
+	})
+}
+
+func TestHolderIsInEffect(t *testing.T) {
+	older := rg("ns", "older", waygatev1.RouteGateSpec{Route: "GET:/x", State: waygatev1.RouteDisabled, Reason: "older"})
+	older.CreationTimestamp = metav1.NewTime(t0)
+	newer := rg("ns", "newer", waygatev1.RouteGateSpec{Route: "GET:/x", State: waygatev1.RouteMaintenance, Reason: "newer"})
+	newer.CreationTimestamp = metav1.NewTime(t0.Add(time.Second))
+	for _, order := range [][]waygatev1.RouteGate{{older, newer}, {newer, older}} {
+		e := &Engine{}
+		e.Swap(NewSnapshot(Objects{RouteGates: order}))
+		if d := e.Decide(context.Background(), &Request{Namespace: "ns", Method: "GET", Path: "/x"}); d.Reason != "older" {
+			t.Errorf("got %s %q, want the older gate's", d.Verdict, d.Reason)
+		}
+	}
+}
+
+func TestResponses(t *testing.T) {
+	now := t0
+	cases := []struct {
+		name    string
+		d       Decision
+		status  int
+		body    string
+		headers map[string]string
+	}{
+		{"maintenance with a window", Decision{Verdict: Maintenance, Path: "/payments", Reason: "migration", RetryAt: now.Add(90 * time.Second)}, 503,
+			`{"error":{"code":"MAINTENANCE_MODE","message":"This endpoint is temporarily unavailable for maintenance","path":"/payments","reason":"migration","retry_after":"2026-06-01T03:01:30Z"}}`,
+			map[string]string{"Retry-After": "90"}},
+		{"maintenance without", Decision{Verdict: Maintenance, Path: "/p", Reason: "r"}, 503,
+			`{"error":{"code":"MAINTENANCE_MODE","message":"This endpoint is temporarily unavailable for maintenance","path":"/p","reason":"r","retry_after":null}}`, map[string]string{}},
+		{"disabled", Decision{Verdict: Disabled, Path: "/refunds", Reason: "moved"}, 503,
+			`{"error":{"code":"ROUTE_DISABLED","message":"This endpoint has been disabled","path":"/refunds","reason":"moved"}}`, map[string]string{}},
+		{"env gated", Decision{Verdict: EnvGated, Path: "/debug", Environment: "production", AllowedEnvs: []string{"dev", "staging"}}, 403,
+			`{"error":{"code":"ENV_GATED","message":"This endpoint is not available in this environment","path":"/debug","current_env":"production","allowed_envs":["dev","staging"]}}`, map[string]string{}},
+		{"rate limited", Decision{Verdict: RateLimited, Path: "/p", RetryAt: now.Add(1500 * time.Millisecond), Limit: LimitStatus{Text: "10/minute", Count: 10, Reset: now.Add(30 * time.Second)}}, 429,
+			`{"error":{"code":"RATE_LIMIT_EXCEEDED","message":"Rate limit exceeded: 10/minute","path":"/p","limit":"10/minute","retry_after_seconds":2,"reset_at":"2026-06-01T03:00:30Z"}}`,
+			map[string]string{"Retry-After": "2", "X-RateLimit-Limit": "10", "X-RateLimit-Remaining": "0", "X-RateLimit-Reset": "1780282830"}},
+		{"allowed with a limit", Decision{Limit: LimitStatus{Text: "10/minute", Count: 10, Remaining: 7, Reset: now.Add(30 * time.Second)}}, 200, "",
+			map[string]string{"X-RateLimit-Limit": "10", "X-RateLimit-Remaining": "7", "X-RateLimit-Reset": "1780282830"}},
+	}
+	for _, tc := range cases {
+		t.Run(tc.name, func(t *testing.T) {
+			if got := tc.d.Status(); got != tc.status {
+				t.Errorf("status %d, want %d", got, tc.status)
+			}
+			if got := string(tc.d.Body(now)); got != tc.body {
+				t.Errorf("body\n%s\nwant\n%s", got, tc.body)
+			}
+			if tc.body != "" && !json.Valid([]byte(tc.body)) {
+				t.Error("want body is not JSON")
+			}
+			got := map[string]string{}
+			tc.d.Headers(now, func(k, v string) { got[k] = v })
+			if !reflect.DeepEqual(got, tc.headers) {
+				t.Errorf("headers %v, want %v", got, tc.headers)
+			}
+		})
+	}
+}
+
+func TestClientIP(t *testing.T) {
+	gateway := netip.MustParseAddr("10.0.0.5")
+	lb := netip.MustParsePrefix("10.1.0.0/16")
+	cases := []struct {
+		name         string
+		xff          string
+		peer         netip.Addr
+		peerIsClient bool
+		trust        ProxyTrust
+		want         string
+	}{
+		{"no header: the peer", "", gateway, false, ProxyTrust{}, "10.0.0.5"},
+		{"the gateway's entry", "203.0.113.7", gateway, false, ProxyTrust{}, "203.0.113.7"},
+		{"a spoofed entry is ignored", "6.6.6.6, 203.0.113.7", gateway, false, ProxyTrust{}, "203.0.113.7"},
+		{"one trusted hop", "6.6.6.6, 198.51.100.1, 10.1.2.3", gateway, false, ProxyTrust{Hops: 1}, "198.51.100.1"},
+		{"trusted by address", "6.6.6.6, 198.51.100.1, 10.1.2.3", gateway, false, ProxyTrust{CIDRs: []netip.Prefix{lb}}, "198.51.100.1"},
+		{"hops beyond the header stop at its start", "10.1.2.3", gateway, false, ProxyTrust{Hops: 3}, "10.1.2.3"},
+		{"garbage stops the walk", "bogus, 10.1.2.3", gateway, false, ProxyTrust{Hops: 1}, "10.1.2.3"},
+		{"ports and IPv6", "[2001:db8::1]:4711", gateway, false, ProxyTrust{}, "2001:db8::1"},
+		{"ext_authz: the source is the client", "6.6.6.6", netip.MustParseAddr("203.0.113.7"), true, ProxyTrust{}, "203.0.113.7"},
+		{"ext_authz: envoy's own entry", "6.6.6.6, 203.0.113.7", netip.MustParseAddr("203.0.113.7"), true, ProxyTrust{}, "203.0.113.7"},
+		{"ext_authz behind a balancer", "6.6.6.6, 198.51.100.1", netip.MustParseAddr("10.1.0.9"), true, ProxyTrust{Hops: 1}, "198.51.100.1"},
+	}
+	for _, tc := range cases {
+		t.Run(tc.name, func(t *testing.T) {
+			got := tc.trust.ClientIP(&Request{Header: headers{"X-Forwarded-For": tc.xff}, Peer: tc.peer, PeerIsClient: tc.peerIsClient})
+			if got.String() != tc.want {
+				t.Errorf("got %s, want %s", got, tc.want)
+			}
+		})
+	}
+}
+
+func TestBodiesAreJSONEvenWithOddReasons(t *testing.T) {
+	d := Decision{Verdict: Disabled, Path: "/x", Reason: "quote \" and\nnewline </script>"}
+	var v map[string]map[string]string
+	if err := json.Unmarshal(d.Body(t0), &v); err != nil || v["error"]["reason"] != d.Reason {
+		t.Fatalf("body %s: %v", d.Body(t0), err)
+	}
+	if strings.Contains(string(d.Body(t0)), "\n") {
+		t.Fatal("a body must stay on one line (nginx hands it on in a header)")
+	}
+}
+
+func TestDecideRateLimits(t *testing.T) {
+	objs := Objects{Policies: []waygatev1.RateLimitPolicy{
+		rlp("shop", "ns-wide", waygatev1.RateLimitPolicySpec{Route: "*", Limit: "100/minute", KeyStrategy: waygatev1.KeyGlobal}),
+		rlp("shop", "orders", waygatev1.RateLimitPolicySpec{Route: "*", Service: "orders", Limit: "2/minute", KeyStrategy: waygatev1.KeyByAPIKey,
+			OnMissingKey: waygatev1.MissingKeyBlock, TierHeader: "X-Plan",
+			Tiers: []waygatev1.RateLimitTier{{Name: "pro", Limit: "3/minute"}, {Name: "internal", Limit: Unlimited}}}),
+		rlp("shop", "payments", waygatev1.RateLimitPolicySpec{Route: "GET:/payments/{id}", Service: "payments", Limit: "1/minute",
+			ExemptCIDRs: []string{"10.0.0.0/8"}, ExemptRoles: []string{"ops"}}),
+		rlp("shop", "by-tenant", waygatev1.RateLimitPolicySpec{Route: "/tenants", Service: "payments", Limit: "1/minute",
+			KeyStrategy: waygatev1.KeyByHeader, KeyHeader: "X-Tenant", OnMissingKey: waygatev1.MissingKeyFallbackIP}),
+		rlp("shop", "by-user", waygatev1.RateLimitPolicySpec{Route: "/me", Service: "payments", Limit: "1/minute", KeyStrategy: waygatev1.KeyByUser}),
+	}}
+	objs.Policies[3].Spec.Enabled = true
+	disabled := rlp("shop", "off", waygatev1.RateLimitPolicySpec{Route: "/off", Service: "payments", Limit: "1/minute"})
+	disabled.Spec.Enabled = false
+	objs.Policies = append(objs.Policies, disabled)
+
+	type req struct {
+		service, path string
+		h             headers
+		want          Verdict
+		limit         string // the limit in the decision
+		remaining     int64
+	}
+	gw := netip.MustParseAddr("127.0.0.1")
+	// The namespace's global 100/minute counts every request that reaches
+	// the counters, across cases.
+	cases := []struct {
+		name string
+		reqs []req
+	}{
+		{"the route's limit, by client address", []req{
+			{"payments", "/payments/1", headers{"X-Forwarded-For": "203.0.113.1"}, Allowed, "1/minute", 0},
+			{"payments", "/payments/2", headers{"X-Forwarded-For": "203.0.113.1"}, RateLimited, "1/minute", 0},
+			{"payments", "/payments/1", headers{"X-Forwarded-For": "203.0.113.2"}, Allowed, "1/minute", 0},
+			// A spoofed X-Forwarded-For is the same client.
+			{"payments", "/payments/1", headers{"X-Forwarded-For": "1.2.3.4, 203.0.113.2"}, RateLimited, "1/minute", 0},
+		}},
+		{"exempt address and role", []req{
+			{"payments", "/payments/1", headers{"X-Forwarded-For": "10.1.1.1"}, Allowed, "100/minute", 95},
+			{"payments", "/payments/1", headers{"X-Forwarded-For": "10.1.1.1"}, Allowed, "100/minute", 94},
+			{"payments", "/payments/1", headers{"X-Forwarded-For": "203.0.113.9", "X-Roles": "dev, ops"}, Allowed, "100/minute", 93},
+			{"payments", "/payments/1", headers{"X-Forwarded-For": "203.0.113.9", "X-Roles": "dev, ops"}, Allowed, "100/minute", 92},
+		}},
+		{"tiers and a missing key", []req{
+			{"orders", "/orders", headers{}, RateLimited, "2/minute", 0},
+			{"orders", "/orders", headers{"X-Api-Key": "k1"}, Allowed, "2/minute", 1},
+			{"orders", "/orders", headers{"X-Api-Key": "k1"}, Allowed, "2/minute", 0},
+			{"orders", "/orders", headers{"X-Api-Key": "k1"}, RateLimited, "2/minute", 0},
+			// The same caller on a bigger plan has one more.
+			{"orders", "/orders", headers{"X-Api-Key": "k1", "X-Plan": "pro"}, Allowed, "3/minute", 0},
+			{"orders", "/orders", headers{"X-Api-Key": "k1", "X-Plan": "internal"}, Allowed, "100/minute", 87},
+		}},
+		{"header key falls back to the address", []req{
+			{"payments", "/tenants", headers{"X-Tenant": "acme"}, Allowed, "1/minute", 0},
+			{"payments", "/tenants", headers{"X-Tenant": "acme"}, RateLimited, "1/minute", 0},
+			{"payments", "/tenants", headers{}, Allowed, "1/minute", 0},
+			{"payments", "/tenants", headers{}, RateLimited, "1/minute", 0},
+		}},
+		{"user key, missing user exempt", []req{
+			{"payments", "/me", headers{}, Allowed, "100/minute", 82},
+			{"payments", "/me", headers{}, Allowed, "100/minute", 81},
+			{"payments", "/me", headers{"X-User": "alice"}, Allowed, "1/minute", 0},
+			{"payments", "/me", headers{"X-User": "alice"}, RateLimited, "1/minute", 0},
+		}},
+		{"a disabled policy limits nothing", []req{
+			{"payments", "/off", headers{}, Allowed, "100/minute", 78},
+			{"payments", "/off", headers{}, Allowed, "100/minute", 77},
+		}},
+	}
+	e := &Engine{Counters: NewMemoryCounters(1000), Identity: Identity{User: "X-User", Roles: "X-Roles", APIKey: "X-Api-Key"}, Now: func() time.Time { return hour }}
+	e.Swap(NewSnapshot(objs))
+	for _, tc := range cases {
+		t.Run(tc.name, func(t *testing.T) {
+			for i, r := range tc.reqs {
+				d := e.Decide(context.Background(), &Request{Namespace: "shop", Service: r.service, Method: "GET", Path: r.path, Header: r.h, Peer: gw})
+				if d.Verdict != r.want || d.Limit.Text != r.limit || d.Limit.Remaining != r.remaining {
+					t.Fatalf("request %d: %s limit %q remaining %d, want %s %q %d", i, d.Verdict, d.Limit.Text, d.Limit.Remaining, r.want, r.limit, r.remaining)
+				}
+			}
+		})
+	}
+}
+
+type failing struct{}
+
+func (failing) Take(context.Context, time.Time, []Check, []Result) (int, error) {
+	return 0, errStore
+}
+
+var errStore = fmt.Errorf("store down")
+
+func TestCounterFailure(t *testing.T) {
+	objs := Objects{Policies: []waygatev1.RateLimitPolicy{rlp("ns", "p", waygatev1.RateLimitPolicySpec{Route: "*", Limit: "1/second"})}}
+	for _, closed := range []bool{false, true} {
+		var seen error
+		e := &Engine{Counters: failing{}, FailClosed: closed, OnCounterError: func(err error) { seen = err }}
+		e.Swap(NewSnapshot(objs))
+		d := e.Decide(context.Background(), &Request{Namespace: "ns", Method: "GET", Path: "/"})
+		want := Allowed
+		if closed {
+			want = LimiterDown
+		}
+		if d.Verdict != want || seen != errStore {
+			t.Errorf("fail closed %v: %s (error seen: %v), want %s", closed, d.Verdict, seen, want)
+		}
+	}
+}
+
+// benchEngine is a namespace with 200 gated routes (a tenth of them
+// templates) and rate limits, as a busy service might have.
+func benchEngine(b *testing.B) *Engine {
+	var objs Objects
+	for i := range 200 {
+		path := fmt.Sprintf("/api/v1/resource%d", i)
+		if i%10 == 0 {
+			path += "/{id}"
+		}
+		objs.RouteGates = append(objs.RouteGates, rg("shop", fmt.Sprint("r", i), waygatev1.RouteGateSpec{Route: waygatev1.RouteKey("GET:" + path), Service: "api", State: waygatev1.RouteActive}))
+	}
+	objs.RouteGates = append(objs.RouteGates,
+		rg("shop", "down", waygatev1.RouteGateSpec{Route: "GET:/api/v1/down", Service: "api", State: waygatev1.RouteMaintenance, Reason: "migration"}),
+		rg("shop", "all", waygatev1.RouteGateSpec{Route: "*", Service: "api", State: waygatev1.RouteActive}))
+	objs.Policies = append(objs.Policies, rlp("shop", "limited", waygatev1.RateLimitPolicySpec{Route: "GET:/api/v1/limited", Service: "api",
+		Limit: "1000000000/second", Algorithm: waygatev1.TokenBucket}))
+	e := &Engine{Counters: NewMemoryCounters(100_000)}
+	e.Swap(NewSnapshot(objs))
+	return e
+}
+
+func benchDecide(b *testing.B, path string, want Verdict) {
+	e := benchEngine(b)
+	req := &Request{Namespace: "shop", Service: "api", Method: "GET", Path: path, Header: headers{"X-Forwarded-For": "203.0.113.7"}, Peer: netip.MustParseAddr("10.0.0.1")}
+	ctx := context.Background()
+	if d := e.Decide(ctx, req); d.Verdict != want {
+		b.Fatalf("%s: %s, want %s", path, d.Verdict, want)
+	}
+	b.ReportAllocs()
+	for b.Loop() {
+		e.Decide(ctx, req)
+	}
+}
+
+func BenchmarkDecideAllowed(b *testing.B)      { benchDecide(b, "/api/v1/resource150/42", Allowed) }
+func BenchmarkDecideUnknownRoute(b *testing.B) { benchDecide(b, "/api/v2/other", Allowed) }
+func BenchmarkDecideRefused(b *testing.B)      { benchDecide(b, "/api/v1/down", Maintenance) }
+func BenchmarkDecideTokenBucket(b *testing.B)  { benchDecide(b, "/api/v1/limited", Allowed) }

@@ -1,0 +1,168 @@
+package gate
+
+import (
+	"fmt"
+	"math"
+	"net/netip"
+	"strconv"
+	"strings"
+	"time"
+
+	waygatev1 "github.com/waygate-dev/waygate/api/v1alpha1"
+)
+
+// Unlimited is the tier limit that limits nothing.
+const Unlimited = "unlimited"
+
+// periods are the units a limit may count per.
+var periods = map[string]time.Duration{
+	"second": time.Second,
+	"minute": time.Minute,
+	"hour":   time.Hour,
+	"day":    24 * time.Hour,
+	"month":  30 * 24 * time.Hour,
+	"year":   365 * 24 * time.Hour,
+}
+
+// Rate is a parsed limit: Count requests per Period.
+type Rate struct {
+	Count  int64
+	Period time.Duration
+}
+
+// ParseRate parses "<count>/<unit>", e.g. "100/minute".
+func ParseRate(s string) (Rate, error) {
+	n, unit, ok := strings.Cut(s, "/")
+	count, err := strconv.ParseInt(n, 10, 64)
+	period, known := periods[unit]
+	if !ok || err != nil || count < 1 || !known {
+		return Rate{}, fmt.Errorf("%q is not a limit: write <count>/<unit>, e.g. 100/minute, with unit one of second, minute, hour, day, month, year", s)
+	}
+	return Rate{Count: count, Period: period}, nil
+}
+
+// Check is one rate limit to count a request against.
+type Check struct {
+	// Policy identifies the counters: a new identity (a reset) starts
+	// them afresh.
+	Policy string
+	// Caller is the key the request is counted by; CallerAddr when it is the
+	// client address (kept as an address so that counting allocates nothing).
+	Caller     string
+	CallerAddr netip.Addr
+	Algorithm  waygatev1.RateLimitAlgorithm
+	// Count requests are allowed per Period, and Burst more at once.
+	Count, Burst int64
+	Period       time.Duration
+}
+
+// capacity is how many requests a caller may make at once.
+func (ch *Check) capacity() int64 { return ch.Count + ch.Burst }
+
+// Result is what a counter says of one request.
+type Result struct {
+	Allowed bool
+	// Remaining is how many more requests would be allowed now.
+	Remaining int64
+	// Reset is when the counter is back to its full capacity (fixed and
+	// sliding windows: the end of the current window).
+	Reset time.Time
+	// RetryAt is when a refused request would be allowed.
+	RetryAt time.Time
+}
+
+// counterState is one caller's counter. Its fields mean, per algorithm:
+// fixed_window: a is the window's index, b its count; sliding_window: a the
+// window's index, b its count, c the previous window's count; token_bucket:
+// a the time of the last refill (Unix ns), c the tokens left.
+type counterState struct {
+	a, b int64
+	c    float64
+	// expires is when the counter is worth nothing more than a new one.
+	expires int64
+}
+
+// take counts one request against st at now (Unix ns), as the algorithm of
+// ch says. A zero st is a new counter. The Redis Lua script in redis.go
+// implements the same arithmetic; counter tests run both.
+func take(ch *Check, st *counterState, now int64) Result {
+	period := int64(ch.Period)
+	capacity := ch.capacity()
+	switch ch.Algorithm {
+	case waygatev1.TokenBucket:
+		perNs := float64(ch.Count) / float64(period) // refill rate in tokens per ns
+		tokens := float64(capacity)
+		if st.expires != 0 {
+			tokens = math.Min(float64(capacity), st.c+float64(max(now-st.a, 0))*perNs)
+		}
+		r := Result{}
+		if tokens >= 1 {
+			tokens--
+			r.Allowed = true
+		} else {
+			r.RetryAt = time.Unix(0, now+int64(math.Ceil((1-tokens)/perNs)))
+		}
+		full := now + int64(math.Ceil((float64(capacity)-tokens)/perNs))
+		st.a, st.c, st.expires = now, tokens, full
+		r.Remaining = int64(tokens)
+		r.Reset = time.Unix(0, full)
+		return r
+	case waygatev1.SlidingWindow:
+		idx := now / period
+		switch {
+		case st.expires == 0 || idx > st.a+1:
+			st.b, st.c = 0, 0
+		case idx == st.a+1:
+			st.b, st.c = 0, float64(st.b)
+		}
+		st.a = idx
+		start := idx * period
+		weight := 1 - float64(now-start)/float64(period)
+		used := st.c*weight + float64(st.b)
+		r := Result{Reset: time.Unix(0, start+period)}
+		if used+1 <= float64(capacity) {
+			st.b++
+			used++
+			r.Allowed = true
+		} else {
+			r.RetryAt = slidingRetry(st, capacity, start, period)
+		}
+		st.expires = start + 2*period
+		r.Remaining = max(int64(float64(capacity)-used), 0)
+		return r
+	default: // fixed_window
+		idx := now / period
+		if st.expires == 0 || st.a != idx {
+			st.a, st.b = idx, 0
+		}
+		end := (idx + 1) * period
+		st.expires = end
+		r := Result{Reset: time.Unix(0, end)}
+		if st.b < capacity {
+			st.b++
+			r.Allowed = true
+		} else {
+			r.RetryAt = r.Reset
+		}
+		r.Remaining = capacity - st.b
+		return r
+	}
+}
+
+// slidingRetry is when a sliding window that refused a request will allow
+// one: when the previous window's weighted count has decayed enough, in
+// this window or the next.
+func slidingRetry(st *counterState, capacity, start, period int64) time.Time {
+	room := float64(capacity - 1 - st.b)
+	prev, from := st.c, start
+	if room < 0 {
+		// This window alone is full: wait for the next, where it is the
+		// previous window.
+		room, prev, from = float64(capacity-1), float64(st.b), start+period
+	}
+	if prev <= room {
+		return time.Unix(0, from)
+	}
+	return time.Unix(0, from+int64(math.Ceil(float64(period)*(1-room/prev))))
+}
+
