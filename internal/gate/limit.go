@@ -165,4 +165,3 @@ func slidingRetry(st *counterState, capacity, start, period int64) time.Time {
 	}
 	return time.Unix(0, from+int64(math.Ceil(float64(period)*(1-room/prev))))
 }
-
