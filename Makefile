@@ -40,8 +40,9 @@ bench-audit: envtest-assets build ## Measure the audit pipeline: throughput, lat
 ##@ Build
 
 .PHONY: build
-build: ## Build the operator into bin/manager and the CLI into bin/waygate.
+build: ## Build the operator into bin/manager, the gate into bin/gate and the CLI into bin/waygate.
 	go build -o bin/manager ./cmd/manager
+	go build -o bin/gate ./cmd/gate
 	go build -o bin/waygate ./cmd/waygate
 
 INSTALL_DIR ?= $(shell go env GOPATH)/bin

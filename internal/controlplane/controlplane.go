@@ -38,8 +38,20 @@ const (
 	OperatorServiceAccount = "waygate-manager"
 )
 
-// OperatorUser is the username the API server sees for the operator.
-var OperatorUser = "system:serviceaccount:" + OperatorNamespace + ":" + OperatorServiceAccount
+// GateServiceAccount is the data plane's identity, bound to the read-only
+// RBAC of config/gate.
+const GateServiceAccount = "waygate-gate"
+
+// OperatorUser and GateUser are the usernames the API server sees for the
+// operator and the gate.
+var (
+	OperatorUser = serviceAccountUser(OperatorServiceAccount)
+	GateUser     = serviceAccountUser(GateServiceAccount)
+)
+
+func serviceAccountUser(name string) string {
+	return "system:serviceaccount:" + OperatorNamespace + ":" + name
+}
 
 // Scheme is the scheme of every Waygate program, for the clients of tests
 // and tools.
@@ -57,6 +69,9 @@ type ControlPlane struct {
 	// RBAC in config/rbac, so missing permissions show up as they would in a
 	// cluster.
 	Operator *rest.Config
+	// Gate is a connection as the gate's service account, bound to the RBAC
+	// in config/gate.
+	Gate *rest.Config
 	// Webhook is where the API server calls the admission webhooks: the
 	// operator must serve them on Webhook.LocalServingHost and
 	// LocalServingPort with the certificate in LocalServingCertDir.
@@ -103,20 +118,25 @@ func (cp *ControlPlane) install() error {
 	if err := c.Create(ctx, ns); err != nil && !apierrors.IsAlreadyExists(err) {
 		return err
 	}
-	for _, dir := range []string{"rbac", "policy"} {
-		if err := cp.Apply(ctx, filepath.Join(cp.Root, "config", dir)); err != nil {
+	for _, path := range []string{"rbac", "policy", filepath.Join("gate", "rbac.yaml")} {
+		if err := cp.Apply(ctx, filepath.Join(cp.Root, "config", path)); err != nil {
 			return err
 		}
 	}
-	op, err := cp.env.AddUser(envtest.User{
-		Name:   OperatorUser,
-		Groups: []string{"system:serviceaccounts", "system:serviceaccounts:" + OperatorNamespace, "system:authenticated"},
-	}, nil)
-	if err != nil {
-		return fmt.Errorf("adding the operator's user: %w", err)
+	for _, sa := range []struct {
+		user string
+		cfg  **rest.Config
+	}{{OperatorUser, &cp.Operator}, {GateUser, &cp.Gate}} {
+		u, err := cp.env.AddUser(envtest.User{
+			Name:   sa.user,
+			Groups: []string{"system:serviceaccounts", "system:serviceaccounts:" + OperatorNamespace, "system:authenticated"},
+		}, nil)
+		if err != nil {
+			return fmt.Errorf("adding the user %s: %w", sa.user, err)
+		}
+		*sa.cfg = u.Config()
+		(*sa.cfg).QPS = -1 // tests and tools: no client-side throttling
 	}
-	cp.Operator = op.Config()
-	cp.Operator.QPS = -1 // tests and tools: no client-side throttling
 	return nil
 }
 

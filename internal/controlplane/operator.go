@@ -2,7 +2,6 @@ package controlplane
 
 import (
 	"context"
-	"errors"
 	"fmt"
 	"net"
 	"net/http"
@@ -12,42 +11,47 @@ import (
 	"strconv"
 	"syscall"
 	"time"
+
+	"k8s.io/client-go/rest"
 )
 
-// Operator is the operator binary running against the control plane as its
-// service account.
-type Operator struct {
-	// Pid is the operator's process id.
+// Process is a Waygate binary running against the control plane.
+type Process struct {
+	// Pid is the process id.
 	Pid int
-	// Log is the file the operator logs to.
+	// Log is the file the process logs to.
 	Log string
-	// Metrics is the address of its metrics endpoint.
-	Metrics string
 
+	name    string
 	exited  chan struct{}
 	waitErr error
 	cancel  context.CancelFunc
+}
+
+// Operator is the operator binary running as its service account.
+type Operator struct {
+	*Process
+	// Metrics is the address of its metrics endpoint.
+	Metrics string
+}
+
+// Gate is the gate binary (the data plane) running as its service account.
+type Gate struct {
+	*Process
+	// HTTP serves forward-auth, GRPC ext_authz, Metrics /metrics.
+	HTTP, GRPC, Metrics string
 }
 
 // StartOperator runs the manager binary at path with args added to those
 // that connect it to the control plane, logging to dir/manager.log, and
 // waits until it is ready.
 func (cp *ControlPlane) StartOperator(ctx context.Context, path, dir string, args ...string) (*Operator, error) {
-	kubeconfig := filepath.Join(dir, "operator.kubeconfig")
-	if err := WriteKubeconfig(cp.Operator, kubeconfig); err != nil {
-		return nil, err
-	}
-	probes, err := freeAddr()
+	addrs, err := freeAddrs(2)
 	if err != nil {
 		return nil, err
 	}
-	metrics, err := freeAddr()
-	if err != nil {
-		return nil, err
-	}
-	ctx, cancel := context.WithCancel(ctx)
-	cmd := exec.CommandContext(ctx, path, append([]string{
-		"--kubeconfig", kubeconfig,
+	probes, metrics := addrs[0], addrs[1]
+	p, err := start(ctx, "operator", cp.Operator, path, filepath.Join(dir, "manager"), probes, append([]string{
 		"--namespace", OperatorNamespace,
 		"--leader-elect",
 		"--webhook-host", cp.Webhook.LocalServingHost,
@@ -55,8 +59,45 @@ func (cp *ControlPlane) StartOperator(ctx context.Context, path, dir string, arg
 		"--webhook-cert-dir", cp.Webhook.LocalServingCertDir,
 		"--health-probe-bind-address", probes,
 		"--metrics-bind-address", metrics,
-	}, args...)...)
-	logPath := filepath.Join(dir, "manager.log")
+	}, args...))
+	if err != nil {
+		return nil, err
+	}
+	return &Operator{Process: p, Metrics: metrics}, nil
+}
+
+// StartGate runs the gate binary at path as the gate's service account on
+// free loopback ports, with args added, logging to dir/<name>.log, and waits
+// until it is ready (its first snapshot is in effect).
+func (cp *ControlPlane) StartGate(ctx context.Context, path, dir, name string, args ...string) (*Gate, error) {
+	addrs, err := freeAddrs(4)
+	if err != nil {
+		return nil, err
+	}
+	g := &Gate{HTTP: addrs[0], GRPC: addrs[1], Metrics: addrs[2]}
+	g.Process, err = start(ctx, "gate", cp.Gate, path, filepath.Join(dir, name), addrs[3], append([]string{
+		"--http-bind-address", g.HTTP,
+		"--grpc-bind-address", g.GRPC,
+		"--metrics-bind-address", g.Metrics,
+		"--health-probe-bind-address", addrs[3],
+	}, args...))
+	if err != nil {
+		return nil, err
+	}
+	return g, nil
+}
+
+// start runs the binary at path as cfg's user, logging to base.log (its
+// kubeconfig is base.kubeconfig), and waits until its probes at probes say
+// it is ready.
+func start(ctx context.Context, name string, cfg *rest.Config, path, base, probes string, args []string) (*Process, error) {
+	kubeconfig := base + ".kubeconfig"
+	if err := WriteKubeconfig(cfg, kubeconfig); err != nil {
+		return nil, err
+	}
+	ctx, cancel := context.WithCancel(ctx)
+	cmd := exec.CommandContext(ctx, path, append([]string{"--kubeconfig", kubeconfig}, args...)...)
+	logPath := base + ".log"
 	logFile, err := os.Create(logPath)
 	if err != nil {
 		cancel()
@@ -65,40 +106,40 @@ func (cp *ControlPlane) StartOperator(ctx context.Context, path, dir string, arg
 	cmd.Stdout, cmd.Stderr = logFile, logFile
 	cmd.Cancel = func() error { return cmd.Process.Signal(syscall.SIGTERM) }
 	cmd.WaitDelay = 10 * time.Second
-	// The operator goes when whoever started it goes, however that ends.
+	// The process goes when whoever started it goes, however that ends.
 	cmd.SysProcAttr = &syscall.SysProcAttr{Pdeathsig: syscall.SIGTERM}
 	if err := cmd.Start(); err != nil {
 		cancel()
 		_ = logFile.Close()
-		return nil, fmt.Errorf("starting the operator %s (run `make build`): %w", path, err)
+		return nil, fmt.Errorf("starting the %s %s (run `make build`): %w", name, path, err)
 	}
-	op := &Operator{Pid: cmd.Process.Pid, Log: logPath, Metrics: metrics, exited: make(chan struct{}), cancel: cancel}
+	p := &Process{Pid: cmd.Process.Pid, Log: logPath, name: name, exited: make(chan struct{}), cancel: cancel}
 	go func() {
-		op.waitErr = cmd.Wait()
+		p.waitErr = cmd.Wait()
 		_ = logFile.Close()
-		close(op.exited)
+		close(p.exited)
 	}()
-	if err := op.waitReady(ctx, probes); err != nil {
-		op.Stop()
+	if err := p.waitReady(ctx, probes); err != nil {
+		p.Stop()
 		return nil, fmt.Errorf("%w (see %s)", err, logPath)
 	}
-	return op, nil
+	return p, nil
 }
 
-// Exited is closed when the operator has exited.
-func (op *Operator) Exited() <-chan struct{} { return op.exited }
+// Exited is closed when the process has exited.
+func (p *Process) Exited() <-chan struct{} { return p.exited }
 
-// Err is why the operator exited, once Exited is closed.
-func (op *Operator) Err() error { return op.waitErr }
+// Err is why the process exited, once Exited is closed.
+func (p *Process) Err() error { return p.waitErr }
 
-// Stop stops the operator and waits until it has exited.
-func (op *Operator) Stop() {
-	op.cancel()
-	<-op.exited
+// Stop stops the process and waits until it has exited.
+func (p *Process) Stop() {
+	p.cancel()
+	<-p.exited
 }
 
-// waitReady polls the operator's readiness probe.
-func (op *Operator) waitReady(ctx context.Context, addr string) error {
+// waitReady polls the readiness probe.
+func (p *Process) waitReady(ctx context.Context, addr string) error {
 	url := "http://" + addr + "/readyz"
 	deadline := time.After(2 * time.Minute)
 	for {
@@ -111,20 +152,26 @@ func (op *Operator) waitReady(ctx context.Context, addr string) error {
 		select {
 		case <-ctx.Done():
 			return ctx.Err()
-		case <-op.exited:
-			return fmt.Errorf("the operator exited before it was ready: %w", op.waitErr)
+		case <-p.exited:
+			return fmt.Errorf("the %s exited before it was ready: %w", p.name, p.waitErr)
 		case <-deadline:
-			return errors.New("the operator was not ready after 2 minutes")
-		case <-time.After(200 * time.Millisecond):
+			return fmt.Errorf("the %s was not ready after 2 minutes", p.name)
+		case <-time.After(100 * time.Millisecond):
 		}
 	}
 }
 
-func freeAddr() (string, error) {
-	l, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		return "", err
+// freeAddrs returns n free loopback addresses; they are held open together
+// so that they differ.
+func freeAddrs(n int) ([]string, error) {
+	var addrs []string
+	for range n {
+		l, err := net.Listen("tcp", "127.0.0.1:0")
+		if err != nil {
+			return nil, err
+		}
+		defer func() { _ = l.Close() }()
+		addrs = append(addrs, l.Addr().String())
 	}
-	defer func() { _ = l.Close() }()
-	return l.Addr().String(), nil
+	return addrs, nil
 }

@@ -48,7 +48,7 @@ func NewMemoryCounters(maxKeys int) *MemoryCounters {
 
 // Take implements Counters; it never fails.
 func (mc *MemoryCounters) Take(_ context.Context, now time.Time, checks []Check, results []Result) (int, error) {
-	ns := now.UnixNano()
+	us := now.UnixMicro()
 	for i := range checks {
 		ch := &checks[i]
 		k := mc.key(ch)
@@ -56,9 +56,9 @@ func (mc *MemoryCounters) Take(_ context.Context, now time.Time, checks []Check,
 		s.mu.Lock()
 		st, ok := s.m[k]
 		if !ok && len(s.m) >= mc.perCap {
-			s.evict(ns)
+			s.evict(us)
 		}
-		results[i] = take(ch, &st, ns)
+		results[i] = take(ch, &st, us)
 		s.m[k] = st
 		s.mu.Unlock()
 		if !results[i].Allowed {

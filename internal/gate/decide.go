@@ -26,10 +26,13 @@ const (
 	// LimiterDown refuses a request whose rate limit could not be counted,
 	// when the gate is told to fail closed.
 	LimiterDown
+	// NotReady refuses every request until the gate has its first snapshot:
+	// it does not know yet what is in effect.
+	NotReady
 	numVerdicts
 )
 
-var verdictNames = [numVerdicts]string{"allowed", "maintenance", "disabled", "env_gated", "rate_limited", "limiter_unavailable"}
+var verdictNames = [numVerdicts]string{"allowed", "maintenance", "disabled", "env_gated", "rate_limited", "limiter_unavailable", "not_ready"}
 
 // String is the verdict's name in metrics and logs.
 func (v Verdict) String() string { return verdictNames[v] }
@@ -68,6 +71,8 @@ type Request struct {
 // Decision is the gate's answer to a request.
 type Decision struct {
 	Verdict Verdict
+	// At is when the request was decided.
+	At time.Time
 	// Path is the request's path, for the response body.
 	Path string
 	// Reason explains a maintenance or disabled route.
@@ -121,10 +126,8 @@ type Engine struct {
 	Identity    Identity
 	Proxies     ProxyTrust
 	// FailClosed refuses requests whose rate limit cannot be counted (the
-	// counter store is down); by default they are allowed.
+	// counter store is down); by default they are let through uncounted.
 	FailClosed bool
-	// OnCounterError is told of every counting failure.
-	OnCounterError func(error)
 	// Now is the clock; time.Now when nil.
 	Now func() time.Time
 }
@@ -150,9 +153,10 @@ const maxLayers = 3
 // unless the route is exempt or forceActive, then the route's own gate),
 // then its rate limits from the namespace's to the route's.
 func (e *Engine) Decide(ctx context.Context, req *Request) Decision {
-	d := Decision{Path: req.Path}
+	d := Decision{Path: req.Path, At: e.now()}
 	s := e.snap.Load()
 	if s == nil {
+		d.Verdict = NotReady
 		return d
 	}
 	nv := s.namespaces[req.Namespace]
@@ -163,7 +167,7 @@ func (e *Engine) Decide(ctx context.Context, req *Request) Decision {
 	if view == nil {
 		view = nv.wide
 	}
-	now := e.now()
+	now := d.At
 	m := methodOf(req.Method)
 	rg := view.routes.match(m, req.Path)
 	forceActive := rg != nil && rg.Spec.ForceActive
@@ -248,10 +252,7 @@ func (e *Engine) limit(ctx context.Context, req *Request, d *Decision, layers *[
 		return
 	}
 	refused, err := e.Counters.Take(ctx, now, sc.checks[:n], sc.results[:n])
-	if err != nil {
-		if e.OnCounterError != nil {
-			e.OnCounterError(err)
-		}
+	if err != nil { // the counters report their failures themselves
 		if e.FailClosed {
 			d.Verdict = LimiterDown
 		}

@@ -74,7 +74,8 @@ type Result struct {
 // counterState is one caller's counter. Its fields mean, per algorithm:
 // fixed_window: a is the window's index, b its count; sliding_window: a the
 // window's index, b its count, c the previous window's count; token_bucket:
-// a the time of the last refill (Unix ns), c the tokens left.
+// a the time of the last refill, c the tokens left. Times are Unix
+// microseconds, as in Redis, where Lua's numbers (doubles) hold them exactly.
 type counterState struct {
 	a, b int64
 	c    float64
@@ -82,30 +83,32 @@ type counterState struct {
 	expires int64
 }
 
-// take counts one request against st at now (Unix ns), as the algorithm of
-// ch says. A zero st is a new counter. The Redis Lua script in redis.go
-// implements the same arithmetic; counter tests run both.
+// take counts one request against st at now (Unix µs), as the algorithm of
+// ch says. A zero st is a new counter. The Redis script
+// (internal/dataplane/counters.lua) does the same arithmetic in the same
+// order, so both stores answer alike to the microsecond; the counter tests
+// run both.
 func take(ch *Check, st *counterState, now int64) Result {
-	period := int64(ch.Period)
+	period := ch.Period.Microseconds()
 	capacity := ch.capacity()
 	switch ch.Algorithm {
 	case waygatev1.TokenBucket:
-		perNs := float64(ch.Count) / float64(period) // refill rate in tokens per ns
+		perUs := float64(ch.Count) / float64(period) // refill rate in tokens per µs
 		tokens := float64(capacity)
 		if st.expires != 0 {
-			tokens = math.Min(float64(capacity), st.c+float64(max(now-st.a, 0))*perNs)
+			tokens = math.Min(float64(capacity), st.c+float64(max(now-st.a, 0))*perUs)
 		}
 		r := Result{}
 		if tokens >= 1 {
 			tokens--
 			r.Allowed = true
 		} else {
-			r.RetryAt = time.Unix(0, now+int64(math.Ceil((1-tokens)/perNs)))
+			r.RetryAt = time.UnixMicro(now + ceilUs((1-tokens)/perUs))
 		}
-		full := now + int64(math.Ceil((float64(capacity)-tokens)/perNs))
+		full := now + ceilUs((float64(capacity)-tokens)/perUs)
 		st.a, st.c, st.expires = now, tokens, full
 		r.Remaining = int64(tokens)
-		r.Reset = time.Unix(0, full)
+		r.Reset = time.UnixMicro(full)
 		return r
 	case waygatev1.SlidingWindow:
 		idx := now / period
@@ -119,7 +122,7 @@ func take(ch *Check, st *counterState, now int64) Result {
 		start := idx * period
 		weight := 1 - float64(now-start)/float64(period)
 		used := st.c*weight + float64(st.b)
-		r := Result{Reset: time.Unix(0, start+period)}
+		r := Result{Reset: time.UnixMicro(start + period)}
 		if used+1 <= float64(capacity) {
 			st.b++
 			used++
@@ -137,7 +140,7 @@ func take(ch *Check, st *counterState, now int64) Result {
 		}
 		end := (idx + 1) * period
 		st.expires = end
-		r := Result{Reset: time.Unix(0, end)}
+		r := Result{Reset: time.UnixMicro(end)}
 		if st.b < capacity {
 			st.b++
 			r.Allowed = true
@@ -161,7 +164,11 @@ func slidingRetry(st *counterState, capacity, start, period int64) time.Time {
 		room, prev, from = float64(capacity-1), float64(st.b), start+period
 	}
 	if prev <= room {
-		return time.Unix(0, from)
+		return time.UnixMicro(from)
 	}
-	return time.Unix(0, from+int64(math.Ceil(float64(period)*(1-room/prev))))
+	return time.UnixMicro(from + ceilUs(float64(period)*(1-room/prev)))
 }
+
+// ceilUs rounds a time in microseconds up, forgiving the float error of a
+// thousandth of one (so 400000.00000000006 µs is 400000).
+func ceilUs(us float64) int64 { return int64(math.Ceil(us - 1e-3)) }

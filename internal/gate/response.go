@@ -11,7 +11,7 @@ import (
 // Status is the HTTP status of the decision's response.
 func (d *Decision) Status() int {
 	switch d.Verdict {
-	case Maintenance, Disabled, LimiterDown:
+	case Maintenance, Disabled, LimiterDown, NotReady:
 		return http.StatusServiceUnavailable
 	case EnvGated:
 		return http.StatusForbidden
@@ -25,7 +25,7 @@ func (d *Decision) Status() int {
 // Body is the JSON body of a refused request's response, as Waygate's
 // reference library answers: {"error": {"code": ..., "message": ..., ...}};
 // nil when the request is allowed.
-func (d *Decision) Body(now time.Time) []byte {
+func (d *Decision) Body() []byte {
 	type common struct {
 		Code    string `json:"code"`
 		Message string `json:"message"`
@@ -62,9 +62,11 @@ func (d *Decision) Body(now time.Time) []byte {
 			RetryAfterSeconds int64  `json:"retry_after_seconds"`
 			ResetAt           string `json:"reset_at"`
 		}{common{"RATE_LIMIT_EXCEEDED", "Rate limit exceeded: " + d.Limit.Text, d.Path},
-			d.Limit.Text, retrySeconds(d.RetryAt, now), d.Limit.Reset.UTC().Format(time.RFC3339)}
+			d.Limit.Text, retrySeconds(d.RetryAt, d.At), d.Limit.Reset.UTC().Format(time.RFC3339)}
 	case LimiterDown:
 		detail = common{"RATE_LIMITER_UNAVAILABLE", "The rate limiter is unavailable; try again shortly", d.Path}
+	case NotReady:
+		detail = common{"GATE_NOT_READY", "The gate has not yet read what is in effect from the API server; try again shortly", d.Path}
 	default:
 		return nil
 	}
@@ -75,9 +77,9 @@ func (d *Decision) Body(now time.Time) []byte {
 // Headers calls set with each header the client should see: Retry-After
 // and X-RateLimit-* on refusals, rate-limit and deprecation headers on
 // allowed requests.
-func (d *Decision) Headers(now time.Time, set func(name, value string)) {
+func (d *Decision) Headers(set func(name, value string)) {
 	if !d.RetryAt.IsZero() || d.Verdict == RateLimited {
-		set("Retry-After", strconv.FormatInt(retrySeconds(d.RetryAt, now), 10))
+		set("Retry-After", strconv.FormatInt(retrySeconds(d.RetryAt, d.At), 10))
 	}
 	if d.Limit.Text != "" {
 		set("X-RateLimit-Limit", strconv.FormatInt(d.Limit.Count, 10))

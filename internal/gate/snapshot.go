@@ -22,6 +22,7 @@ type Snapshot struct {
 }
 
 type namespaceView struct {
+	name string
 	// env overrides the gate's environment ("" keeps it).
 	env      string
 	services map[string]*serviceView
@@ -166,7 +167,7 @@ func (s *Snapshot) namespace(ns string) *namespaceView {
 	nv := s.namespaces[ns]
 	if nv == nil {
 		wide := &serviceView{}
-		nv = &namespaceView{services: map[string]*serviceView{"": wide}, wide: wide}
+		nv = &namespaceView{name: ns, services: map[string]*serviceView{"": wide}, wide: wide}
 		s.namespaces[ns] = nv
 	}
 	return nv
@@ -179,6 +180,17 @@ func (nv *namespaceView) service(name string) *serviceView {
 		nv.services[name] = v
 	}
 	return v
+}
+
+// Namespace is ns as the snapshot holds it when it has Waygate objects (a
+// string that outlives the request it came from), else otherwise.
+func (s *Snapshot) Namespace(ns, otherwise string) string {
+	if s != nil {
+		if nv := s.namespaces[ns]; nv != nil {
+			return nv.name
+		}
+	}
+	return otherwise
 }
 
 func compilePolicy(p *waygatev1.RateLimitPolicy) (*policy, error) {

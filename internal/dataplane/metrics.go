@@ -1,0 +1,99 @@
+package dataplane
+
+import (
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
+
+	"github.com/waygate-dev/waygate/internal/gate"
+)
+
+// Metrics are the gate's Prometheus metrics.
+type Metrics struct {
+	Registry  *prometheus.Registry
+	decisions *prometheus.CounterVec
+	latency   *prometheus.HistogramVec
+	// CounterErrors counts rate-limit counting failures (Redis down).
+	CounterErrors prometheus.Counter
+	// CounterStoreUp is 1 while the counter store answers, 0 while the gate
+	// fails open (or closed) without it.
+	CounterStoreUp prometheus.Gauge
+	objects        prometheus.Gauge
+	problems       prometheus.Gauge
+	builds         prometheus.Counter
+	lastBuild      prometheus.Gauge
+}
+
+// Protocols a decision arrives by, a label of the latency histogram.
+const (
+	ProtocolForwardAuth = "forward_auth"
+	ProtocolExtAuthz    = "ext_authz"
+)
+
+// NewMetrics registers the gate's metrics, and the age of the source's
+// view, in a new registry (with the Go and process collectors).
+func NewMetrics(src *Source) *Metrics {
+	m := &Metrics{
+		Registry: prometheus.NewRegistry(),
+		decisions: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "waygate_gate_decisions_total",
+			Help: "Requests decided, by verdict and namespace (\"unknown\" for namespaces with no Waygate objects).",
+		}, []string{"verdict", "namespace"}),
+		latency: prometheus.NewHistogramVec(prometheus.HistogramOpts{
+			Name:    "waygate_gate_decision_duration_seconds",
+			Help:    "Time to decide a request, from receiving it to answering, by protocol.",
+			Buckets: []float64{5e-6, 10e-6, 25e-6, 50e-6, 100e-6, 250e-6, 500e-6, 1e-3, 2.5e-3, 5e-3, 10e-3, 25e-3, 50e-3, 100e-3},
+		}, []string{"protocol"}),
+		CounterErrors: prometheus.NewCounter(prometheus.CounterOpts{
+			Name: "waygate_gate_counter_errors_total",
+			Help: "Rate-limit counting failures (the Redis counter store did not answer in time); such requests fail open unless --fail-closed.",
+		}),
+		CounterStoreUp: prometheus.NewGauge(prometheus.GaugeOpts{
+			Name: "waygate_gate_counter_store_up",
+			Help: "1 while the rate-limit counter store answers, 0 after a failure until it answers again.",
+		}),
+		objects: prometheus.NewGauge(prometheus.GaugeOpts{
+			Name: "waygate_gate_snapshot_objects",
+			Help: "RouteGates and RateLimitPolicies in the snapshot in effect.",
+		}),
+		problems: prometheus.NewGauge(prometheus.GaugeOpts{
+			Name: "waygate_gate_snapshot_problems",
+			Help: "Objects left out of the snapshot in effect because they could not be compiled (see the log).",
+		}),
+		builds: prometheus.NewCounter(prometheus.CounterOpts{
+			Name: "waygate_gate_snapshot_builds_total",
+			Help: "Snapshots built (one per burst of changes).",
+		}),
+		lastBuild: prometheus.NewGauge(prometheus.GaugeOpts{
+			Name: "waygate_gate_snapshot_timestamp_seconds",
+			Help: "When the snapshot in effect was built (Unix time).",
+		}),
+	}
+	m.CounterStoreUp.Set(1)
+	stale := prometheus.NewGaugeFunc(prometheus.GaugeOpts{
+		Name: "waygate_gate_snapshot_age_seconds",
+		Help: "How far behind the API server the gate's view may be: 0 while its watches are connected, else the time since they failed. The gate keeps enforcing the last state it saw.",
+	}, func() float64 { return src.Stale().Seconds() })
+	m.Registry.MustRegister(m.decisions, m.latency, m.CounterErrors, m.CounterStoreUp, m.objects, m.problems, m.builds, m.lastBuild, stale,
+		prometheus.NewGoCollector(), prometheus.NewProcessCollector(prometheus.ProcessCollectorOpts{}))
+	for _, v := range gate.Verdicts() {
+		m.decisions.WithLabelValues(v.String(), unknownNamespace)
+	}
+	return m
+}
+
+const unknownNamespace = "unknown"
+
+// observe records one decision.
+func (m *Metrics) observe(protocol string, snap *gate.Snapshot, namespace string, v gate.Verdict, took time.Duration) {
+	m.decisions.WithLabelValues(v.String(), snap.Namespace(namespace, unknownNamespace)).Inc()
+	m.latency.WithLabelValues(protocol).Observe(took.Seconds())
+}
+
+// snapshotBuilt records a snapshot put in effect.
+func (m *Metrics) snapshotBuilt(s *gate.Snapshot, objects int) {
+	m.builds.Inc()
+	m.objects.Set(float64(objects))
+	m.problems.Set(float64(len(s.Problems)))
+	m.lastBuild.SetToCurrentTime()
+}

@@ -1,0 +1,224 @@
+// Package dataplane is the gate's server: it keeps the decision engine's
+// snapshot in step with the API server through informers, and answers
+// gateways over HTTP forward-auth (nginx, Caddy, Traefik) and Envoy's
+// ext_authz, with rate-limit counters in memory or in Redis.
+package dataplane
+
+import (
+	"context"
+	"errors"
+	"io"
+	"net/http"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	corev1 "k8s.io/api/core/v1"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/labels"
+	"k8s.io/apimachinery/pkg/selection"
+	"k8s.io/client-go/rest"
+	toolscache "k8s.io/client-go/tools/cache"
+	ctrl "sigs.k8s.io/controller-runtime"
+	"sigs.k8s.io/controller-runtime/pkg/cache"
+	"sigs.k8s.io/controller-runtime/pkg/client"
+
+	waygatev1 "github.com/waygate-dev/waygate/api/v1alpha1"
+	"github.com/waygate-dev/waygate/internal/gate"
+	"github.com/waygate-dev/waygate/internal/scheme"
+)
+
+// Source keeps an engine's snapshot in step with the API server: it watches
+// RouteGates, RateLimitPolicies and the environment label of namespaces, and
+// builds a new snapshot after each change. Its RBAC (config/gate) is
+// read-only. When the API server cannot be
+// reached the last snapshot stays in effect, and Stale says for how long.
+type Source struct {
+	engine  *gate.Engine
+	cache   cache.Cache
+	changed chan struct{}
+	ready   atomic.Bool
+	health  *apiHealth
+	// OnSnapshot is told of every snapshot put in effect.
+	OnSnapshot func(s *gate.Snapshot, objects int)
+}
+
+// NewSource prepares a source for engine over cfg (which it wraps to see
+// whether the API server answers).
+func NewSource(cfg *rest.Config, engine *gate.Engine) (*Source, error) {
+	cfg = rest.CopyConfig(cfg)
+	health := &apiHealth{}
+	cfg.Wrap(func(rt http.RoundTripper) http.RoundTripper { return &healthTransport{next: rt, health: health} })
+	envLabel, err := labels.NewRequirement(gate.EnvironmentLabel, selection.Exists, nil)
+	if err != nil {
+		return nil, err
+	}
+	c, err := cache.New(cfg, cache.Options{
+		Scheme:           scheme.Scheme,
+		DefaultTransform: cache.TransformStripManagedFields(),
+		// The gate only reads; copies of thousands of objects per
+		// rebuild would be waste.
+		DefaultUnsafeDisableDeepCopy: new(true),
+		ByObject: map[client.Object]cache.ByObject{
+			&metav1.PartialObjectMetadata{TypeMeta: metav1.TypeMeta{APIVersion: "v1", Kind: "Namespace"}}: {
+				Label: labels.NewSelector().Add(*envLabel),
+			},
+		},
+	})
+	if err != nil {
+		return nil, err
+	}
+	return &Source{engine: engine, cache: c, changed: make(chan struct{}, 1), health: health}, nil
+}
+
+// watched are the kinds a snapshot is built from.
+func watched() []client.Object {
+	return []client.Object{
+		&waygatev1.RouteGate{}, &waygatev1.RateLimitPolicy{},
+		&metav1.PartialObjectMetadata{TypeMeta: metav1.TypeMeta{APIVersion: "v1", Kind: "Namespace"}},
+	}
+}
+
+// Start watches until ctx ends. The first snapshot is in effect, and Ready
+// true, once every watch has synced.
+func (s *Source) Start(ctx context.Context) error {
+	for _, obj := range watched() {
+		inf, err := s.cache.GetInformer(ctx, obj)
+		if err != nil {
+			return err
+		}
+		if _, err := inf.AddEventHandler(toolscache.ResourceEventHandlerFuncs{
+			AddFunc:    func(any) { s.poke() },
+			UpdateFunc: func(any, any) { s.poke() },
+			DeleteFunc: func(any) { s.poke() },
+		}); err != nil {
+			return err
+		}
+	}
+	errc := make(chan error, 1)
+	go func() { errc <- s.cache.Start(ctx) }()
+	if !s.cache.WaitForCacheSync(ctx) {
+		select {
+		case err := <-errc:
+			return err
+		default:
+			return ctx.Err()
+		}
+	}
+	if err := s.rebuild(ctx); err != nil {
+		return err
+	}
+	s.ready.Store(true)
+	ctrl.Log.WithName("source").Info("watching the API server; first snapshot in effect")
+	for {
+		select {
+		case <-ctx.Done():
+			return <-errc
+		case err := <-errc:
+			return err
+		case <-s.changed:
+			if err := s.rebuild(ctx); err != nil {
+				ctrl.Log.WithName("source").Error(err, "building a snapshot")
+			}
+		}
+	}
+}
+
+// poke asks for a rebuild; changes that arrive during one coalesce into the
+// next.
+func (s *Source) poke() {
+	select {
+	case s.changed <- struct{}{}:
+	default:
+	}
+}
+
+func (s *Source) rebuild(ctx context.Context) error {
+	var gates waygatev1.RouteGateList
+	var policies waygatev1.RateLimitPolicyList
+	var namespaces metav1.PartialObjectMetadataList
+	namespaces.SetGroupVersionKind(corev1.SchemeGroupVersion.WithKind("NamespaceList"))
+	for _, l := range []client.ObjectList{&gates, &policies, &namespaces} {
+		if err := s.cache.List(ctx, l); err != nil {
+			return err
+		}
+	}
+	envs := make(map[string]string, len(namespaces.Items))
+	for _, ns := range namespaces.Items {
+		envs[ns.Name] = ns.Labels[gate.EnvironmentLabel]
+	}
+	snap := gate.NewSnapshot(gate.Objects{RouteGates: gates.Items, Policies: policies.Items, Environments: envs})
+	s.engine.Swap(snap)
+	if s.OnSnapshot != nil {
+		s.OnSnapshot(snap, len(gates.Items)+len(policies.Items))
+	}
+	return nil
+}
+
+// Ready reports whether the first snapshot is in effect.
+func (s *Source) Ready() bool { return s.ready.Load() }
+
+// Stale is how long the gate's view may have been behind the API server:
+// zero while it answers, else the time since it first failed to.
+func (s *Source) Stale() time.Duration { return s.health.stale() }
+
+// apiHealth records whether the API server answers the gate's requests.
+type apiHealth struct {
+	mu        sync.Mutex
+	downSince time.Time
+}
+
+func (h *apiHealth) up() {
+	h.mu.Lock()
+	h.downSince = time.Time{}
+	h.mu.Unlock()
+}
+
+func (h *apiHealth) down() {
+	h.mu.Lock()
+	if h.downSince.IsZero() {
+		h.downSince = time.Now()
+	}
+	h.mu.Unlock()
+}
+
+func (h *apiHealth) stale() time.Duration {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	if h.downSince.IsZero() {
+		return 0
+	}
+	return time.Since(h.downSince)
+}
+
+// healthTransport sees every list and watch: an answer means the view is
+// current, a failed request or a watch cut off by an error that it may not
+// be.
+type healthTransport struct {
+	next   http.RoundTripper
+	health *apiHealth
+}
+
+func (t *healthTransport) RoundTrip(req *http.Request) (*http.Response, error) {
+	resp, err := t.next.RoundTrip(req)
+	if err != nil || resp.StatusCode >= http.StatusInternalServerError {
+		t.health.down()
+		return resp, err
+	}
+	t.health.up()
+	resp.Body = &healthBody{ReadCloser: resp.Body, health: t.health}
+	return resp, nil
+}
+
+type healthBody struct {
+	io.ReadCloser
+	health *apiHealth
+}
+
+func (b *healthBody) Read(p []byte) (int, error) {
+	n, err := b.ReadCloser.Read(p)
+	if err != nil && !errors.Is(err, io.EOF) && !errors.Is(err, context.Canceled) {
+		b.health.down()
+	}
+	return n, err
+}
