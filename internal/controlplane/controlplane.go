@@ -13,6 +13,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"syscall"
 
 	corev1 "k8s.io/api/core/v1"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
@@ -78,6 +79,10 @@ type ControlPlane struct {
 	Webhook *envtest.WebhookInstallOptions
 
 	env *envtest.Environment
+	// apiServer is kube-apiserver as StartAPIServer restarted it, with the
+	// command line and environment it runs with.
+	apiServer                   *exec.Cmd
+	apiServerArgv, apiServerEnv []string
 }
 
 // Start starts etcd and kube-apiserver, installs CRDs and webhook
@@ -141,7 +146,13 @@ func (cp *ControlPlane) install() error {
 }
 
 // Stop stops the control plane and removes its data.
-func (cp *ControlPlane) Stop() error { return cp.env.Stop() }
+func (cp *ControlPlane) Stop() error {
+	if cp.apiServer != nil {
+		_ = cp.apiServer.Process.Signal(syscall.SIGTERM)
+		_ = cp.apiServer.Wait()
+	}
+	return cp.env.Stop()
+}
 
 // As returns a client that impersonates user in groups, to test what that
 // user may do.

@@ -100,7 +100,9 @@ func denied(status int, headers []*corev3.HeaderValueOption, body string) *authv
 
 // envoyHeader reads the headers of a check: Envoy sends them lower-cased,
 // in a map, or in header_map when it encodes raw headers.
-type envoyHeader struct{ r *authv3.AttributeContext_HttpRequest }
+type envoyHeader struct {
+	r *authv3.AttributeContext_HttpRequest
+}
 
 func (e envoyHeader) Get(name string) string {
 	name = strings.ToLower(name)

@@ -1,0 +1,175 @@
+package main
+
+import (
+	"context"
+	"encoding/json"
+	"fmt"
+	"io"
+	"net/http"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	corev1 "k8s.io/api/core/v1"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	ctrl "sigs.k8s.io/controller-runtime"
+	"sigs.k8s.io/controller-runtime/pkg/client"
+	"sigs.k8s.io/controller-runtime/pkg/log/zap"
+
+	"github.com/waygate-dev/waygate/controllers/operatortest"
+	"github.com/waygate-dev/waygate/internal/controlplane"
+)
+
+// One control plane, operator and gate binary for the package; the gate
+// shared by most tests serves the environment "production". Each test works
+// in its own namespace.
+var (
+	cp         *controlplane.ControlPlane
+	k8s        client.Client
+	gateBin    string
+	dir        string
+	gw         *controlplane.Gate
+	kubeconfig string
+)
+
+func TestMain(m *testing.M) {
+	os.Exit(runSuite(m))
+}
+
+func runSuite(m *testing.M) int {
+	ctrl.SetLogger(zap.New(zap.WriteTo(os.Stderr)))
+	var err error
+	if dir, err = os.MkdirTemp("", "waygate-gate"); err != nil {
+		fmt.Fprintln(os.Stderr, err)
+		return 1
+	}
+	defer func() { _ = os.RemoveAll(dir) }()
+	// The binary that ships, built from this package.
+	gateBin = filepath.Join(dir, "gate")
+	if out, err := exec.Command("go", "build", "-o", gateBin, ".").CombinedOutput(); err != nil {
+		fmt.Fprintf(os.Stderr, "building the gate: %v\n%s", err, out)
+		return 1
+	}
+	if cp, err = controlplane.Start(); err != nil {
+		fmt.Fprintln(os.Stderr, err)
+		return 1
+	}
+	defer func() { _ = cp.Stop() }()
+	k8s = cp.Client
+	kubeconfig = filepath.Join(dir, "admin.kubeconfig")
+	if err := controlplane.WriteKubeconfig(cp.Admin, kubeconfig); err != nil {
+		fmt.Fprintln(os.Stderr, err)
+		return 1
+	}
+	stop, err := operatortest.Start(cp)
+	if err != nil {
+		fmt.Fprintln(os.Stderr, err)
+		return 1
+	}
+	defer stop()
+	if gw, err = cp.StartGate(context.Background(), gateBin, dir, "gate"); err != nil {
+		fmt.Fprintln(os.Stderr, err)
+		return 1
+	}
+	defer gw.Stop()
+	code := m.Run()
+	if code != 0 {
+		if log, err := os.ReadFile(gw.Log); err == nil {
+			fmt.Fprintf(os.Stderr, "--- the shared gate's log:\n%s", log)
+		}
+	}
+	return code
+}
+
+var nsCount atomic.Int32
+
+// namespace creates a fresh namespace for one test.
+func namespace(t *testing.T) string {
+	t.Helper()
+	name := fmt.Sprintf("gate-%d", nsCount.Add(1))
+	if err := k8s.Create(context.Background(), &corev1.Namespace{ObjectMeta: metav1.ObjectMeta{Name: name}}); err != nil {
+		t.Fatalf("creating namespace %s: %v", name, err)
+	}
+	return name
+}
+
+// kubectl runs kubectl as the admin, with stdin.
+func kubectl(t *testing.T, stdin string, args ...string) string {
+	t.Helper()
+	cmd := exec.Command(filepath.Join(controlplane.AssetsDir(cp.Root), "kubectl"), append([]string{"--kubeconfig", kubeconfig}, args...)...)
+	cmd.Stdin = strings.NewReader(stdin)
+	out, err := cmd.CombinedOutput()
+	if err != nil {
+		t.Fatalf("kubectl %s: %v\n%s", strings.Join(args, " "), err, out)
+	}
+	return string(out)
+}
+
+var eventually = operatortest.Eventually
+
+// answer is a response as a client (or gateway) sees it.
+type answer struct {
+	Status int
+	Header http.Header
+	Body   string
+}
+
+// code is the body's error.code.
+func (a answer) code() string {
+	var b struct {
+		Error struct {
+			Code string `json:"code"`
+		} `json:"error"`
+	}
+	_ = json.Unmarshal([]byte(a.Body), &b)
+	return b.Error.Code
+}
+
+func (a answer) String() string {
+	return fmt.Sprintf("%d %v %s", a.Status, a.Header, a.Body)
+}
+
+// get sends method url with headers (pairs).
+func get(t *testing.T, method, url string, headers ...string) answer {
+	t.Helper()
+	req, err := http.NewRequest(method, url, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for i := 0; i < len(headers); i += 2 {
+		req.Header.Set(headers[i], headers[i+1])
+	}
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		t.Fatalf("%s %s: %v", method, url, err)
+	}
+	defer func() { _ = resp.Body.Close() }()
+	body, _ := io.ReadAll(resp.Body)
+	return answer{resp.StatusCode, resp.Header, string(body)}
+}
+
+// check asks gate g about method uri in ns/service, as Traefik or Caddy
+// would.
+func check(t *testing.T, g *controlplane.Gate, ns, service, method, uri string, headers ...string) answer {
+	t.Helper()
+	return get(t, http.MethodGet, "http://"+g.HTTP+"/v1/check/"+ns+"/"+service,
+		append([]string{"X-Forwarded-Method", method, "X-Forwarded-Uri", uri}, headers...)...)
+}
+
+// waitFor polls ask until its answer has status and error code.
+func waitFor(t *testing.T, status int, code string, ask func() answer) answer {
+	t.Helper()
+	var got answer
+	eventually(t, 10*time.Second, func() error {
+		got = ask()
+		if got.Status != status || got.code() != code {
+			return fmt.Errorf("got %s, want %d %s", got, status, code)
+		}
+		return nil
+	})
+	return got
+}

@@ -1,0 +1,201 @@
+package main
+
+import (
+	"context"
+	"fmt"
+	"net/http"
+	"strconv"
+	"testing"
+	"time"
+
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"sigs.k8s.io/controller-runtime/pkg/client"
+
+	waygatev1 "github.com/waygate-dev/waygate/api/v1alpha1"
+)
+
+func TestMaintenanceWithKubectl(t *testing.T) {
+	ns := namespace(t)
+	kubectl(t, `
+apiVersion: waygate.dev/v1alpha1
+kind: RouteGate
+metadata: {name: get-payments}
+spec: {route: "GET:/payments/{id}", service: payments, state: maintenance, reason: Database migration}
+`, "apply", "-n", ns, "-f", "-")
+	a := waitFor(t, http.StatusServiceUnavailable, "MAINTENANCE_MODE", func() answer { return check(t, gw, ns, "payments", "GET", "/payments/42?expand=1") })
+	want := `{"error":{"code":"MAINTENANCE_MODE","message":"This endpoint is temporarily unavailable for maintenance","path":"/payments/42","reason":"Database migration","retry_after":null}}`
+	if a.Body != want || a.Header.Get("Content-Type") != "application/json" {
+		t.Fatalf("body %s (%s), want %s", a.Body, a.Header.Get("Content-Type"), want)
+	}
+	// Other methods, paths and services are not gated.
+	for _, c := range [][3]string{{"payments", "POST", "/payments/42"}, {"payments", "GET", "/payments"}, {"orders", "GET", "/payments/42"}} {
+		if a := check(t, gw, ns, c[0], c[1], c[2]); a.Status != http.StatusOK {
+			t.Errorf("%v: %s, want 200", c, a)
+		}
+	}
+
+	kubectl(t, "", "patch", "rg", "get-payments", "-n", ns, "--type", "merge", "-p", `{"spec":{"state":"active","reason":"Migration done"}}`)
+	waitFor(t, http.StatusOK, "", func() answer { return check(t, gw, ns, "payments", "GET", "/payments/42") })
+
+	kubectl(t, "", "patch", "rg", "get-payments", "-n", ns, "--type", "merge", "-p", `{"spec":{"state":"disabled","reason":"Moved to v2"}}`)
+	waitFor(t, http.StatusServiceUnavailable, "ROUTE_DISABLED", func() answer { return check(t, gw, ns, "payments", "GET", "/payments/42") })
+	kubectl(t, "", "delete", "rg", "get-payments", "-n", ns)
+	waitFor(t, http.StatusOK, "", func() answer { return check(t, gw, ns, "payments", "GET", "/payments/42") })
+}
+
+func TestWindowsSwitchOnTheGateClock(t *testing.T) {
+	ns := namespace(t)
+	// Whole seconds: the API stores times to the second.
+	start := time.Now().Add(5 * time.Second).Truncate(time.Second)
+	end := start.Add(2 * time.Second)
+	rg := &waygatev1.RouteGate{ObjectMeta: metav1.ObjectMeta{Namespace: ns, Name: "reports"}, Spec: waygatev1.RouteGateSpec{
+		Route: "GET:/reports", Service: "payments", State: waygatev1.RouteActive, Reason: "Re-index",
+		Window: &waygatev1.MaintenanceWindow{Start: metav1.NewTime(start), End: metav1.NewTime(end)},
+	}}
+	if err := k8s.Create(context.Background(), rg); err != nil {
+		t.Fatal(err)
+	}
+	ask := func() answer { return check(t, gw, ns, "payments", "GET", "/reports") }
+	// The gate has the window once it answers for the namespace at all.
+	waitFor(t, http.StatusOK, "", ask)
+	if time.Now().After(start) {
+		t.Fatal("the window opened before the gate saw it (more than 4 s after the create)")
+	}
+	if a := ask(); a.Status != http.StatusOK {
+		t.Fatalf("before the window: %s", a)
+	}
+	// Within 100 ms of each boundary, without any write to the API.
+	time.Sleep(time.Until(start.Add(100 * time.Millisecond)))
+	a := ask()
+	if a.code() != "MAINTENANCE_MODE" {
+		t.Fatalf("100 ms into the window: %s", a)
+	}
+	if ra, _ := strconv.Atoi(a.Header.Get("Retry-After")); ra < 1 || ra > 2 {
+		t.Errorf("Retry-After %q, want the 2 s to the window's end", a.Header.Get("Retry-After"))
+	}
+	time.Sleep(time.Until(end.Add(100 * time.Millisecond)))
+	if a := ask(); a.Status != http.StatusOK {
+		t.Fatalf("100 ms after the window: %s", a)
+	}
+}
+
+func TestServiceWideGateWithExemptTemplate(t *testing.T) {
+	ns := namespace(t)
+	kubectl(t, `
+apiVersion: waygate.dev/v1alpha1
+kind: RouteGate
+metadata: {name: orders-all}
+spec:
+  route: "*"
+  service: orders
+  state: maintenance
+  reason: Orders platform upgrade
+  exempt: ["GET:/health", "/assets/{path...}"]
+---
+apiVersion: waygate.dev/v1alpha1
+kind: RouteGate
+metadata: {name: status}
+spec: {route: "GET:/status", service: orders, state: active, forceActive: true}
+`, "apply", "-n", ns, "-f", "-")
+	waitFor(t, http.StatusServiceUnavailable, "MAINTENANCE_MODE", func() answer { return check(t, gw, ns, "orders", "POST", "/orders") })
+	for _, c := range []struct {
+		method, uri string
+		status      int
+	}{
+		{"GET", "/orders/7", 503},
+		{"GET", "/health", 200},
+		{"POST", "/health", 503},
+		{"GET", "/assets/css/site.css", 200},
+		{"GET", "/status", 200},
+	} {
+		if a := check(t, gw, ns, "orders", c.method, c.uri); a.Status != c.status {
+			t.Errorf("%s %s: %s, want %d", c.method, c.uri, a, c.status)
+		}
+	}
+	if a := check(t, gw, ns, "payments", "GET", "/orders/7"); a.Status != http.StatusOK {
+		t.Errorf("another service: %s", a)
+	}
+}
+
+func TestEnvironments(t *testing.T) {
+	ns := namespace(t)
+	kubectl(t, `
+apiVersion: waygate.dev/v1alpha1
+kind: RouteGate
+metadata: {name: debug}
+spec: {route: /debug, service: payments, state: env_gated, allowedEnvs: [dev, staging]}
+`, "apply", "-n", ns, "-f", "-")
+	a := waitFor(t, http.StatusForbidden, "ENV_GATED", func() answer { return check(t, gw, ns, "payments", "GET", "/debug") })
+	want := `{"error":{"code":"ENV_GATED","message":"This endpoint is not available in this environment","path":"/debug","current_env":"production","allowed_envs":["dev","staging"]}}`
+	if a.Body != want {
+		t.Fatalf("body %s, want %s", a.Body, want)
+	}
+	// The namespace's label overrides the gate's --environment.
+	kubectl(t, "", "label", "namespace", ns, "waygate.dev/environment=staging")
+	waitFor(t, http.StatusOK, "", func() answer { return check(t, gw, ns, "payments", "GET", "/debug") })
+}
+
+func TestDeprecationHeaders(t *testing.T) {
+	ns := namespace(t)
+	kubectl(t, `
+apiVersion: waygate.dev/v1alpha1
+kind: RouteGate
+metadata: {name: orders-v1}
+spec:
+  route: /v1/orders
+  service: orders
+  state: deprecated
+  deprecation: {sunset: "2030-01-01T00:00:00Z", successor: /v2/orders}
+`, "apply", "-n", ns, "-f", "-")
+	eventually(t, 10*time.Second, func() error {
+		a := check(t, gw, ns, "orders", "GET", "/v1/orders")
+		if a.Status != http.StatusOK || a.Header.Get("Deprecation") != "true" || a.Header.Get("Sunset") != "Tue, 01 Jan 2030 00:00:00 GMT" ||
+			a.Header.Get("Link") != `</v2/orders>; rel="successor-version"` {
+			return fmt.Errorf("got %s", a)
+		}
+		return nil
+	})
+}
+
+func TestRateLimitHeaders(t *testing.T) {
+	ns := namespace(t)
+	p := &waygatev1.RateLimitPolicy{ObjectMeta: metav1.ObjectMeta{Namespace: ns, Name: "search"}, Spec: waygatev1.RateLimitPolicySpec{
+		Route: "GET:/search", Service: "api", Limit: "3/hour", Algorithm: waygatev1.FixedWindow, KeyStrategy: waygatev1.KeyByIP, Enabled: true,
+	}}
+	if err := k8s.Create(context.Background(), p); err != nil {
+		t.Fatal(err)
+	}
+	ask := func() answer { return check(t, gw, ns, "api", "GET", "/search", "X-Forwarded-For", "203.0.113.9") }
+	eventually(t, 10*time.Second, func() error {
+		if a := ask(); a.Header.Get("X-RateLimit-Limit") != "3" {
+			return fmt.Errorf("no limit yet: %s", a)
+		}
+		return nil
+	})
+	for want := 1; want >= 0; want-- {
+		if a := ask(); a.Status != http.StatusOK || a.Header.Get("X-RateLimit-Remaining") != strconv.Itoa(want) {
+			t.Fatalf("got %s, want 200 with %d remaining", a, want)
+		}
+	}
+	a := ask()
+	if a.Status != http.StatusTooManyRequests || a.code() != "RATE_LIMIT_EXCEEDED" || a.Header.Get("X-RateLimit-Remaining") != "0" || a.Header.Get("Retry-After") == "" {
+		t.Fatalf("got %s, want 429 with headers", a)
+	}
+	// A reset (waygate rl reset) starts the counters afresh.
+	update(t, p, func(p *waygatev1.RateLimitPolicy) {
+		p.Annotations = map[string]string{waygatev1.ResetAnnotation: time.Now().UTC().Format(time.RFC3339)}
+	})
+	waitFor(t, http.StatusOK, "", ask)
+}
+
+// update changes obj as the admin.
+func update[T client.Object](t *testing.T, obj T, change func(T)) {
+	t.Helper()
+	eventually(t, 10*time.Second, func() error {
+		if err := k8s.Get(context.Background(), client.ObjectKeyFromObject(obj), obj); err != nil {
+			return err
+		}
+		change(obj)
+		return k8s.Update(context.Background(), obj)
+	})
+}

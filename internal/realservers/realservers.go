@@ -1,0 +1,188 @@
+// Package realservers starts the real servers the gate's tests and
+// benchmarks put it between: redis-server, nginx and Caddy from the
+// distribution's packages, on free loopback ports, and a small upstream
+// that counts the requests that reach it. `make test` and `.ci/run` install
+// the packages (hack/test-deps.sh).
+package realservers
+
+import (
+	"context"
+	"fmt"
+	"net"
+	"net/http"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"sync/atomic"
+	"syscall"
+	"testing"
+	"time"
+)
+
+// Server is a process serving on Addr.
+type Server struct {
+	Addr string
+	name string
+	argv []string
+	dir  string
+	cmd  *exec.Cmd
+	env  []string
+}
+
+// FreeAddr is a free loopback address.
+func FreeAddr(t testing.TB) string {
+	t.Helper()
+	l, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer func() { _ = l.Close() }()
+	return l.Addr().String()
+}
+
+func lookPath(t testing.TB, bin string) string {
+	t.Helper()
+	for _, p := range []string{bin, "/usr/sbin/" + bin, "/usr/bin/" + bin} {
+		if path, err := exec.LookPath(p); err == nil {
+			return path
+		}
+	}
+	t.Fatalf("%s is not installed: run hack/test-deps.sh (make test does), or apt-get install it", bin)
+	return ""
+}
+
+// Start starts the server, waits until its address accepts connections,
+// and stops it when the test ends.
+func (s *Server) Start(t testing.TB) {
+	t.Helper()
+	cmd := exec.Command(s.argv[0], s.argv[1:]...)
+	cmd.Dir, cmd.Env = s.dir, append(os.Environ(), s.env...)
+	log, err := os.Create(filepath.Join(s.dir, s.name+".log"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	cmd.Stdout, cmd.Stderr = log, log
+	cmd.SysProcAttr = &syscall.SysProcAttr{Pdeathsig: syscall.SIGKILL}
+	if err := cmd.Start(); err != nil {
+		t.Fatalf("starting %s: %v", s.name, err)
+	}
+	s.cmd = cmd
+	t.Cleanup(s.Stop)
+	for deadline := time.Now().Add(20 * time.Second); ; time.Sleep(20 * time.Millisecond) {
+		if c, err := net.Dial("tcp", s.Addr); err == nil {
+			_ = c.Close()
+			return
+		}
+		if time.Now().After(deadline) {
+			out, _ := os.ReadFile(log.Name())
+			t.Fatalf("%s does not accept connections on %s after 20s; its log:\n%s", s.name, s.Addr, out)
+		}
+	}
+}
+
+// Stop kills the server (as a crash would) and waits until it is gone.
+func (s *Server) Stop() {
+	if s.cmd == nil {
+		return
+	}
+	_ = s.cmd.Process.Kill()
+	_ = s.cmd.Wait()
+	s.cmd = nil
+}
+
+// Redis starts a redis-server with no persistence.
+func Redis(t testing.TB) *Server {
+	t.Helper()
+	s := &Server{Addr: FreeAddr(t), name: "redis", dir: t.TempDir()}
+	_, port, _ := net.SplitHostPort(s.Addr)
+	s.argv = []string{lookPath(t, "redis-server"), "--bind", "127.0.0.1", "--port", port, "--save", "", "--appendonly", "no"}
+	s.Start(t)
+	return s
+}
+
+// Nginx starts nginx with server, the http-level configuration (upstreams
+// and server blocks), in a configuration of its own (no root, a temporary
+// prefix, one worker).
+func Nginx(t testing.TB, addr, server string) *Server {
+	t.Helper()
+	dir := t.TempDir()
+	conf := fmt.Sprintf(`daemon off;
+master_process off;
+worker_processes 1;
+pid %[1]s/nginx.pid;
+error_log %[1]s/error.log notice;
+events { worker_connections 1024; }
+http {
+  access_log off;
+  client_body_temp_path %[1]s/body;
+  proxy_temp_path %[1]s/proxy;
+  fastcgi_temp_path %[1]s/fastcgi;
+  uwsgi_temp_path %[1]s/uwsgi;
+  scgi_temp_path %[1]s/scgi;
+%[2]s
+}
+`, dir, server)
+	path := filepath.Join(dir, "nginx.conf")
+	if err := os.WriteFile(path, []byte(conf), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	s := &Server{Addr: addr, name: "nginx", dir: dir, argv: []string{lookPath(t, "nginx"), "-p", dir, "-c", path}}
+	s.Start(t)
+	return s
+}
+
+// Caddy starts Caddy with caddyfile, after global options that turn off its
+// admin endpoint and automatic HTTPS.
+func Caddy(t testing.TB, addr, caddyfile string) *Server {
+	t.Helper()
+	dir := t.TempDir()
+	path := filepath.Join(dir, "Caddyfile")
+	conf := "{\n\tadmin off\n\tauto_https off\n\tpersist_config off\n}\n\n" + caddyfile
+	if err := os.WriteFile(path, []byte(conf), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	s := &Server{Addr: addr, name: "caddy", dir: dir, argv: []string{lookPath(t, "caddy"), "run", "--config", path, "--adapter", "caddyfile"},
+		env: []string{"HOME=" + dir, "XDG_DATA_HOME=" + dir, "XDG_CONFIG_HOME=" + dir}}
+	s.Start(t)
+	return s
+}
+
+// Upstream is an application behind a gateway: it answers 200 "upstream"
+// and counts the requests that reach it.
+type Upstream struct {
+	Addr string
+	hits atomic.Int64
+}
+
+// NewUpstream serves an upstream until the test ends.
+func NewUpstream(t testing.TB) *Upstream {
+	t.Helper()
+	l, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	u := &Upstream{Addr: l.Addr().String()}
+	srv := &http.Server{ReadHeaderTimeout: 5 * time.Second, Handler: http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		u.hits.Add(1)
+		_, _ = w.Write([]byte("upstream"))
+	})}
+	go func() { _ = srv.Serve(l) }()
+	t.Cleanup(func() { _ = srv.Shutdown(context.Background()) })
+	return u
+}
+
+// Hits is how many requests reached the upstream.
+func (u *Upstream) Hits() int64 { return u.hits.Load() }
+
+// Substitute replaces each old string of a configuration with its new one,
+// failing the test if one is missing (the documentation changed).
+func Substitute(t testing.TB, conf string, oldnew ...string) string {
+	t.Helper()
+	for i := 0; i < len(oldnew); i += 2 {
+		if !strings.Contains(conf, oldnew[i]) {
+			t.Fatalf("the configuration has no %q to replace:\n%s", oldnew[i], conf)
+		}
+	}
+	return strings.NewReplacer(oldnew...).Replace(conf)
+}
