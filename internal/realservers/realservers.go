@@ -22,12 +22,13 @@ import (
 
 // Server is a process serving on Addr.
 type Server struct {
-	Addr string
-	name string
-	argv []string
-	dir  string
-	cmd  *exec.Cmd
-	env  []string
+	Addr   string
+	name   string
+	argv   []string
+	dir    string
+	cmd    *exec.Cmd
+	exited chan error
+	env    []string
 }
 
 // FreeAddr is a free loopback address.
@@ -68,11 +69,21 @@ func (s *Server) Start(t testing.TB) {
 		t.Fatalf("starting %s: %v", s.name, err)
 	}
 	s.cmd = cmd
+	exited := make(chan error, 1)
+	go func() { exited <- cmd.Wait() }()
+	s.exited = exited
 	t.Cleanup(s.Stop)
 	for deadline := time.Now().Add(20 * time.Second); ; time.Sleep(20 * time.Millisecond) {
 		if c, err := net.Dial("tcp", s.Addr); err == nil {
 			_ = c.Close()
 			return
+		}
+		select {
+		case err := <-exited:
+			s.cmd = nil
+			out, _ := os.ReadFile(log.Name())
+			t.Fatalf("%s exited (%v); its log:\n%s", s.name, err, out)
+		default:
 		}
 		if time.Now().After(deadline) {
 			out, _ := os.ReadFile(log.Name())
@@ -87,7 +98,7 @@ func (s *Server) Stop() {
 		return
 	}
 	_ = s.cmd.Process.Kill()
-	_ = s.cmd.Wait()
+	<-s.exited
 	s.cmd = nil
 }
 
@@ -138,7 +149,7 @@ func Caddy(t testing.TB, addr, caddyfile string) *Server {
 	t.Helper()
 	dir := t.TempDir()
 	path := filepath.Join(dir, "Caddyfile")
-	conf := "{\n\tadmin off\n\tauto_https off\n\tpersist_config off\n}\n\n" + caddyfile
+	conf := "{\n\tadmin off\n\tauto_https off\n}\n\n" + caddyfile
 	if err := os.WriteFile(path, []byte(conf), 0o644); err != nil {
 		t.Fatal(err)
 	}
