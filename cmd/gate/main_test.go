@@ -100,13 +100,21 @@ func namespace(t *testing.T) string {
 // kubectl runs kubectl as the admin, with stdin.
 func kubectl(t *testing.T, stdin string, args ...string) string {
 	t.Helper()
+	out, err := runKubectl(stdin, args...)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return out
+}
+
+func runKubectl(stdin string, args ...string) (string, error) {
 	cmd := exec.Command(filepath.Join(controlplane.AssetsDir(cp.Root), "kubectl"), append([]string{"--kubeconfig", kubeconfig}, args...)...)
 	cmd.Stdin = strings.NewReader(stdin)
 	out, err := cmd.CombinedOutput()
 	if err != nil {
-		t.Fatalf("kubectl %s: %v\n%s", strings.Join(args, " "), err, out)
+		return "", fmt.Errorf("kubectl %s: %v\n%s", strings.Join(args, " "), err, out)
 	}
-	return string(out)
+	return string(out), nil
 }
 
 var eventually = operatortest.Eventually

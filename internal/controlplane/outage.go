@@ -17,7 +17,7 @@ import (
 	"k8s.io/client-go/kubernetes"
 )
 
-// StopAPIServer stops kube-apiserver, as an outage would; etcd and every
+// StopAPIServer kills kube-apiserver, as a crash would; etcd and every
 // other process keep running. StartAPIServer starts it again.
 func (cp *ControlPlane) StopAPIServer() error {
 	pid, argv, env, err := cp.apiServerProcess()
@@ -25,7 +25,7 @@ func (cp *ControlPlane) StopAPIServer() error {
 		return err
 	}
 	cp.apiServerArgv, cp.apiServerEnv = argv, env
-	if err := syscall.Kill(pid, syscall.SIGTERM); err != nil {
+	if err := syscall.Kill(pid, syscall.SIGKILL); err != nil {
 		return err
 	}
 	if cp.apiServer != nil { // ours, from an earlier restart

@@ -18,8 +18,9 @@ end
 
 local function save(key, a, b, c, expires)
   redis.call('HSET', key, 'a', string.format('%.17g', a), 'b', string.format('%.17g', b), 'c', string.format('%.17g', c))
-  -- A second after the counter is worth nothing more than a new one.
-  redis.call('PEXPIREAT', key, string.format('%d', math.ceil(expires / 1000) + 1000))
+  -- A second after the counter is worth nothing more than a new one (as a
+  -- time to live: the gate's clock and Redis's may differ).
+  redis.call('PEXPIRE', key, string.format('%d', math.ceil((expires - now) / 1000) + 1000))
 end
 
 for i, key in ipairs(KEYS) do

@@ -314,7 +314,7 @@ func TestDecideRateLimits(t *testing.T) {
 			{"payments", "/off", headers{}, Allowed, "100/minute", 77},
 		}},
 	}
-	e := &Engine{Counters: NewMemoryCounters(1000), Identity: Identity{User: "X-User", Roles: "X-Roles", APIKey: "X-Api-Key"}, Now: func() time.Time { return hour }}
+	e := &Engine{Counters: NewMemoryCounters(1000), Identity: Identity{User: "X-User", Roles: "X-Roles", APIKey: "X-Api-Key"}, Now: func() time.Time { return t0 }}
 	e.Swap(NewSnapshot(objs))
 	for _, tc := range cases {
 		t.Run(tc.name, func(t *testing.T) {
