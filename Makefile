@@ -23,7 +23,7 @@ run: envtest-assets build ## Start a local control plane with the operator and s
 	exec bin/waygate-local --manager bin/manager
 
 .PHONY: test
-test: envtest-assets ## Run all tests (unit and envtest) with the race detector.
+test: envtest-assets test-deps ## Run all tests (unit and envtest) with the race detector.
 	go test -race -count=1 ./...
 
 .PHONY: verify
@@ -56,6 +56,10 @@ install-cli: build ## Install the CLI as waygate and as the kubectl plugin kubec
 .PHONY: envtest-assets
 envtest-assets: ## Build kube-apiserver, etcd and kubectl from source into bin/k8s/$(K8S_VERSION) (once).
 	K8S_VERSION=$(K8S_VERSION) ./hack/build-controlplane.sh
+
+.PHONY: test-deps
+test-deps: ## Install nginx, Caddy, Redis and wrk (apt-get) when missing: the gate's tests put it between them.
+	./hack/test-deps.sh
 
 .PHONY: generate
 generate: ## Generate deepcopy code.
