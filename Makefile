@@ -17,10 +17,10 @@ help: ## Show this help.
 	@awk 'BEGIN {FS = ":.*##"} /^[a-zA-Z_-]+:.*##/ { printf "  %-18s %s\n", $$1, $$2 } /^##@/ { printf "\n%s\n", substr($$0, 5) }' $(MAKEFILE_LIST)
 
 .PHONY: run
-run: envtest-assets build ## Start a local control plane with the operator and samples (Ctrl-C stops it).
+run: envtest-assets build ## Start a local control plane with the operator, the gate and samples (Ctrl-C stops it).
 	go build -o bin/waygate-local ./hack/local
 	@# exec: make's SIGTERM reaches the launcher itself, which stops what it started.
-	exec bin/waygate-local --manager bin/manager
+	exec bin/waygate-local --manager bin/manager --gate bin/gate
 
 .PHONY: test
 test: envtest-assets test-deps ## Run all tests (unit and envtest) with the race detector.

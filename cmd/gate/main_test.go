@@ -71,7 +71,7 @@ func runSuite(m *testing.M) int {
 		return 1
 	}
 	defer stop()
-	if gw, err = cp.StartGate(context.Background(), gateBin, dir, "gate"); err != nil {
+	if gw, err = cp.StartGate(context.Background(), gateBin, dir, "gate", ""); err != nil {
 		fmt.Fprintln(os.Stderr, err)
 		return 1
 	}

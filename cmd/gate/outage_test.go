@@ -46,7 +46,7 @@ func TestRedisSharedCounters(t *testing.T) {
 	url := "redis://" + redis.Addr + "/0"
 	var gates [2]*controlplane.Gate
 	for i := range gates {
-		g, err := cp.StartGate(context.Background(), gateBin, t.TempDir(), fmt.Sprint("gate-", i), "--redis-url", url, "--redis-timeout", "100ms")
+		g, err := cp.StartGate(context.Background(), gateBin, t.TempDir(), fmt.Sprint("gate-", i), "", "--redis-url", url, "--redis-timeout", "100ms")
 		if err != nil {
 			t.Fatal(err)
 		}

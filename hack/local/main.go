@@ -27,15 +27,17 @@ import (
 
 func main() {
 	manager := flag.String("manager", "bin/manager", "Path of the operator binary.")
+	gateBin := flag.String("gate", "bin/gate", "Path of the gate binary.")
+	gateAddr := flag.String("gate-address", "127.0.0.1:8180", "Address the gate serves forward-auth on.")
 	samples := flag.Bool("samples", true, "Apply config/samples once the operator is ready.")
 	flag.Parse()
-	if err := run(*manager, *samples); err != nil {
+	if err := run(*manager, *gateBin, *gateAddr, *samples); err != nil {
 		fmt.Fprintln(os.Stderr, "waygate:", err)
 		os.Exit(1)
 	}
 }
 
-func run(manager string, samples bool) error {
+func run(manager, gateBin, gateAddr string, samples bool) error {
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	defer stop()
 
@@ -72,9 +74,20 @@ func run(manager string, samples bool) error {
 		}
 	}
 
+	fmt.Printf("waygate: starting the gate as %s (log: %s)\n", controlplane.GateUser, filepath.Join(dir, "gate.log"))
+	gate, err := cp.StartGate(ctx, gateBin, dir, "gate", gateAddr, "--environment", "production")
+	if err != nil {
+		return err
+	}
+	defer func() {
+		gate.Stop()
+		fmt.Println("waygate: gate stopped")
+	}()
+
 	rel, _ := filepath.Rel(cp.Root, kubeconfig)
 	fmt.Printf(`waygate: ready
-  export KUBECONFIG=%s
+  gate: forward-auth http://%[2]s/v1/check/<namespace>/<service>, ext_authz %[3]s, metrics http://%[4]s/metrics
+  export KUBECONFIG=%[1]s
   kubectl get waygate                        # every Waygate resource
   kubectl get routegates -o wide             # routes and the state in effect
   kubectl get auditentries --sort-by=.spec.timestamp   # who changed what
@@ -82,14 +95,18 @@ func run(manager string, samples bool) error {
   kubectl --as=alice get routegates          # act as another user
   bin/waygate status                         # the CLI: routes, then
   bin/waygate disable POST:/refunds -r "Ledger move" && bin/waygate audit
-Ctrl-C stops the operator and the control plane.
-`, rel)
+  curl -i -H 'X-Forwarded-Method: GET' -H 'X-Forwarded-Uri: /payments' \
+    http://%[2]s/v1/check/default/payments   # 503 MAINTENANCE_MODE: the gate enforces
+Ctrl-C stops the gate, the operator and the control plane.
+`, rel, gate.HTTP, gate.GRPC, gate.Metrics)
 
 	select {
 	case <-ctx.Done():
 		return nil
 	case <-op.Exited():
 		return fmt.Errorf("the operator exited: %w (see %s)", op.Err(), op.Log)
+	case <-gate.Exited():
+		return fmt.Errorf("the gate exited: %w (see %s)", gate.Err(), gate.Log)
 	}
 }
 

@@ -1,6 +1,7 @@
 package controlplane
 
 import (
+	"cmp"
 	"context"
 	"fmt"
 	"net"
@@ -66,15 +67,16 @@ func (cp *ControlPlane) StartOperator(ctx context.Context, path, dir string, arg
 	return &Operator{Process: p, Metrics: metrics}, nil
 }
 
-// StartGate runs the gate binary at path as the gate's service account on
-// free loopback ports, with args added, logging to dir/<name>.log, and waits
-// until it is ready (its first snapshot is in effect).
-func (cp *ControlPlane) StartGate(ctx context.Context, path, dir, name string, args ...string) (*Gate, error) {
+// StartGate runs the gate binary at path as the gate's service account,
+// serving forward-auth on httpAddr (a free loopback port when empty) and the
+// rest on free loopback ports, with args added, logging to dir/<name>.log,
+// and waits until it is ready (its first snapshot is in effect).
+func (cp *ControlPlane) StartGate(ctx context.Context, path, dir, name, httpAddr string, args ...string) (*Gate, error) {
 	addrs, err := freeAddrs(4)
 	if err != nil {
 		return nil, err
 	}
-	g := &Gate{HTTP: addrs[0], GRPC: addrs[1], Metrics: addrs[2]}
+	g := &Gate{HTTP: cmp.Or(httpAddr, addrs[0]), GRPC: addrs[1], Metrics: addrs[2]}
 	g.Process, err = start(ctx, "gate", cp.Gate, path, filepath.Join(dir, name), addrs[3], append([]string{
 		"--http-bind-address", g.HTTP,
 		"--grpc-bind-address", g.GRPC,
