@@ -37,6 +37,11 @@ verify: generate manifests lint ## Check generated code, manifests and go.mod ar
 bench-audit: envtest-assets build ## Measure the audit pipeline: throughput, latency, operator memory (BENCH_ARGS=--profile=DIR for CPU profiles).
 	go run ./hack/bench-audit --manager bin/manager $(BENCH_ARGS)
 
+.PHONY: bench-gate
+bench-gate: envtest-assets build test-deps ## Measure the gate: decisions in-process, forward-auth with wrk against nginx, Redis against memory, apply → enforced.
+	go test -run '^$$' -bench . -benchmem ./internal/gate/
+	go run ./hack/bench-gate --manager bin/manager --gate bin/gate $(BENCH_ARGS)
+
 ##@ Build
 
 .PHONY: build

@@ -15,15 +15,15 @@ import (
 	"google.golang.org/grpc/credentials/insecure"
 )
 
-// envoyCheck asks the gate over ext_authz as Envoy would, with the
+// envoyCheck asks the gate over ext_authz about a GET as Envoy would, with the
 // namespace and service in the context extensions (or, with ns "", in
 // headers).
-func envoyCheck(t *testing.T, c authv3.AuthorizationClient, ns, service, method, path, source string, headers map[string]string) *authv3.CheckResponse {
+func envoyCheck(t *testing.T, c authv3.AuthorizationClient, ns, service, path, source string, headers map[string]string) *authv3.CheckResponse {
 	t.Helper()
 	req := &authv3.CheckRequest{Attributes: &authv3.AttributeContext{
 		Source: &authv3.AttributeContext_Peer{Address: &corev3.Address{Address: &corev3.Address_SocketAddress{
 			SocketAddress: &corev3.SocketAddress{Address: source, PortSpecifier: &corev3.SocketAddress_PortValue{PortValue: 40000}}}}},
-		Request: &authv3.AttributeContext_Request{Http: &authv3.AttributeContext_HttpRequest{Method: method, Path: path, Headers: headers}},
+		Request: &authv3.AttributeContext_Request{Http: &authv3.AttributeContext_HttpRequest{Method: "GET", Path: path, Headers: headers}},
 	}}
 	if ns != "" {
 		req.Attributes.ContextExtensions = map[string]string{"namespace": ns, "service": service}
@@ -77,7 +77,7 @@ spec: {route: "GET:/search", service: payments, limit: 1/hour, keyStrategy: ip}
 
 	var resp *authv3.CheckResponse
 	eventually(t, 10*time.Second, func() error {
-		resp = envoyCheck(t, c, ns, "payments", "GET", "/payments/42?x=1", "203.0.113.5", nil)
+		resp = envoyCheck(t, c, ns, "payments", "/payments/42?x=1", "203.0.113.5", nil)
 		if resp.GetDeniedResponse() == nil {
 			return fmt.Errorf("not yet denied: %v", resp)
 		}
@@ -91,13 +91,13 @@ spec: {route: "GET:/search", service: payments, limit: 1/hour, keyStrategy: ip}
 	}
 
 	// The same decision with the scope in headers (Istio, Envoy Gateway).
-	resp = envoyCheck(t, c, "", "", "GET", "/payments/7", "203.0.113.5", map[string]string{"x-waygate-namespace": ns, "x-waygate-service": "payments"})
+	resp = envoyCheck(t, c, "", "", "/payments/7", "203.0.113.5", map[string]string{"x-waygate-namespace": ns, "x-waygate-service": "payments"})
 	if resp.GetDeniedResponse().GetStatus().GetCode() != http.StatusServiceUnavailable {
 		t.Errorf("scope in headers: %v", resp)
 	}
 
 	// Allowed, with the headers Envoy adds to the client's response.
-	resp = envoyCheck(t, c, ns, "payments", "GET", "/v1/orders", "203.0.113.5", nil)
+	resp = envoyCheck(t, c, ns, "payments", "/v1/orders", "203.0.113.5", nil)
 	ok := resp.GetOkResponse()
 	if resp.GetStatus().GetCode() != int32(codes.OK) || ok == nil || headerOf(ok.GetResponseHeadersToAdd(), "Deprecation") != "true" ||
 		headerOf(ok.GetResponseHeadersToAdd(), "Link") != `</v2/orders>; rel="successor-version"` {
@@ -107,23 +107,23 @@ spec: {route: "GET:/search", service: payments, limit: 1/hour, keyStrategy: ip}
 	// Rate limited by Envoy's source address; a forged X-Forwarded-For
 	// changes nothing.
 	eventually(t, 10*time.Second, func() error {
-		resp = envoyCheck(t, c, ns, "payments", "GET", "/search", "203.0.113.5", nil)
+		resp = envoyCheck(t, c, ns, "payments", "/search", "203.0.113.5", nil)
 		if headerOf(resp.GetOkResponse().GetResponseHeadersToAdd(), "X-RateLimit-Limit") != "1" {
 			return fmt.Errorf("no limit yet: %v", resp)
 		}
 		return nil
 	})
-	resp = envoyCheck(t, c, ns, "payments", "GET", "/search", "203.0.113.5", map[string]string{"x-forwarded-for": "198.51.100.1"})
+	resp = envoyCheck(t, c, ns, "payments", "/search", "203.0.113.5", map[string]string{"x-forwarded-for": "198.51.100.1"})
 	if d := resp.GetDeniedResponse(); d.GetStatus().GetCode() != http.StatusTooManyRequests || headerOf(d.GetHeaders(), "Retry-After") == "" ||
 		headerOf(d.GetHeaders(), "X-RateLimit-Remaining") != "0" {
 		t.Fatalf("second request: %v, want 429 with headers", resp)
 	}
-	if resp := envoyCheck(t, c, ns, "payments", "GET", "/search", "203.0.113.6", nil); resp.GetOkResponse() == nil {
+	if resp := envoyCheck(t, c, ns, "payments", "/search", "203.0.113.6", nil); resp.GetOkResponse() == nil {
 		t.Fatalf("another client: %v", resp)
 	}
 
 	// No scope at all: a clear refusal, not a guess.
-	resp = envoyCheck(t, c, "", "", "GET", "/payments/7", "203.0.113.5", nil)
+	resp = envoyCheck(t, c, "", "", "/payments/7", "203.0.113.5", nil)
 	if d := resp.GetDeniedResponse(); d.GetStatus().GetCode() != http.StatusInternalServerError || !strings.Contains(d.GetBody(), "context extensions") {
 		t.Fatalf("no scope: %v", resp)
 	}

@@ -73,7 +73,7 @@ func (cp *ControlPlane) StartAPIServer(ctx context.Context) error {
 			return nil
 		}
 		if time.Now().After(deadline) {
-			return fmt.Errorf("kube-apiserver not ready a minute after its restart (log: %s): %v", log.Name(), err)
+			return fmt.Errorf("kube-apiserver not ready a minute after its restart (log: %s): %w", log.Name(), err)
 		}
 	}
 }

@@ -4,6 +4,7 @@ import (
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/collectors"
 
 	"github.com/waygate-dev/waygate/internal/gate"
 )
@@ -75,7 +76,7 @@ func NewMetrics(src *Source) *Metrics {
 		Help: "How far behind the API server the gate's view may be: 0 while its watches are connected, else the time since they failed. The gate keeps enforcing the last state it saw.",
 	}, func() float64 { return src.Stale().Seconds() })
 	m.Registry.MustRegister(m.decisions, m.latency, m.CounterErrors, m.CounterStoreUp, m.objects, m.problems, m.builds, m.lastBuild, stale,
-		prometheus.NewGoCollector(), prometheus.NewProcessCollector(prometheus.ProcessCollectorOpts{}))
+		collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
 	for _, v := range gate.Verdicts() {
 		m.decisions.WithLabelValues(v.String(), unknownNamespace)
 	}

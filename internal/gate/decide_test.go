@@ -354,7 +354,7 @@ func TestCounterFailure(t *testing.T) {
 
 // benchEngine is a namespace with 200 gated routes (a tenth of them
 // templates) and rate limits, as a busy service might have.
-func benchEngine(b *testing.B) *Engine {
+func benchEngine() *Engine {
 	var objs Objects
 	for i := range 200 {
 		path := fmt.Sprintf("/api/v1/resource%d", i)
@@ -374,7 +374,7 @@ func benchEngine(b *testing.B) *Engine {
 }
 
 func benchDecide(b *testing.B, path string, want Verdict) {
-	e := benchEngine(b)
+	e := benchEngine()
 	req := &Request{Namespace: "shop", Service: "api", Method: "GET", Path: path, Header: headers{"X-Forwarded-For": "203.0.113.7"}, Peer: netip.MustParseAddr("10.0.0.1")}
 	ctx := context.Background()
 	if d := e.Decide(ctx, req); d.Verdict != want {

@@ -3,7 +3,6 @@ package gate
 import (
 	"fmt"
 	"net/netip"
-	"time"
 
 	waygatev1 "github.com/waygate-dev/waygate/api/v1alpha1"
 )
@@ -85,13 +84,13 @@ func NewSnapshot(objs Objects) *Snapshot {
 	for _, rg := range objs.RouteGates {
 		k := scope{rg.Namespace, string(rg.Spec.Service), string(rg.Spec.Route)}
 		gates[k] = append(gates[k], rg)
-		s.namespace(k.ns).service(k.service)
+		s.namespace(k.ns).addService(k.service)
 	}
 	policies := map[scope][]waygatev1.RateLimitPolicy{}
 	for _, p := range objs.Policies {
 		k := scope{p.Namespace, string(p.Spec.Service), string(p.Spec.Route)}
 		policies[k] = append(policies[k], p)
-		s.namespace(k.ns).service(k.service)
+		s.namespace(k.ns).addService(k.service)
 	}
 	for ns, env := range objs.Environments {
 		s.namespace(ns).env = env
@@ -173,13 +172,11 @@ func (s *Snapshot) namespace(ns string) *namespaceView {
 	return nv
 }
 
-func (nv *namespaceView) service(name string) *serviceView {
-	v := nv.services[name]
-	if v == nil {
-		v = &serviceView{}
-		nv.services[name] = v
+// addService gives service a view of its own.
+func (nv *namespaceView) addService(name string) {
+	if nv.services[name] == nil {
+		nv.services[name] = &serviceView{}
 	}
-	return v
 }
 
 // Namespace is ns as the snapshot holds it when it has Waygate objects (a
@@ -221,12 +218,4 @@ func compilePolicy(p *waygatev1.RateLimitPolicy) (*policy, error) {
 		c.exempt = append(c.exempt, pfx.Masked())
 	}
 	return c, nil
-}
-
-// window is the maintenance window of a state, for Retry-After.
-func windowEnd(st RouteState) time.Time {
-	if st.Window == nil {
-		return time.Time{}
-	}
-	return st.Window.End.Time
 }

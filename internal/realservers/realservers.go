@@ -16,9 +16,18 @@ import (
 	"strings"
 	"sync/atomic"
 	"syscall"
-	"testing"
 	"time"
 )
+
+// T is what the servers need of a test (testing.TB has it); benchmarks
+// outside `go test` give their own.
+type T interface {
+	Helper()
+	Fatal(args ...any)
+	Fatalf(format string, args ...any)
+	Cleanup(func())
+	TempDir() string
+}
 
 // Server is a process serving on Addr.
 type Server struct {
@@ -27,12 +36,12 @@ type Server struct {
 	argv   []string
 	dir    string
 	cmd    *exec.Cmd
-	exited chan error
+	exited chan struct{}
 	env    []string
 }
 
 // FreeAddr is a free loopback address.
-func FreeAddr(t testing.TB) string {
+func FreeAddr(t T) string {
 	t.Helper()
 	l, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
@@ -42,7 +51,7 @@ func FreeAddr(t testing.TB) string {
 	return l.Addr().String()
 }
 
-func lookPath(t testing.TB, bin string) string {
+func lookPath(t T, bin string) string {
 	t.Helper()
 	for _, p := range []string{bin, "/usr/sbin/" + bin, "/usr/bin/" + bin} {
 		if path, err := exec.LookPath(p); err == nil {
@@ -55,7 +64,7 @@ func lookPath(t testing.TB, bin string) string {
 
 // Start starts the server, waits until its address accepts connections,
 // and stops it when the test ends.
-func (s *Server) Start(t testing.TB) {
+func (s *Server) Start(t T) {
 	t.Helper()
 	cmd := exec.Command(s.argv[0], s.argv[1:]...)
 	cmd.Dir, cmd.Env = s.dir, append(os.Environ(), s.env...)
@@ -69,8 +78,9 @@ func (s *Server) Start(t testing.TB) {
 		t.Fatalf("starting %s: %v", s.name, err)
 	}
 	s.cmd = cmd
-	exited := make(chan error, 1)
-	go func() { exited <- cmd.Wait() }()
+	exited := make(chan struct{})
+	var waitErr error
+	go func() { waitErr = cmd.Wait(); close(exited) }()
 	s.exited = exited
 	t.Cleanup(s.Stop)
 	for deadline := time.Now().Add(20 * time.Second); ; time.Sleep(20 * time.Millisecond) {
@@ -79,10 +89,10 @@ func (s *Server) Start(t testing.TB) {
 			return
 		}
 		select {
-		case err := <-exited:
+		case <-exited:
 			s.cmd = nil
 			out, _ := os.ReadFile(log.Name())
-			t.Fatalf("%s exited (%v); its log:\n%s", s.name, err, out)
+			t.Fatalf("%s exited (%v); its log:\n%s", s.name, waitErr, out)
 		default:
 		}
 		if time.Now().After(deadline) {
@@ -103,7 +113,7 @@ func (s *Server) Stop() {
 }
 
 // Redis starts a redis-server with no persistence.
-func Redis(t testing.TB) *Server {
+func Redis(t T) *Server {
 	t.Helper()
 	s := &Server{Addr: FreeAddr(t), name: "redis", dir: t.TempDir()}
 	_, port, _ := net.SplitHostPort(s.Addr)
@@ -115,7 +125,7 @@ func Redis(t testing.TB) *Server {
 // Nginx starts nginx with server, the http-level configuration (upstreams
 // and server blocks), in a configuration of its own (no root, a temporary
 // prefix, one worker).
-func Nginx(t testing.TB, addr, server string) *Server {
+func Nginx(t T, addr, server string) *Server {
 	t.Helper()
 	dir := t.TempDir()
 	conf := fmt.Sprintf(`daemon off;
@@ -145,7 +155,7 @@ http {
 
 // Caddy starts Caddy with caddyfile, after global options that turn off its
 // admin endpoint and automatic HTTPS.
-func Caddy(t testing.TB, addr, caddyfile string) *Server {
+func Caddy(t T, addr, caddyfile string) *Server {
 	t.Helper()
 	dir := t.TempDir()
 	path := filepath.Join(dir, "Caddyfile")
@@ -167,14 +177,14 @@ type Upstream struct {
 }
 
 // NewUpstream serves an upstream until the test ends.
-func NewUpstream(t testing.TB) *Upstream {
+func NewUpstream(t T) *Upstream {
 	t.Helper()
 	l, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
 		t.Fatal(err)
 	}
 	u := &Upstream{Addr: l.Addr().String()}
-	srv := &http.Server{ReadHeaderTimeout: 5 * time.Second, Handler: http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+	srv := &http.Server{ReadHeaderTimeout: 5 * time.Second, Handler: http.HandlerFunc(func(w http.ResponseWriter, _ *http.Request) {
 		u.hits.Add(1)
 		_, _ = w.Write([]byte("upstream"))
 	})}
@@ -188,7 +198,7 @@ func (u *Upstream) Hits() int64 { return u.hits.Load() }
 
 // Substitute replaces each old string of a configuration with its new one,
 // failing the test if one is missing (the documentation changed).
-func Substitute(t testing.TB, conf string, oldnew ...string) string {
+func Substitute(t T, conf string, oldnew ...string) string {
 	t.Helper()
 	for i := 0; i < len(oldnew); i += 2 {
 		if !strings.Contains(conf, oldnew[i]) {

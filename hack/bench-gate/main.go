@@ -1,0 +1,289 @@
+// Command bench-gate measures the gate (`make bench-gate`): forward-auth
+// requests per second and p99 with wrk against the gate and, in the same
+// run, against nginx answering a static 200 (the ceiling); rate-limited
+// decisions with counters in Redis against counters in memory; and the time
+// from the API server accepting a change to the gate answering with the new
+// decision. Everything runs on this machine's loopback.
+package main
+
+import (
+	"context"
+	"errors"
+	"flag"
+	"fmt"
+	"net/http"
+	"os"
+	"os/exec"
+	"regexp"
+	"slices"
+	"strconv"
+	"strings"
+	"time"
+
+	corev1 "k8s.io/api/core/v1"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/client-go/util/retry"
+	"sigs.k8s.io/controller-runtime/pkg/client"
+
+	waygatev1 "github.com/waygate-dev/waygate/api/v1alpha1"
+	"github.com/waygate-dev/waygate/internal/controlplane"
+	"github.com/waygate-dev/waygate/internal/realservers"
+)
+
+func main() {
+	manager := flag.String("manager", "bin/manager", "Path of the operator binary.")
+	gateBin := flag.String("gate", "bin/gate", "Path of the gate binary.")
+	duration := flag.Duration("duration", 10*time.Second, "How long each wrk run lasts.")
+	changes := flag.Int("changes", 100, "State changes for the apply-to-enforced measurement.")
+	flag.Parse()
+	b := &bench{dir: must(os.MkdirTemp("", "bench-gate"))}
+	defer b.cleanup()
+	if err := b.run(*manager, *gateBin, *duration, *changes); err != nil {
+		fmt.Fprintln(os.Stderr, "bench-gate:", err)
+		b.cleanup()
+		os.Exit(1)
+	}
+}
+
+const ns = "bench"
+
+func (b *bench) run(manager, gateBin string, d time.Duration, changes int) error {
+	ctx := context.Background()
+	cp, err := controlplane.Start()
+	if err != nil {
+		return err
+	}
+	b.Cleanup(func() { _ = cp.Stop() })
+	op, err := cp.StartOperator(ctx, manager, b.dir)
+	if err != nil {
+		return err
+	}
+	b.Cleanup(op.Stop)
+	if err := setUp(ctx, cp.Client); err != nil {
+		return err
+	}
+	redis := realservers.Redis(b)
+	mem, err := cp.StartGate(ctx, gateBin, b.dir, "gate-memory", "")
+	if err != nil {
+		return err
+	}
+	b.Cleanup(mem.Stop)
+	shared, err := cp.StartGate(ctx, gateBin, b.dir, "gate-redis", "", "--redis-url", "redis://"+redis.Addr+"/0")
+	if err != nil {
+		return err
+	}
+	b.Cleanup(shared.Stop)
+	nginx := realservers.FreeAddr(b)
+	realservers.Nginx(b, nginx, "server { listen "+nginx+"; location / { return 200; } }")
+	for _, g := range []*controlplane.Gate{mem, shared} {
+		if err := waitAllowed(g); err != nil {
+			return err
+		}
+	}
+
+	fmt.Printf("forward-auth, wrk -t2, %s per run (an allowed request to a gated namespace with 200 routes)\n", d)
+	fmt.Printf("%-28s %6s %12s %10s\n", "target", "conns", "requests/s", "p99")
+	for _, conns := range []int{16, 64} {
+		ceiling, err := wrk(d, conns, "http://"+nginx+"/")
+		if err != nil {
+			return err
+		}
+		gate, err := wrk(d, conns, check(mem, "/api/v1/resource150/42"))
+		if err != nil {
+			return err
+		}
+		fmt.Printf("%-28s %6d %12.0f %10s\n", "nginx static 200 (ceiling)", conns, ceiling.rps, ceiling.p99)
+		fmt.Printf("%-28s %6d %12.0f %10s   %.2f of nginx\n", "gate, allowed", conns, gate.rps, gate.p99, gate.rps/ceiling.rps)
+	}
+
+	fmt.Printf("\nrate-limited decisions (token bucket, per client address), wrk -t2 -c64, %s\n", d)
+	inMemory, err := wrk(d, 64, check(mem, "/api/v1/limited"))
+	if err != nil {
+		return err
+	}
+	inRedis, err := wrk(d, 64, check(shared, "/api/v1/limited"))
+	if err != nil {
+		return err
+	}
+	fmt.Printf("%-28s %12.0f req/s  p99 %s\n", "counters in memory", inMemory.rps, inMemory.p99)
+	fmt.Printf("%-28s %12.0f req/s  p99 %s   %.2f of memory\n", "counters in Redis", inRedis.rps, inRedis.p99, inRedis.rps/inMemory.rps)
+
+	lat, err := applyToEnforced(ctx, cp.Client, mem, changes)
+	if err != nil {
+		return err
+	}
+	slices.Sort(lat)
+	fmt.Printf("\napply → enforced, %d state changes: p50 %s, p99 %s, max %s\n", len(lat),
+		pct(lat, 50).Round(time.Microsecond), pct(lat, 99).Round(time.Microsecond), lat[len(lat)-1].Round(time.Microsecond))
+	return nil
+}
+
+// setUp creates a namespace like a busy service's: 200 gated routes (a
+// tenth of them templates), a route in maintenance and a rate-limited one.
+func setUp(ctx context.Context, c client.Client) error {
+	if err := c.Create(ctx, &corev1.Namespace{ObjectMeta: metav1.ObjectMeta{Name: ns}}); err != nil {
+		return err
+	}
+	for i := range 200 {
+		path := fmt.Sprintf("/api/v1/resource%d", i)
+		if i%10 == 0 {
+			path += "/{id}"
+		}
+		rg := &waygatev1.RouteGate{ObjectMeta: metav1.ObjectMeta{Namespace: ns, Name: fmt.Sprint("r", i)},
+			Spec: waygatev1.RouteGateSpec{Route: waygatev1.RouteKey("GET:" + path), Service: "api", State: waygatev1.RouteActive}}
+		if err := c.Create(ctx, rg); err != nil {
+			return err
+		}
+	}
+	toggled := &waygatev1.RouteGate{ObjectMeta: metav1.ObjectMeta{Namespace: ns, Name: "toggled"},
+		Spec: waygatev1.RouteGateSpec{Route: "GET:/api/v1/toggled", Service: "api", State: waygatev1.RouteActive}}
+	if err := c.Create(ctx, toggled); err != nil {
+		return err
+	}
+	return c.Create(ctx, &waygatev1.RateLimitPolicy{ObjectMeta: metav1.ObjectMeta{Namespace: ns, Name: "limited"},
+		Spec: waygatev1.RateLimitPolicySpec{Route: "GET:/api/v1/limited", Service: "api", Limit: "1000000000/second",
+			Algorithm: waygatev1.TokenBucket, KeyStrategy: waygatev1.KeyByIP, Enabled: true}})
+}
+
+func check(g *controlplane.Gate, uri string) string {
+	return "http://" + g.HTTP + "/v1/check/" + ns + "/api " + uri
+}
+
+// waitAllowed waits until g has the rate limit (its snapshot is complete).
+func waitAllowed(g *controlplane.Gate) error {
+	url, uri, _ := strings.Cut(check(g, "/api/v1/limited"), " ")
+	for deadline := time.Now().Add(30 * time.Second); time.Now().Before(deadline); time.Sleep(100 * time.Millisecond) {
+		if _, h, err := ask(url, uri); err == nil && h.Get("X-RateLimit-Limit") != "" {
+			return nil
+		}
+	}
+	return errors.New("the gate did not see the rate limit within 30s")
+}
+
+// ask asks the gate at url about GET uri, as a gateway would.
+func ask(url, uri string) (int, http.Header, error) {
+	req, _ := http.NewRequest(http.MethodGet, url, nil)
+	req.Header.Set("X-Forwarded-Method", "GET")
+	req.Header.Set("X-Forwarded-Uri", uri)
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		return 0, nil, err
+	}
+	_ = resp.Body.Close()
+	return resp.StatusCode, resp.Header, nil
+}
+
+type wrkResult struct {
+	rps float64
+	p99 string
+}
+
+var (
+	rpsLine = regexp.MustCompile(`Requests/sec:\s+([0-9.]+)`)
+	p99Line = regexp.MustCompile(`\s99%\s+(\S+)`)
+	non2xx  = regexp.MustCompile(`Non-2xx or 3xx responses: (\d+)`)
+)
+
+// wrk runs wrk against target ("url" or "url uri", the latter as a
+// forward-auth request for uri).
+func wrk(d time.Duration, conns int, target string) (wrkResult, error) {
+	url, uri, _ := strings.Cut(target, " ")
+	args := []string{"-t2", fmt.Sprintf("-c%d", conns), fmt.Sprintf("-d%ds", int(d.Seconds())), "--latency"}
+	if uri != "" {
+		args = append(args, "-H", "X-Forwarded-Method: GET", "-H", "X-Forwarded-Uri: "+uri)
+	}
+	out, err := exec.Command("wrk", append(args, url)...).CombinedOutput()
+	if err != nil {
+		return wrkResult{}, fmt.Errorf("wrk: %w\n%s", err, out)
+	}
+	if m := non2xx.FindSubmatch(out); m != nil {
+		return wrkResult{}, fmt.Errorf("wrk got %s refusals from %s:\n%s", m[1], target, out)
+	}
+	r, p := rpsLine.FindSubmatch(out), p99Line.FindSubmatch(out)
+	if r == nil || p == nil {
+		return wrkResult{}, fmt.Errorf("unexpected wrk output:\n%s", out)
+	}
+	rps, _ := strconv.ParseFloat(string(r[1]), 64)
+	return wrkResult{rps: rps, p99: string(p[1])}, nil
+}
+
+// applyToEnforced flips a route between maintenance and active n times and
+// measures, for each change, the time from the API server accepting it to
+// the gate answering with the new decision (polled every 200 µs).
+func applyToEnforced(ctx context.Context, c client.Client, g *controlplane.Gate, n int) ([]time.Duration, error) {
+	url, uri, _ := strings.Cut(check(g, "/api/v1/toggled"), " ")
+	rg := &waygatev1.RouteGate{}
+	key := client.ObjectKey{Namespace: ns, Name: "toggled"}
+	var lat []time.Duration
+	for i := range n {
+		state, want := waygatev1.RouteMaintenance, http.StatusServiceUnavailable
+		if i%2 == 1 {
+			state, want = waygatev1.RouteActive, http.StatusOK
+		}
+		// The operator writes the object too (status, the audit journal).
+		if err := retry.RetryOnConflict(retry.DefaultRetry, func() error {
+			if err := c.Get(ctx, key, rg); err != nil {
+				return err
+			}
+			rg.Spec.State = state
+			return c.Update(ctx, rg)
+		}); err != nil {
+			return nil, err
+		}
+		accepted := time.Now()
+		for {
+			status, _, err := ask(url, uri)
+			if err != nil {
+				return nil, err
+			}
+			if status == want {
+				lat = append(lat, time.Since(accepted))
+				break
+			}
+			if time.Since(accepted) > 10*time.Second {
+				return nil, fmt.Errorf("change %d not enforced after 10s", i)
+			}
+			time.Sleep(200 * time.Microsecond)
+		}
+	}
+	return lat, nil
+}
+
+func pct(sorted []time.Duration, p int) time.Duration {
+	return sorted[min(len(sorted)*p/100, len(sorted)-1)]
+}
+
+// bench is the realservers.T of a program: a failure ends it, after the
+// cleanups.
+type bench struct {
+	dir      string
+	cleanups []func()
+}
+
+func (b *bench) Helper()                   {}
+func (b *bench) TempDir() string           { return must(os.MkdirTemp(b.dir, "")) }
+func (b *bench) Cleanup(f func())          { b.cleanups = append(b.cleanups, f) }
+func (b *bench) Fatal(args ...any)         { b.fail(fmt.Sprint(args...)) }
+func (b *bench) Fatalf(f string, a ...any) { b.fail(fmt.Sprintf(f, a...)) }
+
+func (b *bench) fail(msg string) {
+	fmt.Fprintln(os.Stderr, "bench-gate:", msg)
+	b.cleanup()
+	os.Exit(1)
+}
+
+func (b *bench) cleanup() {
+	for i := len(b.cleanups) - 1; i >= 0; i-- {
+		b.cleanups[i]()
+	}
+	b.cleanups = nil
+	_ = os.RemoveAll(b.dir)
+}
+
+func must[T any](v T, err error) T {
+	if err != nil {
+		fmt.Fprintln(os.Stderr, "bench-gate:", err)
+		os.Exit(1)
+	}
+	return v
+}
