@@ -42,21 +42,21 @@ type gatewayCase struct {
 
 var gateways = []gatewayCase{
 	{"nginx", func(t *testing.T, ns, addr string, up *realservers.Upstream) {
-		conf := realservers.Substitute(t, documented(t, "nginx"),
-			"waygate-gate.waygate-system.svc:8080", gw.HTTP,
-			"payments.default.svc:8080", up.Addr,
-			"/v1/check/default/", "/v1/check/"+ns+"/",
-			"listen 80;", "listen "+addr+";")
-		realservers.Nginx(t, addr, conf)
+		realservers.Nginx(t, addr, documentedFor(t, "nginx", ns, up, "listen 80;", "listen "+addr+";"))
 	}},
 	{"caddy", func(t *testing.T, ns, addr string, up *realservers.Upstream) {
-		conf := realservers.Substitute(t, documented(t, "caddyfile"),
-			"waygate-gate.waygate-system.svc:8080", gw.HTTP,
-			"payments.default.svc:8080", up.Addr,
-			"/v1/check/default/", "/v1/check/"+ns+"/",
-			":80 {", "http://"+addr+" {")
-		realservers.Caddy(t, addr, conf)
+		realservers.Caddy(t, addr, documentedFor(t, "caddyfile", ns, up, ":80 {", "http://"+addr+" {"))
 	}},
+}
+
+// documentedFor is the documented configuration with the addresses of this
+// test's gate and upstream, its namespace, and the listener replaced.
+func documentedFor(t *testing.T, lang, ns string, up *realservers.Upstream, listen, here string) string {
+	return realservers.Substitute(t, documented(t, lang),
+		"waygate-gate.waygate-system.svc:8080", gw.HTTP,
+		"payments.default.svc:8080", up.Addr,
+		"/v1/check/default/", "/v1/check/"+ns+"/",
+		listen, here)
 }
 
 func TestGateways(t *testing.T) {
