@@ -4,7 +4,8 @@
 -- statement for statement (times in Unix microseconds, which doubles hold
 -- exactly; state stored with 17 digits, so it reads back exactly).
 --
--- KEYS[i]   the counter of limit i (a hash: a, b, c as in counterState)
+-- KEYS[i]   the counter of limit i: "a b c" as in counterState, one string
+--           (one GET and one SET PX per limit: the fewest commands)
 -- ARGV[1]   now
 -- ARGV[...] per limit: algorithm (1 fixed_window, 2 sliding_window,
 --           3 token_bucket), count, burst, period (µs)
@@ -17,19 +18,22 @@ local function ceilus(x)
 end
 
 local function save(key, a, b, c, expires)
-  redis.call('HSET', key, 'a', string.format('%.17g', a), 'b', string.format('%.17g', b), 'c', string.format('%.17g', c))
   -- A second after the counter is worth nothing more than a new one (as a
   -- time to live: the gate's clock and Redis's may differ).
-  redis.call('PEXPIRE', key, string.format('%d', math.ceil((expires - now) / 1000) + 1000))
+  redis.call('SET', key, string.format('%.17g %.17g %.17g', a, b, c), 'PX', string.format('%d', math.ceil((expires - now) / 1000) + 1000))
 end
 
 for i, key in ipairs(KEYS) do
   local j = 1 + (i - 1) * 4
   local alg, count, burst, period = tonumber(ARGV[j + 1]), tonumber(ARGV[j + 2]), tonumber(ARGV[j + 3]), tonumber(ARGV[j + 4])
   local capacity = count + burst
-  local st = redis.call('HMGET', key, 'a', 'b', 'c')
-  local exists = st[1] ~= false
-  local a, b, c = tonumber(st[1]) or 0, tonumber(st[2]) or 0, tonumber(st[3]) or 0
+  local st = redis.call('GET', key)
+  local exists = st ~= false
+  local a, b, c = 0, 0, 0
+  if exists then
+    local sa, sb, sc = string.match(st, '^(%S+) (%S+) (%S+)$')
+    a, b, c = tonumber(sa), tonumber(sb), tonumber(sc)
+  end
   local allowed, remaining, reset, retry = 0, 0, 0, 0
   if alg == 3 then
     local perus = count / period
