@@ -24,6 +24,7 @@ func main() {
 	flag.StringVar(&o.GRPCAddr, "grpc-bind-address", ":9191", "Address Envoy ext_authz v3 (gRPC) is served on; 0 turns it off.")
 	flag.StringVar(&o.ProbeAddr, "health-probe-bind-address", ":8081", "Address /healthz and /readyz are served on.")
 	flag.StringVar(&o.MetricsAddr, "metrics-bind-address", ":9090", "Address Prometheus /metrics is served on; 0 turns it off.")
+	flag.StringVar(&o.PprofAddr, "pprof-bind-address", "0", "Address a Go pprof endpoint binds to, for profiling; 0 turns it off.")
 	flag.StringVar(&o.Environment, "environment", "production", "The environment this gate serves, for env_gated routes; a namespace's waygate.dev/environment label overrides it.")
 	flag.IntVar(&o.Proxies.Hops, "trusted-hops", 0, "Proxies in front of the gateway that append to X-Forwarded-For (e.g. 1 behind a cloud load balancer); the client is the entry before them.")
 	flag.StringVar(&proxies, "trusted-proxies", "", "Comma-separated CIDRs of proxies whose X-Forwarded-For entries are trusted wherever they appear.")

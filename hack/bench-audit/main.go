@@ -40,6 +40,7 @@ import (
 	"sigs.k8s.io/controller-runtime/pkg/log/zap"
 
 	waygatev1 "github.com/waygate-dev/waygate/api/v1alpha1"
+	"github.com/waygate-dev/waygate/hack/internal/cputime"
 	"github.com/waygate-dev/waygate/internal/controlplane"
 )
 
@@ -85,44 +86,50 @@ func run(ctx context.Context, manager string, workers int, duration time.Duratio
 		}
 	}
 	fmt.Printf("bench-audit: %d workers, %s per run, operator log %s\n", workers, duration, op.Log)
-	cpu, err := newCPUMeter(controlplane.AssetsDir(cp.Root), op.Pid)
-	if err != nil {
-		return err
+	// The control plane, the operator and this process.
+	cpu := &cputime.Meter{}
+	for _, bin := range []string{"kube-apiserver", "etcd"} {
+		if err := cpu.AddBinary(bin, filepath.Join(controlplane.AssetsDir(cp.Root), bin)); err != nil {
+			return err
+		}
 	}
+	cpu.Add("operator", op.Pid)
+	cpu.Add("bench", os.Getpid())
 
-	before := cpu.sample()
+	before := cpu.Sample()
 	raw, err := rawRate(ctx, c, workers, duration)
 	if err != nil {
 		return err
 	}
 	fmt.Printf("raw API server writes (ConfigMap updates):   %7.1f /s\n", raw)
-	line, rawCost := cpu.per(before, int64(raw*duration.Seconds()))
-	fmt.Printf("  %s\n", line)
-	before = cpu.sample()
+	cost := cpu.Since(before, int64(raw*duration.Seconds()))
+	rawCost := cost.Total()
+	fmt.Printf("  %s\n", cost.Format(time.Millisecond, "ms"))
+	before = cpu.Sample()
 	crd, err := crdRate(ctx, cp, workers, duration)
 	if err != nil {
 		return err
 	}
 	fmt.Printf("  for comparison, AuditEntry creates (a CRD, no webhook): %.1f /s\n", crd)
-	line, crdCost := cpu.per(before, int64(crd*duration.Seconds()))
-	fmt.Printf("  %s\n", line)
+	cost = cpu.Since(before, int64(crd*duration.Seconds()))
+	crdCost := cost.Total()
+	fmt.Printf("  %s\n", cost.Format(time.Millisecond, "ms"))
 	// The machine's cores are shared by all processes, so rates follow the
 	// CPU an operation costs in total.
 	fmt.Printf("  a custom-resource write costs %.1fx a ConfigMap update: at three such writes a change (the change, its entry, the status), audited/raw is at most %.2f\n",
-		crdCost/rawCost, rawCost/(3*crdCost))
+		float64(crdCost)/float64(rawCost), float64(rawCost)/float64(3*crdCost))
 
 	var profiling sync.WaitGroup
 	if profile != "" {
 		profiling.Go(func() { cpuProfiles(ctx, cp, pprofAddr, profile, duration) })
 	}
-	before = cpu.sample()
+	before = cpu.Sample()
 	audited, changes, lost, err := auditedRate(ctx, c, workers, duration)
 	profiling.Wait()
 	if err != nil {
 		return err
 	}
-	line, _ = cpu.per(before, changes)
-	fmt.Printf("  %s\n", line)
+	fmt.Printf("  %s\n", cpu.Since(before, changes).Format(time.Millisecond, "ms"))
 	fmt.Printf("audited changes sustained (to entry written): %7.1f /s   %.2f of raw (target >= 0.33), lost %d\n", audited, audited/raw, lost)
 
 	p50, p99, n, lost2, err := latency(ctx, cp, 20, 15*time.Second)

@@ -11,9 +11,11 @@ import (
 	"errors"
 	"flag"
 	"fmt"
+	"io"
 	"net/http"
 	"os"
 	"os/exec"
+	"path/filepath"
 	"regexp"
 	"slices"
 	"strconv"
@@ -26,6 +28,7 @@ import (
 	"sigs.k8s.io/controller-runtime/pkg/client"
 
 	waygatev1 "github.com/waygate-dev/waygate/api/v1alpha1"
+	"github.com/waygate-dev/waygate/hack/internal/cputime"
 	"github.com/waygate-dev/waygate/internal/controlplane"
 	"github.com/waygate-dev/waygate/internal/realservers"
 )
@@ -35,6 +38,7 @@ func main() {
 	gateBin := flag.String("gate", "bin/gate", "Path of the gate binary.")
 	duration := flag.Duration("duration", 10*time.Second, "How long each wrk run lasts.")
 	changes := flag.Int("changes", 100, "State changes for the apply-to-enforced measurement.")
+	flag.StringVar(&profileDir, "profile", "", "Write CPU profiles of the gates during the rate-limited runs to this directory.")
 	flag.Parse()
 	b := &bench{dir: must(os.MkdirTemp("", "bench-gate"))}
 	defer b.cleanup()
@@ -46,6 +50,9 @@ func main() {
 }
 
 const ns = "bench"
+
+// profileDir, when set, receives CPU profiles of the rate-limited runs.
+var profileDir string
 
 func (b *bench) run(manager, gateBin string, d time.Duration, changes int) error {
 	ctx := context.Background()
@@ -63,18 +70,19 @@ func (b *bench) run(manager, gateBin string, d time.Duration, changes int) error
 		return err
 	}
 	redis := realservers.Redis(b)
-	mem, err := cp.StartGate(ctx, gateBin, b.dir, "gate-memory", "")
+	pprof := [2]string{realservers.FreeAddr(b), realservers.FreeAddr(b)}
+	mem, err := cp.StartGate(ctx, gateBin, b.dir, "gate-memory", "", "--pprof-bind-address", pprof[0])
 	if err != nil {
 		return err
 	}
 	b.Cleanup(mem.Stop)
-	shared, err := cp.StartGate(ctx, gateBin, b.dir, "gate-redis", "", "--redis-url", "redis://"+redis.Addr+"/0")
+	shared, err := cp.StartGate(ctx, gateBin, b.dir, "gate-redis", "", "--redis-url", "redis://"+redis.Addr+"/0", "--pprof-bind-address", pprof[1])
 	if err != nil {
 		return err
 	}
 	b.Cleanup(shared.Stop)
-	nginx := realservers.FreeAddr(b)
-	realservers.Nginx(b, nginx, "server { listen "+nginx+"; location / { return 200; } }")
+	nginxAddr := realservers.FreeAddr(b)
+	nginx := realservers.Nginx(b, nginxAddr, "server { listen "+nginxAddr+"; location / { return 200; } }")
 	for _, g := range []*controlplane.Gate{mem, shared} {
 		if err := waitAllowed(g); err != nil {
 			return err
@@ -84,29 +92,43 @@ func (b *bench) run(manager, gateBin string, d time.Duration, changes int) error
 	fmt.Printf("forward-auth, wrk -t2, %s per run (an allowed request to a gated namespace with 200 routes)\n", d)
 	fmt.Printf("%-28s %6s %12s %10s\n", "target", "conns", "requests/s", "p99")
 	for _, conns := range []int{16, 64} {
-		ceiling, err := wrk(d, conns, "http://"+nginx+"/")
+		ceiling, err := measure(d, conns, "http://"+nginxAddr+"/", meter("nginx", nginx.Pid()))
 		if err != nil {
 			return err
 		}
-		gate, err := wrk(d, conns, check(mem, "/api/v1/resource150/42"))
+		gate, err := measure(d, conns, check(mem, "/api/v1/resource150/42"), meter("gate", mem.Pid))
 		if err != nil {
 			return err
 		}
-		fmt.Printf("%-28s %6d %12.0f %10s\n", "nginx static 200 (ceiling)", conns, ceiling.rps, ceiling.p99)
-		fmt.Printf("%-28s %6d %12.0f %10s   %.2f of nginx\n", "gate, allowed", conns, gate.rps, gate.p99, gate.rps/ceiling.rps)
+		fmt.Printf("%-28s %6d %12.0f %10s   %s\n", "nginx static 200 (ceiling)", conns, ceiling.rps, ceiling.p99, ceiling.cpu)
+		fmt.Printf("%-28s %6d %12.0f %10s   %s\n", "gate, allowed", conns, gate.rps, gate.p99, gate.cpu)
+		fmt.Printf("%-28s %6d %12.2f\n", "gate / nginx", conns, gate.rps/ceiling.rps)
 	}
 
-	fmt.Printf("\nrate-limited decisions (token bucket, per client address), wrk -t2 -c64, %s\n", d)
-	inMemory, err := wrk(d, 64, check(mem, "/api/v1/limited"))
-	if err != nil {
-		return err
+	// Two rounds, alternating, as rates on a machine this small vary from
+	// run to run by a tenth or more.
+	fmt.Printf("\nrate-limited decisions (token bucket, per client address), wrk -t2 -c64, %s per run\n", d)
+	var sums [2]float64
+	for round := range 2 {
+		for i, c := range []struct {
+			name string
+			g    *controlplane.Gate
+			m    *cputime.Meter
+		}{{"counters in memory", mem, meter("gate", mem.Pid)}, {"counters in Redis", shared, meter("gate", shared.Pid, "redis", redis.Pid())}} {
+			stopProfile := func() {}
+			if round == 0 {
+				stopProfile = profile(pprof[i], c.name, d)
+			}
+			r, err := measure(d, 64, check(c.g, "/api/v1/limited"), c.m)
+			stopProfile()
+			if err != nil {
+				return err
+			}
+			sums[i] += r.rps
+			fmt.Printf("%-20s %8.0f req/s  p99 %-8s  %s\n", c.name, r.rps, r.p99, r.cpu)
+		}
 	}
-	inRedis, err := wrk(d, 64, check(shared, "/api/v1/limited"))
-	if err != nil {
-		return err
-	}
-	fmt.Printf("%-28s %12.0f req/s  p99 %s\n", "counters in memory", inMemory.rps, inMemory.p99)
-	fmt.Printf("%-28s %12.0f req/s  p99 %s   %.2f of memory\n", "counters in Redis", inRedis.rps, inRedis.p99, inRedis.rps/inMemory.rps)
+	fmt.Printf("%-20s %8.2f (both rounds)\n", "Redis / memory", sums[1]/sums[0])
 
 	lat, err := applyToEnforced(ctx, cp.Client, mem, changes)
 	if err != nil {
@@ -176,6 +198,31 @@ func ask(url, uri string) (int, http.Header, error) {
 type wrkResult struct {
 	rps float64
 	p99 string
+	// cpu is what a request cost each process, wrk included.
+	cpu string
+}
+
+// meter meters the processes given as name, pid pairs.
+func meter(namePids ...any) *cputime.Meter {
+	m := &cputime.Meter{}
+	for i := 0; i+1 < len(namePids); i += 2 {
+		m.Add(namePids[i].(string), namePids[i+1].(int))
+	}
+	return m
+}
+
+// measure runs wrk (see wrk) and says what a request cost the processes
+// m meters and wrk.
+func measure(d time.Duration, conns int, target string, m *cputime.Meter) (wrkResult, error) {
+	before := m.Sample()
+	r, used, err := wrk(d, conns, target)
+	if err != nil {
+		return r, err
+	}
+	cost := m.Since(before, int64(r.rps*d.Seconds()))
+	cost.Add("wrk", used)
+	r.cpu = cost.Format(time.Microsecond, "µs")
+	return r, nil
 }
 
 var (
@@ -185,26 +232,28 @@ var (
 )
 
 // wrk runs wrk against target ("url" or "url uri", the latter as a
-// forward-auth request for uri).
-func wrk(d time.Duration, conns int, target string) (wrkResult, error) {
+// forward-auth request for uri), and returns the CPU it used.
+func wrk(d time.Duration, conns int, target string) (wrkResult, time.Duration, error) {
 	url, uri, _ := strings.Cut(target, " ")
 	args := []string{"-t2", fmt.Sprintf("-c%d", conns), fmt.Sprintf("-d%ds", int(d.Seconds())), "--latency"}
 	if uri != "" {
 		args = append(args, "-H", "X-Forwarded-Method: GET", "-H", "X-Forwarded-Uri: "+uri)
 	}
-	out, err := exec.Command("wrk", append(args, url)...).CombinedOutput()
+	cmd := exec.Command("wrk", append(args, url)...)
+	out, err := cmd.CombinedOutput()
 	if err != nil {
-		return wrkResult{}, fmt.Errorf("wrk: %w\n%s", err, out)
+		return wrkResult{}, 0, fmt.Errorf("wrk: %w\n%s", err, out)
 	}
+	used := cmd.ProcessState.UserTime() + cmd.ProcessState.SystemTime()
 	if m := non2xx.FindSubmatch(out); m != nil {
-		return wrkResult{}, fmt.Errorf("wrk got %s refusals from %s:\n%s", m[1], target, out)
+		return wrkResult{}, 0, fmt.Errorf("wrk got %s refusals from %s:\n%s", m[1], target, out)
 	}
 	r, p := rpsLine.FindSubmatch(out), p99Line.FindSubmatch(out)
 	if r == nil || p == nil {
-		return wrkResult{}, fmt.Errorf("unexpected wrk output:\n%s", out)
+		return wrkResult{}, 0, fmt.Errorf("unexpected wrk output:\n%s", out)
 	}
 	rps, _ := strconv.ParseFloat(string(r[1]), 64)
-	return wrkResult{rps: rps, p99: string(p[1])}, nil
+	return wrkResult{rps: rps, p99: string(p[1])}, used, nil
 }
 
 // applyToEnforced flips a route between maintenance and active n times and
@@ -247,6 +296,35 @@ func applyToEnforced(ctx context.Context, c client.Client, g *controlplane.Gate,
 		}
 	}
 	return lat, nil
+}
+
+// profile takes a CPU profile of the gate whose pprof endpoint is at addr
+// for most of d into profileDir/<name>.pprof, spaces made dashes (nothing
+// without -profile); the
+// function it returns waits for it.
+func profile(addr, name string, d time.Duration) func() {
+	if profileDir == "" {
+		return func() {}
+	}
+	done := make(chan struct{})
+	go func() {
+		defer close(done)
+		resp, err := http.Get(fmt.Sprintf("http://%s/debug/pprof/profile?seconds=%d", addr, max(int(d.Seconds())-1, 1)))
+		if err != nil {
+			fmt.Fprintln(os.Stderr, "profile:", err)
+			return
+		}
+		defer func() { _ = resp.Body.Close() }()
+		f, err := os.Create(filepath.Join(profileDir, strings.ReplaceAll(name, " ", "-")+".pprof"))
+		if err == nil {
+			_, err = io.Copy(f, resp.Body)
+			_ = f.Close()
+		}
+		if err != nil {
+			fmt.Fprintln(os.Stderr, "profile:", err)
+		}
+	}()
+	return func() { <-done }
 }
 
 func pct(sorted []time.Duration, p int) time.Duration {

@@ -1,45 +1,49 @@
--- Rate-limit counters of the Waygate gate, shared by its replicas: one call
--- counts a request against each of its limits, in order, and stops at the
--- first that refuses it, atomically. It is take() of internal/gate/limit.go
--- statement for statement (times in Unix microseconds, which doubles hold
--- exactly; state stored with 17 digits, so it reads back exactly).
+-- Rate-limit counters of the Waygate gate, shared by its replicas. One call
+-- decides a batch of requests, in order, and counts each against its limits,
+-- in order, stopping at the first that refuses it; atomically. take() is
+-- take() of internal/gate/limit.go statement for statement (times in Unix
+-- microseconds, which doubles hold exactly; state stored as packed doubles,
+-- so it reads back exactly and costs no text formatting).
 --
--- KEYS[i]   the counter of limit i: "a b c" as in counterState, one string
---           (one GET and one SET PX per limit: the fewest commands)
+-- KEYS      the counters of every limit of every request, in order: a, b
+--           and c of counterState as three packed doubles (one GET and one
+--           SET PX per limit)
 -- ARGV[1]   now
--- ARGV[...] per limit: algorithm (1 fixed_window, 2 sliding_window,
---           3 token_bucket), count, burst, period (µs)
--- returns   per limit counted: allowed (1 or 0), remaining, reset, retry
+-- ARGV[...] per request: its number of limits, then per limit: algorithm
+--           (1 fixed_window, 2 sliding_window, 3 token_bucket), count,
+--           burst, period (µs)
+-- returns   per request: the number of limits counted, then per limit
+--           counted: allowed (1 or 0), remaining, reset, retry
+local call, pack, unpack, tonumber = redis.call, struct.pack, struct.unpack, tonumber
+local ceil, floor, min, max = math.ceil, math.floor, math.min, math.max
 local now = tonumber(ARGV[1])
 local out = {}
 
 local function ceilus(x)
-  return math.ceil(x - 1e-3)
+  return ceil(x - 1e-3)
 end
 
 local function save(key, a, b, c, expires)
   -- A second after the counter is worth nothing more than a new one (as a
   -- time to live: the gate's clock and Redis's may differ).
-  redis.call('SET', key, string.format('%.17g %.17g %.17g', a, b, c), 'PX', string.format('%d', math.ceil((expires - now) / 1000) + 1000))
+  call('SET', key, pack('ddd', a, b, c), 'PX', ceil((expires - now) / 1000) + 1000)
 end
 
-for i, key in ipairs(KEYS) do
-  local j = 1 + (i - 1) * 4
-  local alg, count, burst, period = tonumber(ARGV[j + 1]), tonumber(ARGV[j + 2]), tonumber(ARGV[j + 3]), tonumber(ARGV[j + 4])
+local function take(key, arg)
+  local alg, count, burst, period = tonumber(ARGV[arg]), tonumber(ARGV[arg + 1]), tonumber(ARGV[arg + 2]), tonumber(ARGV[arg + 3])
   local capacity = count + burst
-  local st = redis.call('GET', key)
+  local st = call('GET', key)
   local exists = st ~= false
   local a, b, c = 0, 0, 0
   if exists then
-    local sa, sb, sc = string.match(st, '^(%S+) (%S+) (%S+)$')
-    a, b, c = tonumber(sa), tonumber(sb), tonumber(sc)
+    a, b, c = unpack('ddd', st)
   end
   local allowed, remaining, reset, retry = 0, 0, 0, 0
   if alg == 3 then
     local perus = count / period
     local tokens = capacity
     if exists then
-      tokens = math.min(capacity, c + math.max(now - a, 0) * perus)
+      tokens = min(capacity, c + max(now - a, 0) * perus)
     end
     if tokens >= 1 then
       tokens = tokens - 1
@@ -49,10 +53,10 @@ for i, key in ipairs(KEYS) do
     end
     local full = now + ceilus((capacity - tokens) / perus)
     save(key, now, b, tokens, full)
-    remaining = math.floor(tokens)
+    remaining = floor(tokens)
     reset = full
   elseif alg == 2 then
-    local idx = math.floor(now / period)
+    local idx = floor(now / period)
     if not exists or idx > a + 1 then
       b, c = 0, 0
     elseif idx == a + 1 then
@@ -79,9 +83,9 @@ for i, key in ipairs(KEYS) do
       end
     end
     save(key, idx, b, c, start + 2 * period)
-    remaining = math.max(math.floor(capacity - used), 0)
+    remaining = max(floor(capacity - used), 0)
   else
-    local idx = math.floor(now / period)
+    local idx = floor(now / period)
     if not exists or a ~= idx then
       b = 0
     end
@@ -96,12 +100,27 @@ for i, key in ipairs(KEYS) do
     save(key, idx, b, c, e)
     remaining = capacity - b
   end
-  out[#out + 1] = allowed
-  out[#out + 1] = remaining
-  out[#out + 1] = reset
-  out[#out + 1] = retry
-  if allowed == 0 then
-    break
+  return allowed, remaining, reset, retry
+end
+
+local k, arg = 1, 2
+while arg <= #ARGV do
+  local n = tonumber(ARGV[arg])
+  arg = arg + 1
+  local counted = #out + 1
+  out[counted] = 0
+  for i = 0, n - 1 do
+    local allowed, remaining, reset, retry = take(KEYS[k + i], arg + 4 * i)
+    out[#out + 1] = allowed
+    out[#out + 1] = remaining
+    out[#out + 1] = reset
+    out[#out + 1] = retry
+    out[counted] = out[counted] + 1
+    if allowed == 0 then
+      break
+    end
   end
+  -- The limits not counted still have their keys and arguments.
+  k, arg = k + n, arg + 4 * n
 end
 return out

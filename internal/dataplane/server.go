@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"net"
 	"net/http"
+	"net/http/pprof"
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus/promhttp"
@@ -20,8 +21,9 @@ import (
 // Options configure the gate server.
 type Options struct {
 	// HTTPAddr serves forward-auth, GRPCAddr ext_authz, ProbeAddr /healthz
-	// and /readyz, MetricsAddr /metrics; "" or "0" turns one off.
-	HTTPAddr, GRPCAddr, ProbeAddr, MetricsAddr string
+	// and /readyz, MetricsAddr /metrics, PprofAddr Go's /debug/pprof/; "" or
+	// "0" turns one off.
+	HTTPAddr, GRPCAddr, ProbeAddr, MetricsAddr, PprofAddr string
 	// Environment is where the gate serves, for env_gated routes.
 	Environment string
 	Proxies     gate.ProxyTrust
@@ -83,6 +85,7 @@ func Run(ctx context.Context, cfg *rest.Config, o Options) error {
 		{name: "ext_authz", addr: o.GRPCAddr},
 		{name: "probes", addr: o.ProbeAddr},
 		{name: "metrics", addr: o.MetricsAddr},
+		{name: "pprof", addr: o.PprofAddr},
 	}
 	fs := &fasthttp.Server{
 		Handler: (&ForwardAuth{Engine: engine, Metrics: m}).Handle, Name: "waygate-gate",
@@ -92,7 +95,10 @@ func Run(ctx context.Context, cfg *rest.Config, o Options) error {
 	servers[0].serve, servers[0].stop = fs.Serve, func() { _ = fs.Shutdown() }
 	gs := NewExtAuthzServer(engine, m)
 	servers[1].serve, servers[1].stop = gs.Serve, gs.GracefulStop
-	for i, h := range []http.Handler{probes, metrics} {
+	profiles := http.NewServeMux()
+	profiles.HandleFunc("/debug/pprof/", pprof.Index)
+	profiles.HandleFunc("/debug/pprof/profile", pprof.Profile)
+	for i, h := range []http.Handler{probes, metrics, profiles} {
 		hs := &http.Server{Handler: h, ReadHeaderTimeout: 10 * time.Second}
 		servers[2+i].serve, servers[2+i].stop = hs.Serve, func() { _ = hs.Close() }
 	}

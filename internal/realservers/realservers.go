@@ -102,6 +102,14 @@ func (s *Server) Start(t T) {
 	}
 }
 
+// Pid is the server's process id (0 when it is not running).
+func (s *Server) Pid() int {
+	if s.cmd == nil {
+		return 0
+	}
+	return s.cmd.Process.Pid
+}
+
 // Stop kills the server (as a crash would) and waits until it is gone.
 func (s *Server) Stop() {
 	if s.cmd == nil {
