@@ -132,7 +132,8 @@ func renderRefusal(ctx *fasthttp.RequestCtx) {
 	if err == nil {
 		err = json.Unmarshal(raw, &r)
 	}
-	if err != nil || (r.Status != http.StatusServiceUnavailable && r.Status != http.StatusForbidden && r.Status != http.StatusTooManyRequests) || !json.Valid(r.Body) {
+	if err != nil || (r.Status != http.StatusServiceUnavailable && r.Status != http.StatusForbidden && r.Status != http.StatusTooManyRequests) ||
+		!bytes.HasPrefix(r.Body, []byte("{")) {
 		fail(ctx, http.StatusInternalServerError, "NO_REFUSAL",
 			"no refusal to render: "+RefusalPath+" answers with the "+RefusalHeader+" header of a refused check (see the nginx configuration in docs/gateways.md)")
 		return

@@ -59,11 +59,8 @@ func NewSource(cfg *rest.Config, engine *gate.Engine) (*Source, error) {
 		// The gate only reads; copies of thousands of objects per
 		// rebuild would be waste.
 		DefaultUnsafeDisableDeepCopy: new(true),
-		ByObject: map[client.Object]cache.ByObject{
-			&metav1.PartialObjectMetadata{TypeMeta: metav1.TypeMeta{APIVersion: "v1", Kind: "Namespace"}}: {
-				Label: labels.NewSelector().Add(*envLabel),
-			},
-		},
+		// Of namespaces, only the labelled ones' metadata.
+		ByObject: map[client.Object]cache.ByObject{namespaceMeta(): {Label: labels.NewSelector().Add(*envLabel)}},
 	})
 	if err != nil {
 		return nil, err
@@ -73,10 +70,13 @@ func NewSource(cfg *rest.Config, engine *gate.Engine) (*Source, error) {
 
 // watched are the kinds a snapshot is built from.
 func watched() []client.Object {
-	return []client.Object{
-		&waygatev1.RouteGate{}, &waygatev1.RateLimitPolicy{},
-		&metav1.PartialObjectMetadata{TypeMeta: metav1.TypeMeta{APIVersion: "v1", Kind: "Namespace"}},
-	}
+	return []client.Object{&waygatev1.RouteGate{}, &waygatev1.RateLimitPolicy{}, namespaceMeta()}
+}
+
+// namespaceMeta stands for namespaces' metadata (labels), all the gate
+// reads of them.
+func namespaceMeta() *metav1.PartialObjectMetadata {
+	return &metav1.PartialObjectMetadata{TypeMeta: metav1.TypeMeta{APIVersion: "v1", Kind: "Namespace"}}
 }
 
 // Start watches until ctx ends. The first snapshot is in effect, and Ready
