@@ -489,8 +489,10 @@ func TestAuditLogAndRetention(t *testing.T) {
 		if i%2 == 1 {
 			path = "POST:/refunds"
 		}
-		e := auditEntry(ns, fmt.Sprintf("e%d", i), path, "alice")
-		e.Spec.Timestamp = metav1.NewMicroTime(base.Add(time.Duration(i) * time.Minute))
+		at := base.Add(time.Duration(i) * time.Minute)
+		// Named as the operator names entries: time first.
+		e := auditEntry(ns, audit.TimeKey(at)+fmt.Sprintf("-e%d", i), path, "alice")
+		e.Spec.Timestamp = metav1.NewMicroTime(at)
 		if err := operator.Create(ctx, e); err != nil {
 			t.Fatal(err)
 		}
@@ -498,7 +500,7 @@ func TestAuditLogAndRetention(t *testing.T) {
 	names := func(es []waygatev1.AuditEntry) string {
 		var out []string
 		for _, e := range es {
-			out = append(out, e.Name)
+			out = append(out, e.Name[strings.LastIndexByte(e.Name, '-')+1:])
 		}
 		return strings.Join(out, ",")
 	}
@@ -522,6 +524,28 @@ func TestAuditLogAndRetention(t *testing.T) {
 		}
 	}
 
+	// Pages by continue token, each the next older entries; Since stops
+	// the reading at the first older entry.
+	q := audit.Query{Namespace: ns, Limit: 2}
+	var pages []string
+	for {
+		page, err := q.Run(ctx, operator)
+		if err != nil {
+			t.Fatal(err)
+		}
+		pages = append(pages, names(page.Entries))
+		if q.Continue = page.Continue; q.Continue == "" {
+			break
+		}
+	}
+	if got := strings.Join(pages, " | "); got != "e5,e4 | e3,e2 | e1,e0" {
+		t.Errorf("pages [%s], want [e5,e4 | e3,e2 | e1,e0]", got)
+	}
+	page, err := audit.Query{Namespace: ns, Limit: 10, Since: base.Add(210 * time.Second)}.Run(ctx, operator)
+	if err != nil || names(page.Entries) != "e5,e4" || page.Continue != "" {
+		t.Errorf("since 3.5 minutes in: [%s] continue %q (%v), want [e5,e4] and no continue", names(page.Entries), page.Continue, err)
+	}
+
 	var exported bytes.Buffer
 	r := &audit.Retention{Reader: operator, Client: operator, Namespace: ns, MaxPerNamespace: 4, MaxAge: 58 * time.Minute, Export: &exported}
 	n, err := r.Prune(ctx, time.Now())
@@ -542,7 +566,7 @@ func TestAuditLogAndRetention(t *testing.T) {
 	}
 	for i, want := range []string{"e0", "e1", "e2"} {
 		var e waygatev1.AuditEntry
-		if err := json.Unmarshal([]byte(lines[i]), &e); err != nil || e.Name != want || e.Spec.Actor != "alice" {
+		if err := json.Unmarshal([]byte(lines[i]), &e); err != nil || !strings.HasSuffix(e.Name, "-"+want) || e.Spec.Actor != "alice" {
 			t.Errorf("export line %d = %s (%v), want entry %s", i, lines[i], err, want)
 		}
 	}

@@ -20,6 +20,7 @@ import (
 	"io"
 	"net/http"
 	"os"
+	"os/exec"
 	"os/signal"
 	"path/filepath"
 	"slices"
@@ -41,6 +42,7 @@ import (
 
 	waygatev1 "github.com/waygate-dev/waygate/api/v1alpha1"
 	"github.com/waygate-dev/waygate/hack/internal/cputime"
+	"github.com/waygate-dev/waygate/internal/audit"
 	"github.com/waygate-dev/waygate/internal/controlplane"
 )
 
@@ -52,16 +54,25 @@ func main() {
 	gates := flag.Int("routegates", 5000, "RouteGates present for the memory figure.")
 	entries := flag.Int("entries", 50000, "AuditEntries present for the memory figure.")
 	profile := flag.String("profile", "", "Write CPU profiles of the API server and the operator, taken during the audited run, to this directory.")
+	phaseList := flag.String("phases", "throughput,latency,memory,log", "The phases to run, comma-separated: throughput, latency, memory, log (reading the log with that many entries present).")
+	flag.StringVar(&waygateBin, "waygate", "bin/waygate", "Path of the CLI binary, for the log phase.")
 	flag.Parse()
+	phases := map[string]bool{}
+	for _, p := range strings.Split(*phaseList, ",") {
+		phases[strings.TrimSpace(p)] = true
+	}
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	defer stop()
-	if err := run(ctx, *manager, *workers, *duration, *gates, *entries, *profile); err != nil {
+	if err := run(ctx, phases, *manager, *workers, *duration, *gates, *entries, *profile); err != nil {
 		fmt.Fprintln(os.Stderr, "bench-audit:", err)
 		os.Exit(1)
 	}
 }
 
-func run(ctx context.Context, manager string, workers int, duration time.Duration, gates, entries int, profile string) error {
+// waygateBin is the CLI the log phase times.
+var waygateBin string
+
+func run(ctx context.Context, phases map[string]bool, manager string, workers int, duration time.Duration, gates, entries int, profile string) error {
 	cp, err := controlplane.Start()
 	if err != nil {
 		return err
@@ -96,55 +107,69 @@ func run(ctx context.Context, manager string, workers int, duration time.Duratio
 	cpu.Add("operator", op.Pid)
 	cpu.Add("bench", os.Getpid())
 
-	before := cpu.Sample()
-	raw, err := rawRate(ctx, c, workers, duration)
-	if err != nil {
-		return err
-	}
-	fmt.Printf("raw API server writes (ConfigMap updates):   %7.1f /s\n", raw)
-	cost := cpu.Since(before, int64(raw*duration.Seconds()))
-	rawCost := cost.Total()
-	fmt.Printf("  %s\n", cost.Format(time.Millisecond, "ms"))
-	before = cpu.Sample()
-	crd, err := crdRate(ctx, cp, workers, duration)
-	if err != nil {
-		return err
-	}
-	fmt.Printf("  for comparison, AuditEntry creates (a CRD, no webhook): %.1f /s\n", crd)
-	cost = cpu.Since(before, int64(crd*duration.Seconds()))
-	crdCost := cost.Total()
-	fmt.Printf("  %s\n", cost.Format(time.Millisecond, "ms"))
-	// The machine's cores are shared by all processes, so rates follow the
-	// CPU an operation costs in total.
-	fmt.Printf("  a custom-resource write costs %.1fx a ConfigMap update: at three such writes a change (the change, its entry, the status), audited/raw is at most %.2f\n",
-		float64(crdCost)/float64(rawCost), float64(rawCost)/float64(3*crdCost))
+	if phases["throughput"] {
+		before := cpu.Sample()
+		raw, err := rawRate(ctx, c, workers, duration)
+		if err != nil {
+			return err
+		}
+		fmt.Printf("raw API server writes (ConfigMap updates):   %7.1f /s\n", raw)
+		cost := cpu.Since(before, int64(raw*duration.Seconds()))
+		rawCost := cost.Total()
+		fmt.Printf("  %s\n", cost.Format(time.Millisecond, "ms"))
+		before = cpu.Sample()
+		crd, err := crdRate(ctx, cp, workers, duration)
+		if err != nil {
+			return err
+		}
+		fmt.Printf("  for comparison, AuditEntry creates (a CRD, no webhook): %.1f /s\n", crd)
+		cost = cpu.Since(before, int64(crd*duration.Seconds()))
+		crdCost := cost.Total()
+		fmt.Printf("  %s\n", cost.Format(time.Millisecond, "ms"))
+		// The machine's cores are shared by all processes, so rates follow the
+		// CPU an operation costs in total.
+		fmt.Printf("  a custom-resource write costs %.1fx a ConfigMap update: at three such writes a change (the change, its entry, the status), audited/raw is at most %.2f\n",
+			float64(crdCost)/float64(rawCost), float64(rawCost)/float64(3*crdCost))
 
-	var profiling sync.WaitGroup
-	if profile != "" {
-		profiling.Go(func() { cpuProfiles(ctx, cp, pprofAddr, profile, duration) })
+		var profiling sync.WaitGroup
+		if profile != "" {
+			profiling.Go(func() { cpuProfiles(ctx, cp, pprofAddr, profile, duration) })
+		}
+		before = cpu.Sample()
+		audited, changes, lost, err := auditedRate(ctx, c, workers, duration)
+		profiling.Wait()
+		if err != nil {
+			return err
+		}
+		fmt.Printf("  %s\n", cpu.Since(before, changes).Format(time.Millisecond, "ms"))
+		fmt.Printf("audited changes sustained (to entry written): %7.1f /s   %.2f of raw (target >= 0.33), lost %d\n", audited, audited/raw, lost)
 	}
-	before = cpu.Sample()
-	audited, changes, lost, err := auditedRate(ctx, c, workers, duration)
-	profiling.Wait()
-	if err != nil {
-		return err
+	if phases["latency"] {
+		p50, p99, n, lost2, err := latency(ctx, cp, 20, 15*time.Second)
+		if err != nil {
+			return err
+		}
+		fmt.Printf("change accepted -> AuditEntry exists at 20/s: p50 %s  p99 %s (target <= 250ms) over %d changes, lost %d\n",
+			p50.Round(time.Millisecond), p99.Round(time.Millisecond), n, lost2)
 	}
-	fmt.Printf("  %s\n", cpu.Since(before, changes).Format(time.Millisecond, "ms"))
-	fmt.Printf("audited changes sustained (to entry written): %7.1f /s   %.2f of raw (target >= 0.33), lost %d\n", audited, audited/raw, lost)
-
-	p50, p99, n, lost2, err := latency(ctx, cp, 20, 15*time.Second)
-	if err != nil {
-		return err
+	if phases["memory"] || phases["log"] {
+		if err := fill(ctx, cp, gates, entries); err != nil {
+			return err
+		}
 	}
-	fmt.Printf("change accepted -> AuditEntry exists at 20/s: p50 %s  p99 %s (target <= 250ms) over %d changes, lost %d\n",
-		p50.Round(time.Millisecond), p99.Round(time.Millisecond), n, lost2)
-
-	rss, hwm, err := memory(ctx, cp, op, gates, entries)
-	if err != nil {
-		return err
+	if phases["memory"] {
+		// Let the operator settle (reconciles, a retention pass) before reading.
+		time.Sleep(20 * time.Second)
+		rss, hwm, err := procMemory(op.Pid)
+		if err != nil {
+			return err
+		}
+		fmt.Printf("operator memory with %d RouteGates and %d AuditEntries: RSS %d MiB, peak %d MiB (target <= 150 MiB)\n",
+			gates, entries, rss>>20, hwm>>20)
 	}
-	fmt.Printf("operator memory with %d RouteGates and %d AuditEntries: RSS %d MiB, peak %d MiB (target <= 150 MiB)\n",
-		gates, entries, rss>>20, hwm>>20)
+	if phases["log"] {
+		return readLog(ctx, cp, dir, entries)
+	}
 	return nil
 }
 
@@ -235,12 +260,15 @@ func crdRate(ctx context.Context, cp *controlplane.ControlPlane, workers int, d 
 }
 
 // fillerEntry is an AuditEntry as the operator writes them.
+// fillerEntry is an entry as the operator would write it (named by its
+// time), about gate-<i>.
 func fillerEntry(ns, name string, i int) *waygatev1.AuditEntry {
+	now := metav1.NowMicro()
 	return &waygatev1.AuditEntry{
-		ObjectMeta: metav1.ObjectMeta{Namespace: ns, Name: name},
+		ObjectMeta: metav1.ObjectMeta{Namespace: ns, Name: audit.EntryName(now.Time, name, "bench", name)},
 		Spec: waygatev1.AuditEntrySpec{
 			Path: fmt.Sprintf("GET:/items/%d", i), Action: "maintenance_on", Actor: "bench", Platform: waygatev1.PlatformAPI,
-			OldStatus: "active", NewStatus: "maintenance", Reason: "benchmark", Timestamp: metav1.NowMicro(),
+			OldStatus: "active", NewStatus: "maintenance", Reason: "benchmark", Timestamp: now,
 			Target: waygatev1.AuditTarget{Kind: "RouteGate", Name: fmt.Sprintf("gate-%d", i), Namespace: ns},
 		},
 	}
@@ -363,23 +391,29 @@ func latency(ctx context.Context, cp *controlplane.ControlPlane, rate int, d tim
 
 // memory fills the cluster with gates (which the operator reconciles and
 // audits) and entries, then reads the operator's resident memory.
-func memory(ctx context.Context, cp *controlplane.ControlPlane, op *controlplane.Operator, gates, entries int) (rss, peak int64, err error) {
-	const ns = "bench-memory"
+// memoryNamespace holds gates RouteGates, audited, and AuditEntries up to
+// entries, for the memory and log phases.
+const memoryNamespace = "bench-memory"
+
+// fill creates gates RouteGates, waits for their entries, and adds entries
+// up to entries.
+func fill(ctx context.Context, cp *controlplane.ControlPlane, gates, entries int) error {
+	const ns = memoryNamespace
 	c := cp.Client
 	cfg := rest.CopyConfig(cp.Operator)
 	cfg.QPS, cfg.Burst = 1000, 2000
 	opc, err := client.New(cfg, client.Options{Scheme: controlplane.Scheme})
 	if err != nil {
-		return 0, 0, err
+		return err
 	}
 	start := time.Now()
 	if err := parallel(ctx, 16, gates, func(i int) error {
 		return c.Create(ctx, benchGate(ns, fmt.Sprintf("gate-%d", i)))
 	}); err != nil {
-		return 0, 0, err
+		return err
 	}
 	if err := waitCount(ctx, c, ns, gates, 10*time.Minute); err != nil {
-		return 0, 0, err
+		return err
 	}
 	fmt.Printf("  %d RouteGates created and audited in %s\n", gates, time.Since(start).Round(time.Second))
 	start = time.Now()
@@ -387,12 +421,72 @@ func memory(ctx context.Context, cp *controlplane.ControlPlane, op *controlplane
 	if err := parallel(ctx, 16, extra, func(i int) error {
 		return opc.Create(ctx, fillerEntry(ns, fmt.Sprintf("filler-%d", i), i%gates))
 	}); err != nil {
-		return 0, 0, err
+		return err
 	}
 	fmt.Printf("  %d more AuditEntries created in %s\n", extra, time.Since(start).Round(time.Second))
-	// Let the operator settle (reconciles, a retention pass) before reading.
-	time.Sleep(20 * time.Second)
-	return procMemory(op.Pid)
+	return nil
+}
+
+// readLog times reading the newest entries of memoryNamespace, which holds
+// entries of them: `waygate audit --limit 20` (the process, start to end),
+// and pages of 20 read on by continue token.
+func readLog(ctx context.Context, cp *controlplane.ControlPlane, dir string, entries int) error {
+	kubeconfig := filepath.Join(dir, "admin.kubeconfig")
+	if err := controlplane.WriteKubeconfig(cp.Admin, kubeconfig); err != nil {
+		return err
+	}
+	cli := func(args ...string) (time.Duration, error) {
+		start := time.Now()
+		out, err := exec.CommandContext(ctx, waygateBin, append([]string{"--kubeconfig", kubeconfig}, args...)...).CombinedOutput()
+		if err != nil {
+			return 0, fmt.Errorf("waygate %s: %w\n%s", strings.Join(args, " "), err, out)
+		}
+		if n := strings.Count(string(out), "\n"); n != 21 {
+			return 0, fmt.Errorf("waygate %s printed %d lines, want a header and 20 entries:\n%s", strings.Join(args, " "), n, out)
+		}
+		return time.Since(start), nil
+	}
+	var runs []time.Duration
+	for i := range 6 {
+		d, err := cli("audit", "-n", memoryNamespace, "--limit", "20")
+		if err != nil {
+			return err
+		}
+		if i > 0 { // the first warms the page cache
+			runs = append(runs, d)
+		}
+	}
+	slices.Sort(runs)
+	fmt.Printf("waygate audit --limit 20 with %d entries in the namespace: median %s, max %s over %d runs (target <= 150ms)\n",
+		entries, runs[len(runs)/2].Round(time.Millisecond), runs[len(runs)-1].Round(time.Millisecond), len(runs))
+
+	q := audit.Query{Namespace: memoryNamespace, Limit: 20}
+	var pages []string
+	var last *waygatev1.AuditEntry
+	for range 6 {
+		start := time.Now()
+		page, err := q.Run(ctx, cp.Client)
+		if err != nil {
+			return err
+		}
+		took := time.Since(start)
+		if len(page.Entries) != 20 || page.Continue == "" {
+			return fmt.Errorf("a page of %d entries, continue %q", len(page.Entries), page.Continue)
+		}
+		if last != nil && page.Entries[0].Spec.Timestamp.After(last.Spec.Timestamp.Time) {
+			return fmt.Errorf("page %d starts newer than the page before ended", len(pages)+1)
+		}
+		last = &page.Entries[len(page.Entries)-1]
+		pages = append(pages, took.Round(100*time.Microsecond).String())
+		q.Continue = page.Continue
+	}
+	fmt.Printf("  pages of 20, the newest then older by continue token: %s\n", strings.Join(pages, ", "))
+	d, err := cli("audit", "-A", "--limit", "20")
+	if err != nil {
+		return err
+	}
+	fmt.Printf("  for comparison, waygate audit -A --limit 20 (every namespace, so every entry is read): %s\n", d.Round(time.Millisecond))
+	return nil
 }
 
 // procMemory reads VmRSS and VmHWM of pid, in bytes.

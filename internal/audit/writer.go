@@ -164,16 +164,16 @@ func (w *Writer) write(ctx context.Context, e *waygatev1.AuditEntry) error {
 	}
 }
 
-// entryFor builds the AuditEntry of rec, named after the object and a hash
-// of its UID and the record's ID (the admission request), so that writing it
-// again finds it already there.
+// entryFor builds the AuditEntry of rec, named after its time, the object
+// and a hash of the object's UID and the record's ID (the admission
+// request), so that writing it again finds it already there.
 func entryFor(obj client.Object, kind string, rec Record) *waygatev1.AuditEntry {
 	id := rec.ID
 	if rec.Delete {
 		id = "delete" // one deletion per object
 	}
 	return &waygatev1.AuditEntry{
-		ObjectMeta: metav1.ObjectMeta{Namespace: obj.GetNamespace(), Name: EntryName(obj.GetName(), string(obj.GetUID()), id)},
+		ObjectMeta: metav1.ObjectMeta{Namespace: obj.GetNamespace(), Name: EntryName(rec.Time.Time, obj.GetName(), string(obj.GetUID()), id)},
 		Spec: waygatev1.AuditEntrySpec{
 			Path: rec.Path, Action: rec.Action, Actor: rec.Actor, Platform: rec.Platform,
 			OldStatus: truncate(rec.Old, 256), NewStatus: truncate(rec.New, 256), Reason: truncate(rec.Reason, 1024),
@@ -183,14 +183,31 @@ func entryFor(obj client.Object, kind string, rec Record) *waygatev1.AuditEntry 
 	}
 }
 
-// EntryName is "<object name>-<hash of uid and id>", cut so that it is a
-// valid name.
-func EntryName(name, uid, id string) string {
+// EntryName is "<time key>-<object name>-<hash of uid and id>", cut so
+// that it is a valid name. The time key counts down from the year 2286 in
+// microseconds, 16 digits, so that name order is time order, newest first:
+// the API server lists a namespace's entries in name order, so its first
+// page is the newest entries and `kubectl get ae` reads like `waygate audit`.
+func EntryName(at time.Time, name, uid, id string) string {
 	sum := sha256.Sum256([]byte(uid + "/" + id))
-	suffix := hex.EncodeToString(sum[:])[:12]
-	room := validation.DNS1123SubdomainMaxLength - len(suffix) - 1
+	prefix := TimeKey(at) + "-"
+	suffix := "-" + hex.EncodeToString(sum[:])[:12]
+	room := validation.DNS1123SubdomainMaxLength - len(prefix) - len(suffix)
 	if len(name) > room {
 		name = strings.TrimRight(name[:room], "-.")
 	}
-	return name + "-" + suffix
+	return prefix + name + suffix
+}
+
+// lastMicro is the last microsecond time keys can count down from, and
+// timeKeyLen the length of a time key.
+const (
+	lastMicro  = 9_999_999_999_999_999
+	timeKeyLen = 16
+)
+
+// TimeKey is the name prefix of entries written at at: later times give
+// smaller keys.
+func TimeKey(at time.Time) string {
+	return fmt.Sprintf("%016d", lastMicro-max(at.UnixMicro(), 0))
 }

@@ -48,10 +48,11 @@ __global__ for namespace-wide maintenance.`,
 				q.Since = o.Now().Add(-since)
 			}
 			q.Namespace = o.scope(all)
-			entries, version, err := q.Run(ctx, o.client)
+			page, err := q.Run(ctx, o.client)
 			if err != nil {
 				return err
 			}
+			entries, version := page.Entries, page.ResourceVersion
 			if ok, err := o.structured(&waygatev1.AuditEntryList{Items: entries}); ok || err != nil {
 				return err
 			}
