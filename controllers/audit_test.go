@@ -14,6 +14,7 @@ import (
 	rbacv1 "k8s.io/api/rbac/v1"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
 	"k8s.io/apimachinery/pkg/types"
 	"sigs.k8s.io/controller-runtime/pkg/client"
 	"sigs.k8s.io/controller-runtime/pkg/controller/controllerutil"
@@ -351,7 +352,8 @@ func TestAuditDeletion(t *testing.T) {
 	ctx := context.Background()
 	carol := asUser(t, ns, "carol", "")
 	objs := map[client.Object]entry{
-		routeGate(ns, "rg", waygatev1.RouteGateSpec{Route: "GET:/x", State: waygatev1.RouteDisabled, Reason: "old"}): {"carol", "api", "enable", "GET:/x", "disabled", "active", "old"},
+		// A deletion is called one, with its effect: the route is served again.
+		routeGate(ns, "rg", waygatev1.RouteGateSpec{Route: "GET:/x", State: waygatev1.RouteDisabled, Reason: "old"}): {"carol", "api", "route_deleted", "GET:/x", "disabled", "active", "old"},
 		boolFlag(ns, "ff"): {"carol", "api", "flag_deleted", "flag:ff", "enabled", "", ""},
 		&waygatev1.Segment{ObjectMeta: metav1.ObjectMeta{Namespace: ns, Name: "seg"}, Spec: waygatev1.SegmentSpec{Included: []string{"a"}}}:                                      {"carol", "api", "segment_deleted", "segment:seg", "1 included, 0 excluded, 0 rules", "", ""},
 		&waygatev1.RateLimitPolicy{ObjectMeta: metav1.ObjectMeta{Namespace: ns, Name: "rlp"}, Spec: waygatev1.RateLimitPolicySpec{Route: "*", Limit: "5/second", Enabled: true}}: {"carol", "api", "rl_policy_deleted", audit.GlobalPath, "5/second", "", ""},
@@ -569,5 +571,23 @@ func TestAuditLogAndRetention(t *testing.T) {
 		if err := json.Unmarshal([]byte(lines[i]), &e); err != nil || !strings.HasSuffix(e.Name, "-"+want) || e.Spec.Actor != "alice" {
 			t.Errorf("export line %d = %s (%v), want entry %s", i, lines[i], err, want)
 		}
+	}
+}
+
+// A change the audit webhook cannot read is refused, saying which field is
+// wrong, rather than let through unrecorded.
+func TestAuditRefusesWhatItCannotRead(t *testing.T) {
+	ns := namespace(t)
+	u := &unstructured.Unstructured{Object: map[string]any{
+		"apiVersion": "waygate.dev/v1alpha1", "kind": "RateLimitPolicy",
+		"metadata": map[string]any{"name": "odd", "namespace": ns},
+		"spec":     map[string]any{"route": "GET:/x", "limit": "5/second", "burst": "lots"},
+	}}
+	err := k8s.Create(context.Background(), u)
+	if err == nil || !strings.Contains(err.Error(), "this RateLimitPolicy cannot be read") || !strings.Contains(err.Error(), "burst") {
+		t.Fatalf("got %v, want a refusal naming spec.burst", err)
+	}
+	if n := len(entriesOf(t, ns, "odd")); n != 0 {
+		t.Fatalf("%d entries for a refused change", n)
 	}
 }

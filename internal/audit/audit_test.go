@@ -118,7 +118,10 @@ func TestDescribe(t *testing.T) {
 			"maintenance_scheduled /r active→active  [spec.window set to {\"end\":\"2026-06-01T05:00:00Z\",\"start\":\"2026-06-01T04:00:00Z\"}]"},
 		{"reason edited", rg(waygatev1.RouteGateSpec{Route: "/r", State: "disabled", Reason: "a"}), rg(waygatev1.RouteGateSpec{Route: "/r", State: "disabled", Reason: "b"}),
 			"route_updated /r disabled→disabled b [spec.reason: a → b]"},
-		{"route deleted in maintenance", rg(waygatev1.RouteGateSpec{Route: "/r", State: "maintenance"}), nil, "maintenance_off /r maintenance→active  []"},
+		// A deletion is always route_deleted; old → new is its effect.
+		{"route deleted in maintenance", rg(waygatev1.RouteGateSpec{Route: "/r", State: "maintenance"}), nil, "route_deleted /r maintenance→active  []"},
+		{"route deleted disabled", rg(waygatev1.RouteGateSpec{Route: "/r", State: "disabled", Reason: "gone"}), nil, "route_deleted /r disabled→active gone []"},
+		{"service gate deleted in maintenance", rg(waygatev1.RouteGateSpec{Route: "*", Service: "pay", State: "maintenance"}), nil, "route_deleted service:pay maintenance→active  []"},
 		{"route deleted active", rg(waygatev1.RouteGateSpec{Route: "/r", State: "active"}), nil, "route_deleted /r active→active  []"},
 		{"service gate on", rg(waygatev1.RouteGateSpec{Route: "*", Service: "payments", State: "active"}), rg(waygatev1.RouteGateSpec{Route: "*", Service: "payments", State: "maintenance"}),
 			"global_maintenance_on service:payments active→maintenance  [spec.state: active → maintenance]"},

@@ -109,15 +109,18 @@ func describeRoute(old, cur *waygatev1.RouteGate, now time.Time) Record {
 	if cur != nil {
 		to = gate.OwnState(&cur.Spec, now).State
 	}
-	action := RouteAction(rg.Spec.Route == waygatev1.AllRoutes, from, to)
+	// A deletion is always called one, whatever it does to the route's
+	// state (old → new says that).
+	action := ActionRouteDeleted
+	if cur != nil {
+		action = RouteAction(rg.Spec.Route == waygatev1.AllRoutes, from, to)
+	}
 	if action == "" {
 		var oldWindow *waygatev1.MaintenanceWindow
 		if old != nil {
 			oldWindow = old.Spec.Window
 		}
 		switch {
-		case cur == nil:
-			action = ActionRouteDeleted
 		case !reflect.DeepEqual(oldWindow, cur.Spec.Window):
 			action = ActionMaintenanceScheduled
 		case old == nil:

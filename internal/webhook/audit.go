@@ -8,6 +8,7 @@ import (
 	"net/http"
 	"reflect"
 	"slices"
+	"strings"
 	"time"
 
 	"gomodules.xyz/jsonpatch/v2"
@@ -64,9 +65,10 @@ func (a *Auditor) Handle(ctx context.Context, req admission.Request) admission.R
 	}
 	obj, err := decode(req.Object)
 	if err != nil {
-		// Not an object of this kind: the schema refuses it next, with a
-		// message that says which field is wrong; nothing is written.
-		return admission.Allowed("not decodable; left to schema validation")
+		// A change the audit cannot read is refused, not let through
+		// unrecorded.
+		return admission.Denied(fmt.Sprintf("this %s cannot be read (%v): fix the field named (`kubectl explain %s.spec` documents each) and apply it again",
+			req.Kind.Kind, err, strings.ToLower(req.Kind.Kind)))
 	}
 	old, err := decode(req.OldObject)
 	if err != nil {
