@@ -65,6 +65,9 @@ func run(manager, gateBin, gateAddr string, samples bool) error {
 		op.Stop()
 		fmt.Println("waygate: operator stopped")
 	}()
+	if err := cp.Apply(ctx, filepath.Join(cp.Root, "hack", "local", "users.yaml")); err != nil {
+		return err
+	}
 	if samples {
 		if err := cp.Apply(ctx, filepath.Join(cp.Root, "config", "samples")); err != nil {
 			return err
@@ -90,9 +93,10 @@ func run(manager, gateBin, gateAddr string, samples bool) error {
   export KUBECONFIG=%[1]s
   kubectl get waygate                        # every Waygate resource
   kubectl get routegates -o wide             # routes and the state in effect
-  kubectl get auditentries --sort-by=.spec.timestamp   # who changed what
+  kubectl get auditentries                   # who changed what, newest first
   kubectl explain routegate.spec             # field documentation
-  kubectl --as=alice get routegates          # act as another user
+  kubectl --as=bob get routegates            # act as another user: bob may read,
+  bin/waygate --as alice disable GET:/reports -r "Re-index"   # alice may change
   bin/waygate status                         # the CLI: routes, then
   bin/waygate disable POST:/refunds -r "Ledger move" && bin/waygate audit
   curl -i -H 'X-Forwarded-Method: GET' -H 'X-Forwarded-Uri: /payments' \
