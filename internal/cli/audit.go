@@ -2,6 +2,7 @@ package cli
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"strings"
 	"time"
@@ -9,6 +10,8 @@ import (
 	"github.com/spf13/cobra"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/watch"
+	"k8s.io/client-go/tools/cache"
+	watchtools "k8s.io/client-go/tools/watch"
 	"sigs.k8s.io/controller-runtime/pkg/client"
 
 	waygatev1 "github.com/waygate-dev/waygate/api/v1alpha1"
@@ -82,33 +85,40 @@ func isAuditPath(p string) bool {
 }
 
 // follow prints the entries written after version that q selects, until
-// ctx ends (Ctrl-C is the normal way out). When the API server closes the
-// watch, as it does now and then, it watches again from the last entry
-// seen.
+// ctx ends (Ctrl-C is the normal way out). client-go's RetryWatcher watches
+// again from the last version seen whenever the API server closes the
+// watch; bookmarks keep that version current through quiet hours, so that
+// it is not too old to watch from when the watch is closed.
 func (o *Options) follow(ctx context.Context, q audit.Query, version string, all bool, widths []int) error {
-	for ctx.Err() == nil {
-		w, err := o.client.Watch(ctx, &waygatev1.AuditEntryList{}, client.InNamespace(q.Namespace), q.Fields(),
-			&client.ListOptions{Raw: &metav1.ListOptions{ResourceVersion: version}})
-		if err != nil {
-			return unlessEnded(ctx, err)
-		}
-		for ev := range w.ResultChan() {
+	entries := &cache.ListWatch{WatchFuncWithContext: func(ctx context.Context, opts metav1.ListOptions) (watch.Interface, error) {
+		opts.AllowWatchBookmarks = true
+		return o.client.Watch(ctx, &waygatev1.AuditEntryList{}, client.InNamespace(q.Namespace), q.Fields(), &client.ListOptions{Raw: &opts})
+	}}
+	w, err := watchtools.NewRetryWatcherWithContext(ctx, version, entries)
+	if err != nil {
+		return err
+	}
+	defer w.Stop()
+	for {
+		select {
+		case <-ctx.Done():
+			return nil
+		case ev, ok := <-w.ResultChan():
+			if !ok {
+				return unlessEnded(ctx, errors.New("watching the audit log stopped; run the command again to go on"))
+			}
 			switch obj := ev.Object.(type) {
 			case *waygatev1.AuditEntry:
-				version = obj.ResourceVersion
 				if ev.Type == watch.Added && q.Keeps(obj) {
 					for _, row := range auditRows(o, []waygatev1.AuditEntry{*obj}, all) {
 						o.printRow(widths, row)
 					}
 				}
 			case *metav1.Status:
-				w.Stop()
 				return unlessEnded(ctx, fmt.Errorf("watching the audit log stopped: %s; run the command again to go on", obj.Message))
 			}
 		}
-		w.Stop()
 	}
-	return nil
 }
 
 // unlessEnded is err, or nil once ctx has ended: the user stopped the
