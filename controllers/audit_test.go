@@ -548,6 +548,16 @@ func TestAuditLogAndRetention(t *testing.T) {
 		t.Errorf("since 3.5 minutes in: [%s] continue %q (%v), want [e5,e4] and no continue", names(page.Entries), page.Continue, err)
 	}
 
+	// A failed delete does not stop the others: all are tried, all reported.
+	nobody, err := cp.As("nobody")
+	if err != nil {
+		t.Fatal(err)
+	}
+	failing := &audit.Retention{Reader: operator, Client: nobody, Namespace: ns, MaxPerNamespace: 4, MaxAge: 58 * time.Minute}
+	if n, err := failing.Prune(ctx, time.Now()); n != 0 || err == nil || strings.Count(err.Error(), "deleting audit entry") != 3 {
+		t.Fatalf("pruning without the right to delete: %d pruned, %v; want 0 and three failures", n, err)
+	}
+
 	var exported bytes.Buffer
 	r := &audit.Retention{Reader: operator, Client: operator, Namespace: ns, MaxPerNamespace: 4, MaxAge: 58 * time.Minute, Export: &exported}
 	n, err := r.Prune(ctx, time.Now())
@@ -566,7 +576,8 @@ func TestAuditLogAndRetention(t *testing.T) {
 	if len(lines) != 3 {
 		t.Fatalf("exported %d lines, want 3:\n%s", len(lines), exported.String())
 	}
-	for i, want := range []string{"e0", "e1", "e2"} {
+	// Pruned as read: newest first.
+	for i, want := range []string{"e2", "e1", "e0"} {
 		var e waygatev1.AuditEntry
 		if err := json.Unmarshal([]byte(lines[i]), &e); err != nil || !strings.HasSuffix(e.Name, "-"+want) || e.Spec.Actor != "alice" {
 			t.Errorf("export line %d = %s (%v), want entry %s", i, lines[i], err, want)
