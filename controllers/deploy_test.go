@@ -2,22 +2,61 @@ package controllers_test
 
 import (
 	"context"
+	"os"
 	"path/filepath"
+	"strings"
 	"testing"
 	"time"
 
+	authorizationv1 "k8s.io/api/authorization/v1"
 	rbacv1 "k8s.io/api/rbac/v1"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"sigs.k8s.io/controller-runtime/pkg/client"
 
 	waygatev1 "github.com/waygate-dev/waygate/api/v1alpha1"
+	"github.com/waygate-dev/waygate/internal/controlplane"
 )
 
 // The real-cluster install is accepted by the API server as a whole.
 func TestDefaultInstallDryRun(t *testing.T) {
 	if err := cp.Apply(context.Background(), filepath.Join(cp.Root, "config", "default"), client.DryRunAll); err != nil {
 		t.Fatalf("config/default rejected by a server-side dry run: %v", err)
+	}
+}
+
+// Installed into another namespace (config/default's namespace field), the
+// admission policy and the audit webhook's matchCondition name the
+// operator's service account in that namespace, not waygate-system.
+func TestInstallIntoAnotherNamespace(t *testing.T) {
+	raw, err := os.ReadFile(filepath.Join(cp.Root, "config", "default", "kustomization.yaml"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	// An overlay as a user would write it: config/default with a namespace.
+	dir, err := os.MkdirTemp(filepath.Join(cp.Root, "bin"), "install-")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer func() { _ = os.RemoveAll(dir) }()
+	k := "namespace: acme-waygate\n" + strings.ReplaceAll(string(raw), "- ../", "- ../../config/")
+	if err := os.WriteFile(filepath.Join(dir, "kustomization.yaml"), []byte(k), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	out, err := cp.Render(dir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, want := range []string{
+		"request.userInfo.username == 'system:serviceaccount:acme-waygate:waygate-manager'",
+		"request.userInfo.username != 'system:serviceaccount:acme-waygate:waygate-manager'",
+	} {
+		if !strings.Contains(string(out), want) {
+			t.Errorf("the install into acme-waygate has no %q", want)
+		}
+	}
+	if strings.Contains(string(out), "waygate-system") {
+		t.Error("the install into acme-waygate still names waygate-system")
 	}
 }
 
@@ -58,13 +97,6 @@ func TestAggregatedRoles(t *testing.T) {
 		}
 		return c
 	}
-	entry := func(name string) *waygatev1.AuditEntry {
-		return &waygatev1.AuditEntry{
-			ObjectMeta: metav1.ObjectMeta{Namespace: ns, Name: name},
-			Spec: waygatev1.AuditEntrySpec{Path: "GET:/x", Action: "enable", Actor: "mallory", Platform: waygatev1.PlatformAPI,
-				Timestamp: metav1.NowMicro(), Target: waygatev1.AuditTarget{Kind: "RouteGate", Name: "x"}},
-		}
-	}
 
 	// The authorizer's view of new bindings may lag a moment.
 	eventually(t, 10*time.Second, func() error {
@@ -79,8 +111,11 @@ func TestAggregatedRoles(t *testing.T) {
 		if err := as(user).List(ctx, &entries, client.InNamespace(ns)); err != nil {
 			t.Errorf("%s cannot list AuditEntries: %v", user, err)
 		}
-		if err := as(user).Create(ctx, entry("by-"+user)); !apierrors.IsForbidden(err) {
-			t.Errorf("%s creating an AuditEntry: %v, want Forbidden", user, err)
+		// RBAC itself, not the admission policy that also refuses it.
+		for _, verb := range []string{"create", "update", "delete"} {
+			if mayDo(t, user, nil, authorizationv1.ResourceAttributes{Verb: verb, Group: "waygate.dev", Resource: "auditentries", Namespace: ns}) {
+				t.Errorf("RBAC lets %s %s AuditEntries", user, verb)
+			}
 		}
 	}
 	if err := as("viewer").Create(ctx, routeGate(ns, "by-viewer", waygatev1.RouteGateSpec{Route: "GET:/y"})); !apierrors.IsForbidden(err) {
@@ -89,4 +124,45 @@ func TestAggregatedRoles(t *testing.T) {
 	if err := as("editor").Delete(ctx, routeGate(ns, "by-editor", waygatev1.RouteGateSpec{})); err != nil {
 		t.Errorf("editor deleting a RouteGate: %v", err)
 	}
+}
+
+// The operator may change only its own webhook configurations and
+// certificate Secret, asked of the API server's authorizer.
+func TestOperatorRBACIsItsOwn(t *testing.T) {
+	cases := []struct {
+		resource, namespace, name string
+		allowed                   bool
+	}{
+		{"mutatingwebhookconfigurations", "", "waygate-mutating-webhook-configuration", true},
+		{"validatingwebhookconfigurations", "", "waygate-validating-webhook-configuration", true},
+		{"mutatingwebhookconfigurations", "", "someone-elses", false},
+		{"validatingwebhookconfigurations", "", "someone-elses", false},
+		{"secrets", "waygate-system", "waygate-webhook-cert", true},
+		{"secrets", "waygate-system", "someone-elses", false},
+		{"secrets", "default", "waygate-webhook-cert", false},
+	}
+	for _, tc := range cases {
+		group := "admissionregistration.k8s.io"
+		if tc.resource == "secrets" {
+			group = ""
+		}
+		got := mayDo(t, controlplane.OperatorUser, []string{"system:serviceaccounts", "system:serviceaccounts:" + controlplane.OperatorNamespace},
+			authorizationv1.ResourceAttributes{Verb: "update", Group: group, Resource: tc.resource, Namespace: tc.namespace, Name: tc.name})
+		if got != tc.allowed {
+			t.Errorf("operator may update %s %s/%s: %v, want %v", tc.resource, tc.namespace, tc.name, got, tc.allowed)
+		}
+	}
+}
+
+// mayDo asks the API server's authorizer (RBAC) whether user in groups may
+// do what attrs say.
+func mayDo(t *testing.T, user string, groups []string, attrs authorizationv1.ResourceAttributes) bool {
+	t.Helper()
+	sar := &authorizationv1.SubjectAccessReview{Spec: authorizationv1.SubjectAccessReviewSpec{
+		User: user, Groups: append(groups, "system:authenticated"), ResourceAttributes: &attrs,
+	}}
+	if err := k8s.Create(context.Background(), sar); err != nil {
+		t.Fatal(err)
+	}
+	return sar.Status.Allowed
 }

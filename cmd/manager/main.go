@@ -38,9 +38,14 @@ const (
 )
 
 // +kubebuilder:rbac:groups=coordination.k8s.io,namespace=waygate-system,resources=leases,verbs=get;list;watch;create;update;patch;delete
-// +kubebuilder:rbac:groups="",namespace=waygate-system,resources=secrets,verbs=get;list;watch;update
+// The certificate rotator reads Secrets and webhook configurations through
+// watches (which cannot be limited by name), and changes only its own.
+// +kubebuilder:rbac:groups="",namespace=waygate-system,resources=secrets,verbs=get;list;watch
+// +kubebuilder:rbac:groups="",namespace=waygate-system,resources=secrets,verbs=update,resourceNames=waygate-webhook-cert
 // +kubebuilder:rbac:groups="",namespace=waygate-system,resources=events,verbs=create;patch
-// +kubebuilder:rbac:groups=admissionregistration.k8s.io,resources=validatingwebhookconfigurations;mutatingwebhookconfigurations,verbs=get;list;watch;update
+// +kubebuilder:rbac:groups=admissionregistration.k8s.io,resources=validatingwebhookconfigurations;mutatingwebhookconfigurations,verbs=get;list;watch
+// +kubebuilder:rbac:groups=admissionregistration.k8s.io,resources=validatingwebhookconfigurations,verbs=update,resourceNames=waygate-validating-webhook-configuration
+// +kubebuilder:rbac:groups=admissionregistration.k8s.io,resources=mutatingwebhookconfigurations,verbs=update,resourceNames=waygate-mutating-webhook-configuration
 // +kubebuilder:rbac:groups=authentication.k8s.io,resources=tokenreviews,verbs=create
 // +kubebuilder:rbac:groups=authorization.k8s.io,resources=subjectaccessreviews,verbs=create
 

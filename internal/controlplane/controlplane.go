@@ -15,10 +15,12 @@ import (
 	"path/filepath"
 	"syscall"
 
+	admissionregistrationv1 "k8s.io/api/admissionregistration/v1"
 	corev1 "k8s.io/api/core/v1"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
+	"k8s.io/apimachinery/pkg/runtime"
 	utilyaml "k8s.io/apimachinery/pkg/util/yaml"
 	"k8s.io/client-go/rest"
 	"k8s.io/client-go/tools/clientcmd"
@@ -93,11 +95,15 @@ func Start() (*ControlPlane, error) {
 	if err != nil {
 		return nil, err
 	}
+	webhooks, err := webhookConfigurations(root)
+	if err != nil {
+		return nil, err
+	}
 	env := &envtest.Environment{
 		CRDDirectoryPaths:     []string{filepath.Join(root, "config", "crd", "bases")},
 		ErrorIfCRDPathMissing: true,
 		BinaryAssetsDirectory: AssetsDir(root),
-		WebhookInstallOptions: envtest.WebhookInstallOptions{Paths: []string{filepath.Join(root, "config", "webhook")}},
+		WebhookInstallOptions: webhooks,
 	}
 	admin, err := env.Start()
 	if err != nil {
@@ -166,7 +172,7 @@ func (cp *ControlPlane) As(user string, groups ...string) (client.Client, error)
 // YAML file) by server-side apply, as `kubectl apply --server-side -k` would;
 // opts can add client.DryRunAll.
 func (cp *ControlPlane) Apply(ctx context.Context, path string, opts ...client.ApplyOption) error {
-	docs, err := cp.render(path)
+	docs, err := cp.Render(path)
 	if err != nil {
 		return err
 	}
@@ -192,7 +198,50 @@ func (cp *ControlPlane) Apply(ctx context.Context, path string, opts ...client.A
 	}
 }
 
-func (cp *ControlPlane) render(path string) ([]byte, error) {
+// webhookConfigurations are the webhook configurations of config/webhook as
+// kustomize builds them (with their patches), for envtest to install
+// pointing at the local webhook server.
+func webhookConfigurations(root string) (envtest.WebhookInstallOptions, error) {
+	var opts envtest.WebhookInstallOptions
+	docs, err := render(root, filepath.Join(root, "config", "webhook"))
+	if err != nil {
+		return opts, err
+	}
+	dec := utilyaml.NewYAMLOrJSONDecoder(bytes.NewReader(docs), 4096)
+	for {
+		var u unstructured.Unstructured
+		if err := dec.Decode(&u.Object); err != nil {
+			if errors.Is(err, io.EOF) {
+				return opts, nil
+			}
+			return opts, err
+		}
+		var into any
+		switch u.GetKind() {
+		case "MutatingWebhookConfiguration":
+			m := &admissionregistrationv1.MutatingWebhookConfiguration{}
+			opts.MutatingWebhooks, into = append(opts.MutatingWebhooks, m), m
+		case "ValidatingWebhookConfiguration":
+			v := &admissionregistrationv1.ValidatingWebhookConfiguration{}
+			opts.ValidatingWebhooks, into = append(opts.ValidatingWebhooks, v), v
+		default:
+			continue
+		}
+		// Named apart from a real install's, which tests dry-run against
+		// this control plane.
+		u.SetName("local-" + u.GetName())
+		if err := runtime.DefaultUnstructuredConverter.FromUnstructured(u.Object, into); err != nil {
+			return opts, err
+		}
+	}
+}
+
+// Render reads a YAML file, or builds a kustomization directory, as Apply
+// does.
+func (cp *ControlPlane) Render(path string) ([]byte, error) { return render(cp.Root, path) }
+
+// render reads a YAML file, or builds a kustomization directory.
+func render(root, path string) ([]byte, error) {
 	info, err := os.Stat(path)
 	if err != nil {
 		return nil, err
@@ -200,7 +249,7 @@ func (cp *ControlPlane) render(path string) ([]byte, error) {
 	if !info.IsDir() {
 		return os.ReadFile(path)
 	}
-	out, err := exec.Command(filepath.Join(AssetsDir(cp.Root), "kubectl"), "kustomize", path).Output()
+	out, err := exec.Command(filepath.Join(AssetsDir(root), "kubectl"), "kustomize", path).Output()
 	if err != nil {
 		var ee *exec.ExitError
 		if errors.As(err, &ee) {

@@ -26,7 +26,12 @@ import (
 	"github.com/waygate-dev/waygate/internal/audit"
 )
 
-// +kubebuilder:webhook:path=/audit-waygate-dev-v1alpha1,mutating=true,failurePolicy=fail,sideEffects=NoneOnDryRun,groups=waygate.dev,resources=routegates;featureflags;segments;ratelimitpolicies,verbs=create;update;delete,versions=v1alpha1,name=audit.waygate.dev,admissionReviewVersions=v1
+// The API server does not call the audit webhook for the operator's own
+// writes (a matchCondition added in config/webhook). It waits up to 10 s: a
+// DELETE is recorded on the object, a write of its own. When another
+// mutating webhook changes an object after this one, the API server calls
+// this one again (IfNeeded), so the record describes the object as stored.
+// +kubebuilder:webhook:path=/audit-waygate-dev-v1alpha1,mutating=true,failurePolicy=fail,sideEffects=NoneOnDryRun,groups=waygate.dev,resources=routegates;featureflags;segments;ratelimitpolicies,verbs=create;update;delete,versions=v1alpha1,name=audit.waygate.dev,admissionReviewVersions=v1,timeoutSeconds=10,reinvocationPolicy=IfNeeded
 
 // Auditor captures every change to the audited kinds with the request's real
 // user: into the object's journal on CREATE and UPDATE (whatever the request

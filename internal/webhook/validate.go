@@ -23,8 +23,8 @@ import (
 	"github.com/waygate-dev/waygate/internal/gate"
 )
 
-// +kubebuilder:webhook:path=/validate-waygate-dev-v1alpha1-featureflag,mutating=false,failurePolicy=fail,sideEffects=None,groups=waygate.dev,resources=featureflags,verbs=create;update,versions=v1alpha1,name=vfeatureflag.waygate.dev,admissionReviewVersions=v1
-// +kubebuilder:webhook:path=/validate-waygate-dev-v1alpha1-segment,mutating=false,failurePolicy=fail,sideEffects=None,groups=waygate.dev,resources=segments,verbs=create;update,versions=v1alpha1,name=vsegment.waygate.dev,admissionReviewVersions=v1
+// +kubebuilder:webhook:path=/validate-waygate-dev-v1alpha1-featureflag,mutating=false,failurePolicy=fail,sideEffects=None,groups=waygate.dev,resources=featureflags,verbs=create;update,versions=v1alpha1,name=vfeatureflag.waygate.dev,admissionReviewVersions=v1,timeoutSeconds=5
+// +kubebuilder:webhook:path=/validate-waygate-dev-v1alpha1-segment,mutating=false,failurePolicy=fail,sideEffects=None,groups=waygate.dev,resources=segments,verbs=create;update,versions=v1alpha1,name=vsegment.waygate.dev,admissionReviewVersions=v1,timeoutSeconds=5
 
 // Options configure the admission handlers.
 type Options struct {
