@@ -13,6 +13,7 @@ import (
 	"testing"
 	"time"
 
+	authorizationv1 "k8s.io/api/authorization/v1"
 	rbacv1 "k8s.io/api/rbac/v1"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
@@ -598,8 +599,8 @@ func TestAuditRefusesWhatItCannotRead(t *testing.T) {
 		"spec":     map[string]any{"route": "GET:/x", "limit": "5/second", "burst": "lots"},
 	}}
 	err := k8s.Create(context.Background(), u)
-	if err == nil || !strings.Contains(err.Error(), "this RateLimitPolicy cannot be read") || !strings.Contains(err.Error(), "burst") {
-		t.Fatalf("got %v, want a refusal naming spec.burst", err)
+	if !apierrors.IsInvalid(err) || !strings.Contains(err.Error(), `RateLimitPolicy "odd" is invalid: spec.burst:`) {
+		t.Fatalf("got %v, want Invalid naming spec.burst", err)
 	}
 	if n := len(entriesOf(t, ns, "odd")); n != 0 {
 		t.Fatalf("%d entries for a refused change", n)
@@ -643,11 +644,52 @@ func TestOperatorWritesSkipTheAuditWebhook(t *testing.T) {
 	eventually(t, 10*time.Second, func() error {
 		err := k8s.Get(context.Background(), client.ObjectKeyFromObject(rg), rg)
 		if !apierrors.IsNotFound(err) {
-			return fmt.Errorf("still there (%v)", err)
+			return fmt.Errorf("still there (%w)", err)
 		}
 		return nil
 	})
 	if got := webhookUpdates() - before; got != 0 {
 		t.Fatalf("the audit webhook was called for %v UPDATEs during a deletion: the operator's writes should skip it", got)
+	}
+}
+
+// Only the operator writes status: a namespace admin whom RBAC gives every
+// */status right still cannot raise status.auditSequence (which would drop
+// changes before they are recorded), nor touch the state it reports.
+func TestOnlyTheOperatorWritesStatus(t *testing.T) {
+	ns := namespace(t)
+	ctx := context.Background()
+	create(t, &rbacv1.Role{
+		ObjectMeta: metav1.ObjectMeta{Namespace: ns, Name: "status-writer"},
+		Rules:      []rbacv1.PolicyRule{{APIGroups: []string{"waygate.dev"}, Resources: []string{"*/status"}, Verbs: []string{"get", "update", "patch"}}},
+	})
+	create(t, &rbacv1.RoleBinding{
+		ObjectMeta: metav1.ObjectMeta{Namespace: ns, Name: "nsadmin-status-writer"},
+		RoleRef:    rbacv1.RoleRef{APIGroup: "rbac.authorization.k8s.io", Kind: "Role", Name: "status-writer"},
+		Subjects:   []rbacv1.Subject{{Kind: "User", APIGroup: "rbac.authorization.k8s.io", Name: "nsadmin"}},
+	})
+	nsadmin := asUser(t, ns, "nsadmin", "")
+	rg := routeGate(ns, "rg", waygatev1.RouteGateSpec{Route: "GET:/x", State: waygatev1.RouteMaintenance})
+	create(t, rg)
+	waitEntries(t, ns, "rg", 1)
+	// RBAC allows it: what refuses it is the policy.
+	if !mayDo(t, "nsadmin", nil, authorizationv1.ResourceAttributes{Verb: "update", Group: "waygate.dev", Resource: "routegates", Subresource: "status", Namespace: ns}) {
+		t.Fatal("RBAC does not let nsadmin update status; the test proves nothing")
+	}
+	var err error
+	eventually(t, 10*time.Second, func() error {
+		if err := nsadmin.Get(ctx, client.ObjectKeyFromObject(rg), rg); err != nil {
+			return err
+		}
+		rg.Status.AuditSequence += 100
+		rg.Status.State = waygatev1.RouteActive
+		err = nsadmin.Status().Update(ctx, rg)
+		if apierrors.IsConflict(err) {
+			return err
+		}
+		return nil
+	})
+	if !apierrors.IsForbidden(err) || !strings.Contains(err.Error(), "written by the Waygate operator only") {
+		t.Fatalf("nsadmin writing status: %v, want refused by the policy", err)
 	}
 }

@@ -72,8 +72,7 @@ func (a *Auditor) Handle(ctx context.Context, req admission.Request) admission.R
 	if err != nil {
 		// A change the audit cannot read is refused, not let through
 		// unrecorded.
-		return admission.Denied(fmt.Sprintf("this %s cannot be read (%v): fix the field named (`kubectl explain %s.spec` documents each) and apply it again",
-			req.Kind.Kind, err, strings.ToLower(req.Kind.Kind)))
+		return a.unreadable(req, gvk, err)
 	}
 	old, err := decode(req.OldObject)
 	if err != nil {
@@ -221,6 +220,62 @@ func (a *Auditor) stamp(rec *audit.Record, req admission.Request, platform wayga
 	rec.Actor = req.UserInfo.Username
 	rec.Platform = platform
 	rec.Time = metav1.NewMicroTime(time.Now().UTC())
+}
+
+// unreadable refuses, as Invalid, an object that does not decode into its
+// kind, naming the field that does not.
+func (a *Auditor) unreadable(req admission.Request, gvk schema.GroupVersionKind, err error) admission.Response {
+	field := "spec"
+	if t, ok := a.Scheme.AllKnownTypes()[gvk]; ok {
+		field = strings.TrimPrefix(locate(req.Object.Raw, t, ""), ".")
+	}
+	kind := strings.ToLower(req.Kind.Kind)
+	return admission.Response{AdmissionResponse: admissionv1.AdmissionResponse{Allowed: false, Result: &metav1.Status{
+		Status: metav1.StatusFailure, Code: http.StatusUnprocessableEntity, Reason: metav1.StatusReasonInvalid,
+		Message: fmt.Sprintf("%s %q is invalid: %s: %v (`kubectl explain %s.%s` says what it takes)", req.Kind.Kind, req.Name, field, err, kind, field),
+	}}}
+}
+
+// locate finds the field of the JSON object raw that does not decode into
+// typ, decoding one field at a time and descending into structs:
+// ".spec.window.start".
+func locate(raw []byte, typ reflect.Type, path string) string {
+	for typ.Kind() == reflect.Pointer {
+		typ = typ.Elem()
+	}
+	var fields map[string]json.RawMessage
+	if typ.Kind() != reflect.Struct || json.Unmarshal(raw, &fields) != nil {
+		return path
+	}
+	for _, name := range slices.Sorted(maps.Keys(fields)) {
+		one, _ := json.Marshal(map[string]json.RawMessage{name: fields[name]})
+		if json.Unmarshal(one, reflect.New(typ).Interface()) == nil {
+			continue
+		}
+		if sub, ok := jsonField(typ, name); ok {
+			return locate(fields[name], sub, path+"."+name)
+		}
+		return path + "." + name
+	}
+	return path
+}
+
+// jsonField is the type of typ's field that JSON names name, looking into
+// embedded structs.
+func jsonField(typ reflect.Type, name string) (reflect.Type, bool) {
+	for i := range typ.NumField() {
+		f := typ.Field(i)
+		tag, _, _ := strings.Cut(f.Tag.Get("json"), ",")
+		if tag == name {
+			return f.Type, true
+		}
+		if f.Anonymous && tag == "" {
+			if t, ok := jsonField(f.Type, name); ok {
+				return t, true
+			}
+		}
+	}
+	return nil, false
 }
 
 // fieldManager reads options.fieldManager of a CREATE, UPDATE or PATCH.

@@ -3,7 +3,9 @@ package webhook
 import (
 	"encoding/json"
 	"maps"
+	"reflect"
 	"slices"
+	"strings"
 	"testing"
 
 	jsonpatch "github.com/evanphx/json-patch/v5"
@@ -54,5 +56,24 @@ func TestMetaPatch(t *testing.T) {
 				t.Errorf("patched metadata: annotations %v finalizers %v, want %v %v", got.Annotations, got.Finalizers, tc.want, tc.wantF)
 			}
 		})
+	}
+}
+
+func TestLocate(t *testing.T) {
+	cases := map[string]string{
+		`{"spec":{"route":"/a","window":{"start":"tomorrow","end":"2030-01-02T00:00:00Z"}}}`: ".spec.window.start",
+		`{"spec":{"route":"/a","burst":"lots"}}`:                                             ".spec.burst",
+		`{"metadata":{"name":5},"spec":{}}`:                                                  ".metadata.name",
+		`{"spec":{"exempt":[1]}}`:                                                            ".spec.exempt",
+		`{"spec":{"route":"/a"}}`:                                                            "",
+	}
+	for raw, want := range cases {
+		typ := reflect.TypeOf(waygatev1.RouteGate{})
+		if strings.Contains(raw, "burst") {
+			typ = reflect.TypeOf(waygatev1.RateLimitPolicy{})
+		}
+		if got := locate([]byte(raw), typ, ""); got != want {
+			t.Errorf("locate(%s) = %q, want %q", raw, got, want)
+		}
 	}
 }
