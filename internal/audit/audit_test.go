@@ -1,6 +1,10 @@
 package audit
 
 import (
+	"encoding/json"
+	"errors"
+	"fmt"
+	"reflect"
 	"slices"
 	"strings"
 	"testing"
@@ -177,8 +181,23 @@ func TestJournal(t *testing.T) {
 	for i := range full {
 		full[i] = Record{ID: string(rune('A' + i)), Seq: int64(i + 1)}
 	}
-	if _, err := Append(full, 0, Record{ID: "new"}); err == nil || !strings.Contains(err.Error(), "retry in a moment") {
+	var fullErr *JournalFullError
+	if _, err := Append(full, 0, Record{ID: "new"}); !errors.As(err, &fullErr) || !strings.Contains(err.Error(), "retry in a moment") {
 		t.Fatalf("append to a full journal: %v, want a refusal that says to retry", err)
+	}
+	// Full by size long before by count: records of long reasons.
+	var big []Record
+	for i := 0; ; i++ {
+		big, err = Append(big, 0, Record{ID: fmt.Sprint(i), Reason: strings.Repeat("x", 1024)})
+		if err != nil {
+			break
+		}
+	}
+	if !errors.As(err, &fullErr) || len(big) >= MaxJournal {
+		t.Fatalf("%d records of long reasons before %v: want the journal full by bytes first", len(big), err)
+	}
+	if raw, _ := json.Marshal(big); len(raw) > MaxJournalBytes {
+		t.Fatalf("journal of %d bytes, want at most %d", len(raw), MaxJournalBytes)
 	}
 
 	obj := &waygatev1.RouteGate{}
@@ -219,5 +238,33 @@ func TestEntryName(t *testing.T) {
 	long := EntryName(at, strings.Repeat("a", 250)+"-x", "u", "i")
 	if errs := validation.IsDNS1123Subdomain(long); len(errs) > 0 || len(long) > 253 {
 		t.Errorf("long name %q invalid: %v", long, errs)
+	}
+}
+
+// A record longer than MaxRecordBytes loses changes first, saying how many,
+// then reason.
+func TestCompact(t *testing.T) {
+	var changes []string
+	for i := range 20 {
+		changes = append(changes, fmt.Sprintf("spec.field%d: %s", i, strings.Repeat("v", 200)))
+	}
+	rec := Record{ID: "a", Reason: "short", Changes: changes}
+	compact(&rec)
+	raw, _ := json.Marshal(rec)
+	last := rec.Changes[len(rec.Changes)-1]
+	if len(raw) > MaxRecordBytes || rec.Reason != "short" || !strings.HasPrefix(last, "and ") || !strings.HasSuffix(last, " more changes") {
+		t.Fatalf("compacted to %d bytes, reason %q, last change %q", len(raw), rec.Reason, last)
+	}
+	rec = Record{ID: "b", Reason: strings.Repeat("é", 3000)}
+	compact(&rec)
+	raw, _ = json.Marshal(rec)
+	if len(raw) > MaxRecordBytes || !strings.HasSuffix(rec.Reason, " … (cut)") {
+		t.Fatalf("compacted to %d bytes, reason ends %q", len(raw), rec.Reason[len(rec.Reason)-20:])
+	}
+	small := Record{ID: "c", Reason: "fine", Changes: []string{"spec.limit: 1 → 2"}}
+	before := small
+	compact(&small)
+	if !reflect.DeepEqual(small, before) {
+		t.Fatalf("a small record changed: %+v", small)
 	}
 }

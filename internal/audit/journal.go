@@ -31,10 +31,26 @@ const (
 	ResetAnnotation = waygatev1.ResetAnnotation
 	// Finalizer keeps a deleted object until its deletion is audited.
 	Finalizer = "waygate.dev/audit"
-	// MaxJournal bounds the journal. A change that finds it full is refused
-	// (and can be retried) rather than lost.
-	MaxJournal = 64
+	// MaxJournal and MaxJournalBytes bound the journal, by count and by its
+	// size in the annotation (annotations share 256 KiB with kubectl's
+	// last-applied configuration). A change that finds it full is refused
+	// with 429 (and can be retried) rather than lost.
+	MaxJournal      = 64
+	MaxJournalBytes = 64 << 10
+	// MaxRecordBytes bounds one record: a longer reason or list of changed
+	// fields is cut, saying so.
+	MaxRecordBytes = 2 << 10
 )
+
+// JournalFullError refuses a change while the object's journal is full.
+type JournalFullError struct {
+	Records, Bytes int
+}
+
+func (e *JournalFullError) Error() string {
+	return fmt.Sprintf("the audit journal of this object holds %d changes (%d KiB) the operator has not recorded yet; "+
+		"the operator is behind or not running: retry in a moment, and check the waygate-manager Deployment if this persists", e.Records, e.Bytes>>10)
+}
 
 // Record is one admitted change waiting in the journal.
 type Record struct {
@@ -117,9 +133,31 @@ func Append(journal []Record, audited int64, rec Record) ([]Record, error) {
 		last = max(last, r.Seq)
 	}
 	rec.Seq = last + 1
-	if len(journal) >= MaxJournal {
-		return journal, fmt.Errorf("the audit journal of this object holds %d changes the operator has not recorded yet; "+
-			"the operator is behind or not running: retry in a moment, and check the waygate-manager Deployment if this persists", len(journal))
+	compact(&rec)
+	out := append(journal, rec)
+	size := 0
+	if raw, err := json.Marshal(out); err == nil {
+		size = len(raw)
 	}
-	return append(journal, rec), nil
+	if len(out) > MaxJournal || size > MaxJournalBytes {
+		return journal, &JournalFullError{Records: len(journal), Bytes: size}
+	}
+	return out, nil
+}
+
+// compact cuts a record to MaxRecordBytes: first its list of changes (the
+// last line says how many more there were), then its reason.
+func compact(rec *Record) {
+	size := func() int { raw, _ := json.Marshal(rec); return len(raw) }
+	if size() <= MaxRecordBytes {
+		return
+	}
+	all := rec.Changes
+	for n := len(all) - 1; n >= 0 && size() > MaxRecordBytes; n-- {
+		rec.Changes = append(all[:n:n], fmt.Sprintf("and %d more changes", len(all)-n))
+	}
+	if over := size() - MaxRecordBytes; over > 0 {
+		r := []rune(rec.Reason)
+		rec.Reason = string(r[:max(len(r)-over-len(" … (cut)"), 0)]) + " … (cut)"
+	}
 }

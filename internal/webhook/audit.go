@@ -3,6 +3,7 @@ package webhook
 import (
 	"context"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"maps"
 	"net/http"
@@ -86,6 +87,9 @@ func (a *Auditor) Handle(ctx context.Context, req admission.Request) admission.R
 			return admission.Allowed("dry run: nothing recorded")
 		}
 		if err := a.recordDelete(ctx, req, old); err != nil {
+			if full := (*audit.JournalFullError)(nil); errors.As(err, &full) {
+				return journalFull(full)
+			}
 			return admission.Errored(http.StatusInternalServerError, fmt.Errorf("recording the deletion for the audit log: %w", err))
 		}
 		return admission.Allowed("deletion recorded")
@@ -119,7 +123,10 @@ func (a *Auditor) admitWrite(req admission.Request, old, obj client.Object) admi
 			rec.Generation = old.GetGeneration() + 1
 		}
 		if journal, err = audit.Append(journal, audited, rec); err != nil {
-			return admission.Denied(err.Error())
+			if full := (*audit.JournalFullError)(nil); errors.As(err, &full) {
+				return journalFull(full)
+			}
+			return admission.Errored(http.StatusInternalServerError, err)
 		}
 	}
 	// Only the journal and the finalizer change: the request is patched as
@@ -141,6 +148,15 @@ func (a *Auditor) admitWrite(req admission.Request, old, obj client.Object) admi
 		controllerutil.AddFinalizer(meta, audit.Finalizer)
 	}
 	return admission.Patched("", metaPatch(obj, meta)...)
+}
+
+// journalFull refuses a change while the journal is full: 429, to be
+// retried shortly, as clients retry throttled requests.
+func journalFull(err *audit.JournalFullError) admission.Response {
+	return admission.Response{AdmissionResponse: admissionv1.AdmissionResponse{Allowed: false, Result: &metav1.Status{
+		Status: metav1.StatusFailure, Code: http.StatusTooManyRequests, Reason: metav1.StatusReasonTooManyRequests,
+		Message: err.Error(), Details: &metav1.StatusDetails{RetryAfterSeconds: 5},
+	}}}
 }
 
 // metaPatch is the JSON patch that gives obj the annotations and finalizers
