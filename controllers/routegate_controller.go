@@ -102,21 +102,14 @@ func (r *RouteGateReconciler) compute(ctx context.Context, rg *waygatev1.RouteGa
 // (whose status is last): the boundaries between the transition then
 // expected and now.
 func (r *RouteGateReconciler) recordWindowTransitions(ctx context.Context, rg *waygatev1.RouteGate, last *waygatev1.RouteGateStatus, now time.Time) error {
-	w, expected := rg.Spec.Window, last.NextTransition
-	if w == nil || expected == nil || last.ObservedGeneration != rg.Generation {
+	// A newer generation's edit recorded the transitions of this one (the
+	// webhook does, before the edit).
+	expected := last.NextTransition
+	if expected == nil || last.ObservedGeneration != rg.Generation {
 		return nil
 	}
-	for _, b := range []time.Time{w.Start.Time, w.End.Time} {
-		if b.Before(expected.Time) || b.After(now) {
-			continue
-		}
-		from, to := gate.OwnState(&rg.Spec, b.Add(-time.Nanosecond)).State, gate.OwnState(&rg.Spec, b).State
-		rec := audit.Record{
-			Path:   audit.RoutePath(rg.Spec.Route, rg.Spec.Service),
-			Action: audit.RouteAction(rg.Spec.Route == waygatev1.AllRoutes, from, to),
-			Old:    string(from), New: string(to), Reason: rg.Spec.Reason,
-		}
-		if err := r.Audit.Transition(ctx, rg, rec, b); err != nil {
+	for _, rec := range audit.WindowTransitions(rg, expected.Time, now) {
+		if err := r.Audit.Transition(ctx, rg, rec); err != nil {
 			return err
 		}
 	}

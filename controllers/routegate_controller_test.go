@@ -193,3 +193,32 @@ func TestDuplicateRouteGate(t *testing.T) {
 	}
 	waitReady(t, second, func() []metav1.Condition { return second.Status.Conditions }, metav1.ConditionTrue, controllers.ReasonStateApplied)
 }
+
+// An edit that lands between a window's start and the reconcile that would
+// record it does not lose the transition: both are recorded, in order.
+func TestWindowStartAndAnEditJustAfter(t *testing.T) {
+	ns := namespace(t)
+	start := time.Now().Add(3 * time.Second).Truncate(time.Second)
+	rg := routeGate(ns, "edited", waygatev1.RouteGateSpec{
+		Route: "GET:/reports", Reason: "re-index",
+		Window: &waygatev1.MaintenanceWindow{Start: metav1.NewTime(start), End: metav1.NewTime(start.Add(time.Hour))},
+	})
+	create(t, rg)
+	waitEntries(t, ns, "edited", 1)
+	// The controller looks again a second after the start; the edit comes
+	// before that.
+	time.Sleep(time.Until(start.Add(100 * time.Millisecond)))
+	update(t, rg, func(g *waygatev1.RouteGate) { g.Spec.Reason = "re-index, longer" })
+	if time.Now().After(start.Add(900 * time.Millisecond)) {
+		t.Fatal("the edit came too late to race the controller; the test proves nothing")
+	}
+	got := waitEntries(t, ns, "edited", 3)
+	wantEntries(t, got,
+		entry{"admin", "api", "maintenance_scheduled", "GET:/reports", "active", "active", "re-index"},
+		entry{"system:scheduler", "system", "maintenance_on", "GET:/reports", "active", "maintenance", "re-index"},
+		entry{"admin", "api", "route_updated", "GET:/reports", "maintenance", "maintenance", "re-index, longer"},
+	)
+	if !got[1].Spec.Timestamp.Time.Equal(start) {
+		t.Errorf("the transition is recorded at %v, want the window's start %v", got[1].Spec.Timestamp, start)
+	}
+}

@@ -19,6 +19,7 @@ import (
 	"sigs.k8s.io/controller-runtime/pkg/controller/controllerutil"
 
 	waygatev1 "github.com/waygate-dev/waygate/api/v1alpha1"
+	"github.com/waygate-dev/waygate/internal/gate"
 )
 
 // Actors of changes no person made.
@@ -132,16 +133,65 @@ func (w *Writer) Drain(ctx context.Context, obj Object) (retryAfter time.Duratio
 	return retryAfter, false, nil
 }
 
-// Transition records a change the clock made: a window of obj starting or
-// ending at at.
-func (w *Writer) Transition(ctx context.Context, obj client.Object, rec Record, at time.Time) error {
+// Transition records a change the clock made (a WindowTransitions record)
+// straight away.
+func (w *Writer) Transition(ctx context.Context, obj client.Object, rec Record) error {
 	kind, err := apiutil.GVKForObject(obj, w.Client.Scheme())
 	if err != nil {
 		return err
 	}
-	rec.ID = fmt.Sprintf("scheduler/%d/%d", obj.GetGeneration(), at.Unix())
-	rec.Actor, rec.Platform, rec.Time, rec.Generation = SchedulerActor, waygatev1.PlatformSystem, metav1.NewMicroTime(at.UTC()), obj.GetGeneration()
 	return w.write(ctx, entryFor(obj, kind.Kind, rec))
+}
+
+// WindowTransitions are the records, as the scheduler makes them, of the
+// boundaries of rg's window from since to until (both included). Their IDs
+// name the generation and the boundary, so that the controller (after a
+// reconcile) and the webhook (before an edit) record each once.
+func WindowTransitions(rg *waygatev1.RouteGate, since, until time.Time) []Record {
+	w := rg.Spec.Window
+	if w == nil {
+		return nil
+	}
+	var recs []Record
+	for _, b := range []time.Time{w.Start.Time, w.End.Time} {
+		if b.Before(since) || b.After(until) {
+			continue
+		}
+		from, to := gate.OwnState(&rg.Spec, b.Add(-time.Nanosecond)).State, gate.OwnState(&rg.Spec, b).State
+		recs = append(recs, Record{
+			ID:     fmt.Sprintf("scheduler/%d/%d", rg.Generation, b.Unix()),
+			Path:   RoutePath(rg.Spec.Route, rg.Spec.Service),
+			Action: RouteAction(rg.Spec.Route == waygatev1.AllRoutes, from, to),
+			Old:    string(from), New: string(to), Reason: rg.Spec.Reason,
+			Actor: SchedulerActor, Platform: waygatev1.PlatformSystem, Time: metav1.NewMicroTime(b.UTC()), Generation: rg.Generation,
+		})
+	}
+	return recs
+}
+
+// Unrecorded are the window transitions of rg, as last stored, that passed
+// before now and that the controller has not recorded: those since its
+// status was computed (status.nextTransition) or, when the status is of an
+// older generation, since the edit that made this one (in journal). An edit
+// records them first, so that a window boundary and an edit just after it
+// are both in the log, in order, though the controller then computes the
+// new generation only.
+func Unrecorded(rg *waygatev1.RouteGate, journal []Record, now time.Time) []Record {
+	var since time.Time
+	switch {
+	case rg.Status.ObservedGeneration == rg.Generation && rg.Status.NextTransition != nil:
+		since = rg.Status.NextTransition.Time
+	default:
+		for _, r := range journal {
+			if r.Generation == rg.Generation && !r.Delete && r.Actor != SchedulerActor {
+				since = r.Time.Time
+			}
+		}
+	}
+	if since.IsZero() {
+		return nil
+	}
+	return WindowTransitions(rg, since, now)
 }
 
 // write creates an entry; one that exists already was written by an

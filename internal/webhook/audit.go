@@ -87,10 +87,7 @@ func (a *Auditor) Handle(ctx context.Context, req admission.Request) admission.R
 			return admission.Allowed("dry run: nothing recorded")
 		}
 		if err := a.recordDelete(ctx, req, old); err != nil {
-			if full := (*audit.JournalFullError)(nil); errors.As(err, &full) {
-				return journalFull(full)
-			}
-			return admission.Errored(http.StatusInternalServerError, fmt.Errorf("recording the deletion for the audit log: %w", err))
+			return appendFailed(fmt.Errorf("recording the deletion for the audit log: %w", err))
 		}
 		return admission.Allowed("deletion recorded")
 	}
@@ -113,7 +110,17 @@ func (a *Auditor) admitWrite(req admission.Request, old, obj client.Object) admi
 		journal = audit.Pending(journal, audited)
 	}
 	if a.records(req, old, obj) {
-		rec, err := audit.Describe(old, obj, time.Now())
+		now := time.Now()
+		// A window boundary the controller has not recorded yet goes first.
+		if rg, ok := old.(*waygatev1.RouteGate); ok {
+			for _, t := range audit.Unrecorded(rg, journal, now) {
+				var err error
+				if journal, err = audit.Append(journal, audited, t); err != nil {
+					return appendFailed(err)
+				}
+			}
+		}
+		rec, err := audit.Describe(old, obj, now)
 		if err != nil {
 			return admission.Errored(http.StatusInternalServerError, err)
 		}
@@ -123,10 +130,7 @@ func (a *Auditor) admitWrite(req admission.Request, old, obj client.Object) admi
 			rec.Generation = old.GetGeneration() + 1
 		}
 		if journal, err = audit.Append(journal, audited, rec); err != nil {
-			if full := (*audit.JournalFullError)(nil); errors.As(err, &full) {
-				return journalFull(full)
-			}
-			return admission.Errored(http.StatusInternalServerError, err)
+			return appendFailed(err)
 		}
 	}
 	// Only the journal and the finalizer change: the request is patched as
@@ -150,9 +154,13 @@ func (a *Auditor) admitWrite(req admission.Request, old, obj client.Object) admi
 	return admission.Patched("", metaPatch(obj, meta)...)
 }
 
-// journalFull refuses a change while the journal is full: 429, to be
-// retried shortly, as clients retry throttled requests.
-func journalFull(err *audit.JournalFullError) admission.Response {
+// appendFailed refuses a change whose record could not be kept: while the
+// journal is full with 429, to be retried shortly as clients retry
+// throttled requests; otherwise with 500.
+func appendFailed(err error) admission.Response {
+	if full := (*audit.JournalFullError)(nil); !errors.As(err, &full) {
+		return admission.Errored(http.StatusInternalServerError, err)
+	}
 	return admission.Response{AdmissionResponse: admissionv1.AdmissionResponse{Allowed: false, Result: &metav1.Status{
 		Status: metav1.StatusFailure, Code: http.StatusTooManyRequests, Reason: metav1.StatusReasonTooManyRequests,
 		Message: err.Error(), Details: &metav1.StatusDetails{RetryAfterSeconds: 5},
