@@ -693,3 +693,32 @@ func TestOnlyTheOperatorWritesStatus(t *testing.T) {
 		t.Fatalf("nsadmin writing status: %v, want refused by the policy", err)
 	}
 }
+
+// A deletion of an object that no finalizer holds (written by the operator's
+// own identity, or older than the webhook) is recorded all the same.
+func TestAuditDeletionWithoutFinalizer(t *testing.T) {
+	ns := namespace(t)
+	ctx := context.Background()
+	dan := asUser(t, ns, "dan", "")
+	// An object without the finalizer, as before the webhook was installed:
+	// the operator's identity (which the webhook does not see) takes it off.
+	// The delete is made while that version is current, so that the
+	// controller cannot have put the finalizer back in between.
+	var name string
+	eventually(t, 20*time.Second, func() error {
+		name = fmt.Sprintf("bare-%d", time.Now().UnixNano())
+		rg := routeGate(ns, name, waygatev1.RouteGateSpec{Route: "GET:/bare", State: waygatev1.RouteDisabled})
+		create(t, rg)
+		waitEntries(t, ns, name, 1)
+		if err := operator.Get(ctx, client.ObjectKeyFromObject(rg), rg); err != nil {
+			return err
+		}
+		rg.Finalizers = nil
+		if err := operator.Update(ctx, rg); err != nil {
+			return err
+		}
+		rv := rg.ResourceVersion
+		return dan.Delete(ctx, rg, client.Preconditions{ResourceVersion: &rv})
+	})
+	wantEntries(t, waitEntries(t, ns, name, 2)[1:], entry{"dan", "api", "route_deleted", "GET:/bare", "disabled", "active", ""})
+}

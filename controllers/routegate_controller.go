@@ -109,7 +109,7 @@ func (r *RouteGateReconciler) recordWindowTransitions(ctx context.Context, rg *w
 		return nil
 	}
 	for _, rec := range audit.WindowTransitions(rg, expected.Time, now) {
-		if err := r.Audit.Transition(ctx, rg, rec); err != nil {
+		if err := r.Audit.Write(ctx, rg, rec); err != nil {
 			return err
 		}
 	}

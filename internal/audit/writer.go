@@ -133,14 +133,20 @@ func (w *Writer) Drain(ctx context.Context, obj Object) (retryAfter time.Duratio
 	return retryAfter, false, nil
 }
 
-// Transition records a change the clock made (a WindowTransitions record)
-// straight away.
-func (w *Writer) Transition(ctx context.Context, obj client.Object, rec Record) error {
+// Write records changes of obj straight away, not through its journal: a
+// change the clock made (a WindowTransitions record), or the deletion of an
+// object no finalizer holds.
+func (w *Writer) Write(ctx context.Context, obj client.Object, recs ...Record) error {
 	kind, err := apiutil.GVKForObject(obj, w.Client.Scheme())
 	if err != nil {
 		return err
 	}
-	return w.write(ctx, entryFor(obj, kind.Kind, rec))
+	for _, rec := range recs {
+		if err := w.write(ctx, entryFor(obj, kind.Kind, rec)); err != nil {
+			return err
+		}
+	}
+	return nil
 }
 
 // WindowTransitions are the records, as the scheduler makes them, of the

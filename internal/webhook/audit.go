@@ -209,6 +209,18 @@ func (a *Auditor) recordDelete(ctx context.Context, req admission.Request, old c
 	}
 	a.stamp(&rec, req, audit.DeletePlatform(old, req.UserInfo.Username))
 	rec.Generation, rec.Delete = old.GetGeneration(), true
+	if !controllerutil.ContainsFinalizer(old, audit.Finalizer) {
+		// Nothing holds the object (it is older than the webhook, or the
+		// operator wrote it): the API server deletes it as soon as we
+		// answer, whatever we write on it, so its journal and the deletion
+		// are written as entries now.
+		journal, err := audit.Journal(old)
+		if err != nil {
+			return err
+		}
+		pending := audit.Pending(journal, old.(audit.Object).Common().AuditSequence)
+		return (&audit.Writer{Client: a.Client}).Write(ctx, old, append(pending, rec)...)
+	}
 	return retry.RetryOnConflict(retry.DefaultRetry, func() error {
 		live := old.DeepCopyObject().(client.Object)
 		if err := a.Reader.Get(ctx, client.ObjectKeyFromObject(old), live); err != nil {
