@@ -365,9 +365,21 @@ func TestAuditDeletion(t *testing.T) {
 	for obj, want := range objs {
 		create(t, obj)
 		waitEntries(t, ns, obj.GetName(), 1)
-		// Dry runs record nothing.
+		// Dry runs record nothing: no deletion waits in the journal.
 		if err := carol.Delete(ctx, obj, client.DryRunAll); err != nil {
 			t.Fatalf("dry-run delete of %s: %v", obj.GetName(), err)
+		}
+		if err := k8s.Get(ctx, client.ObjectKeyFromObject(obj), obj); err != nil {
+			t.Fatal(err)
+		}
+		journal, err := audit.Journal(obj)
+		if err != nil {
+			t.Fatal(err)
+		}
+		for _, r := range journal {
+			if r.Delete {
+				t.Fatalf("a dry-run delete of %s was recorded: %+v", obj.GetName(), r)
+			}
 		}
 		if err := carol.Delete(ctx, obj); err != nil {
 			t.Fatalf("deleting %s: %v", obj.GetName(), err)
