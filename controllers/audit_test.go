@@ -10,6 +10,7 @@ import (
 	"strconv"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -202,22 +203,40 @@ func TestAuditBurstAcrossOperatorRestart(t *testing.T) {
 	rg := routeGate(ns, "restart", waygatev1.RouteGateSpec{Route: "GET:/restart"})
 	create(t, rg)
 	waitEntries(t, ns, "restart", 1)
-	burst(t, ns, rg, 5, 10, func() {
+	var doneAtStop int64
+	p := burst(t, ns, rg, 5, 10, func(p *burstProgress) {
+		p.down.Store(true)
+		doneAtStop = p.done.Load()
 		stopOperator()
 		time.Sleep(time.Second)
 		var err error
 		if stopOperator, err = startOperator(); err != nil {
 			t.Fatal(err)
 		}
+		p.down.Store(false)
 	})
+	// The restart came mid-burst: changes were made before it, and users
+	// tried (and were refused) while the operator was away.
+	if doneAtStop == 0 || doneAtStop >= 50 || p.refusedWhileDown.Load() == 0 {
+		t.Fatalf("%d of 50 changes made before the stop, %d refused while the operator was down: the restart was not mid-burst",
+			doneAtStop, p.refusedWhileDown.Load())
+	}
 	checkBurst(t, ns, "restart", 5, 10)
 }
 
-// burst makes users × each concurrent changes to rg's reason; midway it
-// calls during (if set) while the changes go on.
-func burst(t *testing.T, ns string, rg *waygatev1.RouteGate, users, each int, during func()) {
+// burstProgress is how far a burst has come.
+type burstProgress struct {
+	done, refusedWhileDown atomic.Int64
+	// down is set while the operator is away.
+	down atomic.Bool
+}
+
+// burst makes users × each concurrent changes to rg's reason; after the
+// first five it calls during (if set) while the changes go on.
+func burst(t *testing.T, ns string, rg *waygatev1.RouteGate, users, each int, during func(*burstProgress)) *burstProgress {
 	t.Helper()
 	ctx := context.Background()
+	p := &burstProgress{}
 	var wg sync.WaitGroup
 	errs := make(chan error, users)
 	clients := make([]client.Client, users)
@@ -237,7 +256,14 @@ func burst(t *testing.T, ns string, rg *waygatev1.RouteGate, users, each int, du
 						return err
 					}
 					cur.Spec.Reason = fmt.Sprintf("user-%d change %d", u, i)
-					return c.Update(ctx, &cur)
+					err := c.Update(ctx, &cur)
+					switch {
+					case err == nil:
+						p.done.Add(1)
+					case p.down.Load() && !apierrors.IsConflict(err):
+						p.refusedWhileDown.Add(1)
+					}
+					return err
 				})
 				if err != nil {
 					errs <- err
@@ -247,14 +273,18 @@ func burst(t *testing.T, ns string, rg *waygatev1.RouteGate, users, each int, du
 		}()
 	}
 	if during != nil {
-		time.Sleep(300 * time.Millisecond)
-		during()
+		// Midway: once a few changes are made, with most still to come.
+		for p.done.Load() < 5 {
+			time.Sleep(5 * time.Millisecond)
+		}
+		during(p)
 	}
 	wg.Wait()
 	close(errs)
 	for err := range errs {
 		t.Fatal(err)
 	}
+	return p
 }
 
 func checkBurst(t *testing.T, ns, name string, users, each int) {
