@@ -274,7 +274,7 @@ func burst(t *testing.T, ns string, rg *waygatev1.RouteGate, users, each int, du
 	}
 	if during != nil {
 		// Midway: once a few changes are made, with most still to come.
-		for p.done.Load() < 5 {
+		for deadline := time.Now().Add(30 * time.Second); p.done.Load() < 5 && time.Now().Before(deadline); {
 			time.Sleep(5 * time.Millisecond)
 		}
 		during(p)
