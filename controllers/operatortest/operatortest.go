@@ -10,42 +10,36 @@ import (
 	"testing"
 	"time"
 
-	"k8s.io/utils/ptr"
-	ctrl "sigs.k8s.io/controller-runtime"
-	"sigs.k8s.io/controller-runtime/pkg/config"
 	metricsserver "sigs.k8s.io/controller-runtime/pkg/metrics/server"
 	"sigs.k8s.io/controller-runtime/pkg/webhook"
 
 	"github.com/waygate-dev/waygate/controllers"
 	"github.com/waygate-dev/waygate/internal/controlplane"
-	waygatewebhook "github.com/waygate-dev/waygate/internal/webhook"
 )
 
-// Start runs the operator as its service account, with the RBAC of
-// config/rbac, until stop is called. suppressors may suppress auditing of
-// their changes.
+// Start runs the operator, composed as cmd/manager composes it
+// (controllers.NewManager), as its service account with the RBAC of config/rbac,
+// until stop is called. suppressors may suppress auditing of their changes.
 func Start(cp *controlplane.ControlPlane, suppressors ...string) (stop func(), err error) {
-	mgr, err := ctrl.NewManager(cp.Operator, ctrl.Options{
-		Scheme:                 controlplane.Scheme,
-		Cache:                  controllers.CacheOptions(),
-		Metrics:                metricsserver.Options{BindAddress: "0"},
-		HealthProbeBindAddress: "0",
-		WebhookServer: webhook.NewServer(webhook.Options{
+	ctx, cancel := context.WithCancel(context.Background())
+	mgr, err := controllers.NewManager(ctx, cp.Operator, controllers.ManagerOptions{
+		Metrics:   metricsserver.Options{BindAddress: "0"},
+		ProbeAddr: "0",
+		Webhook: webhook.Options{
 			Host: cp.Webhook.LocalServingHost, Port: cp.Webhook.LocalServingPort, CertDir: cp.Webhook.LocalServingCertDir,
-		}),
+		},
+		Namespace:        controlplane.OperatorNamespace,
+		Concurrency:      4,
+		AuditSuppressors: suppressors,
+		// Retention as shipped; the tests' entries are far from its limits.
+		AuditMaxAge: 90 * 24 * time.Hour, AuditMaxEntries: 10000, AuditPruneInterval: 10 * time.Minute,
 		// Tests start the operator more than once in one process.
-		Controller: config.Controller{SkipNameValidation: ptr.To(true)},
+		SkipNameValidation: true,
 	})
-	if err == nil {
-		err = controllers.Setup(mgr, 4)
-	}
-	if err == nil {
-		err = waygatewebhook.Setup(mgr, waygatewebhook.Options{Operator: controlplane.OperatorUser, AuditSuppressors: suppressors})
-	}
 	if err != nil {
+		cancel()
 		return nil, err
 	}
-	ctx, cancel := context.WithCancel(context.Background())
 	done := make(chan error)
 	go func() { done <- mgr.Start(ctx) }()
 	return func() {
