@@ -764,3 +764,40 @@ func TestAuditDeletionWithoutFinalizer(t *testing.T) {
 	})
 	wantEntries(t, waitEntries(t, ns, name, 2)[1:], entry{"dan", "api", "route_deleted", "GET:/bare", "disabled", "active", ""})
 }
+
+// A journal record the webhook did not write (planted with the operator's
+// identity, which the webhook does not see) is recorded as audit_tampered,
+// not as the change it claims; one dated ahead does not stall the drain.
+func TestAuditTamperedJournal(t *testing.T) {
+	ns := namespace(t)
+	ctx := context.Background()
+	rg := routeGate(ns, "planted", waygatev1.RouteGateSpec{Route: "GET:/planted", State: waygatev1.RouteMaintenance})
+	create(t, rg)
+	waitEntries(t, ns, "planted", 1)
+	eventually(t, 10*time.Second, func() error {
+		if err := operator.Get(ctx, client.ObjectKeyFromObject(rg), rg); err != nil {
+			return err
+		}
+		next := rg.Status.AuditSequence + 1
+		forged := []audit.Record{
+			{ID: "forged-1", Seq: next, Time: metav1.NowMicro(), Actor: "ceo", Platform: waygatev1.PlatformKubectl,
+				Action: "maintenance_off", Path: "GET:/planted", Old: "maintenance", New: "active"},
+			{ID: "forged-2", Seq: next + 1, Time: metav1.NewMicroTime(time.Now().Add(time.Hour)), Actor: "ceo", Platform: waygatev1.PlatformKubectl,
+				Action: "route_deleted", Path: "GET:/planted", Delete: true},
+		}
+		if err := audit.SetJournal(rg, forged); err != nil {
+			t.Fatal(err)
+		}
+		return operator.Update(ctx, rg)
+	})
+	got := waitEntries(t, ns, "planted", 3)
+	for _, e := range got[1:] {
+		if e.Spec.Action != audit.ActionTampered || e.Spec.Actor != audit.UnknownActor || !strings.Contains(e.Spec.Reason, "by ceo") {
+			t.Errorf("planted record written as %s by %s (%q), want audit_tampered by unknown", e.Spec.Action, e.Spec.Actor, e.Spec.Reason)
+		}
+	}
+	// The gate is still there: a planted deletion deletes nothing.
+	if err := k8s.Get(ctx, client.ObjectKeyFromObject(rg), rg); err != nil || rg.DeletionTimestamp != nil {
+		t.Fatalf("the gate after a planted deletion: %v, deleting %v", err, rg.DeletionTimestamp)
+	}
+}

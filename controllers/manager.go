@@ -94,7 +94,17 @@ func NewManager(ctx context.Context, cfg *rest.Config, o ManagerOptions) (ctrl.M
 	if err != nil {
 		return nil, fmt.Errorf("creating the manager: %w", err)
 	}
-	if err := Setup(mgr, o.Concurrency); err != nil {
+	if o.Namespace == "" {
+		return nil, errors.New("the operator needs its namespace (its signing key and lease live there): set --namespace or POD_NAMESPACE")
+	}
+	keys, err := audit.LoadKeyring(ctx, mgr.GetClient(), mgr.GetAPIReader(), o.Namespace)
+	if err != nil {
+		return nil, err
+	}
+	if err := mgr.Add(keys); err != nil {
+		return nil, err
+	}
+	if err := Setup(mgr, o.Concurrency, keys); err != nil {
 		return nil, fmt.Errorf("setting up controllers: %w", err)
 	}
 	if err := mgr.Add(&audit.Retention{
@@ -108,9 +118,6 @@ func NewManager(ctx context.Context, cfg *rest.Config, o ManagerOptions) (ctrl.M
 	// given, or after the rotator has written it.
 	certsReady := make(chan struct{})
 	if o.RotateCerts {
-		if o.Namespace == "" {
-			return nil, errors.New("certificate rotation needs the operator's namespace: set --namespace or POD_NAMESPACE")
-		}
 		if err := rotator.AddRotator(mgr, &rotator.CertRotator{
 			SecretKey:      types.NamespacedName{Namespace: o.Namespace, Name: WebhookSecret},
 			CertDir:        o.Webhook.CertDir,
@@ -131,7 +138,7 @@ func NewManager(ctx context.Context, cfg *rest.Config, o ManagerOptions) (ctrl.M
 	var webhooks atomic.Pointer[healthz.Checker]
 	var failed atomic.Pointer[error]
 	setup := func() error {
-		if err := waygatewebhook.Setup(mgr, waygatewebhook.Options{Operator: me, AuditSuppressors: o.AuditSuppressors}); err != nil {
+		if err := waygatewebhook.Setup(mgr, waygatewebhook.Options{Operator: me, AuditSuppressors: o.AuditSuppressors, Keys: keys}); err != nil {
 			return fmt.Errorf("registering the admission webhooks: %w", err)
 		}
 		started := mgr.GetWebhookServer().StartedChecker()

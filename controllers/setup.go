@@ -11,9 +11,9 @@ import (
 // Setup registers every Waygate reconciler with the manager. Each drains its
 // objects' audit journals before anything else, and reconciles up to
 // concurrency objects at once.
-func Setup(mgr ctrl.Manager, concurrency int) error {
+func Setup(mgr ctrl.Manager, concurrency int, keys *audit.Keyring) error {
 	opts := controller.Options{MaxConcurrentReconciles: concurrency}
-	c, w := mgr.GetClient(), &audit.Writer{Client: mgr.GetClient()}
+	c, w := mgr.GetClient(), &audit.Writer{Client: mgr.GetClient(), Keys: keys}
 	if err := (&RouteGateReconciler{Client: c, Audit: w, Recorder: mgr.GetEventRecorder("waygate")}).SetupWithManager(mgr, opts); err != nil {
 		return err
 	}

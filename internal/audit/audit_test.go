@@ -268,3 +268,42 @@ func TestCompact(t *testing.T) {
 		t.Fatalf("a small record changed: %+v", small)
 	}
 }
+
+func TestKeyring(t *testing.T) {
+	ring := func(keys ...string) *Keyring {
+		k := &Keyring{}
+		var ks [][]byte
+		for _, s := range keys {
+			ks = append(ks, []byte(s))
+		}
+		k.keys.Store(&ks)
+		return k
+	}
+	old, rotated := ring("old-key-0123456789"), ring("new-key-0123456789", "old-key-0123456789")
+	rg := &waygatev1.RouteGate{ObjectMeta: metav1.ObjectMeta{Namespace: "shop", Name: "payments"}}
+	rec := Record{ID: "1", Seq: 3, Actor: "alice", Action: "disable", Path: "GET:/payments", Old: "active", New: "disabled"}
+	old.Sign(rg, &rec)
+	other := &waygatev1.RouteGate{ObjectMeta: metav1.ObjectMeta{Namespace: "shop", Name: "refunds"}}
+	forged := rec
+	forged.Actor = "ceo"
+	unsigned := rec
+	unsigned.Sig = ""
+	for _, tc := range []struct {
+		name string
+		k    *Keyring
+		obj  *waygatev1.RouteGate
+		rec  Record
+		want bool
+	}{
+		{"as signed", old, rg, rec, true},
+		{"after a rotation, by the older key", rotated, rg, rec, true},
+		{"another object's", old, other, rec, false},
+		{"a changed actor", old, rg, forged, false},
+		{"unsigned", old, rg, unsigned, false},
+		{"another key", ring("someone-elses-key!"), rg, rec, false},
+	} {
+		if got := tc.k.Verify(tc.obj, tc.rec); got != tc.want {
+			t.Errorf("%s: verified %v, want %v", tc.name, got, tc.want)
+		}
+	}
+}

@@ -72,6 +72,9 @@ type Record struct {
 	Generation int64              `json:"gen,omitempty"`
 	// Delete marks the record of a DELETE request.
 	Delete bool `json:"delete,omitempty"`
+	// Sig is the webhook's signature of the record (Keyring): a record
+	// without a valid one was planted by another writer.
+	Sig string `json:"sig,omitempty"`
 }
 
 // Journal reads the journal of obj. A journal that cannot be read is

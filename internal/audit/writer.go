@@ -43,6 +43,8 @@ const staleDelete = time.Minute
 // through an informer: it only creates them, under deterministic names.
 type Writer struct {
 	Client client.Client
+	// Keys verify journal records; without them records are trusted.
+	Keys *Keyring
 }
 
 // +kubebuilder:rbac:groups=waygate.dev,resources=auditentries,verbs=create
@@ -71,6 +73,14 @@ func (w *Writer) Drain(ctx context.Context, obj Object) (retryAfter time.Duratio
 	}
 	status := obj.Common()
 	pending := Pending(journal, status.AuditSequence)
+	if w.Keys != nil {
+		now := time.Now()
+		for i, rec := range pending {
+			if !w.Keys.Verify(obj, rec) {
+				pending[i] = tampered(rec, now)
+			}
+		}
+	}
 	deleting := obj.GetDeletionTimestamp() != nil
 	kind, err := apiutil.GVKForObject(obj, w.Client.Scheme())
 	if err != nil {

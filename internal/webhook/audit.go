@@ -50,6 +50,9 @@ type Auditor struct {
 	// Suppressors may ask, with waygate.dev/audit: "false", that their
 	// changes not be audited (programmatic seeding).
 	Suppressors []string
+	// Keys sign every record the webhook puts in a journal, so that the
+	// controller trusts those records only.
+	Keys *audit.Keyring
 }
 
 // Handle implements admission.Handler.
@@ -115,7 +118,7 @@ func (a *Auditor) admitWrite(req admission.Request, old, obj client.Object) admi
 		if rg, ok := old.(*waygatev1.RouteGate); ok {
 			for _, t := range audit.Unrecorded(rg, journal, now) {
 				var err error
-				if journal, err = audit.Append(journal, audited, t); err != nil {
+				if journal, err = a.appendSigned(obj, journal, audited, t); err != nil {
 					return appendFailed(err)
 				}
 			}
@@ -129,7 +132,7 @@ func (a *Auditor) admitWrite(req admission.Request, old, obj client.Object) admi
 		if old != nil {
 			rec.Generation = old.GetGeneration() + 1
 		}
-		if journal, err = audit.Append(journal, audited, rec); err != nil {
+		if journal, err = a.appendSigned(obj, journal, audited, rec); err != nil {
 			return appendFailed(err)
 		}
 	}
@@ -152,6 +155,16 @@ func (a *Auditor) admitWrite(req admission.Request, old, obj client.Object) admi
 		controllerutil.AddFinalizer(meta, audit.Finalizer)
 	}
 	return admission.Patched("", metaPatch(obj, meta)...)
+}
+
+// appendSigned appends rec to journal (audit.Append) and signs it there,
+// numbered and cut as it is kept.
+func (a *Auditor) appendSigned(obj client.Object, journal []audit.Record, audited int64, rec audit.Record) ([]audit.Record, error) {
+	out, err := audit.Append(journal, audited, rec)
+	if err == nil && len(out) > len(journal) {
+		a.Keys.Sign(obj, &out[len(out)-1])
+	}
+	return out, err
 }
 
 // appendFailed refuses a change whose record could not be kept: while the
@@ -239,7 +252,7 @@ func (a *Auditor) recordDelete(ctx context.Context, req admission.Request, old c
 				return nil
 			}
 		}
-		if journal, err = audit.Append(journal, audited, rec); err != nil {
+		if journal, err = a.appendSigned(live, journal, audited, rec); err != nil {
 			return err
 		}
 		if err := audit.SetJournal(live, journal); err != nil {

@@ -20,6 +20,7 @@ import (
 	"sigs.k8s.io/controller-runtime/pkg/webhook/admission"
 
 	waygatev1 "github.com/waygate-dev/waygate/api/v1alpha1"
+	"github.com/waygate-dev/waygate/internal/audit"
 	"github.com/waygate-dev/waygate/internal/gate"
 )
 
@@ -32,13 +33,15 @@ type Options struct {
 	Operator string
 	// AuditSuppressors may suppress the audit of their changes.
 	AuditSuppressors []string
+	// Keys sign the journal records the webhook writes.
+	Keys *audit.Keyring
 }
 
 // Setup registers the admission handlers with the manager's webhook server.
 func Setup(mgr ctrl.Manager, opts Options) error {
 	mgr.GetWebhookServer().Register("/audit-waygate-dev-v1alpha1", &webhook.Admission{Handler: &Auditor{
 		Client: mgr.GetClient(), Reader: mgr.GetAPIReader(), Scheme: mgr.GetScheme(),
-		Operator: opts.Operator, Suppressors: opts.AuditSuppressors,
+		Operator: opts.Operator, Suppressors: opts.AuditSuppressors, Keys: opts.Keys,
 	}})
 	if err := ctrl.NewWebhookManagedBy(mgr, &waygatev1.FeatureFlag{}).
 		WithValidator(validator[*waygatev1.FeatureFlag]{kind: "FeatureFlag", check: checkFlag}).Complete(); err != nil {
