@@ -778,6 +778,11 @@ func TestAuditTamperedJournal(t *testing.T) {
 		if err := operator.Get(ctx, client.ObjectKeyFromObject(rg), rg); err != nil {
 			return err
 		}
+		// Plant after the creation is acknowledged, so as to replace no
+		// record of it.
+		if rg.Status.AuditSequence < 1 {
+			return fmt.Errorf("creation not acknowledged yet")
+		}
 		next := rg.Status.AuditSequence + 1
 		forged := []audit.Record{
 			{ID: "forged-1", Seq: next, Time: metav1.NowMicro(), Actor: "ceo", Platform: waygatev1.PlatformKubectl,

@@ -32,7 +32,9 @@ type AuditEntrySpec struct {
 	// global_maintenance_off, rl_policy_created, rl_policy_updated,
 	// rl_policy_deleted, rl_reset, flag_created, flag_updated, flag_enabled,
 	// flag_disabled, flag_deleted, segment_created, segment_updated,
-	// segment_deleted.
+	// segment_deleted, route_created, route_updated, route_deleted,
+	// maintenance_scheduled; audit_tampered for a journal record the audit
+	// webhook did not write.
 	// +kubebuilder:validation:MinLength=1
 	// +kubebuilder:validation:MaxLength=64
 	Action string `json:"action"`

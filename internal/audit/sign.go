@@ -136,12 +136,13 @@ func mac(key []byte, obj client.Object, rec *Record) []byte {
 }
 
 // tampered is what the log says of a record the webhook did not write.
-// It keeps the time the record claims unless that is in the future (a
-// record dated ahead would otherwise head the log).
-func tampered(rec Record, now time.Time) Record {
+// It keeps the time the record claims unless that is after now (a record
+// dated ahead would head the log): then it takes prev, the time of the
+// record before it, so that writing it again names it alike.
+func tampered(rec Record, now, prev time.Time) Record {
 	at := rec.Time
 	if at.After(now) {
-		at = metav1.NewMicroTime(now)
+		at = metav1.NewMicroTime(prev)
 	}
 	return Record{
 		ID: rec.ID, Seq: rec.Seq, Time: at, Path: rec.Path, Generation: rec.Generation,

@@ -74,11 +74,12 @@ func (w *Writer) Drain(ctx context.Context, obj Object) (retryAfter time.Duratio
 	status := obj.Common()
 	pending := Pending(journal, status.AuditSequence)
 	if w.Keys != nil {
-		now := time.Now()
+		now, prev := time.Now(), obj.GetCreationTimestamp().Time
 		for i, rec := range pending {
 			if !w.Keys.Verify(obj, rec) {
-				pending[i] = tampered(rec, now)
+				pending[i] = tampered(rec, now, prev)
 			}
+			prev = pending[i].Time.Time
 		}
 	}
 	deleting := obj.GetDeletionTimestamp() != nil
