@@ -1,6 +1,7 @@
 package audit
 
 import (
+	"cmp"
 	"context"
 	"sort"
 	"time"
@@ -57,47 +58,65 @@ func (q Query) Run(ctx context.Context, c client.Reader) (Page, error) {
 	if q.Limit <= 0 {
 		q.Limit = DefaultLimit
 	}
-	opts := []client.ListOption{client.InNamespace(q.Namespace)}
-	if f := q.Fields(); len(f) > 0 {
-		opts = append(opts, f)
+	if q.Namespace == "" {
+		return q.all(ctx, c)
 	}
 	var page Page
-	var list waygatev1.AuditEntryList
 	for cont := q.Continue; ; {
-		size := pageSize
-		if q.Namespace != "" {
-			// Pages end where this page ends, so that their Continue
-			// starts right after its last entry.
-			size = min(q.Limit-len(page.Entries), pageSize)
-		}
-		if err := c.List(ctx, &list, append(opts, client.Limit(int64(size)), client.Continue(cont))...); err != nil {
+		// Each read ends where the page ends, so that its Continue starts
+		// right after the page's last entry.
+		list, err := q.list(ctx, c, min(q.Limit-len(page.Entries), pageSize), cont)
+		if err != nil {
 			return Page{}, err
 		}
-		if page.ResourceVersion == "" {
-			page.ResourceVersion = list.ResourceVersion
-		}
-		older := false
+		page.ResourceVersion = cmp.Or(page.ResourceVersion, list.ResourceVersion)
 		for _, e := range list.Items {
 			if q.Keeps(&e) {
 				page.Entries = append(page.Entries, e)
-			} else if q.Namespace != "" && timeKeyed(e.Name) {
-				older = true // and so is everything after it
+			} else if timeKeyed(e.Name) {
+				// Older than Since, and so is everything after it.
+				page.Entries = newest(page.Entries, q.Limit)
+				return page, nil
 			}
+		}
+		if list.Continue == "" || len(page.Entries) >= q.Limit {
+			// Only entries from before time-keyed names can be out of order.
+			page.Entries, page.Continue = newest(page.Entries, q.Limit), list.Continue
+			return page, nil
 		}
 		cont = list.Continue
-		if q.Namespace == "" {
-			page.Entries = newest(page.Entries, q.Limit)
+	}
+}
+
+// all reads the entries of every namespace and keeps the newest.
+func (q Query) all(ctx context.Context, c client.Reader) (Page, error) {
+	var page Page
+	for cont := ""; ; {
+		list, err := q.list(ctx, c, pageSize, cont)
+		if err != nil {
+			return Page{}, err
 		}
-		if cont == "" || older || (q.Namespace != "" && len(page.Entries) >= q.Limit) {
-			if q.Namespace != "" && !older {
-				page.Continue = cont
+		page.ResourceVersion = cmp.Or(page.ResourceVersion, list.ResourceVersion)
+		for _, e := range list.Items {
+			if q.Keeps(&e) {
+				page.Entries = append(page.Entries, e)
 			}
-			// In one namespace only entries from before time-keyed names
-			// can be out of order.
-			page.Entries = newest(page.Entries, q.Limit)
+		}
+		page.Entries = newest(page.Entries, q.Limit)
+		if cont = list.Continue; cont == "" {
 			return page, nil
 		}
 	}
+}
+
+// list reads one page of at most size entries from cont.
+func (q Query) list(ctx context.Context, c client.Reader, size int, cont string) (*waygatev1.AuditEntryList, error) {
+	opts := []client.ListOption{client.InNamespace(q.Namespace), client.Limit(int64(size)), client.Continue(cont)}
+	if f := q.Fields(); len(f) > 0 {
+		opts = append(opts, f)
+	}
+	var list waygatev1.AuditEntryList
+	return &list, c.List(ctx, &list, opts...)
 }
 
 // timeKeyed tells whether an entry's name starts with a time key (entries
