@@ -2,6 +2,7 @@ package main
 
 import (
 	"context"
+	"fmt"
 	"net/http"
 	"os"
 	"path/filepath"
@@ -123,8 +124,17 @@ func testGateway(t *testing.T, ns, base string, up *realservers.Upstream) {
 	}
 
 	// The rate limit: two allowed, then 429 with its headers, though the
-	// client claims other addresses in X-Forwarded-For.
-	waitFor(t, http.StatusOK, "", func() answer { return get(t, "GET", base+"/search") })
+	// client claims other addresses in X-Forwarded-For. The gate has the
+	// policy once it limits another client (asked directly).
+	eventually(t, 10*time.Second, func() error {
+		if a := check(t, gw, ns, "payments", "GET", "/search", "X-Forwarded-For", "192.0.2.99"); a.Header.Get("X-RateLimit-Limit") != "2" {
+			return fmt.Errorf("the gate does not limit /search yet: %s", a)
+		}
+		return nil
+	})
+	if a := get(t, "GET", base+"/search"); a.Status != http.StatusOK {
+		t.Fatalf("first request: %s", a)
+	}
 	before = up.Hits()
 	a = get(t, "GET", base+"/search", "X-Forwarded-For", "198.51.100.1")
 	if a.Status != http.StatusOK {

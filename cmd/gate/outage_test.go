@@ -57,13 +57,21 @@ func TestRedisSharedCounters(t *testing.T) {
 	p := &waygatev1.RateLimitPolicy{ObjectMeta: metav1.ObjectMeta{Namespace: ns, Name: "shared"}, Spec: waygatev1.RateLimitPolicySpec{
 		Route: "*", Service: "api", Limit: fmt.Sprint(limit, "/hour"), Algorithm: waygatev1.SlidingWindow, KeyStrategy: waygatev1.KeyGlobal, Enabled: true,
 	}}
-	if err := k8s.Create(context.Background(), p); err != nil {
-		t.Fatal(err)
+	// A policy created after the shared one, for another service: once a
+	// gate limits its requests, it has the shared policy too (one informer
+	// delivers a kind's events in order).
+	marker := &waygatev1.RateLimitPolicy{ObjectMeta: metav1.ObjectMeta{Namespace: ns, Name: "marker"}, Spec: waygatev1.RateLimitPolicySpec{
+		Route: "*", Service: "marker", Limit: "1000000/hour", Algorithm: waygatev1.FixedWindow, KeyStrategy: waygatev1.KeyGlobal, Enabled: true,
+	}}
+	for _, o := range []*waygatev1.RateLimitPolicy{p, marker} {
+		if err := k8s.Create(context.Background(), o); err != nil {
+			t.Fatal(err)
+		}
 	}
 	for _, g := range gates {
 		eventually(t, 10*time.Second, func() error {
-			if a := check(t, g, ns, "warmup", "GET", "/"); a.Status != http.StatusOK {
-				return fmt.Errorf("%s", a)
+			if a := check(t, g, ns, "marker", "GET", "/"); a.Header.Get("X-RateLimit-Limit") == "" {
+				return fmt.Errorf("the gate does not limit yet: %s", a)
 			}
 			return nil
 		})

@@ -52,12 +52,19 @@ func TestWindowsSwitchOnTheGateClock(t *testing.T) {
 		Route: "GET:/reports", Service: "payments", State: waygatev1.RouteActive, Reason: "Re-index",
 		Window: &waygatev1.MaintenanceWindow{Start: metav1.NewTime(start), End: metav1.NewTime(end)},
 	}}
-	if err := k8s.Create(context.Background(), rg); err != nil {
-		t.Fatal(err)
+	// A gate in maintenance created after the window's: once the gate
+	// refuses its route, it has the window too (one informer delivers a
+	// kind's events in order).
+	marker := &waygatev1.RouteGate{ObjectMeta: metav1.ObjectMeta{Namespace: ns, Name: "marker"}, Spec: waygatev1.RouteGateSpec{
+		Route: "GET:/marker", Service: "payments", State: waygatev1.RouteMaintenance,
+	}}
+	for _, o := range []*waygatev1.RouteGate{rg, marker} {
+		if err := k8s.Create(context.Background(), o); err != nil {
+			t.Fatal(err)
+		}
 	}
 	ask := func() answer { return check(t, gw, ns, "payments", "GET", "/reports") }
-	// The gate has the window once it answers for the namespace at all.
-	waitFor(t, http.StatusOK, "", ask)
+	waitFor(t, http.StatusServiceUnavailable, "MAINTENANCE_MODE", func() answer { return check(t, gw, ns, "payments", "GET", "/marker") })
 	if time.Now().After(start) {
 		t.Fatal("the window opened before the gate saw it (more than 4 s after the create)")
 	}

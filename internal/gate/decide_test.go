@@ -7,7 +7,6 @@ import (
 	"net/http"
 	"net/netip"
 	"reflect"
-	"strings"
 	"testing"
 	"time"
 
@@ -238,9 +237,6 @@ func TestBodiesAreJSONEvenWithOddReasons(t *testing.T) {
 	var v map[string]map[string]string
 	if err := json.Unmarshal(d.Body(), &v); err != nil || v["error"]["reason"] != d.Reason {
 		t.Fatalf("body %s: %v", d.Body(), err)
-	}
-	if strings.Contains(string(d.Body()), "\n") {
-		t.Fatal("a body must stay on one line (nginx hands it on in a header)")
 	}
 }
 
