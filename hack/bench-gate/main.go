@@ -92,11 +92,11 @@ func (b *bench) run(manager, gateBin string, d time.Duration, changes int) error
 	fmt.Printf("forward-auth, wrk -t2, %s per run (an allowed request to a gated namespace with 200 routes)\n", d)
 	fmt.Printf("%-28s %6s %12s %10s\n", "target", "conns", "requests/s", "p99")
 	for _, conns := range []int{16, 64} {
-		ceiling, err := measure(d, conns, "http://"+nginxAddr+"/", meter("nginx", nginx.Pid()))
+		ceiling, err := measure(d, conns, "http://"+nginxAddr+"/", new(cputime.Meter).Add("nginx", nginx.Pid()))
 		if err != nil {
 			return err
 		}
-		gate, err := measure(d, conns, check(mem, "/api/v1/resource150/42"), meter("gate", mem.Pid))
+		gate, err := measure(d, conns, check(mem, "/api/v1/resource150/42"), new(cputime.Meter).Add("gate", mem.Pid))
 		if err != nil {
 			return err
 		}
@@ -114,7 +114,7 @@ func (b *bench) run(manager, gateBin string, d time.Duration, changes int) error
 			name string
 			g    *controlplane.Gate
 			m    *cputime.Meter
-		}{{"counters in memory", mem, meter("gate", mem.Pid)}, {"counters in Redis", shared, meter("gate", shared.Pid, "redis", redis.Pid())}} {
+		}{{"counters in memory", mem, new(cputime.Meter).Add("gate", mem.Pid)}, {"counters in Redis", shared, new(cputime.Meter).Add("gate", shared.Pid).Add("redis", redis.Pid())}} {
 			stopProfile := func() {}
 			if round == 0 {
 				stopProfile = profile(pprof[i], c.name, d)
@@ -200,15 +200,6 @@ type wrkResult struct {
 	p99 string
 	// cpu is what a request cost each process, wrk included.
 	cpu string
-}
-
-// meter meters the processes given as name, pid pairs.
-func meter(namePids ...any) *cputime.Meter {
-	m := &cputime.Meter{}
-	for i := 0; i+1 < len(namePids); i += 2 {
-		m.Add(namePids[i].(string), namePids[i+1].(int))
-	}
-	return m
 }
 
 // measure runs wrk (see wrk) and says what a request cost the processes

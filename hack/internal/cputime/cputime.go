@@ -23,9 +23,10 @@ type Meter struct {
 	pids  []int
 }
 
-// Add meters the process pid as name.
-func (m *Meter) Add(name string, pid int) {
+// Add meters the process pid as name, and returns m.
+func (m *Meter) Add(name string, pid int) *Meter {
 	m.names, m.pids = append(m.names, name), append(m.pids, pid)
+	return m
 }
 
 // AddBinary meters the process running the binary at path as name.
