@@ -33,7 +33,9 @@ var countersScript = rueidis.NewLuaScript(countersLua)
 // closed), the failure is counted and logged at most every logEvery, and
 // the client reconnects by itself.
 type RedisCounters struct {
-	client  atomic.Pointer[rueidis.Client]
+	client atomic.Pointer[rueidis.Client]
+	// dialing is set while a connection is tried in the background.
+	dialing atomic.Bool
 	opt     rueidis.ClientOption
 	timeout time.Duration
 	metrics *Metrics
@@ -50,7 +52,6 @@ type RedisCounters struct {
 	down     bool
 	failures int
 	lastLog  time.Time
-	dialing  atomic.Bool
 }
 
 // logEvery bounds the log lines about an unreachable Redis.
