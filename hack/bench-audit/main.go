@@ -4,10 +4,17 @@
 //
 //   - the API server's write rates: ConfigMap updates, AuditEntry creates,
 //     and plain custom-resource patches (no webhook, no controller), the
-//     ceiling;
+//     ceiling; the same patches through a webhook that allows them unchanged
+//     (what calling a webhook costs);
+//   - RouteGate changes made with the operator's identity, which are not
+//     audited but still have their status computed (what the kind and its
+//     controller cost);
 //   - the sustained rate of audited changes (RouteGate updates until their
 //     entries exist), which should be at least a third of the ceiling, as a
 //     change costs three writes (the change, the entry, the status);
+//   - for both RouteGate runs, the API requests each change caused, from the
+//     API server's metrics (status writes, webhook calls: a call more than
+//     one a change is a patch the API server retried).
 //   - p50 and p99 latency from a change being accepted to its AuditEntry
 //     existing, at 20 changes a second, and entries lost (must be 0);
 //   - the operator's resident memory with 5,000 RouteGates and 50,000
@@ -17,10 +24,13 @@ package main
 
 import (
 	"context"
+	"crypto/tls"
 	"errors"
 	"flag"
 	"fmt"
 	"io"
+	"maps"
+	"net"
 	"net/http"
 	"os"
 	"os/exec"
@@ -34,6 +44,10 @@ import (
 	"syscall"
 	"time"
 
+	dto "github.com/prometheus/client_model/go"
+	"github.com/prometheus/common/expfmt"
+	"github.com/prometheus/common/model"
+	admissionregistrationv1 "k8s.io/api/admissionregistration/v1"
 	corev1 "k8s.io/api/core/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
@@ -44,6 +58,7 @@ import (
 	ctrl "sigs.k8s.io/controller-runtime"
 	"sigs.k8s.io/controller-runtime/pkg/client"
 	"sigs.k8s.io/controller-runtime/pkg/log/zap"
+	"sigs.k8s.io/controller-runtime/pkg/webhook/admission"
 
 	waygatev1 "github.com/waygate-dev/waygate/api/v1alpha1"
 	"github.com/waygate-dev/waygate/hack/internal/cputime"
@@ -96,7 +111,7 @@ func run(ctx context.Context, phases map[string]bool, manager string, workers in
 	}
 	defer op.Stop()
 	c := cp.Client
-	for _, ns := range []string{"bench-raw", "bench-rate", "bench-latency", "bench-memory"} {
+	for _, ns := range []string{"bench-raw", "bench-unaudited", "bench-rate", "bench-latency", "bench-memory"} {
 		if err := c.Create(ctx, &corev1.Namespace{ObjectMeta: metav1.ObjectMeta{Name: ns}}); err != nil {
 			return err
 		}
@@ -137,18 +152,60 @@ func run(ctx context.Context, phases map[string]bool, manager string, workers in
 			float64(crdCost)/float64(rawCost), float64(rawCost)/float64(3*crdCost))
 		// The ceiling of the audit issue: custom-resource patches of a
 		// change's size, with no webhook and no controller.
+		if err := plainCRD(ctx, cp); err != nil {
+			return err
+		}
 		before = cpu.Sample()
-		patches, err := crPatchRate(ctx, cp, workers, duration)
+		patches, err := crPatchRate(ctx, cp, "plain", workers, duration)
 		if err != nil {
 			return err
 		}
 		fmt.Printf("plain custom-resource patches (no webhook, no controller): %7.1f /s\n", patches)
 		fmt.Printf("  %s\n", cpu.Since(before, int64(patches*duration.Seconds())).Format(time.Millisecond, "ms"))
+		// What calling any webhook costs: the same patches through one that
+		// allows them unchanged.
+		if err := allowingWebhook(ctx, cp); err != nil {
+			return err
+		}
+		before = cpu.Sample()
+		allowed, err := crPatchRate(ctx, cp, "allowed", workers, duration)
+		if err != nil {
+			return err
+		}
+		allowedCost := cpu.Since(before, int64(allowed*duration.Seconds()))
+		fmt.Printf("  the same patches through a webhook that allows them unchanged: %7.1f /s (%.2f of plain)\n", allowed, allowed/patches)
+		fmt.Printf("  %s\n", allowedCost.Format(time.Millisecond, "ms"))
+		fmt.Printf("  with an AuditEntry create on top of each, audited/plain is at most %.2f\n",
+			float64(allowedCost.Total())/float64(allowedCost.Total()+crdCost)*allowed/patches)
 
 		var profiling sync.WaitGroup
 		if profile != "" {
 			profiling.Go(func() { cpuProfiles(ctx, cp, pprofAddr, profile, duration) })
 		}
+		// The kind's own cost: the same changes to RouteGates made with the
+		// operator's identity, which the audit webhook skips (no journal, no
+		// entry); the controller still computes and writes their status.
+		opc, err := client.New(cp.Operator, client.Options{Scheme: controlplane.Scheme})
+		if err != nil {
+			return err
+		}
+		reqs, err := requests(ctx, cp)
+		if err != nil {
+			return err
+		}
+		before = cpu.Sample()
+		unaudited, start, err := gatePatches(ctx, c, opc, "bench-unaudited", workers, duration)
+		if err != nil {
+			return err
+		}
+		unauditedRate := float64(unaudited) / time.Since(start).Seconds()
+		fmt.Printf("RouteGate changes, not audited (the operator's identity; its controller still writes status): %7.1f /s (%.2f of plain)\n",
+			unauditedRate, unauditedRate/patches)
+		fmt.Printf("  %s\n", cpu.Since(before, unaudited).Format(time.Millisecond, "ms"))
+		if reqs, err = printRequests(ctx, cp, reqs, unaudited); err != nil {
+			return err
+		}
+
 		before = cpu.Sample()
 		audited, changes, lost, err := auditedRate(ctx, c, workers, duration)
 		profiling.Wait()
@@ -156,8 +213,11 @@ func run(ctx context.Context, phases map[string]bool, manager string, workers in
 			return err
 		}
 		fmt.Printf("  %s\n", cpu.Since(before, changes).Format(time.Millisecond, "ms"))
-		fmt.Printf("audited changes sustained (to entry written): %7.1f /s   %.2f of plain custom-resource patches (target >= 0.33), %.2f of ConfigMap updates, lost %d\n",
-			audited, audited/patches, audited/raw, lost)
+		if _, err := printRequests(ctx, cp, reqs, changes); err != nil {
+			return err
+		}
+		fmt.Printf("audited changes sustained (to entry written): %7.1f /s   %.2f of plain custom-resource patches (target >= 0.33), %.2f of unaudited RouteGate changes, %.2f of ConfigMap updates, lost %d\n",
+			audited, audited/patches, audited/unauditedRate, audited/raw, lost)
 	}
 	if phases["latency"] {
 		p50, p99, n, lost2, err := latency(ctx, cp, 20, 15*time.Second)
@@ -274,10 +334,9 @@ func crdRate(ctx context.Context, cp *controlplane.ControlPlane, workers int, d 
 	return float64(done.Load()) / d.Seconds(), err
 }
 
-// crPatchRate is the rate of merge patches of a spec field, as large as an
-// audited change's, to objects of a custom resource with no webhook and no
-// controller (a CRD of the benchmark's own).
-func crPatchRate(ctx context.Context, cp *controlplane.ControlPlane, workers int, d time.Duration) (float64, error) {
+// plainCRD installs the benchmark's own custom resource, Plain: a spec with
+// a route and a reason, no webhook, no controller.
+func plainCRD(ctx context.Context, cp *controlplane.ControlPlane) error {
 	crd := &unstructured.Unstructured{Object: map[string]any{
 		"apiVersion": "apiextensions.k8s.io/v1", "kind": "CustomResourceDefinition",
 		"metadata": map[string]any{"name": "plains.bench.waygate.dev"},
@@ -293,17 +352,20 @@ func crPatchRate(ctx context.Context, cp *controlplane.ControlPlane, workers int
 			}}},
 		},
 	}}
-	if err := cp.Client.Create(ctx, crd); err != nil {
-		return 0, err
-	}
+	return cp.Client.Create(ctx, crd)
+}
+
+// crPatchRate is the rate of merge patches of a spec field, as large as an
+// audited change's, to Plain objects named prefix-<worker>.
+func crPatchRate(ctx context.Context, cp *controlplane.ControlPlane, prefix string, workers int, d time.Duration) (float64, error) {
 	objs := make([]*unstructured.Unstructured, workers)
 	for i := range objs {
 		objs[i] = &unstructured.Unstructured{Object: map[string]any{
 			"apiVersion": "bench.waygate.dev/v1", "kind": "Plain",
-			"metadata": map[string]any{"name": fmt.Sprintf("plain-%d", i), "namespace": "bench-raw"},
+			"metadata": map[string]any{"name": fmt.Sprintf("%s-%d", prefix, i), "namespace": "bench-raw"},
 			"spec":     map[string]any{"route": "GET:/plain", "reason": "start"},
 		}}
-		// The new kind is served a moment after it is created.
+		// A new kind or webhook is in effect a moment after it is created.
 		if err := wait.PollUntilContextTimeout(ctx, 100*time.Millisecond, 30*time.Second, true, func(ctx context.Context) (bool, error) {
 			return cp.Client.Create(ctx, objs[i]) == nil, nil
 		}); err != nil {
@@ -322,6 +384,39 @@ func crPatchRate(ctx context.Context, cp *controlplane.ControlPlane, workers int
 	return float64(done.Load()) / d.Seconds(), err
 }
 
+// allowingWebhook serves, from this process, a mutating webhook for Plains
+// that allows every request unchanged (controller-runtime's admission
+// handling, as the operator's), and registers it with the API server: the
+// cost of calling a webhook at all.
+func allowingWebhook(ctx context.Context, cp *controlplane.ControlPlane) error {
+	cert, err := tls.LoadX509KeyPair(filepath.Join(cp.Webhook.LocalServingCertDir, "tls.crt"), filepath.Join(cp.Webhook.LocalServingCertDir, "tls.key"))
+	if err != nil {
+		return err
+	}
+	ln, err := tls.Listen("tcp", net.JoinHostPort(cp.Webhook.LocalServingHost, "0"), &tls.Config{Certificates: []tls.Certificate{cert}, MinVersion: tls.VersionTLS12})
+	if err != nil {
+		return err
+	}
+	allow := &admission.Webhook{Handler: admission.HandlerFunc(func(context.Context, admission.Request) admission.Response {
+		return admission.Allowed("")
+	})}
+	srv := &http.Server{Handler: allow, ReadHeaderTimeout: 10 * time.Second}
+	go func() { _ = srv.Serve(ln) }()
+	context.AfterFunc(ctx, func() { _ = srv.Close() })
+	url := "https://" + ln.Addr().String() + "/allow"
+	none := admissionregistrationv1.SideEffectClassNone
+	return cp.Client.Create(ctx, &admissionregistrationv1.MutatingWebhookConfiguration{
+		ObjectMeta: metav1.ObjectMeta{Name: "bench-allow"},
+		Webhooks: []admissionregistrationv1.MutatingWebhook{{
+			Name:                    "allow.bench.waygate.dev",
+			ClientConfig:            admissionregistrationv1.WebhookClientConfig{URL: &url, CABundle: cp.Webhook.LocalServingCAData},
+			Rules:                   []admissionregistrationv1.RuleWithOperations{{Operations: []admissionregistrationv1.OperationType{admissionregistrationv1.OperationAll}, Rule: admissionregistrationv1.Rule{APIGroups: []string{"bench.waygate.dev"}, APIVersions: []string{"v1"}, Resources: []string{"plains"}}}},
+			SideEffects:             &none,
+			AdmissionReviewVersions: []string{"v1"},
+		}},
+	})
+}
+
 // fillerEntry is an entry as the operator would write it (named by its
 // time), about gate-<i>.
 func fillerEntry(ns, name string, i int) *waygatev1.AuditEntry {
@@ -336,33 +431,40 @@ func fillerEntry(ns, name string, i int) *waygatev1.AuditEntry {
 	}
 }
 
-// auditedRate updates RouteGates as fast as workers can for d, then waits for
-// every change's entry; the rate counts until the last entry exists.
-func auditedRate(ctx context.Context, c client.Client, workers int, d time.Duration) (rate float64, changes int64, lost int, err error) {
-	const ns = "bench-rate"
+// gatePatches creates workers RouteGates in ns (as c), waits for the entries
+// of their creation, and changes their reason as patcher as fast as workers
+// can for d. It returns the changes made and when the first began.
+func gatePatches(ctx context.Context, c, patcher client.Client, ns string, workers int, d time.Duration) (changes int64, start time.Time, err error) {
 	rgs := make([]*waygatev1.RouteGate, workers)
 	for i := range rgs {
 		rgs[i] = benchGate(ns, fmt.Sprintf("rate-%d", i))
 		if err := c.Create(ctx, rgs[i]); err != nil {
-			return 0, 0, 0, err
+			return 0, start, err
 		}
 	}
 	if err := waitCount(ctx, c, ns, workers, time.Minute); err != nil {
-		return 0, 0, 0, err
+		return 0, start, err
 	}
 	var accepted atomic.Int64
-	start := time.Now()
+	start = time.Now()
 	err = forEachWorker(ctx, workers, d, func(i, n int) error {
-		if err := setReason(ctx, c, rgs[i], fmt.Sprintf("w%d-%d", i, n)); err != nil {
+		if err := setReason(ctx, patcher, rgs[i], fmt.Sprintf("w%d-%d", i, n)); err != nil {
 			return err
 		}
 		accepted.Add(1)
 		return nil
 	})
+	return accepted.Load(), start, err
+}
+
+// auditedRate changes RouteGates as fast as workers can for d, then waits
+// for every change's entry; the rate counts until the last entry exists.
+func auditedRate(ctx context.Context, c client.Client, workers int, d time.Duration) (rate float64, changes int64, lost int, err error) {
+	const ns = "bench-rate"
+	changes, start, err := gatePatches(ctx, c, c, ns, workers, d)
 	if err != nil {
 		return 0, 0, 0, err
 	}
-	changes = accepted.Load()
 	want := workers + int(changes)
 	took := time.Since(start)
 	err = waitCount(ctx, c, ns, want, 2*time.Minute)
@@ -673,4 +775,70 @@ func waitCount(ctx context.Context, c client.Client, ns string, want int, timeou
 		case <-time.After(100 * time.Millisecond):
 		}
 	}
+}
+
+// requests counts the API server's requests to Waygate's kinds so far, by
+// "VERB resource[/subresource]", and its calls of the audit webhook, from
+// its metrics.
+func requests(ctx context.Context, cp *controlplane.ControlPlane) (map[string]float64, error) {
+	rc, err := rest.HTTPClientFor(cp.Admin)
+	if err != nil {
+		return nil, err
+	}
+	req, err := http.NewRequestWithContext(ctx, http.MethodGet, strings.TrimSuffix(cp.Admin.Host, "/")+"/metrics", nil)
+	if err != nil {
+		return nil, err
+	}
+	resp, err := rc.Do(req)
+	if err != nil {
+		return nil, err
+	}
+	defer func() { _ = resp.Body.Close() }()
+	parser := expfmt.NewTextParser(model.UTF8Validation)
+	families, err := parser.TextToMetricFamilies(resp.Body)
+	if err != nil {
+		return nil, fmt.Errorf("reading the API server's metrics: %w", err)
+	}
+	counts := map[string]float64{}
+	label := func(m *dto.Metric, name string) string {
+		for _, l := range m.GetLabel() {
+			if l.GetName() == name {
+				return l.GetValue()
+			}
+		}
+		return ""
+	}
+	for _, m := range families["apiserver_request_total"].GetMetric() {
+		if label(m, "group") != waygatev1.GroupVersion.Group {
+			continue
+		}
+		what := label(m, "resource")
+		if sub := label(m, "subresource"); sub != "" {
+			what += "/" + sub
+		}
+		counts[label(m, "verb")+" "+what] += m.GetCounter().GetValue()
+	}
+	for _, m := range families["apiserver_admission_webhook_admission_duration_seconds"].GetMetric() {
+		if label(m, "name") == "audit.waygate.dev" {
+			counts["audit webhook calls"] += float64(m.GetHistogram().GetSampleCount())
+		}
+	}
+	return counts, nil
+}
+
+// printRequests prints the requests made since before, per change, and
+// returns the counts now.
+func printRequests(ctx context.Context, cp *controlplane.ControlPlane, before map[string]float64, changes int64) (map[string]float64, error) {
+	after, err := requests(ctx, cp)
+	if err != nil {
+		return nil, err
+	}
+	var parts []string
+	for _, k := range slices.Sorted(maps.Keys(after)) {
+		if n := after[k] - before[k]; n >= 0.005*float64(changes) {
+			parts = append(parts, fmt.Sprintf("%s %.2f", k, n/float64(changes)))
+		}
+	}
+	fmt.Printf("  API requests per change: %s\n", strings.Join(parts, ", "))
+	return after, nil
 }
