@@ -80,7 +80,7 @@ func waitEntries(t *testing.T, ns, name string, n int) []waygatev1.AuditEntry {
 			t.Fatalf("%s: %d audit entries, want %d:\n%s", name, len(got), n, describeEntries(got))
 		}
 		if len(got) < n {
-			return fmt.Errorf("%s: %d audit entries, want %d", name, len(got), n)
+			return fmt.Errorf("%s: %d audit entries, want %d:\n%s", name, len(got), n, describeEntries(got))
 		}
 		return nil
 	})
@@ -787,7 +787,7 @@ func TestAuditTamperedJournal(t *testing.T) {
 		forged := []audit.Record{
 			{ID: "forged-1", Seq: next, Time: metav1.NowMicro(), Actor: "ceo", Platform: waygatev1.PlatformKubectl,
 				Action: "maintenance_off", Path: "GET:/planted", Old: "maintenance", New: "active"},
-			{ID: "forged-2", Seq: next + 1, Time: metav1.NewMicroTime(time.Now().Add(time.Hour)), Actor: "ceo", Platform: waygatev1.PlatformKubectl,
+			{ID: "forged-2", Seq: next + 1, Time: metav1.NewMicroTime(clk.Now().Add(time.Hour)), Actor: "ceo", Platform: waygatev1.PlatformKubectl,
 				Action: "route_deleted", Path: "GET:/planted", Delete: true},
 		}
 		if err := audit.SetJournal(rg, forged); err != nil {

@@ -12,6 +12,7 @@ import (
 	"github.com/open-policy-agent/cert-controller/pkg/rotator"
 	"k8s.io/apimachinery/pkg/types"
 	"k8s.io/client-go/rest"
+	"k8s.io/utils/clock"
 	"k8s.io/utils/ptr"
 	ctrl "sigs.k8s.io/controller-runtime"
 	"sigs.k8s.io/controller-runtime/pkg/config"
@@ -66,6 +67,9 @@ type ManagerOptions struct {
 	// SkipNameValidation lets one process start the operator more than once
 	// (tests that restart it).
 	SkipNameValidation bool
+	// Clock is the operator's time (default the wall clock): tests give one
+	// they can move.
+	Clock clock.WithTicker
 }
 
 // NewManager composes the operator for cfg, ready to Start: the
@@ -104,7 +108,10 @@ func NewManager(ctx context.Context, cfg *rest.Config, o ManagerOptions) (ctrl.M
 	if err := mgr.Add(keys); err != nil {
 		return nil, err
 	}
-	if err := Setup(mgr, o.Concurrency, keys); err != nil {
+	if o.Clock == nil {
+		o.Clock = clock.RealClock{}
+	}
+	if err := Setup(mgr, o.Concurrency, keys, o.Clock); err != nil {
 		return nil, fmt.Errorf("setting up controllers: %w", err)
 	}
 	if err := mgr.Add(&audit.Retention{
@@ -138,7 +145,7 @@ func NewManager(ctx context.Context, cfg *rest.Config, o ManagerOptions) (ctrl.M
 	var webhooks atomic.Pointer[healthz.Checker]
 	var failed atomic.Pointer[error]
 	setup := func() error {
-		if err := waygatewebhook.Setup(mgr, waygatewebhook.Options{Operator: me, AuditSuppressors: o.AuditSuppressors, Keys: keys}); err != nil {
+		if err := waygatewebhook.Setup(mgr, waygatewebhook.Options{Operator: me, AuditSuppressors: o.AuditSuppressors, Keys: keys, Clock: o.Clock}); err != nil {
 			return fmt.Errorf("registering the admission webhooks: %w", err)
 		}
 		started := mgr.GetWebhookServer().StartedChecker()

@@ -8,6 +8,7 @@ import (
 	corev1 "k8s.io/api/core/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/client-go/tools/events"
+	"k8s.io/utils/clock"
 	ctrl "sigs.k8s.io/controller-runtime"
 	"sigs.k8s.io/controller-runtime/pkg/client"
 	"sigs.k8s.io/controller-runtime/pkg/controller"
@@ -40,6 +41,7 @@ type RouteGateReconciler struct {
 	client.Client
 	Audit    *audit.Writer
 	Recorder events.EventRecorder
+	Clock    clock.PassiveClock
 }
 
 // +kubebuilder:rbac:groups=waygate.dev,resources=routegates,verbs=get;list;watch
@@ -50,13 +52,14 @@ type RouteGateReconciler struct {
 // asks to be called again when a window starts or ends.
 func (r *RouteGateReconciler) Reconcile(ctx context.Context, req reconcile.Request) (reconcile.Result, error) {
 	return reconcileKind(ctx, r.Client, r.Audit, req.NamespacedName, func(rg, was *waygatev1.RouteGate) (reconcile.Result, error) {
-		return r.compute(ctx, rg, &was.Status)
+		return r.compute(ctx, rg, was)
 	})
 }
 
-// compute fills in rg's status; before is its status as last written.
-func (r *RouteGateReconciler) compute(ctx context.Context, rg *waygatev1.RouteGate, before *waygatev1.RouteGateStatus) (reconcile.Result, error) {
-	now := time.Now()
+// compute fills in rg's status; was is rg as read, with its status as last
+// written.
+func (r *RouteGateReconciler) compute(ctx context.Context, rg, was *waygatev1.RouteGate) (reconcile.Result, error) {
+	now := r.Clock.Now()
 	var peers waygatev1.RouteGateList
 	if err := r.List(ctx, &peers, indexed(rg.Namespace, routeKeyIndex, scopeKey(rg.Spec.Service, rg.Spec.Route))...); err != nil {
 		return reconcile.Result{}, err
@@ -82,9 +85,17 @@ func (r *RouteGateReconciler) compute(ctx context.Context, rg *waygatev1.RouteGa
 		reason, msg := readyReason(rg, eff)
 		setReady(rg.Common(), rg.Generation, true, reason, msg)
 	}
-	if err := r.recordWindowTransitions(ctx, rg, before, now); err != nil {
+	// The window's boundaries passed since the status was last computed
+	// (or since the edit that made this generation) are the scheduler's
+	// changes: recorded before the status that shows them.
+	journal, err := audit.Journal(was)
+	if err != nil {
 		return reconcile.Result{}, err
 	}
+	if err := r.Audit.Write(ctx, rg, audit.Unrecorded(was, journal, now)...); err != nil {
+		return reconcile.Result{}, err
+	}
+	before := &was.Status
 	if before.State != "" && before.State != eff.State {
 		r.Recorder.Eventf(rg, nil, corev1.EventTypeNormal, "StateChanged", "ChangeState",
 			"route %s: %s → %s%s", rg.Spec.Route, before.State, eff.State, because(eff.Reason))
@@ -95,25 +106,6 @@ func (r *RouteGateReconciler) compute(ctx context.Context, rg *waygatev1.RouteGa
 	// A second late rather than early: the clock must have passed the
 	// boundary when we compute again.
 	return reconcile.Result{RequeueAfter: eff.Next.Sub(now) + time.Second}, nil
-}
-
-// recordWindowTransitions writes an entry, as the scheduler, for each
-// boundary of rg's window passed since the last reconcile of this generation
-// (whose status is last): the boundaries between the transition then
-// expected and now.
-func (r *RouteGateReconciler) recordWindowTransitions(ctx context.Context, rg *waygatev1.RouteGate, last *waygatev1.RouteGateStatus, now time.Time) error {
-	// A newer generation's edit recorded the transitions of this one (the
-	// webhook does, before the edit).
-	expected := last.NextTransition
-	if expected == nil || last.ObservedGeneration != rg.Generation {
-		return nil
-	}
-	for _, rec := range audit.WindowTransitions(rg, expected.Time, now) {
-		if err := r.Audit.Write(ctx, rg, rec); err != nil {
-			return err
-		}
-	}
-	return nil
 }
 
 // serviceGates lists the service-wide gates that may cover rg: those of its

@@ -1,20 +1,30 @@
 package controllers
 
 import (
+	"k8s.io/client-go/util/workqueue"
+	"k8s.io/utils/clock"
 	ctrl "sigs.k8s.io/controller-runtime"
 	"sigs.k8s.io/controller-runtime/pkg/cache"
 	"sigs.k8s.io/controller-runtime/pkg/controller"
+	"sigs.k8s.io/controller-runtime/pkg/reconcile"
 
 	"github.com/waygate-dev/waygate/internal/audit"
 )
 
 // Setup registers every Waygate reconciler with the manager. Each drains its
 // objects' audit journals before anything else, and reconciles up to
-// concurrency objects at once.
-func Setup(mgr ctrl.Manager, concurrency int, keys *audit.Keyring) error {
-	opts := controller.Options{MaxConcurrentReconciles: concurrency}
-	c, w := mgr.GetClient(), &audit.Writer{Client: mgr.GetClient(), Keys: keys}
-	if err := (&RouteGateReconciler{Client: c, Audit: w, Recorder: mgr.GetEventRecorder("waygate")}).SetupWithManager(mgr, opts); err != nil {
+// concurrency objects at once. Windows open and close, and reconciles wait,
+// on clk: the wall clock, or a test's.
+func Setup(mgr ctrl.Manager, concurrency int, keys *audit.Keyring, clk clock.WithTicker) error {
+	opts := controller.Options{
+		MaxConcurrentReconciles: concurrency,
+		// A reconcile asked for later (a window's boundary) waits on clk.
+		NewQueue: func(name string, limiter workqueue.TypedRateLimiter[reconcile.Request]) workqueue.TypedRateLimitingInterface[reconcile.Request] {
+			return workqueue.NewTypedRateLimitingQueueWithConfig(limiter, workqueue.TypedRateLimitingQueueConfig[reconcile.Request]{Name: name, Clock: clk})
+		},
+	}
+	c, w := mgr.GetClient(), &audit.Writer{Client: mgr.GetClient(), Keys: keys, Clock: clk}
+	if err := (&RouteGateReconciler{Client: c, Audit: w, Recorder: mgr.GetEventRecorder("waygate"), Clock: clk}).SetupWithManager(mgr, opts); err != nil {
 		return err
 	}
 	if err := (&FeatureFlagReconciler{Client: c, Audit: w}).SetupWithManager(mgr, opts); err != nil {

@@ -30,6 +30,8 @@ var (
 	operator client.Client
 	// stopOperator stops the running operator (tests may restart it).
 	stopOperator func()
+	// clk is the operator's clock: tests skip ahead to a window's boundary.
+	clk = operatortest.NewClock(context.Background())
 )
 
 func TestMain(m *testing.M) {
@@ -59,7 +61,7 @@ func runSuite(m *testing.M) int {
 }
 
 // startOperator runs the operator; "seeder" may suppress auditing.
-func startOperator() (stop func(), err error) { return operatortest.Start(cp, "seeder") }
+func startOperator() (stop func(), err error) { return operatortest.Start(cp, clk, "seeder") }
 
 var nsCount atomic.Int32
 

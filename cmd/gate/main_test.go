@@ -65,7 +65,7 @@ func runSuite(m *testing.M) int {
 		fmt.Fprintln(os.Stderr, err)
 		return 1
 	}
-	stop, err := operatortest.Start(cp)
+	stop, err := operatortest.Start(cp, nil)
 	if err != nil {
 		fmt.Fprintln(os.Stderr, err)
 		return 1

@@ -47,7 +47,7 @@ func runSuite(m *testing.M) int {
 		return 1
 	}
 	defer func() { _ = cp.Stop() }()
-	stop, err := operatortest.Start(cp)
+	stop, err := operatortest.Start(cp, nil)
 	if err != nil {
 		fmt.Fprintln(os.Stderr, err)
 		return 1

@@ -7,8 +7,12 @@ import (
 	"context"
 	"fmt"
 	"os"
+	"sync"
 	"testing"
 	"time"
+
+	"k8s.io/utils/clock"
+	clocktesting "k8s.io/utils/clock/testing"
 
 	metricsserver "sigs.k8s.io/controller-runtime/pkg/metrics/server"
 	"sigs.k8s.io/controller-runtime/pkg/webhook"
@@ -19,8 +23,9 @@ import (
 
 // Start runs the operator, composed as cmd/manager composes it
 // (controllers.NewManager), as its service account with the RBAC of config/rbac,
-// until stop is called. suppressors may suppress auditing of their changes.
-func Start(cp *controlplane.ControlPlane, suppressors ...string) (stop func(), err error) {
+// until stop is called. Its time is clk (nil: the wall clock);
+// suppressors may suppress auditing of their changes.
+func Start(cp *controlplane.ControlPlane, clk clock.WithTicker, suppressors ...string) (stop func(), err error) {
 	ctx, cancel := context.WithCancel(context.Background())
 	mgr, err := controllers.NewManager(ctx, cp.Operator, controllers.ManagerOptions{
 		Metrics:   metricsserver.Options{BindAddress: "0"},
@@ -35,6 +40,7 @@ func Start(cp *controlplane.ControlPlane, suppressors ...string) (stop func(), e
 		AuditMaxAge: 90 * 24 * time.Hour, AuditMaxEntries: 10000, AuditPruneInterval: 10 * time.Minute,
 		// Tests start the operator more than once in one process.
 		SkipNameValidation: true,
+		Clock:              clk,
 	})
 	if err != nil {
 		cancel()
@@ -48,6 +54,53 @@ func Start(cp *controlplane.ControlPlane, suppressors ...string) (stop func(), e
 			fmt.Fprintln(os.Stderr, "manager:", err)
 		}
 	}, nil
+}
+
+// Clock is the wall clock, moved forward by tests (Skip) so that they reach
+// a time, such as a window's boundary, without waiting for it. Timers and
+// delayed reconciles fire as it passes their time.
+type Clock struct {
+	clock.WithTicker
+	fake *clocktesting.FakeClock
+
+	mu     sync.Mutex
+	offset time.Duration
+}
+
+// NewClock starts a Clock that follows the wall clock until ctx ends.
+func NewClock(ctx context.Context) *Clock {
+	fake := clocktesting.NewFakeClock(time.Now())
+	c := &Clock{WithTicker: fake, fake: fake}
+	go func() {
+		tick := time.NewTicker(5 * time.Millisecond)
+		defer tick.Stop()
+		for {
+			select {
+			case <-ctx.Done():
+				return
+			case <-tick.C:
+				c.follow()
+			}
+		}
+	}()
+	return c
+}
+
+// Skip moves the clock d ahead of the wall clock, firing what is due.
+func (c *Clock) Skip(d time.Duration) {
+	c.mu.Lock()
+	c.offset += d
+	c.mu.Unlock()
+	c.follow()
+}
+
+// follow sets the clock to the wall clock plus the offset.
+func (c *Clock) follow() {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if t := time.Now().Add(c.offset); t.After(c.fake.Now()) {
+		c.fake.SetTime(t)
+	}
 }
 
 // Eventually polls cond until it returns nil, and fails the test with

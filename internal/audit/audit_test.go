@@ -307,3 +307,50 @@ func TestKeyring(t *testing.T) {
 		}
 	}
 }
+
+func TestUnrecorded(t *testing.T) {
+	start := time.Date(2030, 1, 1, 3, 0, 0, 0, time.UTC)
+	end := start.Add(time.Hour)
+	at := func(d time.Duration) *metav1.Time { return &metav1.Time{Time: start.Add(d)} }
+	edit := func(gen int64, d time.Duration) Record {
+		return Record{ID: "edit", Actor: "alice", Generation: gen, Time: metav1.NewMicroTime(start.Add(d))}
+	}
+	cases := []struct {
+		name     string
+		observed int64
+		next     *metav1.Time
+		journal  []Record
+		now      time.Time
+		want     []string // actions, in order
+	}{
+		{"before the start", 2, at(0), nil, start.Add(-time.Second), nil},
+		{"the start, status of this generation expecting it", 2, at(0), nil, start.Add(time.Second), []string{"maintenance_on"}},
+		{"the start is in the status already", 2, &metav1.Time{Time: end}, nil, start.Add(time.Second), nil},
+		{"both, in order", 2, at(0), nil, end.Add(time.Second), []string{"maintenance_on", "maintenance_off"}},
+		{"status of this generation expecting nothing", 2, nil, []Record{edit(2, -time.Minute)}, end.Add(time.Second), nil},
+		{"status of an older generation: since this generation's edit", 1, at(0), []Record{edit(2, -time.Minute)}, start.Add(time.Second), []string{"maintenance_on"}},
+		{"status of an older generation: the edit came after the start", 1, nil, []Record{edit(2, time.Minute)}, start.Add(2 * time.Minute), nil},
+		{"status of an older generation, no edit of this one in the journal", 1, at(0), []Record{edit(1, -time.Minute)}, end.Add(time.Second), nil},
+		{"never computed: since the creation", 0, nil, []Record{edit(2, -time.Minute)}, start.Add(time.Second), []string{"maintenance_on"}},
+	}
+	for _, tc := range cases {
+		t.Run(tc.name, func(t *testing.T) {
+			rg := &waygatev1.RouteGate{
+				ObjectMeta: metav1.ObjectMeta{Generation: 2},
+				Spec: waygatev1.RouteGateSpec{Route: "GET:/reports", State: waygatev1.RouteActive,
+					Window: &waygatev1.MaintenanceWindow{Start: metav1.NewTime(start), End: metav1.NewTime(end)}},
+			}
+			rg.Status.ObservedGeneration, rg.Status.NextTransition = tc.observed, tc.next
+			var got []string
+			for _, r := range Unrecorded(rg, tc.journal, tc.now) {
+				if r.Actor != SchedulerActor || r.Generation != 2 {
+					t.Errorf("record %+v: want the scheduler's, of generation 2", r)
+				}
+				got = append(got, r.Action)
+			}
+			if !slices.Equal(got, tc.want) {
+				t.Errorf("Unrecorded = %v, want %v", got, tc.want)
+			}
+		})
+	}
+}

@@ -13,6 +13,7 @@ import (
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/util/validation"
+	"k8s.io/utils/clock"
 	ctrl "sigs.k8s.io/controller-runtime"
 	"sigs.k8s.io/controller-runtime/pkg/client"
 	"sigs.k8s.io/controller-runtime/pkg/client/apiutil"
@@ -45,6 +46,8 @@ type Writer struct {
 	Client client.Client
 	// Keys verify journal records; without them records are trusted.
 	Keys *Keyring
+	// Clock tells how old a record is (the wall clock, or a test's).
+	Clock clock.PassiveClock
 }
 
 // +kubebuilder:rbac:groups=waygate.dev,resources=auditentries,verbs=create
@@ -74,7 +77,7 @@ func (w *Writer) Drain(ctx context.Context, obj Object) (retryAfter time.Duratio
 	status := obj.Common()
 	pending := Pending(journal, status.AuditSequence)
 	if w.Keys != nil {
-		now, prev := time.Now(), obj.GetCreationTimestamp().Time
+		now, prev := w.Clock.Now(), obj.GetCreationTimestamp().Time
 		for i, rec := range pending {
 			if !w.Keys.Verify(obj, rec) {
 				pending[i] = tampered(rec, now, prev)
@@ -100,7 +103,7 @@ func (w *Writer) Drain(ctx context.Context, obj Object) (retryAfter time.Duratio
 	}
 	for i, rec := range pending {
 		if rec.Delete && !deleting {
-			if age := time.Since(rec.Time.Time); age < staleDelete {
+			if age := w.Clock.Since(rec.Time.Time); age < staleDelete {
 				// The DELETE is still under way: stop here, as acknowledging
 				// later changes would acknowledge it too.
 				retryAfter = staleDelete - age
@@ -116,11 +119,12 @@ func (w *Writer) Drain(ctx context.Context, obj Object) (retryAfter time.Duratio
 	}
 	if deleting && lastDelete < 0 {
 		// Deleted before the webhook saw it: the deleter is unknown.
-		rec, err := Describe(obj, nil, time.Now())
+		now := w.Clock.Now()
+		rec, err := Describe(obj, nil, now)
 		if err != nil {
 			return 0, false, err
 		}
-		rec.Actor, rec.Platform, rec.Time, rec.Delete, rec.Generation = UnknownActor, waygatev1.PlatformAPI, metav1.NowMicro(), true, obj.GetGeneration()
+		rec.Actor, rec.Platform, rec.Time, rec.Delete, rec.Generation = UnknownActor, waygatev1.PlatformAPI, metav1.NewMicroTime(now), true, obj.GetGeneration()
 		todo = append(todo, rec)
 	}
 	// Entries are independent objects: writing them side by side lets the
@@ -145,7 +149,7 @@ func (w *Writer) Drain(ctx context.Context, obj Object) (retryAfter time.Duratio
 }
 
 // Write records changes of obj straight away, not through its journal: a
-// change the clock made (a WindowTransitions record), or the deletion of an
+// change the clock made (an Unrecorded window transition), or the deletion of an
 // object no finalizer holds.
 func (w *Writer) Write(ctx context.Context, obj client.Object, recs ...Record) error {
 	kind, err := apiutil.GVKForObject(obj, w.Client.Scheme())
@@ -160,11 +164,11 @@ func (w *Writer) Write(ctx context.Context, obj client.Object, recs ...Record) e
 	return nil
 }
 
-// WindowTransitions are the records, as the scheduler makes them, of the
+// windowTransitions are the records, as the scheduler makes them, of the
 // boundaries of rg's window from since to until (both included). Their IDs
 // name the generation and the boundary, so that the controller (after a
 // reconcile) and the webhook (before an edit) record each once.
-func WindowTransitions(rg *waygatev1.RouteGate, since, until time.Time) []Record {
+func windowTransitions(rg *waygatev1.RouteGate, since, until time.Time) []Record {
 	w := rg.Spec.Window
 	if w == nil {
 		return nil
@@ -187,16 +191,21 @@ func WindowTransitions(rg *waygatev1.RouteGate, since, until time.Time) []Record
 }
 
 // Unrecorded are the window transitions of rg, as last stored, that passed
-// before now and that the controller has not recorded: those since its
-// status was computed (status.nextTransition) or, when the status is of an
-// older generation, since the edit that made this one (in journal). An edit
-// records them first, so that a window boundary and an edit just after it
-// are both in the log, in order, though the controller then computes the
-// new generation only.
+// before now and that no status of its generation shows: those since its
+// status was computed (status.nextTransition; none when it expected none)
+// or, when the status is of an older generation, since the edit that made
+// this one (in journal). The controller records them before it writes a
+// status; an edit records them first, so that a window boundary and an edit
+// just after it are both in the log, in order, though the controller then
+// computes the new generation only. Each transition's record has one ID,
+// so whichever writes it first, it is one entry.
 func Unrecorded(rg *waygatev1.RouteGate, journal []Record, now time.Time) []Record {
 	var since time.Time
 	switch {
-	case rg.Status.ObservedGeneration == rg.Generation && rg.Status.NextTransition != nil:
+	case rg.Status.ObservedGeneration == rg.Generation:
+		if rg.Status.NextTransition == nil {
+			return nil
+		}
 		since = rg.Status.NextTransition.Time
 	default:
 		for _, r := range journal {
@@ -208,7 +217,7 @@ func Unrecorded(rg *waygatev1.RouteGate, journal []Record, now time.Time) []Reco
 	if since.IsZero() {
 		return nil
 	}
-	return WindowTransitions(rg, since, now)
+	return windowTransitions(rg, since, now)
 }
 
 // write creates an entry; one that exists already was written by an

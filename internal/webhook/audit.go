@@ -10,7 +10,6 @@ import (
 	"reflect"
 	"slices"
 	"strings"
-	"time"
 
 	"gomodules.xyz/jsonpatch/v2"
 	admissionv1 "k8s.io/api/admission/v1"
@@ -19,6 +18,7 @@ import (
 	"k8s.io/apimachinery/pkg/runtime"
 	"k8s.io/apimachinery/pkg/runtime/schema"
 	"k8s.io/client-go/util/retry"
+	"k8s.io/utils/clock"
 	"sigs.k8s.io/controller-runtime/pkg/client"
 	"sigs.k8s.io/controller-runtime/pkg/controller/controllerutil"
 	"sigs.k8s.io/controller-runtime/pkg/webhook/admission"
@@ -53,6 +53,8 @@ type Auditor struct {
 	// Keys sign every record the webhook puts in a journal, so that the
 	// controller trusts those records only.
 	Keys *audit.Keyring
+	// Clock is when changes happen (the wall clock, or a test's).
+	Clock clock.PassiveClock
 }
 
 // Handle implements admission.Handler.
@@ -113,7 +115,7 @@ func (a *Auditor) admitWrite(req admission.Request, old, obj client.Object) admi
 		journal = audit.Pending(journal, audited)
 	}
 	if a.records(req, old, obj) {
-		now := time.Now()
+		now := a.Clock.Now()
 		// A window boundary the controller has not recorded yet goes first.
 		if rg, ok := old.(*waygatev1.RouteGate); ok {
 			for _, t := range audit.Unrecorded(rg, journal, now) {
@@ -216,7 +218,7 @@ func (a *Auditor) recordDelete(ctx context.Context, req admission.Request, old c
 	if old == nil || old.GetDeletionTimestamp() != nil {
 		return nil // already being deleted: recorded by the first DELETE
 	}
-	rec, err := audit.Describe(old, nil, time.Now())
+	rec, err := audit.Describe(old, nil, a.Clock.Now())
 	if err != nil {
 		return err
 	}
@@ -232,7 +234,7 @@ func (a *Auditor) recordDelete(ctx context.Context, req admission.Request, old c
 			return err
 		}
 		pending := audit.Pending(journal, old.(audit.Object).Common().AuditSequence)
-		return (&audit.Writer{Client: a.Client}).Write(ctx, old, append(pending, rec)...)
+		return (&audit.Writer{Client: a.Client, Clock: a.Clock}).Write(ctx, old, append(pending, rec)...)
 	}
 	return retry.RetryOnConflict(retry.DefaultRetry, func() error {
 		live := old.DeepCopyObject().(client.Object)
@@ -268,7 +270,7 @@ func (a *Auditor) stamp(rec *audit.Record, req admission.Request, platform wayga
 	rec.ID = string(req.UID)
 	rec.Actor = req.UserInfo.Username
 	rec.Platform = platform
-	rec.Time = metav1.NewMicroTime(time.Now().UTC())
+	rec.Time = metav1.NewMicroTime(a.Clock.Now().UTC())
 }
 
 // unreadable refuses, as Invalid, an object that does not decode into its

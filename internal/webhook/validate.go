@@ -8,12 +8,12 @@ import (
 	"fmt"
 
 	authenticationv1 "k8s.io/api/authentication/v1"
+	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/util/validation/field"
 	"k8s.io/client-go/kubernetes"
 	"k8s.io/client-go/rest"
-
-	apierrors "k8s.io/apimachinery/pkg/api/errors"
-	"k8s.io/apimachinery/pkg/util/validation/field"
+	"k8s.io/utils/clock"
 	ctrl "sigs.k8s.io/controller-runtime"
 	"sigs.k8s.io/controller-runtime/pkg/client"
 	"sigs.k8s.io/controller-runtime/pkg/webhook"
@@ -35,13 +35,15 @@ type Options struct {
 	AuditSuppressors []string
 	// Keys sign the journal records the webhook writes.
 	Keys *audit.Keyring
+	// Clock stamps the records.
+	Clock clock.PassiveClock
 }
 
 // Setup registers the admission handlers with the manager's webhook server.
 func Setup(mgr ctrl.Manager, opts Options) error {
 	mgr.GetWebhookServer().Register("/audit-waygate-dev-v1alpha1", &webhook.Admission{Handler: &Auditor{
 		Client: mgr.GetClient(), Reader: mgr.GetAPIReader(), Scheme: mgr.GetScheme(),
-		Operator: opts.Operator, Suppressors: opts.AuditSuppressors, Keys: opts.Keys,
+		Operator: opts.Operator, Suppressors: opts.AuditSuppressors, Keys: opts.Keys, Clock: opts.Clock,
 	}})
 	if err := ctrl.NewWebhookManagedBy(mgr, &waygatev1.FeatureFlag{}).
 		WithValidator(validator[*waygatev1.FeatureFlag]{kind: "FeatureFlag", check: checkFlag}).Complete(); err != nil {
