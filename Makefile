@@ -37,6 +37,10 @@ verify: generate manifests lint ## Check generated code, manifests and go.mod ar
 bench-audit: envtest-assets build ## Measure the audit pipeline: throughput, latency, operator memory (BENCH_ARGS=--profile=DIR for CPU profiles).
 	go run ./hack/bench-audit --manager bin/manager $(BENCH_ARGS)
 
+.PHONY: bench-flags
+bench-flags: ## Measure the flag engine: evaluations in-process (flagd's anchor: static 1,860 ns/25 allocs, one rule 9,000 ns/102 allocs).
+	go test -run '^$$' -bench . -benchmem ./pkg/flags/
+
 .PHONY: bench-gate
 bench-gate: envtest-assets build test-deps ## Measure the gate: decisions in-process, forward-auth with wrk against nginx, Redis against memory, apply → enforced.
 	go test -run '^$$' -bench . -benchmem ./internal/gate/

@@ -201,13 +201,12 @@ func windowTransitions(rg *waygatev1.RouteGate, since, until time.Time) []Record
 // so whichever writes it first, it is one entry.
 func Unrecorded(rg *waygatev1.RouteGate, journal []Record, now time.Time) []Record {
 	var since time.Time
-	switch {
-	case rg.Status.ObservedGeneration == rg.Generation:
+	if rg.Status.ObservedGeneration == rg.Generation {
 		if rg.Status.NextTransition == nil {
 			return nil
 		}
 		since = rg.Status.NextTransition.Time
-	default:
+	} else {
 		for _, r := range journal {
 			if r.Generation == rg.Generation && !r.Delete && r.Actor != SchedulerActor {
 				since = r.Time.Time

@@ -21,7 +21,7 @@ import (
 
 	waygatev1 "github.com/waygate-dev/waygate/api/v1alpha1"
 	"github.com/waygate-dev/waygate/internal/audit"
-	"github.com/waygate-dev/waygate/internal/gate"
+	"github.com/waygate-dev/waygate/pkg/flags"
 )
 
 // +kubebuilder:webhook:path=/validate-waygate-dev-v1alpha1-featureflag,mutating=false,failurePolicy=fail,sideEffects=None,groups=waygate.dev,resources=featureflags,verbs=create;update,versions=v1alpha1,name=vfeatureflag.waygate.dev,admissionReviewVersions=v1,timeoutSeconds=5
@@ -82,7 +82,7 @@ func (v validator[T]) invalid(obj T) error {
 // checkFlag: variation values of the flag's type, clause values that suit
 // their operators.
 func checkFlag(ff *waygatev1.FeatureFlag) field.ErrorList {
-	errs := gate.ValidateVariationValues(ff.Spec.Type, ff.Spec.Variations, field.NewPath("spec", "variations"))
+	errs := flags.ValidateVariationValues(ff.Spec.Type, ff.Spec.Variations, field.NewPath("spec", "variations"))
 	return append(errs, ruleClauses(ff.RuleClauses())...)
 }
 
@@ -95,7 +95,7 @@ func ruleClauses(rules [][]waygatev1.Clause) field.ErrorList {
 	var errs field.ErrorList
 	path := field.NewPath("spec", "rules")
 	for i, clauses := range rules {
-		errs = append(errs, gate.ValidateClauses(clauses, path.Index(i).Child("clauses"))...)
+		errs = append(errs, flags.ValidateClauses(clauses, path.Index(i).Child("clauses"))...)
 	}
 	return errs
 }
