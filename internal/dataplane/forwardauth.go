@@ -58,7 +58,7 @@ func (f *ForwardAuth) Handle(ctx *fasthttp.RequestCtx) {
 	case bytes.Equal(p, refusalPath):
 		renderRefusal(ctx)
 	default:
-		fail(ctx, http.StatusNotFound, "NOT_FOUND", "no such endpoint: gateways ask "+CheckPrefix+"<namespace>/<service>")
+		fail(ctx, http.StatusNotFound, "NOT_FOUND", "no such endpoint: gateways ask "+CheckPrefix+"<namespace>/<service>, OpenFeature OFREP providers "+OFREPPrefix+"<namespace>/ofrep/v1/...")
 	}
 }
 

@@ -1,6 +1,7 @@
 package dataplane
 
 import (
+	"strconv"
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
@@ -23,6 +24,7 @@ type Metrics struct {
 	problems       prometheus.Gauge
 	builds         prometheus.Counter
 	lastBuild      prometheus.Gauge
+	ofrepRequests  *prometheus.CounterVec
 }
 
 // Protocols a decision arrives by, a label of the latency histogram.
@@ -69,13 +71,17 @@ func NewMetrics(src *Source) *Metrics {
 			Name: "waygate_gate_snapshot_timestamp_seconds",
 			Help: "When the snapshot in effect was built (Unix time).",
 		}),
+		ofrepRequests: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "waygate_gate_ofrep_requests_total",
+			Help: "OFREP requests answered, by HTTP status and namespace (\"unknown\" for namespaces with no flags).",
+		}, []string{"code", "namespace"}),
 	}
 	m.CounterStoreUp.Set(1)
 	stale := prometheus.NewGaugeFunc(prometheus.GaugeOpts{
 		Name: "waygate_gate_snapshot_age_seconds",
 		Help: "How far behind the API server the gate's view may be: 0 while its watches are connected, else the time since they failed. The gate keeps enforcing the last state it saw.",
 	}, func() float64 { return src.Stale().Seconds() })
-	m.Registry.MustRegister(m.decisions, m.latency, m.CounterErrors, m.CounterStoreUp, m.objects, m.problems, m.builds, m.lastBuild, stale,
+	m.Registry.MustRegister(m.decisions, m.latency, m.CounterErrors, m.CounterStoreUp, m.objects, m.problems, m.builds, m.lastBuild, m.ofrepRequests, stale,
 		collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
 	for _, v := range gate.Verdicts() {
 		m.decisions.WithLabelValues(v.String(), unknownNamespace)
@@ -97,4 +103,9 @@ func (m *Metrics) snapshotBuilt(s *gate.Snapshot, objects int) {
 	m.objects.Set(float64(objects))
 	m.problems.Set(float64(len(s.Problems)))
 	m.lastBuild.SetToCurrentTime()
+}
+
+// ofrep records one OFREP request.
+func (m *Metrics) ofrep(namespace string, status int) {
+	m.ofrepRequests.WithLabelValues(strconv.Itoa(status), namespace).Inc()
 }

@@ -1,6 +1,7 @@
 package dataplane
 
 import (
+	"bytes"
 	"context"
 	"errors"
 	"fmt"
@@ -20,7 +21,7 @@ import (
 
 // Options configure the gate server.
 type Options struct {
-	// HTTPAddr serves forward-auth, GRPCAddr ext_authz, ProbeAddr /healthz
+	// HTTPAddr serves forward-auth and OFREP, GRPCAddr ext_authz, ProbeAddr /healthz
 	// and /readyz, MetricsAddr /metrics, PprofAddr Go's /debug/pprof/; "" or
 	// "0" turns one off.
 	HTTPAddr, GRPCAddr, ProbeAddr, MetricsAddr, PprofAddr string
@@ -87,8 +88,16 @@ func Run(ctx context.Context, cfg *rest.Config, o Options) error {
 		{name: "metrics", addr: o.MetricsAddr},
 		{name: "pprof", addr: o.PprofAddr},
 	}
+	fa, ofrep := &ForwardAuth{Engine: engine, Metrics: m}, &OFREP{Flags: src.Flags, Metrics: m}
 	fs := &fasthttp.Server{
-		Handler: (&ForwardAuth{Engine: engine, Metrics: m}).Handle, Name: "waygate-gate",
+		Handler: func(ctx *fasthttp.RequestCtx) {
+			if bytes.HasPrefix(ctx.Path(), ofrepPrefix) {
+				ofrep.Handle(ctx)
+				return
+			}
+			fa.Handle(ctx)
+		},
+		Name:        "waygate-gate",
 		ReadTimeout: 30 * time.Second, IdleTimeout: 2 * time.Minute,
 		NoDefaultDate: true, NoDefaultContentType: true,
 	}

@@ -15,6 +15,7 @@ import (
 
 	corev1 "k8s.io/api/core/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/fields"
 	"k8s.io/apimachinery/pkg/labels"
 	"k8s.io/apimachinery/pkg/selection"
 	"k8s.io/client-go/rest"
@@ -30,15 +31,20 @@ import (
 
 // Source keeps an engine's snapshot in step with the API server: it watches
 // RouteGates, RateLimitPolicies and the environment label of namespaces, and
-// builds a new snapshot after each change. Its RBAC (config/gate) is
-// read-only. When the API server cannot be
-// reached the last snapshot stays in effect, and Stale says for how long.
+// builds a new snapshot after each change; and FeatureFlags, Segments and
+// the OFREP key Secrets, for the flag snapshots of each namespace. Its RBAC
+// (config/gate) is read-only. When the API server cannot be reached the last
+// snapshots stay in effect, and Stale says for how long.
 type Source struct {
-	engine  *gate.Engine
+	engine *gate.Engine
+	// Flags are the namespaces' flag snapshots and OFREP keys.
+	Flags   *FlagSet
 	cache   cache.Cache
 	changed chan struct{}
-	ready   atomic.Bool
-	health  *apiHealth
+	// dirty says which snapshots a change asks to rebuild.
+	dirtyGates, dirtyFlags atomic.Bool
+	ready                  atomic.Bool
+	health                 *apiHealth
 	// OnSnapshot is told of every snapshot put in effect.
 	OnSnapshot func(s *gate.Snapshot, objects int)
 }
@@ -59,18 +65,36 @@ func NewSource(cfg *rest.Config, engine *gate.Engine) (*Source, error) {
 		// The gate only reads; copies of thousands of objects per
 		// rebuild would be waste.
 		DefaultUnsafeDisableDeepCopy: new(true),
-		// Of namespaces, only the labelled ones' metadata.
-		ByObject: map[client.Object]cache.ByObject{namespaceMeta(): {Label: labels.NewSelector().Add(*envLabel)}},
+		ByObject: map[client.Object]cache.ByObject{
+			// Of namespaces, only the labelled ones' metadata.
+			namespaceMeta(): {Label: labels.NewSelector().Add(*envLabel)},
+			// Of Secrets, only those holding OFREP keys (RBAC allows no
+			// other name).
+			&corev1.Secret{}: {Field: fields.OneTermEqualSelector("metadata.name", OFREPKeysSecret)},
+		},
 	})
 	if err != nil {
 		return nil, err
 	}
-	return &Source{engine: engine, cache: c, changed: make(chan struct{}, 1), health: health}, nil
+	s := &Source{engine: engine, Flags: &FlagSet{}, cache: c, changed: make(chan struct{}, 1), health: health}
+	s.dirtyGates.Store(true)
+	s.dirtyFlags.Store(true)
+	return s, nil
 }
 
-// watched are the kinds a snapshot is built from.
-func watched() []client.Object {
-	return []client.Object{&waygatev1.RouteGate{}, &waygatev1.RateLimitPolicy{}, namespaceMeta()}
+// watched are the kinds snapshots are built from: those of the engine, and
+// (flags) those of the flag snapshots.
+func watched() []struct {
+	obj   client.Object
+	flags bool
+} {
+	return []struct {
+		obj   client.Object
+		flags bool
+	}{
+		{&waygatev1.RouteGate{}, false}, {&waygatev1.RateLimitPolicy{}, false}, {namespaceMeta(), false},
+		{&waygatev1.FeatureFlag{}, true}, {&waygatev1.Segment{}, true}, {&corev1.Secret{}, true},
+	}
 }
 
 // namespaceMeta stands for namespaces' metadata (labels), all the gate
@@ -82,15 +106,20 @@ func namespaceMeta() *metav1.PartialObjectMetadata {
 // Start watches until ctx ends. The first snapshot is in effect, and Ready
 // true, once every watch has synced.
 func (s *Source) Start(ctx context.Context) error {
-	for _, obj := range watched() {
-		inf, err := s.cache.GetInformer(ctx, obj)
+	for _, w := range watched() {
+		inf, err := s.cache.GetInformer(ctx, w.obj)
 		if err != nil {
 			return err
 		}
+		dirty := &s.dirtyGates
+		if w.flags {
+			dirty = &s.dirtyFlags
+		}
+		poke := func() { dirty.Store(true); s.poke() }
 		if _, err := inf.AddEventHandler(toolscache.ResourceEventHandlerFuncs{
-			AddFunc:    func(any) { s.poke() },
-			UpdateFunc: func(any, any) { s.poke() },
-			DeleteFunc: func(any) { s.poke() },
+			AddFunc:    func(any) { poke() },
+			UpdateFunc: func(any, any) { poke() },
+			DeleteFunc: func(any) { poke() },
 		}); err != nil {
 			return err
 		}
@@ -134,6 +163,23 @@ func (s *Source) poke() {
 }
 
 func (s *Source) rebuild(ctx context.Context) error {
+	if s.dirtyFlags.Swap(false) {
+		if err := s.rebuildFlags(ctx); err != nil {
+			s.dirtyFlags.Store(true)
+			return err
+		}
+	}
+	if !s.dirtyGates.Swap(false) {
+		return nil
+	}
+	if err := s.rebuildGates(ctx); err != nil {
+		s.dirtyGates.Store(true)
+		return err
+	}
+	return nil
+}
+
+func (s *Source) rebuildGates(ctx context.Context) error {
 	var gates waygatev1.RouteGateList
 	var policies waygatev1.RateLimitPolicyList
 	var namespaces metav1.PartialObjectMetadataList
