@@ -1,12 +1,14 @@
 #!/usr/bin/env bash
 # Installs the real servers the gate's tests and benchmarks put it between
-# (nginx, Caddy, Redis; wrk for `make bench-gate`) from the distribution's
-# packages, when they are missing. Needs root (or sudo) for apt-get.
+# (nginx, Caddy, Redis; wrk for `make bench-gate`), and Node with npm (the
+# official OpenFeature OFREP client is tested against the gate), from the
+# distribution's packages, when they are missing. Needs root (or sudo) for
+# apt-get.
 set -euo pipefail
 
-declare -A pkg=([nginx]=nginx [caddy]=caddy [redis-server]=redis-server [wrk]=wrk)
+declare -A pkg=([nginx]=nginx [caddy]=caddy [redis-server]=redis-server [wrk]=wrk [node]=nodejs [npm]=npm)
 missing=()
-for bin in nginx caddy redis-server wrk; do
+for bin in nginx caddy redis-server wrk node npm; do
   command -v "$bin" >/dev/null || [[ -x /usr/sbin/$bin ]] || missing+=("${pkg[$bin]}")
 done
 [[ ${#missing[@]} -eq 0 ]] && exit 0
