@@ -3,9 +3,11 @@ package dataplane
 import (
 	"context"
 	"crypto/sha256"
+	"encoding/json"
 	"sync/atomic"
 
 	corev1 "k8s.io/api/core/v1"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"sigs.k8s.io/controller-runtime/pkg/client"
 
 	waygatev1 "github.com/waygate-dev/waygate/api/v1alpha1"
@@ -29,10 +31,13 @@ type FlagSet struct {
 type namespaceFlags struct {
 	snap *flags.Snapshot
 	keys map[[sha256.Size]byte]struct{}
+	// definitions are the flags and segments as DefinitionsPath serves
+	// them (JSON), for in-process evaluation.
+	definitions []byte
 }
 
 // empty serves a namespace with no flags: every key is FLAG_NOT_FOUND.
-var empty = &namespaceFlags{snap: flags.Compile(nil, nil)}
+var empty = &namespaceFlags{snap: flags.Compile(nil, nil), definitions: []byte(`{"flags":[],"segments":[]}`)}
 
 // namespace returns ns's flags (never nil).
 func (f *FlagSet) namespace(ns string) *namespaceFlags {
@@ -78,12 +83,23 @@ func (s *Source) rebuildFlags(ctx context.Context) error {
 	}
 	out := make(map[string]*namespaceFlags, len(byNS))
 	for ns, g := range byNS {
-		out[ns] = &namespaceFlags{snap: flags.Compile(g.flags, g.segs)}
+		defs := flags.Definitions{Flags: make([]waygatev1.FeatureFlag, len(g.flags)), Segments: make([]waygatev1.Segment, len(g.segs))}
+		for i, f := range g.flags {
+			defs.Flags[i] = waygatev1.FeatureFlag{ObjectMeta: definitionMeta(&f.ObjectMeta), Spec: f.Spec}
+		}
+		for i, sg := range g.segs {
+			defs.Segments[i] = waygatev1.Segment{ObjectMeta: definitionMeta(&sg.ObjectMeta), Spec: sg.Spec}
+		}
+		raw, err := json.Marshal(defs)
+		if err != nil {
+			return err
+		}
+		out[ns] = &namespaceFlags{snap: flags.Compile(g.flags, g.segs), definitions: raw}
 	}
 	for _, sec := range secrets.Items {
 		n := out[sec.Namespace]
 		if n == nil {
-			n = &namespaceFlags{snap: empty.snap}
+			n = &namespaceFlags{snap: empty.snap, definitions: empty.definitions}
 			out[sec.Namespace] = n
 		}
 		n.keys = map[[sha256.Size]byte]struct{}{}
@@ -95,4 +111,9 @@ func (s *Source) rebuildFlags(ctx context.Context) error {
 	}
 	s.Flags.p.Store(&out)
 	return nil
+}
+
+// definitionMeta is the part of an object's metadata the engine reads.
+func definitionMeta(m *metav1.ObjectMeta) metav1.ObjectMeta {
+	return metav1.ObjectMeta{Name: m.Name, UID: m.UID, ResourceVersion: m.ResourceVersion, CreationTimestamp: m.CreationTimestamp}
 }

@@ -28,10 +28,15 @@ type OFREP struct {
 
 var ofrepPrefix = []byte(OFREPPrefix)
 
-// The OFREP paths after <prefix><namespace>.
+// The OFREP paths after <prefix><namespace>, and Waygate's own.
 const (
 	evaluatePath      = "/ofrep/v1/evaluate/flags"
 	configurationPath = "/ofrep/v1/configuration"
+	// DefinitionsPath serves the namespace's flags and segments
+	// (Definitions) to in-process evaluators such as the Go provider, with
+	// an ETag. They name the context keys of targets and segments, so it
+	// answers only in namespaces that ask for an API key.
+	DefinitionsPath = "/waygate/v1/flags"
 )
 
 // ofrepResult is an evaluation as OFREP writes it: evaluationSuccess, or
@@ -79,6 +84,8 @@ func (o *OFREP) Handle(ctx *fasthttp.RequestCtx) {
 		ofrepError(ctx, http.StatusNotFound, ofrepResult{ErrorDetails: "give the OFREP provider the base URL <gate>" + OFREPPrefix + "<namespace>"})
 	case tail == configurationPath && ctx.IsGet():
 		o.configuration(ctx)
+	case tail == DefinitionsPath && ctx.IsGet():
+		o.definitions(ctx, n)
 	case !strings.HasPrefix(tail, evaluatePath):
 		ofrepError(ctx, http.StatusNotFound, ofrepResult{ErrorDetails: "no such OFREP endpoint: " + tail})
 	case !ctx.IsPost():
@@ -167,6 +174,24 @@ func (o *OFREP) bulk(ctx *fasthttp.RequestCtx, snap *flags.Snapshot) {
 		out.Flags[i] = toOFREP(&results[i])
 	}
 	writeJSON(ctx, http.StatusOK, out)
+}
+
+// definitions serves the namespace's flags and segments, 304 while they
+// are those the request's If-None-Match names.
+func (o *OFREP) definitions(ctx *fasthttp.RequestCtx, n *namespaceFlags) {
+	if n.keys == nil {
+		ofrepError(ctx, http.StatusForbidden, ofrepResult{ErrorDetails: "flag definitions name the context keys of targets and segments: " +
+			"they are served only in namespaces that ask for an API key (create the Secret " + OFREPKeysSecret + ")"})
+		return
+	}
+	etag := `"` + n.snap.Version() + `"`
+	ctx.Response.Header.Set("ETag", etag)
+	if matchesETag(string(ctx.Request.Header.Peek("If-None-Match")), etag) {
+		ctx.SetStatusCode(http.StatusNotModified)
+		return
+	}
+	ctx.Response.Header.SetContentType("application/json")
+	ctx.SetBody(n.definitions)
 }
 
 // matchesETag tells whether an If-None-Match header names etag.

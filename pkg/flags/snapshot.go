@@ -15,6 +15,14 @@ import (
 	"github.com/waygate-dev/waygate/internal/gate"
 )
 
+// Definitions are a namespace's flags and segments as the gate serves them
+// to in-process evaluators: their specs, and the metadata the engine reads
+// (name, UID, resource version, creation time).
+type Definitions struct {
+	Flags    []waygatev1.FeatureFlag `json:"flags"`
+	Segments []waygatev1.Segment     `json:"segments"`
+}
+
 // maxDepth bounds prerequisite chains and segments within segments. The
 // operator rejects cycles; this keeps evaluation finite whatever is stored.
 const maxDepth = 10
