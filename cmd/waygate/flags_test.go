@@ -121,3 +121,43 @@ func splitArgs(s string) []string {
 	}
 	return out
 }
+
+// flags eval evaluates with the gate's engine, from the flags as stored.
+func TestFlagsEval(t *testing.T) {
+	ns := namespace(t)
+	must(t, "alice", ns, "segments", "create", "beta", "--include", "bob")
+	must(t, "alice", ns, "flags", "create", "new-checkout")
+	must(t, "alice", ns, splitArgs("flags add-rule new-checkout --clause key in_segment beta --serve on")...)
+	must(t, "alice", ns, splitArgs("flags add-rule new-checkout --clause country in US --serve off")...)
+	must(t, "alice", ns, "flags", "enable", "new-checkout")
+	for args, want := range map[string]string{
+		"flags eval new-checkout --context key=bob --context country=US": `
+Flag:  new-checkout
+Value:  true
+Variant:  on
+Reason:  TARGETING_MATCH`,
+		"flags eval new-checkout --context key=carol --context country=US": `
+Flag:  new-checkout
+Value:  false
+Variant:  off
+Reason:  TARGETING_MATCH`,
+		"flags eval new-checkout --context key=carol": `
+Flag:  new-checkout
+Value:  true
+Variant:  on
+Reason:  DEFAULT`,
+		"flags eval nope --context key=carol": `
+Flag:  nope
+Reason:  ERROR
+Error:  FLAG_NOT_FOUND: no flag has this key in this namespace`,
+	} {
+		golden(t, ns, must(t, "carol", ns, strings.Fields(args)...), want)
+	}
+	out := must(t, "carol", ns, "flags", "eval", "new-checkout", "--context", "key=bob", "-o", "json")
+	if !strings.Contains(out, `"variant": "on"`) || !strings.Contains(out, `"value": true`) {
+		t.Errorf("-o json: %s", out)
+	}
+	if _, err := waygate(t, "carol", ns, "flags", "eval", "new-checkout", "--context", "bob"); err == nil || !strings.Contains(err.Error(), "ATTRIBUTE=VALUE") {
+		t.Errorf("--context bob: %v, want a hint at ATTRIBUTE=VALUE", err)
+	}
+}

@@ -27,7 +27,7 @@ func flagsCommand(o *Options) *cobra.Command {
 			f.Spec.Enabled = false
 			return nil
 		}),
-		flagKind.deleteCommand(o, "delete KEY", "Delete a feature flag"), flagAddRuleCommand(o), flagRemoveRuleCommand(o), flagTargetCommand(o), flagUntargetCommand(o), flagVariationsCommand(o))
+		flagKind.deleteCommand(o, "delete KEY", "Delete a feature flag"), flagAddRuleCommand(o), flagRemoveRuleCommand(o), flagTargetCommand(o), flagUntargetCommand(o), flagVariationsCommand(o), flagEvalCommand(o))
 	return flags
 }
 

@@ -51,19 +51,24 @@ func (o *Options) structured(obj runtime.Object) (bool, error) {
 	if gvk, err := apiutil.GVKForObject(obj, scheme.Scheme); err == nil {
 		obj.GetObjectKind().SetGroupVersionKind(gvk)
 	}
-	raw, err := json.MarshalIndent(obj, "", "    ")
+	return true, o.encode(obj)
+}
+
+// encode prints v as JSON, or YAML with -o yaml.
+func (o *Options) encode(v any) error {
+	raw, err := json.MarshalIndent(v, "", "    ")
 	if err != nil {
-		return true, err
+		return err
 	}
 	if o.Output == "yaml" {
 		if raw, err = yaml.JSONToYAML(raw); err != nil {
-			return true, err
+			return err
 		}
 	} else {
 		raw = append(raw, '\n')
 	}
 	_, err = o.Out.Write(raw)
-	return true, err
+	return err
 }
 
 // formatTime shows t in local time, or UTC with --utc.
