@@ -3,7 +3,8 @@
 // run, against nginx answering a static 200 (the ceiling); rate-limited
 // decisions with counters in Redis against counters in memory; and the time
 // from the API server accepting a change to the gate answering with the new
-// decision. Everything runs on this machine's loopback.
+// decision; and OFREP flag evaluations, single and bulk (`make bench-flags`
+// runs that phase). Everything runs on this machine's loopback.
 package main
 
 import (
@@ -38,10 +39,15 @@ func main() {
 	gateBin := flag.String("gate", "bin/gate", "Path of the gate binary.")
 	duration := flag.Duration("duration", 10*time.Second, "How long each wrk run lasts.")
 	changes := flag.Int("changes", 100, "State changes for the apply-to-enforced measurement.")
+	phases := flag.String("phases", "forward-auth,rate-limit,apply,ofrep", "The measurements to make, comma-separated.")
 	flag.StringVar(&profileDir, "profile", "", "Write CPU profiles of the gates during the rate-limited runs to this directory.")
 	flag.Parse()
 	b := &bench{dir: must(os.MkdirTemp("", "bench-gate"))}
 	defer b.cleanup()
+	b.phases = map[string]bool{}
+	for _, p := range strings.Split(*phases, ",") {
+		b.phases[strings.TrimSpace(p)] = true
+	}
 	if err := b.run(*manager, *gateBin, *duration, *changes); err != nil {
 		fmt.Fprintln(os.Stderr, "bench-gate:", err)
 		b.cleanup()
@@ -89,10 +95,38 @@ func (b *bench) run(manager, gateBin string, d time.Duration, changes int) error
 		}
 	}
 
+	if b.phases["forward-auth"] {
+		if err := forwardAuth(d, mem, nginxAddr, nginx.Pid()); err != nil {
+			return err
+		}
+	}
+	if b.phases["rate-limit"] {
+		if err := rateLimited(d, mem, shared, redis.Pid(), pprof); err != nil {
+			return err
+		}
+	}
+	if b.phases["apply"] {
+		lat, err := applyToEnforced(ctx, cp.Client, mem, changes)
+		if err != nil {
+			return err
+		}
+		slices.Sort(lat)
+		fmt.Printf("\napply → enforced, %d state changes: p50 %s, p99 %s, max %s\n", len(lat),
+			pct(lat, 50).Round(time.Microsecond), pct(lat, 99).Round(time.Microsecond), lat[len(lat)-1].Round(time.Microsecond))
+	}
+	if b.phases["ofrep"] {
+		return b.ofrep(ctx, cp.Client, mem, d)
+	}
+	return nil
+}
+
+// forwardAuth compares the gate's forward-auth answers with nginx's static
+// 200s.
+func forwardAuth(d time.Duration, mem *controlplane.Gate, nginxAddr string, nginxPid int) error {
 	fmt.Printf("forward-auth, wrk -t2, %s per run (an allowed request to a gated namespace with 200 routes)\n", d)
 	fmt.Printf("%-28s %6s %12s %10s\n", "target", "conns", "requests/s", "p99")
 	for _, conns := range []int{16, 64} {
-		ceiling, err := measure(d, conns, "http://"+nginxAddr+"/", new(cputime.Meter).Add("nginx", nginx.Pid()))
+		ceiling, err := measure(d, conns, target{url: "http://" + nginxAddr + "/"}, new(cputime.Meter).Add("nginx", nginxPid))
 		if err != nil {
 			return err
 		}
@@ -104,6 +138,11 @@ func (b *bench) run(manager, gateBin string, d time.Duration, changes int) error
 		fmt.Printf("%-28s %6d %12.0f %10s   %s\n", "gate, allowed", conns, gate.rps, gate.p99, gate.cpu)
 		fmt.Printf("%-28s %6d %12.2f\n", "gate / nginx", conns, gate.rps/ceiling.rps)
 	}
+	return nil
+}
+
+// rateLimited compares counting in Redis with counting in memory.
+func rateLimited(d time.Duration, mem, shared *controlplane.Gate, redisPid int, pprof [2]string) error {
 
 	// Two rounds, alternating, as rates on a machine this small vary from
 	// run to run by a tenth or more.
@@ -114,7 +153,7 @@ func (b *bench) run(manager, gateBin string, d time.Duration, changes int) error
 			name string
 			g    *controlplane.Gate
 			m    *cputime.Meter
-		}{{"counters in memory", mem, new(cputime.Meter).Add("gate", mem.Pid)}, {"counters in Redis", shared, new(cputime.Meter).Add("gate", shared.Pid).Add("redis", redis.Pid())}} {
+		}{{"counters in memory", mem, new(cputime.Meter).Add("gate", mem.Pid)}, {"counters in Redis", shared, new(cputime.Meter).Add("gate", shared.Pid).Add("redis", redisPid)}} {
 			stopProfile := func() {}
 			if round == 0 {
 				stopProfile = profile(pprof[i], c.name, d)
@@ -129,14 +168,6 @@ func (b *bench) run(manager, gateBin string, d time.Duration, changes int) error
 		}
 	}
 	fmt.Printf("%-20s %8.2f (both rounds)\n", "Redis / memory", sums[1]/sums[0])
-
-	lat, err := applyToEnforced(ctx, cp.Client, mem, changes)
-	if err != nil {
-		return err
-	}
-	slices.Sort(lat)
-	fmt.Printf("\napply → enforced, %d state changes: p50 %s, p99 %s, max %s\n", len(lat),
-		pct(lat, 50).Round(time.Microsecond), pct(lat, 99).Round(time.Microsecond), lat[len(lat)-1].Round(time.Microsecond))
 	return nil
 }
 
@@ -167,15 +198,24 @@ func setUp(ctx context.Context, c client.Client) error {
 			Algorithm: waygatev1.TokenBucket, KeyStrategy: waygatev1.KeyByIP, Enabled: true}})
 }
 
-func check(g *controlplane.Gate, uri string) string {
-	return "http://" + g.HTTP + "/v1/check/" + ns + "/api " + uri
+// target is what wrk sends requests to: a URL, with wrk arguments (headers,
+// a script).
+type target struct {
+	url  string
+	args []string
 }
+
+// check is the forward-auth request for GET uri to g.
+func check(g *controlplane.Gate, uri string) target {
+	return target{url: checkURL(g), args: []string{"-H", "X-Forwarded-Method: GET", "-H", "X-Forwarded-Uri: " + uri}}
+}
+
+func checkURL(g *controlplane.Gate) string { return "http://" + g.HTTP + "/v1/check/" + ns + "/api" }
 
 // waitAllowed waits until g has the rate limit (its snapshot is complete).
 func waitAllowed(g *controlplane.Gate) error {
-	url, uri, _ := strings.Cut(check(g, "/api/v1/limited"), " ")
 	for deadline := time.Now().Add(30 * time.Second); time.Now().Before(deadline); time.Sleep(100 * time.Millisecond) {
-		if _, h, err := ask(url, uri); err == nil && h.Get("X-RateLimit-Limit") != "" {
+		if _, h, err := ask(checkURL(g), "/api/v1/limited"); err == nil && h.Get("X-RateLimit-Limit") != "" {
 			return nil
 		}
 	}
@@ -204,9 +244,9 @@ type wrkResult struct {
 
 // measure runs wrk (see wrk) and says what a request cost the processes
 // m meters and wrk.
-func measure(d time.Duration, conns int, target string, m *cputime.Meter) (wrkResult, error) {
+func measure(d time.Duration, conns int, t target, m *cputime.Meter) (wrkResult, error) {
 	before := m.Sample()
-	r, used, err := wrk(d, conns, target)
+	r, used, err := wrk(d, conns, t)
 	if err != nil {
 		return r, err
 	}
@@ -222,22 +262,17 @@ var (
 	non2xx  = regexp.MustCompile(`Non-2xx or 3xx responses: (\d+)`)
 )
 
-// wrk runs wrk against target ("url" or "url uri", the latter as a
-// forward-auth request for uri), and returns the CPU it used.
-func wrk(d time.Duration, conns int, target string) (wrkResult, time.Duration, error) {
-	url, uri, _ := strings.Cut(target, " ")
-	args := []string{"-t2", fmt.Sprintf("-c%d", conns), fmt.Sprintf("-d%ds", int(d.Seconds())), "--latency"}
-	if uri != "" {
-		args = append(args, "-H", "X-Forwarded-Method: GET", "-H", "X-Forwarded-Uri: "+uri)
-	}
-	cmd := exec.Command("wrk", append(args, url)...)
+// wrk runs wrk against t, and returns the CPU it used.
+func wrk(d time.Duration, conns int, t target) (wrkResult, time.Duration, error) {
+	args := append([]string{"-t2", fmt.Sprintf("-c%d", conns), fmt.Sprintf("-d%ds", int(d.Seconds())), "--latency"}, t.args...)
+	cmd := exec.Command("wrk", append(args, t.url)...)
 	out, err := cmd.CombinedOutput()
 	if err != nil {
 		return wrkResult{}, 0, fmt.Errorf("wrk: %w\n%s", err, out)
 	}
 	used := cmd.ProcessState.UserTime() + cmd.ProcessState.SystemTime()
 	if m := non2xx.FindSubmatch(out); m != nil {
-		return wrkResult{}, 0, fmt.Errorf("wrk got %s refusals from %s:\n%s", m[1], target, out)
+		return wrkResult{}, 0, fmt.Errorf("wrk got %s refusals from %s:\n%s", m[1], t.url, out)
 	}
 	r, p := rpsLine.FindSubmatch(out), p99Line.FindSubmatch(out)
 	if r == nil || p == nil {
@@ -251,7 +286,7 @@ func wrk(d time.Duration, conns int, target string) (wrkResult, time.Duration, e
 // measures, for each change, the time from the API server accepting it to
 // the gate answering with the new decision (polled every 200 µs).
 func applyToEnforced(ctx context.Context, c client.Client, g *controlplane.Gate, n int) ([]time.Duration, error) {
-	url, uri, _ := strings.Cut(check(g, "/api/v1/toggled"), " ")
+	url, uri := checkURL(g), "/api/v1/toggled"
 	rg := &waygatev1.RouteGate{}
 	key := client.ObjectKey{Namespace: ns, Name: "toggled"}
 	var lat []time.Duration
@@ -327,6 +362,7 @@ func pct(sorted []time.Duration, p int) time.Duration {
 type bench struct {
 	dir      string
 	cleanups []func()
+	phases   map[string]bool
 }
 
 func (b *bench) Helper()                   {}
