@@ -8,6 +8,6 @@
 //
 // Everything a rule compares with is parsed when the snapshot is built;
 // evaluation takes no lock, and a newer snapshot replaces an older one
-// atomically (Store). Rollouts bucket contexts with Bucket, which every
+// atomically. Rollouts bucket contexts with Bucket, which every
 // replica computes alike.
 package flags
