@@ -5,6 +5,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/waygate-dev/waygate/internal/apihealth"
 	"github.com/waygate-dev/waygate/internal/gate"
 	"github.com/waygate-dev/waygate/internal/gate/gatetest"
 	"github.com/waygate-dev/waygate/internal/realservers"
@@ -13,7 +14,7 @@ import (
 // The Redis script counts exactly as the in-memory counters do.
 func TestRedisCounters(t *testing.T) {
 	redis := realservers.Redis(t)
-	m := NewMetrics(&Source{health: &apiHealth{}})
+	m := NewMetrics(&Source{health: &apihealth.Health{}})
 	gatetest.RunCounters(t, func(t *testing.T) gate.Counters {
 		rc, err := NewRedisCounters("redis://"+redis.Addr+"/0", time.Second, false, m)
 		if err != nil {
@@ -31,7 +32,7 @@ func TestRedisCounters(t *testing.T) {
 }
 
 func TestRedisDownAtStart(t *testing.T) {
-	m := NewMetrics(&Source{health: &apiHealth{}})
+	m := NewMetrics(&Source{health: &apihealth.Health{}})
 	rc, err := NewRedisCounters("redis://"+realservers.FreeAddr(t)+"/0", 50*time.Millisecond, false, m)
 	if err != nil {
 		t.Fatal(err)

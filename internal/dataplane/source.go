@@ -6,10 +6,6 @@ package dataplane
 
 import (
 	"context"
-	"errors"
-	"io"
-	"net/http"
-	"sync"
 	"sync/atomic"
 	"time"
 
@@ -25,6 +21,7 @@ import (
 	"sigs.k8s.io/controller-runtime/pkg/client"
 
 	waygatev1 "github.com/waygate-dev/waygate/api/v1alpha1"
+	"github.com/waygate-dev/waygate/internal/apihealth"
 	"github.com/waygate-dev/waygate/internal/gate"
 	"github.com/waygate-dev/waygate/internal/scheme"
 )
@@ -44,7 +41,7 @@ type Source struct {
 	// dirty says which snapshots a change asks to rebuild.
 	dirtyGates, dirtyFlags atomic.Bool
 	ready                  atomic.Bool
-	health                 *apiHealth
+	health                 *apihealth.Health
 	// OnSnapshot is told of every snapshot put in effect.
 	OnSnapshot func(s *gate.Snapshot, objects int)
 }
@@ -52,9 +49,7 @@ type Source struct {
 // NewSource prepares a source for engine over cfg (which it wraps to see
 // whether the API server answers).
 func NewSource(cfg *rest.Config, engine *gate.Engine) (*Source, error) {
-	cfg = rest.CopyConfig(cfg)
-	health := &apiHealth{}
-	cfg.Wrap(func(rt http.RoundTripper) http.RoundTripper { return &healthTransport{next: rt, health: health} })
+	cfg, health := apihealth.Watch(cfg)
 	envLabel, err := labels.NewRequirement(gate.EnvironmentLabel, selection.Exists, nil)
 	if err != nil {
 		return nil, err
@@ -206,65 +201,4 @@ func (s *Source) Ready() bool { return s.ready.Load() }
 
 // Stale is how long the gate's view may have been behind the API server:
 // zero while it answers, else the time since it first failed to.
-func (s *Source) Stale() time.Duration { return s.health.stale() }
-
-// apiHealth records whether the API server answers the gate's requests.
-type apiHealth struct {
-	mu        sync.Mutex
-	downSince time.Time
-}
-
-func (h *apiHealth) up() {
-	h.mu.Lock()
-	h.downSince = time.Time{}
-	h.mu.Unlock()
-}
-
-func (h *apiHealth) down() {
-	h.mu.Lock()
-	if h.downSince.IsZero() {
-		h.downSince = time.Now()
-	}
-	h.mu.Unlock()
-}
-
-func (h *apiHealth) stale() time.Duration {
-	h.mu.Lock()
-	defer h.mu.Unlock()
-	if h.downSince.IsZero() {
-		return 0
-	}
-	return time.Since(h.downSince)
-}
-
-// healthTransport sees every list and watch: an answer means the view is
-// current, a failed request or a watch cut off by an error that it may not
-// be.
-type healthTransport struct {
-	next   http.RoundTripper
-	health *apiHealth
-}
-
-func (t *healthTransport) RoundTrip(req *http.Request) (*http.Response, error) {
-	resp, err := t.next.RoundTrip(req)
-	if err != nil || resp.StatusCode >= http.StatusInternalServerError {
-		t.health.down()
-		return resp, err
-	}
-	t.health.up()
-	resp.Body = &healthBody{ReadCloser: resp.Body, health: t.health}
-	return resp, nil
-}
-
-type healthBody struct {
-	io.ReadCloser
-	health *apiHealth
-}
-
-func (b *healthBody) Read(p []byte) (int, error) {
-	n, err := b.ReadCloser.Read(p)
-	if err != nil && !errors.Is(err, io.EOF) && !errors.Is(err, context.Canceled) {
-		b.health.down()
-	}
-	return n, err
-}
+func (s *Source) Stale() time.Duration { return s.health.Stale() }
