@@ -11,6 +11,7 @@ import (
 
 	of "github.com/open-feature/go-sdk/openfeature"
 	"github.com/open-feature/go-sdk/openfeature/isolated"
+	"k8s.io/client-go/rest"
 
 	"github.com/waygate-dev/waygate/pkg/flags/provider"
 )
@@ -142,5 +143,54 @@ func wait(t *testing.T, ch chan of.EventDetails, what string) {
 	case <-ch:
 	case <-time.After(10 * time.Second):
 		t.Fatalf("no %s within 10s", what)
+	}
+}
+
+// In the cluster, the provider watches the namespace's flags with the
+// service's own identity, which needs to read them there and nothing else.
+func TestGoProviderFromCluster(t *testing.T) {
+	ctx := context.Background()
+	ns := applyOFREPFlags(t)
+	app := rest.CopyConfig(cp.Admin)
+	app.Impersonate = rest.ImpersonationConfig{UserName: "system:serviceaccount:" + ns + ":shop"}
+
+	api := isolated.NewAPI()
+	defer func() { _ = api.Shutdown(ctx) }()
+	err := api.SetProviderAndWait(ctx, provider.NewFromCluster(app, ns))
+	if err == nil || !strings.Contains(err.Error(), "forbidden") || !strings.Contains(err.Error(), "get, list and watch of featureflags and segments") {
+		t.Fatalf("an identity that may not read the flags: %v, want a refusal saying what it needs", err)
+	}
+
+	kubectl(t, "", "create", "role", "read-flags", "-n", ns, "--verb=get,list,watch", "--resource=featureflags.waygate.dev,segments.waygate.dev")
+	kubectl(t, "", "create", "rolebinding", "shop-reads-flags", "-n", ns, "--role=read-flags", "--serviceaccount="+ns+":shop")
+	changes := make(chan of.EventDetails, 16)
+	cb := func(d of.EventDetails) { changes <- d }
+	api.AddHandler(of.ProviderConfigChange, &cb)
+	if err := api.SetProviderAndWait(ctx, provider.NewFromCluster(app, ns)); err != nil {
+		t.Fatal(err)
+	}
+	client := api.NewClient()
+	for _, tc := range ofrepCases(t) {
+		if tc.Type != "boolean" && tc.Type != "string" {
+			continue
+		}
+		var value any
+		var d of.EvaluationDetails
+		if tc.Type == "boolean" {
+			r, _ := client.BooleanValueDetails(ctx, tc.Flag, false, evalContext(tc.Context))
+			value, d = r.Value, r.EvaluationDetails
+		} else {
+			r, _ := client.StringValueDetails(ctx, tc.Flag, "", evalContext(tc.Context))
+			value, d = r.Value, r.EvaluationDetails
+		}
+		if value != tc.Value || d.Variant != tc.Variant || string(d.Reason) != tc.Reason {
+			t.Errorf("%s %v: %v %q %q, want %v %q %q", tc.Flag, tc.Context, value, d.Variant, d.Reason, tc.Value, tc.Variant, tc.Reason)
+		}
+	}
+	drain(changes)
+	kubectl(t, "", "patch", "featureflag", "theme", "-n", ns, "--type", "merge", "-p", `{"spec":{"fallthrough":{"variation":"dark"}}}`)
+	wait(t, changes, "PROVIDER_CONFIGURATION_CHANGED after a kubectl patch")
+	if v, _ := client.StringValue(ctx, "theme", "", of.NewEvaluationContext("dave", nil)); v != "dark" {
+		t.Errorf("theme after the change: %q, want dark", v)
 	}
 }

@@ -1,59 +1,39 @@
 // Package provider is an OpenFeature provider for Go services
 // (github.com/open-feature/go-sdk) that evaluates Waygate flags in-process
 // with the flag engine of package flags: no network hop per evaluation. It
-// loads a namespace's flags and segments from the gate (polling its
-// definitions endpoint with ETag), and keeps serving the last good snapshot
-// while the gate cannot be reached.
+// loads a namespace's flags and segments from the gate (New: polling its
+// definitions endpoint with ETag) or, in the cluster, from the API server
+// (NewFromCluster: watching FeatureFlags and Segments), and keeps serving
+// the last good snapshot while its source cannot be reached.
 //
 //	p := provider.New(provider.Options{BaseURL: "http://waygate-gate.waygate-system:8080/ns/shop", APIKey: key})
 //	_ = openfeature.SetProviderAndWait(p)
 //	on, _ := openfeature.NewDefaultClient().BooleanValue(ctx, "new-checkout", false, openfeature.NewEvaluationContext("alice", nil))
 //
 // It emits PROVIDER_READY once loaded, PROVIDER_CONFIGURATION_CHANGED when
-// the flags change, PROVIDER_STALE when the gate stops answering (and
+// the flags change, PROVIDER_STALE when its source stops answering (and
 // PROVIDER_READY when it answers again), and PROVIDER_ERROR when the first
 // load fails.
 package provider
 
 import (
 	"context"
-	"encoding/json"
 	"fmt"
-	"io"
 	"math"
-	"net/http"
-	"strings"
 	"sync"
 	"sync/atomic"
-	"time"
 
 	of "github.com/open-feature/go-sdk/openfeature"
 
 	"github.com/waygate-dev/waygate/pkg/flags"
 )
 
-// Options configure a Provider.
-type Options struct {
-	// BaseURL is the namespace's base URL on the gate, as OFREP providers
-	// are given it: http://<gate>/ns/<namespace>.
-	BaseURL string
-	// APIKey is one of the namespace's keys (Secret waygate-ofrep-keys):
-	// the gate serves flag definitions only to holders of a key.
-	APIKey string
-	// Interval is how often the gate is asked for changes (default 5s); a
-	// poll whose flags are unchanged costs the gate a 304.
-	Interval time.Duration
-	// Client makes the requests (default: a client with a 10s timeout).
-	Client *http.Client
-}
-
-// Provider evaluates flags with the last snapshot loaded. Its zero value is
-// not usable: call New.
+// Provider evaluates flags with the last snapshot its source loaded. Its
+// zero value is not usable: call New or NewFromCluster.
 type Provider struct {
-	o      Options
+	src    source
 	snap   atomic.Pointer[flags.Snapshot]
 	events chan of.Event
-	etag   string
 
 	mu     sync.Mutex
 	cancel context.CancelFunc
@@ -61,16 +41,19 @@ type Provider struct {
 	stale  bool
 }
 
-// New returns a provider for o; the SDK starts it (Init) when it is set.
-func New(o Options) *Provider {
-	if o.Interval <= 0 {
-		o.Interval = 5 * time.Second
-	}
-	if o.Client == nil {
-		o.Client = &http.Client{Timeout: 10 * time.Second}
-	}
-	o.BaseURL = strings.TrimSuffix(o.BaseURL, "/")
-	return &Provider{o: o, events: make(chan of.Event, 16)}
+// source gives a provider its snapshots.
+type source interface {
+	// first loads the first snapshot.
+	first(ctx context.Context) (*flags.Snapshot, error)
+	// next waits for the next look at the flags: a new snapshot when they
+	// changed, nil when they did not, or why they cannot be seen now.
+	next(ctx context.Context) (*flags.Snapshot, error)
+	// where names the source in messages.
+	where() string
+}
+
+func newProvider(src source) *Provider {
+	return &Provider{src: src, events: make(chan of.Event, 16)}
 }
 
 // Metadata names the provider.
@@ -83,21 +66,23 @@ func (p *Provider) Hooks() []of.Hook { return nil }
 func (p *Provider) EventChannel() <-chan of.Event { return p.events }
 
 // Init loads the flags (the SDK reports an error, and PROVIDER_ERROR, if it
-// cannot) and starts polling for changes.
+// cannot) and starts following their changes.
 func (p *Provider) Init(of.EvaluationContext) error {
 	ctx, cancel := context.WithCancel(context.Background())
-	if _, err := p.load(ctx); err != nil {
+	snap, err := p.src.first(ctx)
+	if err != nil {
 		cancel()
-		return fmt.Errorf("loading flags from %s: %w", p.o.BaseURL, err)
+		return fmt.Errorf("loading flags from %s: %w", p.src.where(), err)
 	}
+	p.snap.Store(snap)
 	p.mu.Lock()
 	p.cancel, p.done = cancel, make(chan struct{})
 	p.mu.Unlock()
-	go p.poll(ctx)
+	go p.follow(ctx)
 	return nil
 }
 
-// Shutdown stops polling.
+// Shutdown stops following changes.
 func (p *Provider) Shutdown() {
 	p.mu.Lock()
 	cancel, done := p.cancel, p.done
@@ -108,32 +93,26 @@ func (p *Provider) Shutdown() {
 	}
 }
 
-func (p *Provider) poll(ctx context.Context) {
+func (p *Provider) follow(ctx context.Context) {
 	defer close(p.done)
-	t := time.NewTicker(p.o.Interval)
-	defer t.Stop()
 	for {
-		select {
-		case <-ctx.Done():
+		snap, err := p.src.next(ctx)
+		if ctx.Err() != nil {
 			return
-		case <-t.C:
 		}
-		changed, err := p.load(ctx)
-		switch {
-		case ctx.Err() != nil:
-			return
-		case err != nil:
+		if err != nil {
 			if !p.stale {
 				p.stale = true
-				p.emit(of.ProviderStale, "the gate does not answer; serving the flags last loaded: "+err.Error())
+				p.emit(of.ProviderStale, p.src.where()+" does not answer; serving the flags last loaded: "+err.Error())
 			}
-		case p.stale:
+			continue
+		}
+		if p.stale {
 			p.stale = false
-			p.emit(of.ProviderReady, "the gate answers again")
-			if changed {
-				p.emit(of.ProviderConfigChange, "flags changed")
-			}
-		case changed:
+			p.emit(of.ProviderReady, p.src.where()+" answers again")
+		}
+		if snap != nil {
+			p.snap.Store(snap)
 			p.emit(of.ProviderConfigChange, "flags changed")
 		}
 	}
@@ -144,48 +123,6 @@ func (p *Provider) emit(t of.EventType, msg string) {
 	case p.events <- of.Event{ProviderName: "waygate", EventType: t, ProviderEventDetails: of.ProviderEventDetails{Message: msg}}:
 	default: // nobody listens fast enough; the state is what counts
 	}
-}
-
-// load asks the gate for the definitions, and compiles them when they
-// changed.
-func (p *Provider) load(ctx context.Context) (changed bool, err error) {
-	req, err := http.NewRequestWithContext(ctx, http.MethodGet, p.o.BaseURL+"/waygate/v1/flags", nil)
-	if err != nil {
-		return false, err
-	}
-	if p.o.APIKey != "" {
-		req.Header.Set("X-API-Key", p.o.APIKey)
-	}
-	if p.etag != "" {
-		req.Header.Set("If-None-Match", p.etag)
-	}
-	resp, err := p.o.Client.Do(req)
-	if err != nil {
-		return false, err
-	}
-	defer func() { _ = resp.Body.Close() }()
-	body, err := io.ReadAll(io.LimitReader(resp.Body, 64<<20))
-	if err != nil {
-		return false, err
-	}
-	switch resp.StatusCode {
-	case http.StatusNotModified:
-		return false, nil
-	case http.StatusOK:
-	default:
-		var e struct {
-			ErrorDetails string `json:"errorDetails"`
-		}
-		_ = json.Unmarshal(body, &e)
-		return false, fmt.Errorf("the gate answered %s: %s", resp.Status, e.ErrorDetails)
-	}
-	var defs flags.Definitions
-	if err := json.Unmarshal(body, &defs); err != nil {
-		return false, fmt.Errorf("reading the flags: %w", err)
-	}
-	p.snap.Store(flags.Compile(defs.Flags, defs.Segments))
-	p.etag = resp.Header.Get("ETag")
-	return true, nil
 }
 
 // evaluate evaluates flag for the flattened context.
