@@ -67,3 +67,37 @@ func DeletePlatform(obj client.Object, username string) waygatev1.Platform {
 	}
 	return PlatformOf("", username)
 }
+
+// gitopsMarks are the labels and annotations GitOps tools put on what they
+// manage, and the tool each names.
+var gitopsMarks = []struct {
+	annotation, label, value, tool string
+}{
+	{annotation: "argocd.argoproj.io/tracking-id", tool: "Argo CD"},
+	{label: "kustomize.toolkit.fluxcd.io/name", tool: "Flux"},
+	{label: "helm.toolkit.fluxcd.io/name", tool: "Flux (HelmRelease)"},
+	{label: "app.kubernetes.io/managed-by", value: "Helm", tool: "Helm"},
+}
+
+// ManagedBy names the GitOps tool that manages obj, and the mark that says
+// so, or "" when none does.
+func ManagedBy(obj client.Object) (tool, mark string) {
+	for _, m := range gitopsMarks {
+		if m.annotation != "" {
+			if _, ok := obj.GetAnnotations()[m.annotation]; ok {
+				return m.tool, "annotation " + m.annotation
+			}
+			continue
+		}
+		if v, ok := obj.GetLabels()[m.label]; ok && (m.value == "" || v == m.value) {
+			return m.tool, "label " + m.label
+		}
+	}
+	// The field managers the audit trail counts as GitOps.
+	for _, f := range obj.GetManagedFields() {
+		if PlatformOf(f.Manager, "") == waygatev1.PlatformGitOps {
+			return "a GitOps tool", "field manager " + f.Manager
+		}
+	}
+	return "", ""
+}

@@ -11,6 +11,7 @@ import (
 	"sigs.k8s.io/controller-runtime/pkg/client"
 
 	waygatev1 "github.com/waygate-dev/waygate/api/v1alpha1"
+	"github.com/waygate-dev/waygate/internal/audit"
 )
 
 func statusCommand(o *Options) *cobra.Command {
@@ -110,7 +111,7 @@ func (o *Options) printGate(rg *waygatev1.RouteGate) error {
 	add("Asked for", o.describeSpec(&rg.Spec))
 	add("Ready", readyLine(rg.Status.Conditions, rg.Generation))
 	add("RouteGate", rg.Namespace+"/"+rg.Name)
-	if tool, mark := managedBy(rg); tool != "" {
+	if tool, mark := audit.ManagedBy(rg); tool != "" {
 		add("Managed by", fmt.Sprintf("%s (%s)", tool, mark))
 	}
 	o.keyValues(rows)
