@@ -21,6 +21,7 @@ import (
 	"sigs.k8s.io/controller-runtime/pkg/webhook"
 
 	"github.com/waygate-dev/waygate/internal/audit"
+	"github.com/waygate-dev/waygate/internal/kube"
 	"github.com/waygate-dev/waygate/internal/scheme"
 	waygatewebhook "github.com/waygate-dev/waygate/internal/webhook"
 )
@@ -79,9 +80,9 @@ type ManagerOptions struct {
 // SelfSubjectReview), so that the audit webhook tells its own bookkeeping
 // writes from people's wherever it runs.
 func NewManager(ctx context.Context, cfg *rest.Config, o ManagerOptions) (ctrl.Manager, error) {
-	me, err := waygatewebhook.Whoami(ctx, cfg)
+	me, err := kube.Whoami(ctx, cfg)
 	if err != nil {
-		return nil, err
+		return nil, fmt.Errorf("asking the API server who the operator is: %w", err)
 	}
 	mgr, err := ctrl.NewManager(cfg, ctrl.Options{
 		Scheme:                  scheme.Scheme,

@@ -5,14 +5,9 @@ package webhook
 
 import (
 	"context"
-	"fmt"
 
-	authenticationv1 "k8s.io/api/authentication/v1"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
-	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/util/validation/field"
-	"k8s.io/client-go/kubernetes"
-	"k8s.io/client-go/rest"
 	"k8s.io/utils/clock"
 	ctrl "sigs.k8s.io/controller-runtime"
 	"sigs.k8s.io/controller-runtime/pkg/client"
@@ -98,18 +93,4 @@ func ruleClauses(rules [][]waygatev1.Clause) field.ErrorList {
 		errs = append(errs, flags.ValidateClauses(clauses, path.Index(i).Child("clauses"))...)
 	}
 	return errs
-}
-
-// Whoami asks the API server who cfg authenticates as (a SelfSubjectReview),
-// so that the webhook knows the operator's own requests wherever it runs.
-func Whoami(ctx context.Context, cfg *rest.Config) (string, error) {
-	cs, err := kubernetes.NewForConfig(cfg)
-	if err != nil {
-		return "", err
-	}
-	review, err := cs.AuthenticationV1().SelfSubjectReviews().Create(ctx, &authenticationv1.SelfSubjectReview{}, metav1.CreateOptions{})
-	if err != nil {
-		return "", fmt.Errorf("asking the API server who the operator is: %w", err)
-	}
-	return review.Status.UserInfo.Username, nil
 }
