@@ -49,9 +49,10 @@ bench-gate: envtest-assets build test-deps ## Measure the gate: decisions in-pro
 ##@ Build
 
 .PHONY: build
-build: ## Build the operator into bin/manager, the gate into bin/gate and the CLI into bin/waygate.
+build: ## Build the operator into bin/manager, the gate into bin/gate, the dashboard into bin/dashboard and the CLI into bin/waygate.
 	go build -o bin/manager ./cmd/manager
 	go build -o bin/gate ./cmd/gate
+	go build -o bin/dashboard ./cmd/dashboard
 	go build -o bin/waygate ./cmd/waygate
 
 INSTALL_DIR ?= $(shell go env GOPATH)/bin

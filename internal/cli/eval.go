@@ -3,7 +3,6 @@ package cli
 import (
 	"context"
 	"fmt"
-	"strings"
 
 	"github.com/spf13/cobra"
 
@@ -26,9 +25,9 @@ func flagEvalCommand(o *Options) *cobra.Command {
 	}
 	c.Flags().StringArrayVar(&attrs, "context", nil, "An attribute of the evaluation context, ATTRIBUTE=VALUE (key=alice, country=US).")
 	c.RunE = o.run(func(ctx context.Context, args []string) error {
-		values, err := evalContext(attrs)
+		values, err := flags.ParseContext(attrs)
 		if err != nil {
-			return err
+			return fmt.Errorf("--context: %w (here --context is the evaluation context; pick a kubeconfig context with --kubeconfig or `kubectl config use-context`)", err)
 		}
 		snap, err := o.flagSnapshot(ctx)
 		if err != nil {
@@ -38,24 +37,6 @@ func flagEvalCommand(o *Options) *cobra.Command {
 		return o.printResult(&r)
 	})
 	return c
-}
-
-// evalContext reads --context ATTRIBUTE=VALUE pairs; key and targetingKey
-// name the targeting key.
-func evalContext(attrs []string) (map[string]any, error) {
-	values := map[string]any{}
-	for _, a := range attrs {
-		k, v, ok := strings.Cut(a, "=")
-		if !ok || k == "" {
-			return nil, fmt.Errorf("--context %q: write ATTRIBUTE=VALUE, such as key=alice or country=US (here --context is the evaluation context; "+
-				"pick a kubeconfig context with --kubeconfig or `kubectl config use-context`)", a)
-		}
-		if k == "key" {
-			k = "targetingKey"
-		}
-		values[k] = v
-	}
-	return values, nil
 }
 
 // flagSnapshot compiles the namespace's flags and segments.

@@ -67,7 +67,7 @@ Also usable as a kubectl plugin: kubectl waygate ...`,
 		c.GroupID = "routes"
 		root.AddCommand(c)
 	}
-	for _, c := range []*cobra.Command{rateLimitCommand(o), flagsCommand(o), segmentsCommand(o), auditCommand(o), versionCommand(o)} {
+	for _, c := range []*cobra.Command{rateLimitCommand(o), flagsCommand(o), segmentsCommand(o), auditCommand(o), dashboardCommand(o), versionCommand(o)} {
 		c.GroupID = "more"
 		root.AddCommand(c)
 	}

@@ -2,7 +2,9 @@ package flags
 
 import (
 	"encoding/json"
+	"fmt"
 	"strconv"
+	"strings"
 	"time"
 )
 
@@ -37,6 +39,25 @@ func NewContext(values map[string]any) *Context {
 		ctx.Kind = k
 	}
 	return ctx
+}
+
+// ParseContext reads an evaluation context written as ATTRIBUTE=VALUE
+// pairs, as people type it ("key=alice", "country=US"): "key" names the
+// targeting key, every value is a string (operators read numbers, times
+// and versions from strings).
+func ParseContext(pairs []string) (map[string]any, error) {
+	values := map[string]any{}
+	for _, p := range pairs {
+		k, v, ok := strings.Cut(strings.TrimSpace(p), "=")
+		if !ok || k == "" {
+			return nil, fmt.Errorf("%q: write ATTRIBUTE=VALUE, such as key=alice or country=US", p)
+		}
+		if k == "key" {
+			k = "targetingKey"
+		}
+		values[k] = v
+	}
+	return values, nil
 }
 
 // kind is the context's kind, DefaultKind when it names none.
