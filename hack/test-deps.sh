@@ -1,14 +1,15 @@
 #!/usr/bin/env bash
 # Installs the real servers the gate's tests and benchmarks put it between
-# (nginx, Caddy, Redis; wrk for `make bench-gate`), and Node with npm (the
-# official OpenFeature OFREP client is tested against the gate), from the
-# distribution's packages, when they are missing. Needs root (or sudo) for
+# (nginx, Caddy, Redis; wrk for `make bench-gate`), Node with npm (the
+# official OpenFeature OFREP client is tested against the gate) and Chromium
+# (the dashboard's tests drive it), from the distribution's packages, when
+# they are missing. Needs root (or sudo) for
 # apt-get.
 set -euo pipefail
 
-declare -A pkg=([nginx]=nginx [caddy]=caddy [redis-server]=redis-server [wrk]=wrk [node]=nodejs [npm]=npm)
+declare -A pkg=([nginx]=nginx [caddy]=caddy [redis-server]=redis-server [wrk]=wrk [node]=nodejs [npm]=npm [chromium]=chromium)
 missing=()
-for bin in nginx caddy redis-server wrk node npm; do
+for bin in nginx caddy redis-server wrk node npm chromium; do
   command -v "$bin" >/dev/null || [[ -x /usr/sbin/$bin ]] || missing+=("${pkg[$bin]}")
 done
 [[ ${#missing[@]} -eq 0 ]] && exit 0

@@ -1,0 +1,439 @@
+package dashboard_test
+
+import (
+	"context"
+	"fmt"
+	"io"
+	"net/http"
+	"net/http/cookiejar"
+	"net/http/httptest"
+	"net/url"
+	"os"
+	"path/filepath"
+	"regexp"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/chromedp/chromedp"
+	corev1 "k8s.io/api/core/v1"
+	rbacv1 "k8s.io/api/rbac/v1"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"sigs.k8s.io/controller-runtime/pkg/client"
+
+	waygatev1 "github.com/waygate-dev/waygate/api/v1alpha1"
+	"github.com/waygate-dev/waygate/controllers/operatortest"
+	"github.com/waygate-dev/waygate/internal/audit"
+	"github.com/waygate-dev/waygate/internal/controlplane"
+	"github.com/waygate-dev/waygate/internal/dashboard"
+)
+
+var eventually = operatortest.Eventually
+
+// signIn signs name in through the login form.
+func signIn(name string) chromedp.Action[chromedp.Void] {
+	return chromedp.Steps(
+		chromedp.Navigate(site.URL+"/login"),
+		chromedp.WaitVisible(chromedp.ID("token")),
+		chromedp.SendKeys(chromedp.ID("token"), tokens[name]),
+		chromedp.Submit(chromedp.ID("token")),
+		chromedp.WaitVisible(chromedp.CSS(`table#audit, p.empty`)),
+	)
+}
+
+// gate creates a RouteGate for route in shop and waits for its state.
+func gate(t *testing.T, name, route string) *waygatev1.RouteGate {
+	t.Helper()
+	rg := &waygatev1.RouteGate{ObjectMeta: metav1.ObjectMeta{Namespace: shop, Name: name},
+		Spec: waygatev1.RouteGateSpec{Route: waygatev1.RouteKey(route), State: waygatev1.RouteActive}}
+	if err := k8s.Create(context.Background(), rg); err != nil {
+		t.Fatal(err)
+	}
+	eventually(t, 10*time.Second, func() error {
+		if err := k8s.Get(context.Background(), client.ObjectKeyFromObject(rg), rg); err != nil {
+			return err
+		}
+		if rg.Status.State == "" {
+			return fmt.Errorf("%s has no state yet", name)
+		}
+		return nil
+	})
+	return rg
+}
+
+// text is the text of the element sel.
+func text(ctx context.Context, t *testing.T, sel string) string {
+	t.Helper()
+	s, err := chromedp.Run(ctx, chromedp.Text(chromedp.CSS(sel)))
+	if err != nil {
+		t.Fatalf("reading %s: %v", sel, err)
+	}
+	return s
+}
+
+// screenshot saves the page as docs/<name>.png.
+func screenshot(ctx context.Context, t *testing.T, name string) {
+	t.Helper()
+	png, err := chromedp.Run(ctx, chromedp.FullScreenshot(100))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(filepath.Join(cp.Root, "docs", name+".png"), png, 0o644); err != nil {
+		t.Fatal(err)
+	}
+}
+
+// Alice puts GET:/payments into maintenance from the Routes page; the page
+// shows it, and the Audit tab shows her change as the dashboard's.
+func TestMaintenanceFromTheRoutesPage(t *testing.T) {
+	gate(t, "get-payments", "GET:/payments")
+	ctx := tab(t)
+	if err := chromedp.Do(ctx, signIn("alice"),
+		chromedp.Navigate(site.URL+"/routes?ns="+shop),
+		chromedp.WaitVisible(chromedp.ID("state-get-payments")),
+		chromedp.SetValue(chromedp.ID("state-get-payments"), "maintenance"),
+		chromedp.SendKeys(chromedp.ID("reason-get-payments"), "Database migration"),
+		chromedp.Submit(chromedp.ID("reason-get-payments")),
+		chromedp.WaitVisible(chromedp.CSS("p.notice")),
+	); err != nil {
+		t.Fatal(err)
+	}
+	if n := text(ctx, t, "p.notice"); n != "RouteGate get-payments: maintenance" {
+		t.Errorf("notice %q", n)
+	}
+	// The state in effect, once the operator has computed it.
+	eventually(t, 10*time.Second, func() error {
+		if err := chromedp.Do(ctx, chromedp.Navigate(site.URL+"/routes?ns="+shop), chromedp.WaitVisible(chromedp.CSS("table"))); err != nil {
+			return err
+		}
+		if row := text(ctx, t, "tbody tr"); !strings.Contains(row, "maintenance") || !strings.Contains(row, "Database migration") {
+			return fmt.Errorf("routes row: %q", row)
+		}
+		return nil
+	})
+	screenshot(ctx, t, "dashboard-routes")
+
+	want := []string{user("alice"), "dashboard", "maintenance_on", "GET:/payments", "active → maintenance", "Database migration"}
+	eventually(t, 10*time.Second, func() error {
+		if err := chromedp.Do(ctx, chromedp.Navigate(site.URL+"/audit?ns="+shop+"&path=GET:/payments"), chromedp.WaitVisible(chromedp.CSS("table#audit"))); err != nil {
+			return err
+		}
+		row := text(ctx, t, "table#audit tbody tr")
+		for _, w := range want {
+			if !strings.Contains(row, w) {
+				return fmt.Errorf("newest audit row %q lacks %q", row, w)
+			}
+		}
+		return nil
+	})
+	screenshot(ctx, t, "dashboard-audit")
+}
+
+// entries writes n entries about path into ns, as the operator does, one a
+// millisecond apart (the oldest first), and returns their reasons.
+func entries(t *testing.T, ns, path string, n int, start time.Time) {
+	t.Helper()
+	opc, err := client.New(cp.Operator, client.Options{Scheme: controlplane.Scheme})
+	if err != nil {
+		t.Fatal(err)
+	}
+	for i := range n {
+		at := metav1.NewMicroTime(start.Add(time.Duration(i) * time.Millisecond))
+		id := fmt.Sprintf("%s-%d", path, i)
+		e := &waygatev1.AuditEntry{
+			ObjectMeta: metav1.ObjectMeta{Namespace: ns, Name: audit.EntryName(at.Time, "history", "uid", id)},
+			Spec: waygatev1.AuditEntrySpec{Path: path, Action: "maintenance_on", Actor: "seeder", Platform: waygatev1.PlatformAPI,
+				OldStatus: "active", NewStatus: "maintenance", Reason: fmt.Sprintf("entry %d of %s", i, path), Timestamp: at,
+				Target: waygatev1.AuditTarget{Kind: "RouteGate", Name: "history", Namespace: ns}},
+		}
+		if err := opc.Create(context.Background(), e); err != nil {
+			t.Fatal(err)
+		}
+	}
+}
+
+func rows(ctx context.Context, t *testing.T) int {
+	t.Helper()
+	n, err := chromedp.Run(ctx, chromedp.Evaluate[int](`document.querySelectorAll("table#audit tbody tr:not(.more)").length`))
+	if err != nil {
+		t.Fatal(err)
+	}
+	return n
+}
+
+// With 300 entries, the Audit tab shows the newest page, loads older pages
+// as it is scrolled to the end until the first entry shows, and the path
+// filter narrows it to one route.
+func TestAuditScrollAndFilter(t *testing.T) {
+	const ns = "history"
+	if err := k8s.Create(context.Background(), &corev1.Namespace{ObjectMeta: metav1.ObjectMeta{Name: ns}}); err != nil {
+		t.Fatal(err)
+	}
+	if err := k8s.Create(context.Background(), &rbacv1.RoleBinding{
+		ObjectMeta: metav1.ObjectMeta{Namespace: ns, Name: "alice-waygate-view"},
+		RoleRef:    rbacv1.RoleRef{APIGroup: "rbac.authorization.k8s.io", Kind: "ClusterRole", Name: "waygate-view"},
+		Subjects:   []rbacv1.Subject{{Kind: "ServiceAccount", Namespace: shop, Name: "alice"}},
+	}); err != nil {
+		t.Fatal(err)
+	}
+	start := time.Now().Add(-time.Hour)
+	entries(t, ns, "GET:/a", 150, start)
+	entries(t, ns, "GET:/b", 150, start.Add(time.Second))
+	ctx := tab(t)
+	if err := chromedp.Do(ctx, signIn("alice"), chromedp.Navigate(site.URL+"/audit?ns="+ns), chromedp.WaitVisible(chromedp.CSS("table#audit"))); err != nil {
+		t.Fatal(err)
+	}
+	if n := rows(ctx, t); n != 50 {
+		t.Fatalf("first page: %d rows, want 50", n)
+	}
+	if first := text(ctx, t, "table#audit tbody tr"); !strings.Contains(first, "entry 149 of GET:/b") {
+		t.Fatalf("the first row is %q, want the newest entry", first)
+	}
+	eventually(t, 30*time.Second, func() error {
+		if _, err := chromedp.Run(ctx, chromedp.Evaluate[any](`window.scrollTo(0, document.body.scrollHeight)`)); err != nil {
+			return err
+		}
+		if n := rows(ctx, t); n != 300 {
+			return fmt.Errorf("%d rows after scrolling, want 300", n)
+		}
+		return nil
+	})
+	if last := text(ctx, t, "table#audit tbody tr:last-child"); !strings.Contains(last, "entry 0 of GET:/a") {
+		t.Errorf("the last row is %q, want the first entry written", last)
+	}
+
+	if err := chromedp.Do(ctx,
+		chromedp.SetValue(chromedp.ID("path"), "GET:/a"), chromedp.Submit(chromedp.ID("path")),
+		chromedp.WaitVisible(chromedp.CSS(`table#audit`)),
+	); err != nil {
+		t.Fatal(err)
+	}
+	eventually(t, 10*time.Second, func() error {
+		paths, err := chromedp.Run(ctx, chromedp.Evaluate[[]string](`Array.from(document.querySelectorAll("table#audit tbody tr:not(.more) td:nth-child(5)")).map(td => td.textContent)`))
+		if err != nil {
+			return err
+		}
+		if len(paths) != 50 {
+			return fmt.Errorf("%d filtered rows, want a page of 50", len(paths))
+		}
+		for _, p := range paths {
+			if p != "GET:/a" {
+				return fmt.Errorf("a row of %s in the GET:/a filter", p)
+			}
+		}
+		return nil
+	})
+}
+
+// A change bob makes with kubectl while the Audit tab is open appears
+// within 2 seconds, without a reload.
+func TestAuditLiveRow(t *testing.T) {
+	rg := gate(t, "get-orders", "GET:/orders")
+	ctx := tab(t)
+	if err := chromedp.Do(ctx, signIn("alice"), chromedp.Navigate(site.URL+"/audit?ns="+shop), chromedp.WaitVisible(chromedp.CSS("table#audit"))); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := chromedp.Run(ctx, chromedp.Evaluate[string](`window.marker = "same page"`)); err != nil {
+		t.Fatal(err)
+	}
+	time.Sleep(300 * time.Millisecond) // the event stream connects
+	bob, err := cp.As(user("bob"), "system:serviceaccounts", "system:serviceaccounts:"+shop)
+	if err != nil {
+		t.Fatal(err)
+	}
+	patch := client.RawPatch("application/merge-patch+json", []byte(`{"spec":{"state":"disabled","reason":"Moved to v2"}}`))
+	if err := bob.Patch(context.Background(), rg, patch, client.FieldOwner("kubectl-patch")); err != nil {
+		t.Fatal(err)
+	}
+	changed := time.Now()
+	deadline := changed.Add(2 * time.Second)
+	for {
+		first := text(ctx, t, "table#audit tbody tr")
+		marker, err := chromedp.Run(ctx, chromedp.Evaluate[string](`window.marker || ""`))
+		if err != nil {
+			t.Fatal(err)
+		}
+		if strings.Contains(first, user("bob")) && strings.Contains(first, "Moved to v2") {
+			if marker != "same page" {
+				t.Fatal("the page was reloaded")
+			}
+			t.Logf("bob's change showed %s after the patch", time.Since(changed).Round(time.Millisecond))
+			return
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("2s after bob's patch the newest row is %q", first)
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+}
+
+// Carol may only view: the dashboard shows the API's refusal, and nothing
+// changes.
+func TestForbiddenShowsTheAPIsMessage(t *testing.T) {
+	rg := gate(t, "get-carts", "GET:/carts")
+	ctx := tab(t)
+	if err := chromedp.Do(ctx, signIn("carol"),
+		chromedp.Navigate(site.URL+"/routes?ns="+shop),
+		chromedp.WaitVisible(chromedp.ID("state-get-carts")),
+		chromedp.SetValue(chromedp.ID("state-get-carts"), "disabled"),
+		chromedp.Submit(chromedp.ID("reason-get-carts")),
+		chromedp.WaitVisible(chromedp.CSS("p.error")),
+	); err != nil {
+		t.Fatal(err)
+	}
+	msg := text(ctx, t, "p.error")
+	if !regexp.MustCompile(`routegates.waygate.dev "get-carts" is forbidden: User "` + regexp.QuoteMeta(user("carol")) + `" cannot update`).MatchString(msg) {
+		t.Errorf("error shown: %q", msg)
+	}
+	if err := k8s.Get(context.Background(), client.ObjectKeyFromObject(rg), rg); err != nil || rg.Spec.State != waygatev1.RouteActive {
+		t.Errorf("after carol's refused change: %v, state %s", err, rg.Spec.State)
+	}
+	// A namespace carol cannot read: the message, not a blank page.
+	if err := chromedp.Do(ctx, chromedp.Navigate(site.URL+"/audit?ns=kube-system"), chromedp.WaitVisible(chromedp.CSS("p.error"))); err != nil {
+		t.Fatal(err)
+	}
+	if msg := text(ctx, t, "p.error"); !strings.Contains(msg, "cannot list resource \"auditentries\"") {
+		t.Errorf("audit of kube-system as carol: %q", msg)
+	}
+}
+
+// signedInClient signs name in over plain HTTP and returns the client
+// (with the session cookie) and the session's CSRF token.
+func signedInClient(t *testing.T, name string) (*http.Client, string) {
+	t.Helper()
+	jar, _ := cookiejar.New(nil)
+	c := &http.Client{Jar: jar, CheckRedirect: func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse }}
+	csrf := regexp.MustCompile(`name="csrf" value="([^"]+)"`)
+	body := get(t, c, "/login")
+	m := csrf.FindStringSubmatch(body)
+	if m == nil {
+		t.Fatalf("no CSRF token in the login form: %s", body)
+	}
+	resp, err := c.PostForm(site.URL+"/login", url.Values{"token": {tokens[name]}, "csrf": {m[1]}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	_ = resp.Body.Close()
+	if resp.StatusCode != http.StatusSeeOther {
+		t.Fatalf("sign-in: %s", resp.Status)
+	}
+	m = csrf.FindStringSubmatch(get(t, c, "/routes?ns="+shop))
+	if m == nil {
+		t.Fatal("no CSRF token on the Routes page")
+	}
+	return c, m[1]
+}
+
+func get(t *testing.T, c *http.Client, path string) string {
+	t.Helper()
+	resp, err := c.Get(site.URL + path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer func() { _ = resp.Body.Close() }()
+	b, _ := io.ReadAll(resp.Body)
+	return string(b)
+}
+
+// State-changing requests need the session's CSRF token; pages need a
+// session; every answer forbids inline script.
+func TestCSRFAndSessions(t *testing.T) {
+	rg := gate(t, "get-users", "GET:/users")
+	c, csrf := signedInClient(t, "alice")
+	change := url.Values{"ns": {shop}, "name": {"get-users"}, "state": {"disabled"}, "reason": {"x"}}
+	for name, form := range map[string]url.Values{"no token": change, "another token": with(change, "csrf", "forged")} {
+		resp, err := c.PostForm(site.URL+"/routes", form)
+		if err != nil {
+			t.Fatal(err)
+		}
+		_ = resp.Body.Close()
+		if resp.StatusCode != http.StatusForbidden {
+			t.Errorf("POST with %s: %s, want 403", name, resp.Status)
+		}
+	}
+	if err := k8s.Get(context.Background(), client.ObjectKeyFromObject(rg), rg); err != nil || rg.Spec.State != waygatev1.RouteActive {
+		t.Fatalf("after refused POSTs: %v, state %s", err, rg.Spec.State)
+	}
+	resp, err := c.PostForm(site.URL+"/routes", with(change, "csrf", csrf))
+	if err != nil {
+		t.Fatal(err)
+	}
+	_ = resp.Body.Close()
+	if resp.StatusCode != http.StatusSeeOther {
+		t.Errorf("POST with the token: %s, want 303", resp.Status)
+	}
+	if csp := resp.Header.Get("Content-Security-Policy"); !strings.Contains(csp, "script-src 'self'") || strings.Contains(csp, "unsafe-inline") {
+		t.Errorf("CSP %q", csp)
+	}
+
+	anon := &http.Client{CheckRedirect: func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse }}
+	resp, err = anon.Get(site.URL + "/routes?ns=" + shop)
+	if err != nil {
+		t.Fatal(err)
+	}
+	_ = resp.Body.Close()
+	if resp.StatusCode != http.StatusSeeOther || resp.Header.Get("Location") != "/login" {
+		t.Errorf("a page without a session: %s to %q, want a redirect to /login", resp.Status, resp.Header.Get("Location"))
+	}
+	resp, err = anon.PostForm(site.URL+"/routes", with(change, "csrf", csrf))
+	if err != nil {
+		t.Fatal(err)
+	}
+	_ = resp.Body.Close()
+	if resp.StatusCode != http.StatusUnauthorized {
+		t.Errorf("a POST without a session: %s, want 401", resp.Status)
+	}
+	// Signing out ends the session.
+	resp, err = c.PostForm(site.URL+"/logout", url.Values{"csrf": {csrf}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	_ = resp.Body.Close()
+	if resp, err = c.Get(site.URL + "/routes"); err == nil {
+		_ = resp.Body.Close()
+		if resp.StatusCode != http.StatusSeeOther {
+			t.Errorf("after signing out: %s, want a redirect to /login", resp.Status)
+		}
+	}
+}
+
+func with(v url.Values, k, val string) url.Values {
+	out := url.Values{}
+	for key, vals := range v {
+		out[key] = vals
+	}
+	out.Set(k, val)
+	return out
+}
+
+// The local mode's sign-in link works once.
+func TestLocalSignInWorksOnce(t *testing.T) {
+	srv, err := dashboard.New(dashboard.Options{Local: cp.Admin, Namespace: shop})
+	if err != nil {
+		t.Fatal(err)
+	}
+	local := httptest.NewServer(srv)
+	defer local.Close()
+	link := srv.LoginURL(local.URL)
+	jar, _ := cookiejar.New(nil)
+	c := &http.Client{Jar: jar}
+	resp, err := c.Get(link)
+	if err != nil {
+		t.Fatal(err)
+	}
+	body, _ := io.ReadAll(resp.Body)
+	_ = resp.Body.Close()
+	if resp.StatusCode != http.StatusOK || !strings.Contains(string(body), "table") && !strings.Contains(string(body), "No audit entries") {
+		t.Fatalf("the link: %s\n%s", resp.Status, body)
+	}
+	again := &http.Client{}
+	resp, err = again.Get(link)
+	if err != nil {
+		t.Fatal(err)
+	}
+	body, _ = io.ReadAll(resp.Body)
+	_ = resp.Body.Close()
+	if resp.StatusCode != http.StatusForbidden || !strings.Contains(string(body), "used already") {
+		t.Errorf("the link a second time: %s\n%s", resp.Status, body)
+	}
+}

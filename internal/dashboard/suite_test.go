@@ -1,0 +1,135 @@
+package dashboard_test
+
+import (
+	"context"
+	"fmt"
+	"net/http/httptest"
+	"os"
+	"os/exec"
+	"testing"
+	"time"
+
+	"github.com/chromedp/chromedp"
+	authenticationv1 "k8s.io/api/authentication/v1"
+	corev1 "k8s.io/api/core/v1"
+	rbacv1 "k8s.io/api/rbac/v1"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/client-go/kubernetes"
+	"k8s.io/client-go/rest"
+	ctrl "sigs.k8s.io/controller-runtime"
+	"sigs.k8s.io/controller-runtime/pkg/client"
+	"sigs.k8s.io/controller-runtime/pkg/log/zap"
+
+	"github.com/waygate-dev/waygate/controllers/operatortest"
+	"github.com/waygate-dev/waygate/internal/controlplane"
+	"github.com/waygate-dev/waygate/internal/dashboard"
+)
+
+// One control plane, operator, dashboard (cluster mode) and headless
+// Chromium for the package. The people sign in with ServiceAccount tokens
+// of the namespace "shop": alice and bob may edit Waygate's kinds there,
+// carol may only view them.
+var (
+	cp      *controlplane.ControlPlane
+	k8s     client.Client
+	site    *httptest.Server
+	browser context.Context
+	tokens  = map[string]string{}
+)
+
+const shop = "shop"
+
+func TestMain(m *testing.M) { os.Exit(runSuite(m)) }
+
+func runSuite(m *testing.M) int {
+	ctrl.SetLogger(zap.New(zap.WriteTo(os.Stderr)))
+	var err error
+	if cp, err = controlplane.Start(); err != nil {
+		fmt.Fprintln(os.Stderr, err)
+		return 1
+	}
+	defer func() { _ = cp.Stop() }()
+	k8s = cp.Client
+	stop, err := operatortest.Start(cp, nil)
+	if err != nil {
+		fmt.Fprintln(os.Stderr, err)
+		return 1
+	}
+	defer stop()
+	if err := people(context.Background()); err != nil {
+		fmt.Fprintln(os.Stderr, err)
+		return 1
+	}
+	srv, err := dashboard.New(dashboard.Options{Cluster: &rest.Config{Host: cp.Admin.Host, TLSClientConfig: rest.TLSClientConfig{CAData: cp.Admin.CAData}}, Namespace: shop})
+	if err != nil {
+		fmt.Fprintln(os.Stderr, err)
+		return 1
+	}
+	site = httptest.NewServer(srv)
+	defer site.Close()
+
+	chromium, err := exec.LookPath("chromium")
+	if err != nil {
+		fmt.Fprintln(os.Stderr, "the dashboard tests drive Chromium: apt-get install chromium (hack/test-deps.sh does)")
+		return 1
+	}
+	alloc, cancelAlloc := chromedp.NewExecAllocator(context.Background(), append(chromedp.DefaultExecAllocatorOptions[:],
+		chromedp.ExecPath(chromium), chromedp.NoSandbox, chromedp.WindowSize(1400, 900))...)
+	defer cancelAlloc()
+	var cancelBrowser context.CancelFunc
+	browser, cancelBrowser = chromedp.NewContext(alloc)
+	defer cancelBrowser()
+	if err := chromedp.Do(browser); err != nil {
+		fmt.Fprintln(os.Stderr, "starting Chromium:", err)
+		return 1
+	}
+	return m.Run()
+}
+
+// people creates shop's ServiceAccounts, binds Waygate's roles, and asks
+// for each a token.
+func people(ctx context.Context) error {
+	if err := k8s.Create(ctx, &corev1.Namespace{ObjectMeta: metav1.ObjectMeta{Name: shop}}); err != nil {
+		return err
+	}
+	cs, err := kubernetes.NewForConfig(cp.Admin)
+	if err != nil {
+		return err
+	}
+	for name, roles := range map[string][]string{"alice": {"waygate-edit", "waygate-view"}, "bob": {"waygate-edit", "waygate-view"}, "carol": {"waygate-view"}} {
+		if err := k8s.Create(ctx, &corev1.ServiceAccount{ObjectMeta: metav1.ObjectMeta{Namespace: shop, Name: name}}); err != nil {
+			return err
+		}
+		for _, role := range roles {
+			if err := k8s.Create(ctx, &rbacv1.RoleBinding{
+				ObjectMeta: metav1.ObjectMeta{Namespace: shop, Name: name + "-" + role},
+				RoleRef:    rbacv1.RoleRef{APIGroup: "rbac.authorization.k8s.io", Kind: "ClusterRole", Name: role},
+				Subjects:   []rbacv1.Subject{{Kind: "ServiceAccount", Namespace: shop, Name: name}},
+			}); err != nil {
+				return err
+			}
+		}
+		tr, err := cs.CoreV1().ServiceAccounts(shop).CreateToken(ctx, name, &authenticationv1.TokenRequest{
+			Spec: authenticationv1.TokenRequestSpec{ExpirationSeconds: new(int64(3600))},
+		}, metav1.CreateOptions{})
+		if err != nil {
+			return fmt.Errorf("a token for %s: %w", name, err)
+		}
+		tokens[name] = tr.Status.Token
+	}
+	return nil
+}
+
+// user is the username of one of shop's people.
+func user(name string) string { return "system:serviceaccount:" + shop + ":" + name }
+
+// tab opens a tab in a browser context of its own (its own cookies: each
+// test signs in).
+func tab(t *testing.T) context.Context {
+	t.Helper()
+	ctx, cancel := chromedp.NewContext(browser, chromedp.WithNewBrowserContext())
+	t.Cleanup(cancel)
+	ctx, cancelTimeout := context.WithTimeout(ctx, 60*time.Second)
+	t.Cleanup(cancelTimeout)
+	return ctx
+}
