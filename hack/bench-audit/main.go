@@ -19,7 +19,8 @@
 //     existing, at 20 changes a second, and entries lost (must be 0);
 //   - the operator's resident memory with 5,000 RouteGates and 50,000
 //     AuditEntries present;
-//   - reading the newest entries (and older pages) with 50,000 present.
+//   - reading the newest entries (and older pages) with 50,000 present;
+//   - the dashboard's Audit and Routes pages, and its memory, with as many.
 package main
 
 import (
@@ -74,7 +75,7 @@ func main() {
 	gates := flag.Int("routegates", 5000, "RouteGates present for the memory figure.")
 	entries := flag.Int("entries", 50000, "AuditEntries present for the memory figure.")
 	profile := flag.String("profile", "", "Write CPU profiles of the API server and the operator, taken during the audited run, to this directory.")
-	phaseList := flag.String("phases", "throughput,latency,memory,log", "The phases to run, comma-separated: throughput, latency, memory, log (reading the log with that many entries present).")
+	phaseList := flag.String("phases", "throughput,latency,memory,log,dashboard", "The phases to run, comma-separated: throughput, latency, memory, log (reading the log with that many entries present), dashboard (its pages with as many present).")
 	flag.StringVar(&waygateBin, "waygate", "bin/waygate", "Path of the CLI binary, for the log phase.")
 	flag.Parse()
 	phases := map[string]bool{}
@@ -227,7 +228,7 @@ func run(ctx context.Context, phases map[string]bool, manager string, workers in
 		fmt.Printf("change accepted -> AuditEntry exists at 20/s: p50 %s  p99 %s (target <= 250ms) over %d changes, lost %d\n",
 			p50.Round(time.Millisecond), p99.Round(time.Millisecond), n, lost2)
 	}
-	if phases["memory"] || phases["log"] {
+	if phases["memory"] || phases["log"] || phases["dashboard"] {
 		if err := fill(ctx, cp, gates, entries); err != nil {
 			return err
 		}
@@ -243,7 +244,12 @@ func run(ctx context.Context, phases map[string]bool, manager string, workers in
 			gates, entries, rss>>20, hwm>>20)
 	}
 	if phases["log"] {
-		return readLog(ctx, cp, dir, entries)
+		if err := readLog(ctx, cp, dir, entries); err != nil {
+			return err
+		}
+	}
+	if phases["dashboard"] {
+		return dashboardTimes(ctx, cp, dir, gates, entries)
 	}
 	return nil
 }

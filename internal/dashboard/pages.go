@@ -225,15 +225,32 @@ var routeActions = []routeAction{
 type routesData struct {
 	Gates   []waygatev1.RouteGate
 	Actions []routeAction
+	// Next is the URL of the next page of gates; "" on the last.
+	Next string
+}
+
+// routesPageSize is how many RouteGates a page of the Routes tab shows.
+const routesPageSize = 100
+
+// routesOf reads a page of the namespace's RouteGates, from the request's
+// continue token.
+func (s *Server) routesOf(r *http.Request, sess *session, ns string) (routesData, error) {
+	var l waygatev1.RouteGateList
+	err := sess.client.List(r.Context(), &l, client.InNamespace(ns), client.Limit(routesPageSize), client.Continue(r.URL.Query().Get("continue")))
+	d := routesData{Gates: l.Items, Actions: routeActions}
+	if l.Continue != "" {
+		d.Next = "/routes?" + url.Values{"ns": {ns}, "continue": {l.Continue}}.Encode()
+	}
+	return d, err
 }
 
 func (s *Server) routes(w http.ResponseWriter, r *http.Request, sess *session) {
 	p := s.pageFor(r, sess, "routes", "Routes")
-	var l waygatev1.RouteGateList
-	if err := sess.client.List(r.Context(), &l, client.InNamespace(p.Namespace)); err != nil {
+	d, err := s.routesOf(r, sess, p.Namespace)
+	if err != nil {
 		p.Error = apiError(err)
 	}
-	p.Data = routesData{Gates: l.Items, Actions: routeActions}
+	p.Data = d
 	s.render(w, "routes", p)
 }
 
@@ -244,9 +261,7 @@ func (s *Server) changeRoute(w http.ResponseWriter, r *http.Request, sess *sessi
 	fail := func(msg string) {
 		p := s.pageFor(r, sess, "routes", "Routes")
 		p.Error = msg
-		var l waygatev1.RouteGateList
-		_ = sess.client.List(r.Context(), &l, client.InNamespace(ns))
-		p.Data = routesData{Gates: l.Items, Actions: routeActions}
+		p.Data, _ = s.routesOf(r, sess, ns)
 		w.WriteHeader(http.StatusUnprocessableEntity)
 		s.render(w, "routes", p)
 	}

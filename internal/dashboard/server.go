@@ -172,6 +172,11 @@ func (s *Server) session(r *http.Request) *session {
 
 // start creates a session for user with cfg and sets its cookie.
 func (s *Server) start(w http.ResponseWriter, r *http.Request, user string, cfg *rest.Config) error {
+	// client-go's default of 5 requests a second would make a person wait
+	// on their own clicks; the API server's priority and fairness still
+	// applies per user.
+	cfg = rest.CopyConfig(cfg)
+	cfg.QPS, cfg.Burst = 50, 100
 	c, err := client.NewWithWatch(cfg, client.Options{Scheme: scheme.Scheme})
 	if err != nil {
 		return err
