@@ -112,32 +112,37 @@ func TestGoProvider(t *testing.T) {
 	}
 
 	// A change made with kubectl: an event, and the new value.
-	drain(changes)
-	kubectl(t, "", "patch", "featureflag", "theme", "-n", ns, "--type", "merge", "-p", `{"spec":{"fallthrough":{"variation":"dark"}}}`)
-	wait(t, changes, "PROVIDER_CONFIGURATION_CHANGED after a kubectl patch")
-	if v, _ := client.StringValue(ctx, "theme", "", of.NewEvaluationContext("dave", nil)); v != "dark" {
-		t.Errorf("theme after the change: %q, want dark", v)
-	}
+	changedTo(t, ns, client, changes, "dark")
 
 	// The gate goes away: STALE, and the last flags are still served.
 	g.Stop()
-	wait(t, stale, "PROVIDER_STALE with the gate stopped")
+	waitEvent(t, stale, "PROVIDER_STALE with the gate stopped")
 	if v, err := client.StringValue(ctx, "theme", "", of.NewEvaluationContext("dave", nil)); v != "dark" || err != nil {
 		t.Errorf("theme with the gate stopped: %q %v, want dark from the last snapshot", v, err)
 	}
 }
 
-func drain(ch chan of.EventDetails) {
+// changedTo patches theme's fallthrough to variation with kubectl, and
+// waits for a PROVIDER_CONFIGURATION_CHANGED after which the client
+// evaluates it so.
+func changedTo(t *testing.T, ns string, client *of.Client, changes chan of.EventDetails, variation string) {
+	t.Helper()
+	kubectl(t, "", "patch", "featureflag", "theme", "-n", ns, "--type", "merge", "-p", `{"spec":{"fallthrough":{"variation":"`+variation+`"}}}`)
+	deadline := time.After(10 * time.Second)
 	for {
 		select {
-		case <-ch:
-		default:
-			return
+		case <-changes:
+			if v, _ := client.StringValue(context.Background(), "theme", "", of.NewEvaluationContext("dave", nil)); v == variation {
+				return
+			}
+		case <-deadline:
+			t.Fatalf("no PROVIDER_CONFIGURATION_CHANGED that brought theme %s within 10s of a kubectl patch", variation)
 		}
 	}
 }
 
-func wait(t *testing.T, ch chan of.EventDetails, what string) {
+// waitEvent waits for an event on ch.
+func waitEvent(t *testing.T, ch chan of.EventDetails, what string) {
 	t.Helper()
 	select {
 	case <-ch:
@@ -187,10 +192,5 @@ func TestGoProviderFromCluster(t *testing.T) {
 			t.Errorf("%s %v: %v %q %q, want %v %q %q", tc.Flag, tc.Context, value, d.Variant, d.Reason, tc.Value, tc.Variant, tc.Reason)
 		}
 	}
-	drain(changes)
-	kubectl(t, "", "patch", "featureflag", "theme", "-n", ns, "--type", "merge", "-p", `{"spec":{"fallthrough":{"variation":"dark"}}}`)
-	wait(t, changes, "PROVIDER_CONFIGURATION_CHANGED after a kubectl patch")
-	if v, _ := client.StringValue(ctx, "theme", "", of.NewEvaluationContext("dave", nil)); v != "dark" {
-		t.Errorf("theme after the change: %q, want dark", v)
-	}
+	changedTo(t, ns, client, changes, "dark")
 }

@@ -18,6 +18,7 @@ import (
 	"github.com/chromedp/chromedp"
 	corev1 "k8s.io/api/core/v1"
 	rbacv1 "k8s.io/api/rbac/v1"
+	apiextensionsv1 "k8s.io/apiextensions-apiserver/pkg/apis/apiextensions/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"sigs.k8s.io/controller-runtime/pkg/client"
 
@@ -435,5 +436,95 @@ func TestLocalSignInWorksOnce(t *testing.T) {
 	_ = resp.Body.Close()
 	if resp.StatusCode != http.StatusForbidden || !strings.Contains(string(body), "used already") {
 		t.Errorf("the link a second time: %s\n%s", resp.Status, body)
+	}
+}
+
+// Alice enables a flag, changes a rate limit and resets its counters from
+// the dashboard; each is audited as hers, platform dashboard. The flag,
+// segment and rate limit pages are photographed for the docs.
+func TestFlagsAndRateLimits(t *testing.T) {
+	ctx := context.Background()
+	boolean := func(v bool) apiextensionsv1.JSON { return apiextensionsv1.JSON{Raw: []byte(fmt.Sprint(v))} }
+	for _, obj := range []client.Object{
+		&waygatev1.Segment{ObjectMeta: metav1.ObjectMeta{Namespace: shop, Name: "beta-users"},
+			Spec: waygatev1.SegmentSpec{Description: "People who try things first", Included: []string{"bob", "dave"},
+				Rules: []waygatev1.SegmentRule{{Clauses: []waygatev1.Clause{{Attribute: "email", Operator: waygatev1.OperatorEndsWith, Values: []string{"@beta.example.com"}}}}}}},
+		&waygatev1.FeatureFlag{ObjectMeta: metav1.ObjectMeta{Namespace: shop, Name: "new-checkout"}, Spec: waygatev1.FeatureFlagSpec{
+			Name: "New checkout", Type: waygatev1.FlagBoolean, OffVariation: "off",
+			Variations:  []waygatev1.Variation{{Name: "on", Value: boolean(true)}, {Name: "off", Value: boolean(false)}},
+			Fallthrough: waygatev1.Serve{Rollout: waygatev1.Rollout{{Variation: "on", Weight: 25000}, {Variation: "off", Weight: 75000}}},
+			Targets:     []waygatev1.Target{{Variation: "on", Keys: []string{"alice"}}},
+			Rules:       []waygatev1.FlagRule{{ID: "beta", Variation: "on", Clauses: []waygatev1.Clause{{Attribute: "key", Operator: waygatev1.OperatorInSegment, Values: []string{"beta-users"}}}}},
+		}},
+		&waygatev1.RateLimitPolicy{ObjectMeta: metav1.ObjectMeta{Namespace: shop, Name: "search"}, Spec: waygatev1.RateLimitPolicySpec{
+			Route: "GET:/search", Limit: "100/minute", Algorithm: waygatev1.FixedWindow, KeyStrategy: waygatev1.KeyByIP, Enabled: true}},
+	} {
+		if err := k8s.Create(ctx, obj); err != nil {
+			t.Fatal(err)
+		}
+	}
+	tb := tab(t)
+	evaluate := site.URL + "/flags?ns=" + shop + "&eval=new-checkout&context=key%3Dbob"
+	if err := chromedp.Do(tb, signIn("alice"), chromedp.Navigate(evaluate), chromedp.WaitVisible(chromedp.ID("eval-result"))); err != nil {
+		t.Fatal(err)
+	}
+	if n := text(tb, t, "#eval-result"); !strings.Contains(n, "new-checkout:") || !strings.Contains(n, "DISABLED") {
+		t.Errorf("evaluating the disabled flag for bob: %q", n)
+	}
+	if err := chromedp.Do(tb, chromedp.Navigate(site.URL+"/flags?ns="+shop), chromedp.WaitVisible(chromedp.ID("switch-new-checkout")),
+		chromedp.Click(chromedp.ID("switch-new-checkout")), chromedp.WaitVisible(chromedp.CSS("p.notice"))); err != nil {
+		t.Fatal(err)
+	}
+	if n := text(tb, t, "p.notice"); n != "FeatureFlag new-checkout: enabled" {
+		t.Errorf("notice %q", n)
+	}
+	if err := chromedp.Do(tb, chromedp.Navigate(evaluate), chromedp.WaitVisible(chromedp.ID("eval-result"))); err != nil {
+		t.Fatal(err)
+	}
+	if n := text(tb, t, "#eval-result"); !strings.Contains(n, "true") || !strings.Contains(n, "TARGETING_MATCH") {
+		t.Errorf("evaluating the enabled flag for bob (in beta-users): %q", n)
+	}
+	screenshot(tb, t, "dashboard-flags")
+
+	if err := chromedp.Do(tb, chromedp.Navigate(site.URL+"/ratelimits?ns="+shop),
+		chromedp.WaitVisible(chromedp.ID("limit-search")),
+		chromedp.SetValue(chromedp.ID("limit-search"), "20/minute"),
+		chromedp.SetValue(chromedp.ID("algorithm-search"), "token_bucket"),
+		chromedp.Submit(chromedp.ID("limit-search")),
+		chromedp.WaitVisible(chromedp.CSS("p.notice")),
+	); err != nil {
+		t.Fatal(err)
+	}
+	if n := text(tb, t, "p.notice"); n != "RateLimitPolicy search: 20/minute (token_bucket)" {
+		t.Errorf("notice %q", n)
+	}
+	if err := chromedp.Do(tb, chromedp.Navigate(site.URL+"/ratelimits?ns="+shop), chromedp.WaitVisible(chromedp.ID("reset-search")),
+		chromedp.Click(chromedp.ID("reset-search")), chromedp.WaitVisible(chromedp.CSS("p.notice"))); err != nil {
+		t.Fatal(err)
+	}
+	if n := text(tb, t, "p.notice"); n != "RateLimitPolicy search: counters reset" {
+		t.Errorf("notice %q", n)
+	}
+	screenshot(tb, t, "dashboard-ratelimits")
+	if err := chromedp.Do(tb, chromedp.Navigate(site.URL+"/segments?ns="+shop), chromedp.WaitVisible(chromedp.CSS("table"))); err != nil {
+		t.Fatal(err)
+	}
+	screenshot(tb, t, "dashboard-segments")
+
+	// Every change is in the log as alice's, from the dashboard.
+	for path, action := range map[string]string{"flag:new-checkout": "flag_enabled", "GET:/search": "rl_reset"} {
+		eventually(t, 10*time.Second, func() error {
+			page, err := audit.Query{Namespace: shop, Path: path, Action: action, Limit: 1}.Run(ctx, k8s)
+			if err != nil {
+				return err
+			}
+			if len(page.Entries) != 1 {
+				return fmt.Errorf("no %s entry for %s", action, path)
+			}
+			if e := page.Entries[0].Spec; e.Actor != user("alice") || e.Platform != waygatev1.PlatformDashboard {
+				return fmt.Errorf("%s of %s by %s from %s", action, path, e.Actor, e.Platform)
+			}
+			return nil
+		})
 	}
 }

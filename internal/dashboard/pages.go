@@ -6,6 +6,7 @@ import (
 	"html/template"
 	"net/http"
 	"net/url"
+	"strconv"
 	"strings"
 	"time"
 
@@ -44,6 +45,8 @@ var funcs = template.FuncMap{
 	},
 	"gitops": func(obj client.Object) string { tool, _ := audit.ManagedBy(obj); return tool },
 	"raw":    func(b []byte) string { return string(b) },
+	// share writes a rollout weight (thousandths of a percent) as a percentage.
+	"share": func(w int32) string { return strconv.FormatFloat(float64(w)/1000, 'f', -1, 64) + "%" },
 }
 
 func (s *Server) render(w http.ResponseWriter, name string, p page) {
@@ -211,6 +214,58 @@ func (s *Server) auditEvents(w http.ResponseWriter, r *http.Request, sess *sessi
 	}
 }
 
+// --- Tabs that list objects and change them
+
+// view loads what a tab shows into p (p.Data, or p.Error).
+type view func(r *http.Request, sess *session, p *page)
+
+// show serves a tab's page.
+func (s *Server) show(tab, title string, load view) func(http.ResponseWriter, *http.Request, *session) {
+	return func(w http.ResponseWriter, r *http.Request, sess *session) {
+		p := s.pageFor(r, sess, tab, title)
+		load(r, sess, &p)
+		s.render(w, tab, p)
+	}
+}
+
+// changeWith serves a tab's form: do changes the object the form names,
+// as the user; then back to the tab with a notice, or the tab again with
+// the API's error.
+func (s *Server) changeWith(tab, title string, load view, do func(r *http.Request, sess *session) (notice string, err error)) func(http.ResponseWriter, *http.Request, *session) {
+	return func(w http.ResponseWriter, r *http.Request, sess *session) {
+		notice, err := do(r, sess)
+		if err == nil {
+			http.Redirect(w, r, "/"+tab+"?"+url.Values{"ns": {s.namespace(r)}, "notice": {notice}}.Encode(), http.StatusSeeOther)
+			return
+		}
+		p := s.pageFor(r, sess, tab, title)
+		load(r, sess, &p)
+		p.Error, p.Notice = apiError(err), ""
+		w.WriteHeader(http.StatusUnprocessableEntity)
+		s.render(w, tab, p)
+	}
+}
+
+// update changes the object the form names (ns, name) as the user, field
+// manager waygate-dashboard, with mutate applied to its latest version. An
+// object a GitOps tool manages is changed only when the form confirms it,
+// as the CLI asks for --force.
+func update[T client.Object](r *http.Request, sess *session, kind string, obj T, mutate func(T) error) error {
+	key := client.ObjectKey{Namespace: r.FormValue("ns"), Name: r.FormValue("name")}
+	return retry.RetryOnConflict(retry.DefaultRetry, func() error {
+		if err := sess.client.Get(r.Context(), key, obj); err != nil {
+			return err
+		}
+		if tool, mark := audit.ManagedBy(obj); tool != "" && r.FormValue("confirm") != "yes" {
+			return fmt.Errorf("%s %s is managed by %s (%s): the next sync reverts a change made here. Change it in Git, or tick \"change anyway\"", kind, key.Name, tool, mark)
+		}
+		if err := mutate(obj); err != nil {
+			return err
+		}
+		return sess.client.Update(r.Context(), obj, client.FieldOwner(audit.DashboardFieldManager))
+	})
+}
+
 // --- Routes
 
 // routeAction is a change the Routes page offers.
@@ -232,76 +287,46 @@ type routesData struct {
 // routesPageSize is how many RouteGates a page of the Routes tab shows.
 const routesPageSize = 100
 
-// routesOf reads a page of the namespace's RouteGates, from the request's
-// continue token.
-func (s *Server) routesOf(r *http.Request, sess *session, ns string) (routesData, error) {
+// loadRoutes reads a page of the namespace's RouteGates, from the
+// request's continue token.
+func loadRoutes(r *http.Request, sess *session, p *page) {
 	var l waygatev1.RouteGateList
-	err := sess.client.List(r.Context(), &l, client.InNamespace(ns), client.Limit(routesPageSize), client.Continue(r.URL.Query().Get("continue")))
+	err := sess.client.List(r.Context(), &l, client.InNamespace(p.Namespace), client.Limit(routesPageSize), client.Continue(r.URL.Query().Get("continue")))
 	d := routesData{Gates: l.Items, Actions: routeActions}
 	if l.Continue != "" {
-		d.Next = "/routes?" + url.Values{"ns": {ns}, "continue": {l.Continue}}.Encode()
+		d.Next = "/routes?" + url.Values{"ns": {p.Namespace}, "continue": {l.Continue}}.Encode()
 	}
-	return d, err
-}
-
-func (s *Server) routes(w http.ResponseWriter, r *http.Request, sess *session) {
-	p := s.pageFor(r, sess, "routes", "Routes")
-	d, err := s.routesOf(r, sess, p.Namespace)
 	if err != nil {
 		p.Error = apiError(err)
 	}
 	p.Data = d
-	s.render(w, "routes", p)
 }
 
-// changeRoute puts a route into maintenance, disables or enables it, as the
-// user; a GitOps-managed gate needs the "change anyway" box.
-func (s *Server) changeRoute(w http.ResponseWriter, r *http.Request, sess *session) {
-	ns, name, state, reason := s.namespace(r), r.FormValue("name"), waygatev1.RouteState(r.FormValue("state")), strings.TrimSpace(r.FormValue("reason"))
-	fail := func(msg string) {
-		p := s.pageFor(r, sess, "routes", "Routes")
-		p.Error = msg
-		p.Data, _ = s.routesOf(r, sess, ns)
-		w.WriteHeader(http.StatusUnprocessableEntity)
-		s.render(w, "routes", p)
-	}
+// changeRoute puts a route into maintenance, disables or enables it.
+func changeRoute(r *http.Request, sess *session) (string, error) {
+	state, reason := waygatev1.RouteState(r.FormValue("state")), strings.TrimSpace(r.FormValue("reason"))
 	if state != waygatev1.RouteMaintenance && state != waygatev1.RouteDisabled && state != waygatev1.RouteActive {
-		fail(fmt.Sprintf("%q is not a change the dashboard makes: choose maintenance, disable or enable", state))
-		return
+		return "", fmt.Errorf("%q is not a change the dashboard makes: choose maintenance, disable or enable", state)
 	}
-	err := retry.RetryOnConflict(retry.DefaultRetry, func() error {
-		var rg waygatev1.RouteGate
-		if err := sess.client.Get(r.Context(), client.ObjectKey{Namespace: ns, Name: name}, &rg); err != nil {
-			return err
-		}
-		if tool, mark := audit.ManagedBy(&rg); tool != "" && r.FormValue("confirm") != "yes" {
-			return fmt.Errorf("RouteGate %s is managed by %s (%s): the next sync reverts a change made here. Change it in Git, or tick \"change anyway\"", name, tool, mark)
-		}
+	return "RouteGate " + r.FormValue("name") + ": " + string(state), update(r, sess, "RouteGate", &waygatev1.RouteGate{}, func(rg *waygatev1.RouteGate) error {
 		rg.Spec.State = state
 		if reason != "" || state == waygatev1.RouteActive {
 			rg.Spec.Reason = reason
 		}
-		return sess.client.Update(r.Context(), &rg, client.FieldOwner(audit.DashboardFieldManager))
+		return nil
 	})
-	if err != nil {
-		fail(apiError(err))
-		return
-	}
-	http.Redirect(w, r, "/routes?"+url.Values{"ns": {ns}, "notice": {fmt.Sprintf("RouteGate %s: %s", name, state)}}.Encode(), http.StatusSeeOther)
 }
 
 // --- Flags, segments, rate limits
 
 type flagsData struct {
-	Flags    []waygatev1.FeatureFlag
-	Eval     string
-	Context  string
-	Result   *flags.Result
-	Segments []waygatev1.Segment
+	Flags   []waygatev1.FeatureFlag
+	Eval    string
+	Context string
+	Result  *flags.Result
 }
 
-func (s *Server) flags(w http.ResponseWriter, r *http.Request, sess *session) {
-	p := s.pageFor(r, sess, "flags", "Flags")
+func loadFlags(r *http.Request, sess *session, p *page) {
 	var ffs waygatev1.FeatureFlagList
 	var segs waygatev1.SegmentList
 	d := flagsData{Eval: r.URL.Query().Get("eval"), Context: r.URL.Query().Get("context")}
@@ -324,25 +349,58 @@ func (s *Server) flags(w http.ResponseWriter, r *http.Request, sess *session) {
 		}
 	}
 	p.Data = d
-	s.render(w, "flags", p)
 }
 
-func (s *Server) segments(w http.ResponseWriter, r *http.Request, sess *session) {
-	p := s.pageFor(r, sess, "segments", "Segments")
+// switchFlag enables or disables a flag.
+func switchFlag(r *http.Request, sess *session) (string, error) {
+	on := r.FormValue("enabled") == "true"
+	notice := "FeatureFlag " + r.FormValue("name") + ": disabled"
+	if on {
+		notice = "FeatureFlag " + r.FormValue("name") + ": enabled"
+	}
+	return notice, update(r, sess, "FeatureFlag", &waygatev1.FeatureFlag{}, func(f *waygatev1.FeatureFlag) error {
+		f.Spec.Enabled = on
+		return nil
+	})
+}
+
+func loadSegments(r *http.Request, sess *session, p *page) {
 	var l waygatev1.SegmentList
 	if err := sess.client.List(r.Context(), &l, client.InNamespace(p.Namespace)); err != nil {
 		p.Error = apiError(err)
 	}
 	p.Data = l.Items
-	s.render(w, "segments", p)
 }
 
-func (s *Server) rateLimits(w http.ResponseWriter, r *http.Request, sess *session) {
-	p := s.pageFor(r, sess, "ratelimits", "Rate limits")
+type rateLimitsData struct {
+	Policies   []waygatev1.RateLimitPolicy
+	Algorithms []waygatev1.RateLimitAlgorithm
+}
+
+func loadRateLimits(r *http.Request, sess *session, p *page) {
 	var l waygatev1.RateLimitPolicyList
 	if err := sess.client.List(r.Context(), &l, client.InNamespace(p.Namespace)); err != nil {
 		p.Error = apiError(err)
 	}
-	p.Data = l.Items
-	s.render(w, "ratelimits", p)
+	p.Data = rateLimitsData{Policies: l.Items, Algorithms: []waygatev1.RateLimitAlgorithm{waygatev1.FixedWindow, waygatev1.SlidingWindow, waygatev1.TokenBucket}}
+}
+
+// changeRateLimit edits a policy's limit and algorithm, or resets its
+// counters (the reset annotation, audited as rl_reset).
+func changeRateLimit(r *http.Request, sess *session) (string, error) {
+	name := r.FormValue("name")
+	if r.FormValue("reset") != "" {
+		return "RateLimitPolicy " + name + ": counters reset", update(r, sess, "RateLimitPolicy", &waygatev1.RateLimitPolicy{}, func(p *waygatev1.RateLimitPolicy) error {
+			if p.Annotations == nil {
+				p.Annotations = map[string]string{}
+			}
+			p.Annotations[waygatev1.ResetAnnotation] = time.Now().UTC().Format(time.RFC3339Nano)
+			return nil
+		})
+	}
+	limit, algorithm := strings.TrimSpace(r.FormValue("limit")), waygatev1.RateLimitAlgorithm(r.FormValue("algorithm"))
+	return "RateLimitPolicy " + name + ": " + limit + " (" + string(algorithm) + ")", update(r, sess, "RateLimitPolicy", &waygatev1.RateLimitPolicy{}, func(p *waygatev1.RateLimitPolicy) error {
+		p.Spec.Limit, p.Spec.Algorithm = limit, algorithm
+		return nil
+	})
 }

@@ -98,14 +98,16 @@ func New(o Options) (*Server, error) {
 	s.mux.HandleFunc("POST /login", s.login)
 	s.mux.HandleFunc("POST /logout", s.signedIn(s.logout))
 	s.mux.HandleFunc("GET /{$}", func(w http.ResponseWriter, r *http.Request) { http.Redirect(w, r, "/audit", http.StatusSeeOther) })
-	s.mux.HandleFunc("GET /routes", s.signedIn(s.routes))
-	s.mux.HandleFunc("POST /routes", s.signedIn(s.changeRoute))
 	s.mux.HandleFunc("GET /audit", s.signedIn(s.audit))
 	s.mux.HandleFunc("GET /audit/rows", s.signedIn(s.auditRows))
 	s.mux.HandleFunc("GET /audit/events", s.signedIn(s.auditEvents))
-	s.mux.HandleFunc("GET /flags", s.signedIn(s.flags))
-	s.mux.HandleFunc("GET /segments", s.signedIn(s.segments))
-	s.mux.HandleFunc("GET /ratelimits", s.signedIn(s.rateLimits))
+	s.mux.HandleFunc("GET /routes", s.signedIn(s.show("routes", "Routes", loadRoutes)))
+	s.mux.HandleFunc("POST /routes", s.signedIn(s.changeWith("routes", "Routes", loadRoutes, changeRoute)))
+	s.mux.HandleFunc("GET /flags", s.signedIn(s.show("flags", "Flags", loadFlags)))
+	s.mux.HandleFunc("POST /flags", s.signedIn(s.changeWith("flags", "Flags", loadFlags, switchFlag)))
+	s.mux.HandleFunc("GET /segments", s.signedIn(s.show("segments", "Segments", loadSegments)))
+	s.mux.HandleFunc("GET /ratelimits", s.signedIn(s.show("ratelimits", "Rate limits", loadRateLimits)))
+	s.mux.HandleFunc("POST /ratelimits", s.signedIn(s.changeWith("ratelimits", "Rate limits", loadRateLimits, changeRateLimit)))
 	return s, nil
 }
 

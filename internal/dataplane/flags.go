@@ -113,7 +113,8 @@ func (s *Source) rebuildFlags(ctx context.Context) error {
 	return nil
 }
 
-// definitionMeta is the part of an object's metadata the engine reads.
+// definitionMeta is the part of an object's metadata the engine reads
+// (the generation, for the snapshot's version).
 func definitionMeta(m *metav1.ObjectMeta) metav1.ObjectMeta {
-	return metav1.ObjectMeta{Name: m.Name, UID: m.UID, ResourceVersion: m.ResourceVersion, CreationTimestamp: m.CreationTimestamp}
+	return metav1.ObjectMeta{Name: m.Name, UID: m.UID, Generation: m.Generation, CreationTimestamp: m.CreationTimestamp}
 }

@@ -17,7 +17,7 @@ import (
 
 // Definitions are a namespace's flags and segments as the gate serves them
 // to in-process evaluators: their specs, and the metadata the engine reads
-// (name, UID, resource version, creation time).
+// (name, UID, generation, creation time).
 type Definitions struct {
 	Flags    []waygatev1.FeatureFlag `json:"flags"`
 	Segments []waygatev1.Segment     `json:"segments"`
@@ -267,14 +267,16 @@ func setOf(keys []string) map[string]struct{} {
 	return m
 }
 
-// version identifies the flags and segments the snapshot was built from.
+// version identifies the flags and segments the snapshot was built from:
+// their UIDs and generations, so that a status written by the operator
+// (which leaves the spec and the generation alone) is no change.
 func version(featureFlags []waygatev1.FeatureFlag, segments []waygatev1.Segment) string {
 	var ids []string
 	for _, f := range featureFlags {
-		ids = append(ids, "f/"+string(f.UID)+"/"+f.ResourceVersion)
+		ids = append(ids, fmt.Sprintf("f/%s/%d", f.UID, f.Generation))
 	}
 	for _, s := range segments {
-		ids = append(ids, "s/"+string(s.UID)+"/"+s.ResourceVersion)
+		ids = append(ids, fmt.Sprintf("s/%s/%d", s.UID, s.Generation))
 	}
 	slices.Sort(ids)
 	sum := sha256.Sum256([]byte(strings.Join(ids, "\n")))
