@@ -18,9 +18,7 @@ import (
 	rbacv1 "k8s.io/api/rbac/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/cli-runtime/pkg/genericiooptions"
-	ctrl "sigs.k8s.io/controller-runtime"
 	"sigs.k8s.io/controller-runtime/pkg/client"
-	"sigs.k8s.io/controller-runtime/pkg/log/zap"
 
 	"github.com/waygate-dev/waygate/controllers/operatortest"
 	"github.com/waygate-dev/waygate/internal/cli"
@@ -40,40 +38,24 @@ func TestMain(m *testing.M) {
 }
 
 func runSuite(m *testing.M) int {
-	ctrl.SetLogger(zap.New(zap.WriteTo(os.Stderr)))
-	var err error
-	if cp, err = controlplane.Start(); err != nil {
-		fmt.Fprintln(os.Stderr, err)
-		return 1
-	}
-	defer func() { _ = cp.Stop() }()
-	stop, err := operatortest.Start(cp, nil)
-	if err != nil {
-		fmt.Fprintln(os.Stderr, err)
-		return 1
-	}
-	defer stop()
-	dir, err := os.MkdirTemp("", "waygate-cli")
-	if err != nil {
-		fmt.Fprintln(os.Stderr, err)
-		return 1
-	}
-	defer func() { _ = os.RemoveAll(dir) }()
-	auditor := &rbacv1.ClusterRoleBinding{
-		ObjectMeta: metav1.ObjectMeta{Name: "auditor-waygate-view"},
-		RoleRef:    rbacv1.RoleRef{APIGroup: rbacv1.GroupName, Kind: "ClusterRole", Name: "waygate-view"},
-		Subjects:   []rbacv1.Subject{{Kind: rbacv1.UserKind, APIGroup: rbacv1.GroupName, Name: "auditor"}},
-	}
-	if err := cp.Client.Create(context.Background(), auditor); err != nil {
-		fmt.Fprintln(os.Stderr, err)
-		return 1
-	}
-	kubeconfig = filepath.Join(dir, "kubeconfig")
-	if err := controlplane.WriteKubeconfig(cp.Admin, kubeconfig); err != nil {
-		fmt.Fprintln(os.Stderr, err)
-		return 1
-	}
-	return m.Run()
+	return operatortest.Run(m, func(c *controlplane.ControlPlane) (func(), error) {
+		cp = c
+		dir, err := os.MkdirTemp("", "waygate-cli")
+		if err != nil {
+			return nil, err
+		}
+		cleanup := func() { _ = os.RemoveAll(dir) }
+		auditor := &rbacv1.ClusterRoleBinding{
+			ObjectMeta: metav1.ObjectMeta{Name: "auditor-waygate-view"},
+			RoleRef:    rbacv1.RoleRef{APIGroup: rbacv1.GroupName, Kind: "ClusterRole", Name: "waygate-view"},
+			Subjects:   []rbacv1.Subject{{Kind: rbacv1.UserKind, APIGroup: rbacv1.GroupName, Name: "auditor"}},
+		}
+		if err := cp.Client.Create(context.Background(), auditor); err != nil {
+			return cleanup, err
+		}
+		kubeconfig = filepath.Join(dir, "kubeconfig")
+		return cleanup, controlplane.WriteKubeconfig(cp.Admin, kubeconfig)
+	})
 }
 
 var nsCount atomic.Int32

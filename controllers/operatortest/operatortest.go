@@ -13,6 +13,8 @@ import (
 
 	"k8s.io/utils/clock"
 	clocktesting "k8s.io/utils/clock/testing"
+	ctrl "sigs.k8s.io/controller-runtime"
+	"sigs.k8s.io/controller-runtime/pkg/log/zap"
 
 	metricsserver "sigs.k8s.io/controller-runtime/pkg/metrics/server"
 	"sigs.k8s.io/controller-runtime/pkg/webhook"
@@ -54,6 +56,35 @@ func Start(cp *controlplane.ControlPlane, clk clock.WithTicker, suppressors ...s
 			fmt.Fprintln(os.Stderr, "manager:", err)
 		}
 	}, nil
+}
+
+// Run is the TestMain of a package whose tests need the control plane and
+// the operator (on the wall clock): it starts both, lets setup prepare
+// the package's own fixtures (its cleanup runs after the tests), runs the
+// tests and stops everything. It returns the exit code.
+func Run(m *testing.M, setup func(cp *controlplane.ControlPlane) (cleanup func(), err error)) int {
+	ctrl.SetLogger(zap.New(zap.WriteTo(os.Stderr)))
+	cp, err := controlplane.Start()
+	if err != nil {
+		fmt.Fprintln(os.Stderr, err)
+		return 1
+	}
+	defer func() { _ = cp.Stop() }()
+	stop, err := Start(cp, nil)
+	if err != nil {
+		fmt.Fprintln(os.Stderr, err)
+		return 1
+	}
+	defer stop()
+	cleanup, err := setup(cp)
+	if cleanup != nil {
+		defer cleanup()
+	}
+	if err != nil {
+		fmt.Fprintln(os.Stderr, err)
+		return 1
+	}
+	return m.Run()
 }
 
 // Clock is the wall clock, moved forward by tests (Skip) so that they reach

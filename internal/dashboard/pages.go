@@ -44,7 +44,14 @@ var funcs = template.FuncMap{
 		return t.UTC().Format("2006-01-02 15:04 MST")
 	},
 	"gitops": func(obj client.Object) string { tool, _ := audit.ManagedBy(obj); return tool },
-	"raw":    func(b []byte) string { return string(b) },
+	// target is the hidden fields of a form that changes the object name
+	// of the page's namespace: the session's CSRF token, namespace, name.
+	"target": func(p page, name string) template.HTML {
+		return template.HTML(`<input type="hidden" name="csrf" value="` + template.HTMLEscapeString(p.CSRF) +
+			`"><input type="hidden" name="ns" value="` + template.HTMLEscapeString(p.Namespace) +
+			`"><input type="hidden" name="name" value="` + template.HTMLEscapeString(name) + `">`)
+	},
+	"raw": func(b []byte) string { return string(b) },
 	// share writes a rollout weight (thousandths of a percent) as a percentage.
 	"share": func(w int32) string { return strconv.FormatFloat(float64(w)/1000, 'f', -1, 64) + "%" },
 }

@@ -2,6 +2,7 @@ package dashboard_test
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"net/http/httptest"
 	"os"
@@ -16,9 +17,7 @@ import (
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/client-go/kubernetes"
 	"k8s.io/client-go/rest"
-	ctrl "sigs.k8s.io/controller-runtime"
 	"sigs.k8s.io/controller-runtime/pkg/client"
-	"sigs.k8s.io/controller-runtime/pkg/log/zap"
 
 	"github.com/waygate-dev/waygate/controllers/operatortest"
 	"github.com/waygate-dev/waygate/internal/controlplane"
@@ -42,48 +41,30 @@ const shop = "shop"
 func TestMain(m *testing.M) { os.Exit(runSuite(m)) }
 
 func runSuite(m *testing.M) int {
-	ctrl.SetLogger(zap.New(zap.WriteTo(os.Stderr)))
-	var err error
-	if cp, err = controlplane.Start(); err != nil {
-		fmt.Fprintln(os.Stderr, err)
-		return 1
-	}
-	defer func() { _ = cp.Stop() }()
-	k8s = cp.Client
-	stop, err := operatortest.Start(cp, nil)
-	if err != nil {
-		fmt.Fprintln(os.Stderr, err)
-		return 1
-	}
-	defer stop()
-	if err := people(context.Background()); err != nil {
-		fmt.Fprintln(os.Stderr, err)
-		return 1
-	}
-	srv, err := dashboard.New(dashboard.Options{Cluster: &rest.Config{Host: cp.Admin.Host, TLSClientConfig: rest.TLSClientConfig{CAData: cp.Admin.CAData}}, Namespace: shop})
-	if err != nil {
-		fmt.Fprintln(os.Stderr, err)
-		return 1
-	}
-	site = httptest.NewServer(srv)
-	defer site.Close()
-
-	chromium, err := exec.LookPath("chromium")
-	if err != nil {
-		fmt.Fprintln(os.Stderr, "the dashboard tests drive Chromium: apt-get install chromium (hack/test-deps.sh does)")
-		return 1
-	}
-	alloc, cancelAlloc := chromedp.NewExecAllocator(context.Background(), append(chromedp.DefaultExecAllocatorOptions[:],
-		chromedp.ExecPath(chromium), chromedp.NoSandbox, chromedp.WindowSize(1400, 900))...)
-	defer cancelAlloc()
-	var cancelBrowser context.CancelFunc
-	browser, cancelBrowser = chromedp.NewContext(alloc)
-	defer cancelBrowser()
-	if err := chromedp.Do(browser); err != nil {
-		fmt.Fprintln(os.Stderr, "starting Chromium:", err)
-		return 1
-	}
-	return m.Run()
+	return operatortest.Run(m, func(c *controlplane.ControlPlane) (func(), error) {
+		cp, k8s = c, c.Client
+		if err := people(context.Background()); err != nil {
+			return nil, err
+		}
+		srv, err := dashboard.New(dashboard.Options{Cluster: &rest.Config{Host: cp.Admin.Host, TLSClientConfig: rest.TLSClientConfig{CAData: cp.Admin.CAData}}, Namespace: shop})
+		if err != nil {
+			return nil, err
+		}
+		site = httptest.NewServer(srv)
+		chromium, err := exec.LookPath("chromium")
+		if err != nil {
+			return site.Close, errors.New("the dashboard tests drive Chromium: apt-get install chromium (hack/test-deps.sh does)")
+		}
+		alloc, cancelAlloc := chromedp.NewExecAllocator(context.Background(), append(chromedp.DefaultExecAllocatorOptions[:],
+			chromedp.ExecPath(chromium), chromedp.NoSandbox, chromedp.WindowSize(1400, 900))...)
+		var cancelBrowser context.CancelFunc
+		browser, cancelBrowser = chromedp.NewContext(alloc)
+		cleanup := func() { cancelBrowser(); cancelAlloc(); site.Close() }
+		if err := chromedp.Do(browser); err != nil {
+			return cleanup, fmt.Errorf("starting Chromium: %w", err)
+		}
+		return cleanup, nil
+	})
 }
 
 // people creates shop's ServiceAccounts, binds Waygate's roles, and asks
