@@ -67,7 +67,7 @@ func findByRoute[T any, P interface {
 	if !strings.Contains(key, ":") && key != waygatev1.AllRoutes {
 		var methods []string
 		for _, r := range all {
-			if pathOf(r) == key && r != key && !slices.Contains(methods, r) {
+			if gate.PathOf(r) == key && r != key && !slices.Contains(methods, r) {
 				methods = append(methods, r)
 			}
 		}

@@ -9,6 +9,8 @@ import (
 	"github.com/spf13/cobra"
 	"k8s.io/apimachinery/pkg/runtime"
 	"sigs.k8s.io/controller-runtime/pkg/client"
+
+	"github.com/waygate-dev/waygate/internal/gate"
 )
 
 // kind is what the commands need to know of one Waygate kind to find,
@@ -133,7 +135,7 @@ func (k kind[T, P]) lookup(ctx context.Context, o *Options, arg, service string)
 	key := arg
 	if k.service != nil {
 		var err error
-		if key, err = routeKey(arg); err != nil {
+		if key, err = gate.ParseRouteKey(arg); err != nil {
 			return "", nil, nil, err
 		}
 	}
@@ -153,9 +155,9 @@ func (k kind[T, P]) lookup(ctx context.Context, o *Options, arg, service string)
 // freeName is the name a new object for key (in service) gets: derived from
 // the key, with a suffix when an object of the namespace has it already.
 func (k kind[T, P]) freeName(items []T, service, key string) string {
-	name := routeObjectName(service, key)
+	name := gate.ObjectName(service, key)
 	if slices.ContainsFunc(items, func(t T) bool { return P(&t).GetName() == name }) {
-		return uniqueName(name, service, key)
+		return gate.UniqueName(name, service, key)
 	}
 	return name
 }

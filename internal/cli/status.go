@@ -12,6 +12,7 @@ import (
 
 	waygatev1 "github.com/waygate-dev/waygate/api/v1alpha1"
 	"github.com/waygate-dev/waygate/internal/audit"
+	"github.com/waygate-dev/waygate/internal/gate"
 )
 
 func statusCommand(o *Options) *cobra.Command {
@@ -33,7 +34,7 @@ func statusCommand(o *Options) *cobra.Command {
 			if len(args) == 0 {
 				return gateKind.print(o, gates, all)
 			}
-			key, err := routeKey(args[0])
+			key, err := gate.ParseRouteKey(args[0])
 			if err != nil {
 				return err
 			}
