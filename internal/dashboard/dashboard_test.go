@@ -528,3 +528,81 @@ func TestFlagsAndRateLimits(t *testing.T) {
 		})
 	}
 }
+
+// From the Routes page alice puts a whole service into maintenance but one
+// route, gates a route to staging, and schedules a window on a gate.
+func TestRoutesGatedAndScheduled(t *testing.T) {
+	ctx := context.Background()
+	gate(t, "get-reports", "GET:/reports")
+	tb := tab(t)
+	create := func(route, service, state, reason, exempt, envs string) string {
+		t.Helper()
+		if err := chromedp.Do(tb, chromedp.Navigate(site.URL+"/routes?ns="+shop),
+			chromedp.Click(chromedp.CSS("details.new summary")),
+			chromedp.WaitVisible(chromedp.ID("new-route")),
+			chromedp.SendKeys(chromedp.ID("new-route"), route),
+			chromedp.SendKeys(chromedp.ID("new-service"), service),
+			chromedp.SetValue(chromedp.ID("new-state"), state),
+			chromedp.SendKeys(chromedp.ID("new-reason"), reason),
+			chromedp.SendKeys(chromedp.ID("new-exempt"), exempt),
+			chromedp.SendKeys(chromedp.ID("new-envs"), envs),
+			chromedp.Click(chromedp.ID("new-submit")),
+			chromedp.WaitVisible(chromedp.CSS("p.notice, p.error")),
+		); err != nil {
+			t.Fatal(err)
+		}
+		return text(tb, t, "p.notice, p.error")
+	}
+	if err := chromedp.Do(tb, signIn("alice")); err != nil {
+		t.Fatal(err)
+	}
+	if n := create("*", "api", "maintenance", "Upgrade", "GET:/health", ""); n != "RouteGate api-all-routes created: * maintenance" {
+		t.Fatalf("service-wide maintenance: %q", n)
+	}
+	var rg waygatev1.RouteGate
+	if err := k8s.Get(ctx, client.ObjectKey{Namespace: shop, Name: "api-all-routes"}, &rg); err != nil {
+		t.Fatal(err)
+	}
+	if rg.Spec.Route != waygatev1.AllRoutes || rg.Spec.Service != "api" || rg.Spec.State != waygatev1.RouteMaintenance ||
+		len(rg.Spec.Exempt) != 1 || rg.Spec.Exempt[0] != "GET:/health" || rg.Spec.Reason != "Upgrade" {
+		t.Errorf("service-wide gate %+v", rg.Spec)
+	}
+	if n := create("get:beta", "", "env_gated", "", "", "staging"); n != "RouteGate get-beta created: GET:/beta env_gated" {
+		t.Fatalf("environments only: %q", n)
+	}
+	if err := k8s.Get(ctx, client.ObjectKey{Namespace: shop, Name: "get-beta"}, &rg); err != nil || len(rg.Spec.AllowedEnvs) != 1 || rg.Spec.AllowedEnvs[0] != "staging" {
+		t.Errorf("environment-gated route: %v %+v", err, rg.Spec)
+	}
+	if n := create("GET:/gamma", "", "env_gated", "", "", ""); !strings.Contains(n, "name the environments") {
+		t.Errorf("environments only without environments: %q", n)
+	}
+
+	start := time.Now().UTC().Add(time.Hour).Truncate(time.Minute)
+	end := start.Add(time.Hour)
+	if err := chromedp.Do(tb, chromedp.Navigate(site.URL+"/routes?ns="+shop),
+		chromedp.WaitVisible(chromedp.ID("state-get-reports")),
+		chromedp.SetValue(chromedp.ID("state-get-reports"), "active"),
+		chromedp.Click(chromedp.CSS(`#state-get-reports ~ details.more summary`)),
+		chromedp.SetValue(chromedp.ID("start-get-reports"), start.Format("2006-01-02T15:04")),
+		chromedp.SetValue(chromedp.ID("end-get-reports"), end.Format("2006-01-02T15:04")),
+		chromedp.Submit(chromedp.ID("reason-get-reports")),
+		chromedp.WaitVisible(chromedp.CSS("p.notice, p.error")),
+	); err != nil {
+		t.Fatal(err)
+	}
+	if n := text(tb, t, "p.notice, p.error"); n != "RouteGate get-reports: active" {
+		t.Fatalf("scheduling a window: %q", n)
+	}
+	eventually(t, 10*time.Second, func() error {
+		if err := k8s.Get(ctx, client.ObjectKey{Namespace: shop, Name: "get-reports"}, &rg); err != nil {
+			return err
+		}
+		if w := rg.Spec.Window; w == nil || !w.Start.Time.Equal(start) || !w.End.Time.Equal(end) {
+			return fmt.Errorf("window %+v, want %s to %s", rg.Spec.Window, start, end)
+		}
+		if rg.Status.NextTransition == nil || !rg.Status.NextTransition.Time.Equal(start) {
+			return fmt.Errorf("next transition %v, want the window's start", rg.Status.NextTransition)
+		}
+		return nil
+	})
+}

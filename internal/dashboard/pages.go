@@ -2,10 +2,12 @@ package dashboard
 
 import (
 	"bytes"
+	"errors"
 	"fmt"
 	"html/template"
 	"net/http"
 	"net/url"
+	"slices"
 	"strconv"
 	"strings"
 	"time"
@@ -18,6 +20,7 @@ import (
 
 	waygatev1 "github.com/waygate-dev/waygate/api/v1alpha1"
 	"github.com/waygate-dev/waygate/internal/audit"
+	"github.com/waygate-dev/waygate/internal/gate"
 	"github.com/waygate-dev/waygate/pkg/flags"
 )
 
@@ -281,6 +284,7 @@ type routeAction struct{ Value, Label string }
 var routeActions = []routeAction{
 	{string(waygatev1.RouteMaintenance), "Maintenance"},
 	{string(waygatev1.RouteDisabled), "Disable"},
+	{string(waygatev1.RouteEnvGated), "Environments only"},
 	{string(waygatev1.RouteActive), "Enable"},
 }
 
@@ -309,19 +313,100 @@ func loadRoutes(r *http.Request, sess *session, p *page) {
 	p.Data = d
 }
 
-// changeRoute puts a route into maintenance, disables or enables it.
+// changeRoute puts a route into maintenance, disables it, gates it to
+// environments or enables it, and schedules a maintenance window.
 func changeRoute(r *http.Request, sess *session) (string, error) {
-	state, reason := waygatev1.RouteState(r.FormValue("state")), strings.TrimSpace(r.FormValue("reason"))
-	if state != waygatev1.RouteMaintenance && state != waygatev1.RouteDisabled && state != waygatev1.RouteActive {
-		return "", fmt.Errorf("%q is not a change the dashboard makes: choose maintenance, disable or enable", state)
+	var apply func(*waygatev1.RouteGateSpec)
+	state, err := routeForm(r, &apply)
+	if err != nil {
+		return "", err
 	}
 	return "RouteGate " + r.FormValue("name") + ": " + string(state), update(r, sess, "RouteGate", &waygatev1.RouteGate{}, func(rg *waygatev1.RouteGate) error {
-		rg.Spec.State = state
-		if reason != "" || state == waygatev1.RouteActive {
-			rg.Spec.Reason = reason
-		}
+		apply(&rg.Spec)
 		return nil
 	})
+}
+
+// createRoute gates a route (or, with route "*", a whole service or the
+// namespace, with exempt routes) that has no RouteGate yet, named as the
+// CLI names it.
+func createRoute(r *http.Request, sess *session) (string, error) {
+	key, err := gate.ParseRouteKey(strings.TrimSpace(r.FormValue("route")))
+	if err != nil {
+		return "", err
+	}
+	service := strings.TrimSpace(r.FormValue("service"))
+	var apply func(*waygatev1.RouteGateSpec)
+	state, err := routeForm(r, &apply)
+	if err != nil {
+		return "", err
+	}
+	rg := &waygatev1.RouteGate{
+		ObjectMeta: metav1.ObjectMeta{Namespace: r.FormValue("ns"), Name: gate.ObjectName(service, key)},
+		Spec:       waygatev1.RouteGateSpec{Route: waygatev1.RouteKey(key), Service: waygatev1.ServiceName(service)},
+	}
+	apply(&rg.Spec)
+	for _, e := range list(r.FormValue("exempt")) {
+		ek, err := gate.ParseRouteKey(e)
+		if err != nil {
+			return "", fmt.Errorf("exempt routes: %w", err)
+		}
+		rg.Spec.Exempt = append(rg.Spec.Exempt, waygatev1.RouteKey(ek))
+	}
+	err = sess.client.Create(r.Context(), rg, client.FieldOwner(audit.DashboardFieldManager))
+	if apierrors.IsAlreadyExists(err) {
+		// The name is another route's.
+		rg.Name = gate.UniqueName(rg.Name, service, key)
+		err = sess.client.Create(r.Context(), rg, client.FieldOwner(audit.DashboardFieldManager))
+	}
+	return "RouteGate " + rg.Name + " created: " + key + " " + string(state), err
+}
+
+// routeForm reads the state, reason, environments and window of a route
+// form into apply, which sets them on a spec.
+func routeForm(r *http.Request, apply *func(*waygatev1.RouteGateSpec)) (waygatev1.RouteState, error) {
+	state, reason := waygatev1.RouteState(r.FormValue("state")), strings.TrimSpace(r.FormValue("reason"))
+	if !slices.ContainsFunc(routeActions, func(a routeAction) bool { return a.Value == string(state) }) {
+		return "", fmt.Errorf("%q is not a state the dashboard sets: choose maintenance, disable, environments only or enable", state)
+	}
+	envs := list(r.FormValue("envs"))
+	if state == waygatev1.RouteEnvGated && len(envs) == 0 {
+		return "", errors.New("name the environments the route stays open in (e.g. staging, dev)")
+	}
+	var window *waygatev1.MaintenanceWindow
+	if start, end := r.FormValue("start"), r.FormValue("end"); start != "" || end != "" {
+		s, err1 := time.Parse("2006-01-02T15:04", start)
+		e, err2 := time.Parse("2006-01-02T15:04", end)
+		if err1 != nil || err2 != nil {
+			return "", errors.New("a window needs both its start and its end (UTC)")
+		}
+		window = &waygatev1.MaintenanceWindow{Start: metav1.NewTime(s), End: metav1.NewTime(e)}
+	}
+	*apply = func(spec *waygatev1.RouteGateSpec) {
+		spec.State = state
+		if reason != "" || state == waygatev1.RouteActive {
+			spec.Reason = reason
+		}
+		spec.AllowedEnvs = nil
+		if state == waygatev1.RouteEnvGated {
+			spec.AllowedEnvs = envs
+		}
+		if window != nil {
+			spec.Window = window
+		}
+	}
+	return state, nil
+}
+
+// list reads a comma-separated list.
+func list(s string) []string {
+	var out []string
+	for _, v := range strings.Split(s, ",") {
+		if v = strings.TrimSpace(v); v != "" {
+			out = append(out, v)
+		}
+	}
+	return out
 }
 
 // --- Flags, segments, rate limits

@@ -103,6 +103,7 @@ func New(o Options) (*Server, error) {
 	s.mux.HandleFunc("GET /audit/events", s.signedIn(s.auditEvents))
 	s.mux.HandleFunc("GET /routes", s.signedIn(s.show("routes", "Routes", loadRoutes)))
 	s.mux.HandleFunc("POST /routes", s.signedIn(s.changeWith("routes", "Routes", loadRoutes, changeRoute)))
+	s.mux.HandleFunc("POST /routes/new", s.signedIn(s.changeWith("routes", "Routes", loadRoutes, createRoute)))
 	s.mux.HandleFunc("GET /flags", s.signedIn(s.show("flags", "Flags", loadFlags)))
 	s.mux.HandleFunc("POST /flags", s.signedIn(s.changeWith("flags", "Flags", loadFlags, switchFlag)))
 	s.mux.HandleFunc("GET /segments", s.signedIn(s.show("segments", "Segments", loadSegments)))
