@@ -606,3 +606,58 @@ func TestRoutesGatedAndScheduled(t *testing.T) {
 		return nil
 	})
 }
+
+// A gate that Helm manages changes only with "change anyway" ticked: the
+// next sync would revert it.
+func TestGitOpsNeedsConfirmation(t *testing.T) {
+	rg := &waygatev1.RouteGate{ObjectMeta: metav1.ObjectMeta{Namespace: shop, Name: "get-invoices", Labels: map[string]string{"app.kubernetes.io/managed-by": "Helm"}},
+		Spec: waygatev1.RouteGateSpec{Route: "GET:/invoices", State: waygatev1.RouteActive}}
+	if err := k8s.Create(context.Background(), rg); err != nil {
+		t.Fatal(err)
+	}
+	c, csrf := signedInClient(t, "alice")
+	change := url.Values{"csrf": {csrf}, "ns": {shop}, "name": {"get-invoices"}, "state": {"maintenance"}, "reason": {"Audit"}}
+	resp, err := c.PostForm(site.URL+"/routes", change)
+	if err != nil {
+		t.Fatal(err)
+	}
+	body, _ := io.ReadAll(resp.Body)
+	_ = resp.Body.Close()
+	if resp.StatusCode != http.StatusUnprocessableEntity || !strings.Contains(string(body), "managed by Helm (label app.kubernetes.io/managed-by)") {
+		t.Fatalf("changing a Helm-managed gate: %s\n%.3000s", resp.Status, body)
+	}
+	if err := k8s.Get(context.Background(), client.ObjectKeyFromObject(rg), rg); err != nil || rg.Spec.State != waygatev1.RouteActive {
+		t.Fatalf("after the refusal: %v, state %s", err, rg.Spec.State)
+	}
+	resp, err = c.PostForm(site.URL+"/routes", with(change, "confirm", "yes"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	_ = resp.Body.Close()
+	if err := k8s.Get(context.Background(), client.ObjectKeyFromObject(rg), rg); resp.StatusCode != http.StatusSeeOther || err != nil || rg.Spec.State != waygatev1.RouteMaintenance {
+		t.Errorf("confirmed: %s, %v, state %s", resp.Status, err, rg.Spec.State)
+	}
+}
+
+// config/dashboard applies (a server-side dry run) and gives the dashboard
+// nothing of its own: no token mounted, no binding of its ServiceAccount.
+func TestManifests(t *testing.T) {
+	ctx := context.Background()
+	dir := filepath.Join(cp.Root, "config", "dashboard")
+	if err := cp.Apply(ctx, dir, client.DryRunAll); err != nil {
+		t.Fatal(err)
+	}
+	docs, err := cp.Render(dir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	manifest := string(docs)
+	if strings.Count(manifest, "automountServiceAccountToken: false") != 2 {
+		t.Errorf("config/dashboard should mount no token (ServiceAccount and Pod):\n%s", manifest)
+	}
+	for _, kind := range []string{"kind: Role", "kind: ClusterRole", "kind: RoleBinding", "kind: ClusterRoleBinding"} {
+		if strings.Contains(manifest, kind+"\n") {
+			t.Errorf("config/dashboard grants the dashboard rights of its own (%s)", kind)
+		}
+	}
+}
