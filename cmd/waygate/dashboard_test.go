@@ -48,7 +48,12 @@ func TestDashboardCommand(t *testing.T) {
 			t.Fatalf("the link: %s, want a page with %q:\n%.3000s", resp.Status, want, body)
 		}
 	}
-	if resp, err := (&http.Client{}).Get(link); err != nil || resp.StatusCode != http.StatusForbidden {
-		t.Errorf("the link a second time: %v %v, want 403", resp, err)
+	again, err := (&http.Client{}).Get(link)
+	if err != nil {
+		t.Fatal(err)
+	}
+	_ = again.Body.Close()
+	if again.StatusCode != http.StatusForbidden {
+		t.Errorf("the link a second time: %s, want 403", again.Status)
 	}
 }
