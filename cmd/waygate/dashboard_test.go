@@ -17,6 +17,12 @@ import (
 func TestDashboardCommand(t *testing.T) {
 	ns := namespace(t)
 	must(t, "alice", ns, "maintenance", "GET:/payments", "-r", "Database migration")
+	eventually(t, 10*time.Second, func() error {
+		if out := must(t, "carol", ns, "audit"); !strings.Contains(out, "Database migration") {
+			return fmt.Errorf("the change is not in the log yet:\n%s", out)
+		}
+		return nil
+	})
 	ctx, cancel := context.WithCancel(context.Background())
 	var out, errOut lockedBuffer
 	done := make(chan error, 1)
