@@ -7,6 +7,8 @@ import (
 	"net/http"
 	"os"
 	"reflect"
+	"regexp"
+	"strconv"
 	"strings"
 	"testing"
 	"time"
@@ -236,4 +238,40 @@ func TestOFREPKeys(t *testing.T) {
 		}
 		return nil
 	})
+}
+
+// A change to one namespace's flags recompiles that namespace only, and the
+// operator's status writes recompile nothing.
+func TestOFREPRecompilesTheChangedNamespaceOnly(t *testing.T) {
+	var spaces []string
+	for range 3 {
+		spaces = append(spaces, applyOFREPFlags(t))
+	}
+	compiles := func() float64 {
+		t.Helper()
+		a := get(t, http.MethodGet, "http://"+gw.Metrics+"/metrics")
+		m := regexp.MustCompile(`(?m)^waygate_gate_flag_compiles_total (\S+)$`).FindStringSubmatch(a.Body)
+		if m == nil {
+			t.Fatalf("no waygate_gate_flag_compiles_total in the gate's metrics")
+		}
+		n, _ := strconv.ParseFloat(m[1], 64)
+		return n
+	}
+	// Settled: the operator has written the flags' status.
+	time.Sleep(2 * time.Second)
+	before := compiles()
+	kubectl(t, "", "patch", "featureflag", "theme", "-n", spaces[1], "--type", "merge", "-p", `{"spec":{"fallthrough":{"variation":"dark"}}}`)
+	eventually(t, 10*time.Second, func() error {
+		var got ofrepBody
+		a := ofrep(t, spaces[1], "theme", `{"context":{"targetingKey":"dave"}}`)
+		decodeOFREP(t, a, &got)
+		if got.Value != "dark" {
+			return fmt.Errorf("theme after the patch: %s", a)
+		}
+		return nil
+	})
+	time.Sleep(2 * time.Second) // the operator's status write comes and goes
+	if n := compiles() - before; n != 1 {
+		t.Errorf("a patch of one flag compiled %v namespaces, want 1", n)
+	}
 }

@@ -4,6 +4,7 @@ import (
 	"context"
 	"crypto/sha256"
 	"encoding/json"
+	"maps"
 	"sync/atomic"
 
 	corev1 "k8s.io/api/core/v1"
@@ -52,56 +53,99 @@ func (f *FlagSet) namespace(ns string) *namespaceFlags {
 // Snapshot is ns's flag snapshot.
 func (f *FlagSet) Snapshot(ns string) *flags.Snapshot { return f.namespace(ns).snap }
 
-// rebuildFlags compiles every namespace's flags and reads its OFREP keys.
+// changedFlags records that the flags, segments or key Secret of ns
+// changed ("" for every namespace, as at the start).
+func (s *Source) changedFlags(ns string) {
+	s.flagsMu.Lock()
+	if s.flagsDirty == nil {
+		s.flagsDirty = map[string]bool{}
+	}
+	s.flagsDirty[ns] = true
+	s.flagsMu.Unlock()
+	s.poke()
+}
+
+// rebuildFlags compiles the flags and reads the OFREP keys of the
+// namespaces where something changed (of every namespace at the start),
+// and keeps the others' as they are.
 func (s *Source) rebuildFlags(ctx context.Context) error {
+	s.flagsMu.Lock()
+	dirty := s.flagsDirty
+	s.flagsDirty = nil
+	s.flagsMu.Unlock()
+	if len(dirty) == 0 {
+		return nil
+	}
+	out := map[string]*namespaceFlags{}
+	if old := s.Flags.p.Load(); old != nil && !dirty[""] {
+		maps.Copy(out, *old)
+	}
+	if dirty[""] {
+		// Every namespace that has one of the three kinds.
+		dirty = map[string]bool{}
+		var ffs waygatev1.FeatureFlagList
+		var segs waygatev1.SegmentList
+		var secrets corev1.SecretList
+		for _, l := range []client.ObjectList{&ffs, &segs, &secrets} {
+			if err := s.cache.List(ctx, l); err != nil {
+				s.changedFlags("")
+				return err
+			}
+		}
+		for _, f := range ffs.Items {
+			dirty[f.Namespace] = true
+		}
+		for _, sg := range segs.Items {
+			dirty[sg.Namespace] = true
+		}
+		for _, sec := range secrets.Items {
+			dirty[sec.Namespace] = true
+		}
+	}
+	for ns := range dirty {
+		s.FlagCompiles.Inc()
+		n, err := s.compileNamespace(ctx, ns)
+		if err != nil {
+			s.changedFlags(ns)
+			return err
+		}
+		if n == nil {
+			delete(out, ns)
+		} else {
+			out[ns] = n
+		}
+	}
+	s.Flags.p.Store(&out)
+	return nil
+}
+
+// compileNamespace compiles ns's flags and reads its OFREP keys; nil when
+// it has no flag, segment or key Secret.
+func (s *Source) compileNamespace(ctx context.Context, ns string) (*namespaceFlags, error) {
 	var ffs waygatev1.FeatureFlagList
 	var segs waygatev1.SegmentList
 	var secrets corev1.SecretList
 	for _, l := range []client.ObjectList{&ffs, &segs, &secrets} {
-		if err := s.cache.List(ctx, l); err != nil {
-			return err
+		if err := s.cache.List(ctx, l, client.InNamespace(ns)); err != nil {
+			return nil, err
 		}
 	}
-	type objects struct {
-		flags []waygatev1.FeatureFlag
-		segs  []waygatev1.Segment
+	if len(ffs.Items)+len(segs.Items)+len(secrets.Items) == 0 {
+		return nil, nil
 	}
-	byNS := map[string]*objects{}
-	group := func(ns string) *objects {
-		if byNS[ns] == nil {
-			byNS[ns] = &objects{}
-		}
-		return byNS[ns]
+	defs := flags.Definitions{Flags: make([]waygatev1.FeatureFlag, len(ffs.Items)), Segments: make([]waygatev1.Segment, len(segs.Items))}
+	for i, f := range ffs.Items {
+		defs.Flags[i] = waygatev1.FeatureFlag{ObjectMeta: definitionMeta(&f.ObjectMeta), Spec: f.Spec}
 	}
-	for _, f := range ffs.Items {
-		g := group(f.Namespace)
-		g.flags = append(g.flags, f)
+	for i, sg := range segs.Items {
+		defs.Segments[i] = waygatev1.Segment{ObjectMeta: definitionMeta(&sg.ObjectMeta), Spec: sg.Spec}
 	}
-	for _, sg := range segs.Items {
-		g := group(sg.Namespace)
-		g.segs = append(g.segs, sg)
+	raw, err := json.Marshal(defs)
+	if err != nil {
+		return nil, err
 	}
-	out := make(map[string]*namespaceFlags, len(byNS))
-	for ns, g := range byNS {
-		defs := flags.Definitions{Flags: make([]waygatev1.FeatureFlag, len(g.flags)), Segments: make([]waygatev1.Segment, len(g.segs))}
-		for i, f := range g.flags {
-			defs.Flags[i] = waygatev1.FeatureFlag{ObjectMeta: definitionMeta(&f.ObjectMeta), Spec: f.Spec}
-		}
-		for i, sg := range g.segs {
-			defs.Segments[i] = waygatev1.Segment{ObjectMeta: definitionMeta(&sg.ObjectMeta), Spec: sg.Spec}
-		}
-		raw, err := json.Marshal(defs)
-		if err != nil {
-			return err
-		}
-		out[ns] = &namespaceFlags{snap: flags.Compile(g.flags, g.segs), definitions: raw}
-	}
+	n := &namespaceFlags{snap: flags.Compile(ffs.Items, segs.Items), definitions: raw}
 	for _, sec := range secrets.Items {
-		n := out[sec.Namespace]
-		if n == nil {
-			n = &namespaceFlags{snap: empty.snap, definitions: empty.definitions}
-			out[sec.Namespace] = n
-		}
 		n.keys = map[[sha256.Size]byte]struct{}{}
 		for _, v := range sec.Data {
 			if len(v) > 0 {
@@ -109,8 +153,7 @@ func (s *Source) rebuildFlags(ctx context.Context) error {
 			}
 		}
 	}
-	s.Flags.p.Store(&out)
-	return nil
+	return n, nil
 }
 
 // definitionMeta is the part of an object's metadata the engine reads

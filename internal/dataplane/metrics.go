@@ -77,11 +77,15 @@ func NewMetrics(src *Source) *Metrics {
 		}, []string{"code", "namespace"}),
 	}
 	m.CounterStoreUp.Set(1)
+	src.FlagCompiles = prometheus.NewCounter(prometheus.CounterOpts{
+		Name: "waygate_gate_flag_compiles_total",
+		Help: "Namespaces whose flags and segments were compiled: one for each namespace a change touched.",
+	})
 	stale := prometheus.NewGaugeFunc(prometheus.GaugeOpts{
 		Name: "waygate_gate_snapshot_age_seconds",
 		Help: "How far behind the API server the gate's view may be: 0 while its watches are connected, else the time since they failed. The gate keeps enforcing the last state it saw.",
 	}, func() float64 { return src.Stale().Seconds() })
-	m.Registry.MustRegister(m.decisions, m.latency, m.CounterErrors, m.CounterStoreUp, m.objects, m.problems, m.builds, m.lastBuild, m.ofrepRequests, stale,
+	m.Registry.MustRegister(m.decisions, m.latency, m.CounterErrors, m.CounterStoreUp, m.objects, m.problems, m.builds, m.lastBuild, m.ofrepRequests, src.FlagCompiles, stale,
 		collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
 	for _, v := range gate.Verdicts() {
 		m.decisions.WithLabelValues(v.String(), unknownNamespace)

@@ -6,9 +6,12 @@ package dataplane
 
 import (
 	"context"
+	"strings"
+	"sync"
 	"sync/atomic"
 	"time"
 
+	"github.com/prometheus/client_golang/prometheus"
 	corev1 "k8s.io/api/core/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/fields"
@@ -38,12 +41,18 @@ type Source struct {
 	Flags   *FlagSet
 	cache   cache.Cache
 	changed chan struct{}
-	// dirty says which snapshots a change asks to rebuild.
-	dirtyGates, dirtyFlags atomic.Bool
-	ready                  atomic.Bool
-	health                 *apihealth.Health
+	// dirtyGates asks for the engine's snapshot to be rebuilt, flagsDirty
+	// for the flag snapshots of the namespaces it names.
+	dirtyGates atomic.Bool
+	flagsMu    sync.Mutex
+	flagsDirty map[string]bool
+	ready      atomic.Bool
+	health     *apihealth.Health
 	// OnSnapshot is told of every snapshot put in effect.
 	OnSnapshot func(s *gate.Snapshot, objects int)
+	// FlagCompiles counts namespaces whose flags were compiled; NewMetrics
+	// sets it, before Start.
+	FlagCompiles prometheus.Counter
 }
 
 // NewSource prepares a source for engine over cfg (which it wraps to see
@@ -73,7 +82,7 @@ func NewSource(cfg *rest.Config, engine *gate.Engine) (*Source, error) {
 	}
 	s := &Source{engine: engine, Flags: &FlagSet{}, cache: c, changed: make(chan struct{}, 1), health: health}
 	s.dirtyGates.Store(true)
-	s.dirtyFlags.Store(true)
+	s.flagsDirty = map[string]bool{"": true}
 	return s, nil
 }
 
@@ -106,15 +115,28 @@ func (s *Source) Start(ctx context.Context) error {
 		if err != nil {
 			return err
 		}
-		dirty := &s.dirtyGates
-		if w.flags {
-			dirty = &s.dirtyFlags
+		poke := func(obj any) {
+			if !w.flags {
+				s.dirtyGates.Store(true)
+				s.poke()
+				return
+			}
+			// A deleted object may come as its last known state.
+			key, _ := toolscache.DeletionHandlingMetaNamespaceKeyFunc(obj)
+			ns, _, _ := strings.Cut(key, "/")
+			s.changedFlags(ns)
 		}
-		poke := func() { dirty.Store(true); s.poke() }
 		if _, err := inf.AddEventHandler(toolscache.ResourceEventHandlerFuncs{
-			AddFunc:    func(any) { poke() },
-			UpdateFunc: func(any, any) { poke() },
-			DeleteFunc: func(any) { poke() },
+			AddFunc: poke,
+			UpdateFunc: func(old, obj any) {
+				// The operator's status writes leave a flag's or segment's
+				// generation alone: nothing to recompile.
+				if w.flags && sameGeneration(old, obj) {
+					return
+				}
+				poke(obj)
+			},
+			DeleteFunc: poke,
 		}); err != nil {
 			return err
 		}
@@ -158,11 +180,8 @@ func (s *Source) poke() {
 }
 
 func (s *Source) rebuild(ctx context.Context) error {
-	if s.dirtyFlags.Swap(false) {
-		if err := s.rebuildFlags(ctx); err != nil {
-			s.dirtyFlags.Store(true)
-			return err
-		}
+	if err := s.rebuildFlags(ctx); err != nil {
+		return err
 	}
 	if !s.dirtyGates.Swap(false) {
 		return nil
@@ -202,3 +221,11 @@ func (s *Source) Ready() bool { return s.ready.Load() }
 // Stale is how long the gate's view may have been behind the API server:
 // zero while it answers, else the time since it first failed to.
 func (s *Source) Stale() time.Duration { return s.health.Stale() }
+
+// sameGeneration tells whether old and obj are the same generation of an
+// object that counts them (FeatureFlags and Segments, not Secrets).
+func sameGeneration(old, obj any) bool {
+	o, ok1 := old.(client.Object)
+	n, ok2 := obj.(client.Object)
+	return ok1 && ok2 && n.GetGeneration() != 0 && o.GetGeneration() == n.GetGeneration()
+}
