@@ -363,6 +363,14 @@ func TestCSRFAndSessions(t *testing.T) {
 	if resp.StatusCode != http.StatusSeeOther {
 		t.Errorf("POST with the token: %s, want 303", resp.Status)
 	}
+	// The change's notice is shown once, from the session; a link cannot
+	// make the dashboard say something.
+	if body := get(t, c, "/routes?ns="+shop); !strings.Contains(body, "RouteGate get-users: disabled") {
+		t.Errorf("no notice after the change:\n%.2000s", body)
+	}
+	if body := get(t, c, "/routes?ns="+shop+"&notice=Your+session+expired,+call+555-0100"); strings.Contains(body, "555-0100") || strings.Contains(body, "get-users: disabled") {
+		t.Errorf("a notice from the URL, or the old one again:\n%.2000s", body)
+	}
 	if csp := resp.Header.Get("Content-Security-Policy"); !strings.Contains(csp, "script-src 'self'") || strings.Contains(csp, "unsafe-inline") {
 		t.Errorf("CSP %q", csp)
 	}

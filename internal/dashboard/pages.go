@@ -69,9 +69,15 @@ func (s *Server) render(w http.ResponseWriter, name string, p page) {
 	_, _ = w.Write(b.Bytes())
 }
 
-// pageFor starts the page of tab for sess, in the request's namespace.
+// pageFor starts the page of tab for sess, in the request's namespace,
+// with the notice of the change just made, if any (kept in the session, not
+// the URL, so that no link can make the dashboard say anything).
 func (s *Server) pageFor(r *http.Request, sess *session, tab, title string) page {
-	return page{Title: title, Tab: tab, User: sess.user, Namespace: s.namespace(r), CSRF: sess.csrf, Notice: r.URL.Query().Get("notice")}
+	s.mu.Lock()
+	notice := sess.notice
+	sess.notice = ""
+	s.mu.Unlock()
+	return page{Title: title, Tab: tab, User: sess.user, Namespace: s.namespace(r), CSRF: sess.csrf, Notice: notice}
 }
 
 // namespace is the namespace the request names (?ns=), or the default.
@@ -245,7 +251,10 @@ func (s *Server) changeWith(tab, title string, load view, do func(r *http.Reques
 	return func(w http.ResponseWriter, r *http.Request, sess *session) {
 		notice, err := do(r, sess)
 		if err == nil {
-			http.Redirect(w, r, "/"+tab+"?"+url.Values{"ns": {s.namespace(r)}, "notice": {notice}}.Encode(), http.StatusSeeOther)
+			s.mu.Lock()
+			sess.notice = notice
+			s.mu.Unlock()
+			http.Redirect(w, r, "/"+tab+"?"+url.Values{"ns": {s.namespace(r)}}.Encode(), http.StatusSeeOther)
 			return
 		}
 		p := s.pageFor(r, sess, tab, title)

@@ -65,6 +65,8 @@ type session struct {
 	csrf    string
 	client  client.WithWatch
 	expires time.Time
+	// notice says what the last change did, until a page shows it.
+	notice string
 }
 
 const (
