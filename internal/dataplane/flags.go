@@ -50,9 +50,6 @@ func (f *FlagSet) namespace(ns string) *namespaceFlags {
 	return empty
 }
 
-// Snapshot is ns's flag snapshot.
-func (f *FlagSet) Snapshot(ns string) *flags.Snapshot { return f.namespace(ns).snap }
-
 // changedFlags records that the flags, segments or key Secret of ns
 // changed ("" for every namespace, as at the start).
 func (s *Source) changedFlags(ns string) {

@@ -23,11 +23,11 @@ const (
 // ErrorCode says why an evaluation failed, as OpenFeature names it.
 type ErrorCode string
 
-// The error codes the engine gives (TypeMismatch is the caller's: the
-// engine does not know the type asked for).
+// The error codes the engine gives. TYPE_MISMATCH is for the caller to
+// give (the OpenFeature provider does): the engine does not know the type
+// asked for.
 const (
 	ErrorFlagNotFound        ErrorCode = "FLAG_NOT_FOUND"
-	ErrorTypeMismatch        ErrorCode = "TYPE_MISMATCH"
 	ErrorTargetingKeyMissing ErrorCode = "TARGETING_KEY_MISSING"
 	ErrorParse               ErrorCode = "PARSE_ERROR"
 	ErrorGeneral             ErrorCode = "GENERAL"
