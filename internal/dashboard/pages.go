@@ -267,15 +267,15 @@ func (s *Server) changeWith(tab, title string, load view, do func(r *http.Reques
 
 // update changes the object the form names (ns, name) as the user, field
 // manager waygate-dashboard, with mutate applied to its latest version. An
-// object a GitOps tool manages is changed only when the form confirms it,
-// as the CLI asks for --force.
-func update[T client.Object](r *http.Request, sess *session, kind string, obj T, mutate func(T) error) error {
+// object a GitOps tool manages is changed only when forced: when the form
+// confirms it, as the CLI asks for --force.
+func update[T client.Object](r *http.Request, sess *session, kind string, obj T, force bool, mutate func(T) error) error {
 	key := client.ObjectKey{Namespace: r.FormValue("ns"), Name: r.FormValue("name")}
 	return retry.RetryOnConflict(retry.DefaultRetry, func() error {
 		if err := sess.client.Get(r.Context(), key, obj); err != nil {
 			return err
 		}
-		if tool, mark := audit.ManagedBy(obj); tool != "" && r.FormValue("confirm") != "yes" {
+		if tool, mark := audit.ManagedBy(obj); tool != "" && !force {
 			return fmt.Errorf("%s %s is managed by %s (%s): the next sync reverts a change made here. Change it in Git, or tick \"change anyway\"", kind, key.Name, tool, mark)
 		}
 		if err := mutate(obj); err != nil {
@@ -284,6 +284,9 @@ func update[T client.Object](r *http.Request, sess *session, kind string, obj T,
 		return sess.client.Update(r.Context(), obj, client.FieldOwner(audit.DashboardFieldManager))
 	})
 }
+
+// confirmed tells whether the form's "change anyway" box is ticked.
+func confirmed(r *http.Request) bool { return r.FormValue("confirm") == "yes" }
 
 // --- Routes
 
@@ -330,7 +333,7 @@ func changeRoute(r *http.Request, sess *session) (string, error) {
 	if err != nil {
 		return "", err
 	}
-	return "RouteGate " + r.FormValue("name") + ": " + string(state), update(r, sess, "RouteGate", &waygatev1.RouteGate{}, func(rg *waygatev1.RouteGate) error {
+	return "RouteGate " + r.FormValue("name") + ": " + string(state), update(r, sess, "RouteGate", &waygatev1.RouteGate{}, confirmed(r), func(rg *waygatev1.RouteGate) error {
 		apply(&rg.Spec)
 		return nil
 	})
@@ -459,7 +462,7 @@ func switchFlag(r *http.Request, sess *session) (string, error) {
 	if on {
 		notice = "FeatureFlag " + r.FormValue("name") + ": enabled"
 	}
-	return notice, update(r, sess, "FeatureFlag", &waygatev1.FeatureFlag{}, func(f *waygatev1.FeatureFlag) error {
+	return notice, update(r, sess, "FeatureFlag", &waygatev1.FeatureFlag{}, confirmed(r), func(f *waygatev1.FeatureFlag) error {
 		f.Spec.Enabled = on
 		return nil
 	})
@@ -491,7 +494,8 @@ func loadRateLimits(r *http.Request, sess *session, p *page) {
 func changeRateLimit(r *http.Request, sess *session) (string, error) {
 	name := r.FormValue("name")
 	if r.FormValue("reset") != "" {
-		return "RateLimitPolicy " + name + ": counters reset", update(r, sess, "RateLimitPolicy", &waygatev1.RateLimitPolicy{}, func(p *waygatev1.RateLimitPolicy) error {
+		// A reset changes no spec, so GitOps does not revert it.
+		return "RateLimitPolicy " + name + ": counters reset", update(r, sess, "RateLimitPolicy", &waygatev1.RateLimitPolicy{}, true, func(p *waygatev1.RateLimitPolicy) error {
 			if p.Annotations == nil {
 				p.Annotations = map[string]string{}
 			}
@@ -500,7 +504,7 @@ func changeRateLimit(r *http.Request, sess *session) (string, error) {
 		})
 	}
 	limit, algorithm := strings.TrimSpace(r.FormValue("limit")), waygatev1.RateLimitAlgorithm(r.FormValue("algorithm"))
-	return "RateLimitPolicy " + name + ": " + limit + " (" + string(algorithm) + ")", update(r, sess, "RateLimitPolicy", &waygatev1.RateLimitPolicy{}, func(p *waygatev1.RateLimitPolicy) error {
+	return "RateLimitPolicy " + name + ": " + limit + " (" + string(algorithm) + ")", update(r, sess, "RateLimitPolicy", &waygatev1.RateLimitPolicy{}, confirmed(r), func(p *waygatev1.RateLimitPolicy) error {
 		p.Spec.Limit, p.Spec.Algorithm = limit, algorithm
 		return nil
 	})
