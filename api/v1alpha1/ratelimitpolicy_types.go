@@ -49,7 +49,7 @@ const ResetAnnotation = "waygate.dev/reset-at"
 // every route in the namespace.
 // +kubebuilder:validation:XValidation:rule="self.keyStrategy != 'header' || (has(self.keyHeader) && size(self.keyHeader) > 0)",message="spec.keyHeader is required when keyStrategy is header: name the request header to count by, e.g. X-Tenant-ID",fieldPath=".keyHeader"
 // +kubebuilder:validation:XValidation:rule="!has(self.keyHeader) || size(self.keyHeader) == 0 || self.keyStrategy == 'header'",message="spec.keyHeader is only used with keyStrategy header; remove it or set keyStrategy: header",fieldPath=".keyHeader"
-// +kubebuilder:validation:XValidation:rule="!has(self.tiers) || size(self.tiers) == 0 || (has(self.tierHeader) && size(self.tierHeader) > 0)",message="spec.tierHeader is required with tiers: name the request header that carries the caller's tier, e.g. X-Plan",fieldPath=".tierHeader"
+// +kubebuilder:validation:XValidation:rule="!has(self.tiers) || size(self.tiers) == 0 || (has(self.tierHeader) && size(self.tierHeader) > 0) || (has(self.tierClaim) && size(self.tierClaim) > 0)",message="spec.tierClaim or spec.tierHeader is required with tiers: name the token claim (e.g. plan) or the request header (e.g. X-Plan) that carries the caller's tier",fieldPath=".tierClaim"
 type RateLimitPolicySpec struct {
 	// route is the route key the policy applies to: "METHOD:/path",
 	// "/path" for every method, or "*" for every route of spec.service (every
@@ -59,6 +59,12 @@ type RateLimitPolicySpec struct {
 	// service scopes the policy to one service's routes.
 	// +optional
 	Service ServiceName `json:"service,omitempty"`
+
+	// caseInsensitive matches the route's path regardless of letter case,
+	// as RouteGate's caseInsensitive does: set it when the upstream routes
+	// so, or /Search escapes a limit on /search.
+	// +optional
+	CaseInsensitive bool `json:"caseInsensitive,omitempty"`
 
 	// limit is the number of requests allowed per period: "<count>/<unit>",
 	// unit one of second, minute, hour, day, month, year; e.g. 100/minute.
@@ -74,15 +80,22 @@ type RateLimitPolicySpec struct {
 	// +optional
 	Algorithm RateLimitAlgorithm `json:"algorithm,omitempty"`
 
-	// keyStrategy is what requests are counted by: the client ip (first
-	// X-Forwarded-For address, else X-Real-IP, else the peer), the
-	// authenticated user, the API key, a request header (keyHeader), or one
-	// global counter.
+	// keyStrategy is what requests are counted by: the client's network
+	// (ip: the X-Forwarded-For entry the gateway appended, the last one,
+	// stepping left over the gate's --trusted-hops and --trusted-proxies;
+	// Envoy's source address for ext_authz; one IPv4 address or one IPv6
+	// /64 by default), the authenticated user, the API key, a request header
+	// (keyHeader), or one global counter. user and api_key come from the
+	// bearer token the gate verifies (--jwt-*), or from identity headers
+	// only when the gate runs with --trust-identity-headers (its gateway
+	// overwrites them); a client's own headers never count.
 	// +kubebuilder:default=ip
 	// +optional
 	KeyStrategy KeyStrategy `json:"keyStrategy,omitempty"`
 
 	// keyHeader is the request header counted by when keyStrategy is header.
+	// The gate reads it only with --trust-identity-headers: the gateway must
+	// set it on every request, or a client picks its own counter.
 	// +kubebuilder:validation:MaxLength=128
 	// +optional
 	KeyHeader string `json:"keyHeader,omitempty"`
@@ -102,14 +115,24 @@ type RateLimitPolicySpec struct {
 	Burst int32 `json:"burst,omitempty"`
 
 	// tiers give callers on named plans their own limit; a caller whose
-	// tierHeader names no tier gets spec.limit.
+	// tier (tierClaim or tierHeader) names no tier gets spec.limit.
 	// +kubebuilder:validation:MaxItems=32
 	// +listType=map
 	// +listMapKey=name
 	// +optional
 	Tiers []RateLimitTier `json:"tiers,omitempty"`
 
-	// tierHeader is the request header that names the caller's tier.
+	// tierClaim is the claim of the caller's verified bearer token that
+	// names its tier (the gate verifies tokens when run with --jwt-*).
+	// +kubebuilder:validation:MaxLength=128
+	// +optional
+	TierClaim string `json:"tierClaim,omitempty"`
+
+	// tierHeader is the request header that names the caller's tier, read
+	// only when the gate runs with --trust-identity-headers (the gateway
+	// overwrites it on every request): a client sending its own would pick
+	// its own limit. Without a verified tierClaim or a trusted header the
+	// caller gets spec.limit.
 	// +kubebuilder:validation:MaxLength=128
 	// +optional
 	TierHeader string `json:"tierHeader,omitempty"`
@@ -122,8 +145,9 @@ type RateLimitPolicySpec struct {
 	// +optional
 	ExemptCIDRs []string `json:"exemptCIDRs,omitempty"`
 
-	// exemptRoles are caller roles never limited (from the gate's identity
-	// headers).
+	// exemptRoles are caller roles never limited: the roles claim of a
+	// verified bearer token, or the roles header when the gate trusts
+	// identity headers.
 	// +kubebuilder:validation:MaxItems=64
 	// +kubebuilder:validation:items:MaxLength=128
 	// +listType=set

@@ -78,6 +78,15 @@ type RouteGateSpec struct {
 	// +optional
 	Exempt []RouteKey `json:"exempt,omitempty"`
 
+	// caseInsensitive matches the route's path (and, for route "*", the
+	// exempt keys' paths) regardless of letter case: /Payments/42 is then
+	// /payments/{id}. Set it when the upstream routes so (ASP.NET, IIS, many
+	// Windows-hosted services); otherwise a request that changes the case of a
+	// gated path reaches the upstream ungated. Template segments match
+	// anything either way.
+	// +optional
+	CaseInsensitive bool `json:"caseInsensitive,omitempty"`
+
 	// forceActive keeps the route served whatever a service-wide gate says,
 	// unless that gate sets includeForceActive.
 	// +optional

@@ -16,14 +16,24 @@ import (
 )
 
 // envoyCheck asks the gate over ext_authz about a GET as Envoy would, with the
-// namespace and service in the context extensions (or, with ns "", in
-// headers).
+// namespace and service in the context extensions (none with ns "").
 func envoyCheck(t *testing.T, c authv3.AuthorizationClient, ns, service, path, source string, headers map[string]string) *authv3.CheckResponse {
+	t.Helper()
+	return envoyCheckFrom(t, c, "GET", ns, service, path, source, headers)
+}
+
+// envoyCheckMethod is envoyCheck for another method, from 203.0.113.5.
+func envoyCheckMethod(t *testing.T, c authv3.AuthorizationClient, method, ns, service, path string, headers map[string]string) *authv3.CheckResponse {
+	t.Helper()
+	return envoyCheckFrom(t, c, method, ns, service, path, "203.0.113.5", headers)
+}
+
+func envoyCheckFrom(t *testing.T, c authv3.AuthorizationClient, method, ns, service, path, source string, headers map[string]string) *authv3.CheckResponse {
 	t.Helper()
 	req := &authv3.CheckRequest{Attributes: &authv3.AttributeContext{
 		Source: &authv3.AttributeContext_Peer{Address: &corev3.Address{Address: &corev3.Address_SocketAddress{
 			SocketAddress: &corev3.SocketAddress{Address: source, PortSpecifier: &corev3.SocketAddress_PortValue{PortValue: 40000}}}}},
-		Request: &authv3.AttributeContext_Request{Http: &authv3.AttributeContext_HttpRequest{Method: "GET", Path: path, Headers: headers}},
+		Request: &authv3.AttributeContext_Request{Http: &authv3.AttributeContext_HttpRequest{Method: method, Path: path, Headers: headers}},
 	}}
 	if ns != "" {
 		req.Attributes.ContextExtensions = map[string]string{"namespace": ns, "service": service}
@@ -90,10 +100,21 @@ spec: {route: "GET:/search", service: payments, limit: 1/hour, keyStrategy: ip}
 		t.Fatalf("got %v, want 503 with %s", resp, want)
 	}
 
-	// The same decision with the scope in headers (Istio, Envoy Gateway).
-	resp = envoyCheck(t, c, "", "", "/payments/7", "203.0.113.5", map[string]string{"x-waygate-namespace": ns, "x-waygate-service": "payments"})
+	// Headers a client sends name no scope, and change no verdict: not the
+	// namespace (one without gates would let it through), not the method,
+	// not the path.
+	forged := map[string]string{"x-waygate-namespace": "default", "x-waygate-service": "other", "x-forwarded-uri": "/orders",
+		"x-forwarded-method": "POST", "x-original-uri": "/orders", "x-original-url": "http://x/orders", "x-envoy-original-path": "/orders"}
+	resp = envoyCheck(t, c, ns, "payments", "/payments/7", "203.0.113.5", forged)
 	if resp.GetDeniedResponse().GetStatus().GetCode() != http.StatusServiceUnavailable {
-		t.Errorf("scope in headers: %v", resp)
+		t.Errorf("with forged headers: %v, want 503", resp)
+	}
+	if resp = envoyCheck(t, c, "", "", "/payments/7", "203.0.113.5", forged); resp.GetOkResponse() != nil {
+		t.Errorf("a scope in headers was believed: %v", resp)
+	}
+	// HEAD runs the GET handler: a GET gate governs it.
+	if resp = envoyCheckMethod(t, c, "HEAD", ns, "payments", "/payments/7", nil); resp.GetDeniedResponse().GetStatus().GetCode() != http.StatusServiceUnavailable {
+		t.Errorf("HEAD: %v, want 503", resp)
 	}
 
 	// Allowed, with the headers Envoy adds to the client's response.

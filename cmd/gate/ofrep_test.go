@@ -1,17 +1,30 @@
 package main
 
 import (
+	"bytes"
+	"cmp"
+	"context"
 	"encoding/json"
 	"fmt"
 	"io"
+	"net"
 	"net/http"
 	"os"
+	"path/filepath"
 	"reflect"
 	"regexp"
+	"slices"
 	"strconv"
 	"strings"
+	"sync"
 	"testing"
 	"time"
+
+	"k8s.io/apimachinery/pkg/api/resource"
+	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
+	utilyaml "k8s.io/apimachinery/pkg/util/yaml"
+
+	"github.com/waygate-dev/waygate/internal/controlplane"
 )
 
 // ofrepCase is one evaluation of testdata/ofrep-cases.json: what the gate
@@ -53,11 +66,17 @@ func applyOFREPFlags(t *testing.T) string {
 	return ns
 }
 
-// ofrep posts body to the OFREP path after the namespace's base URL
-// ("" for the bulk evaluation, else the flag's key).
+// ofrep posts body to the OFREP path after the namespace's base URL on the
+// shared gate ("" for the bulk evaluation, else the flag's key).
 func ofrep(t *testing.T, ns, key, body string, headers ...string) answer {
 	t.Helper()
-	url := "http://" + gw.HTTP + "/ns/" + ns + "/ofrep/v1/evaluate/flags"
+	return ofrepAt(t, gw.HTTP, ns, key, body, headers...)
+}
+
+// ofrepAt is ofrep on the gate serving OFREP at addr.
+func ofrepAt(t *testing.T, addr, ns, key, body string, headers ...string) answer {
+	t.Helper()
+	url := "http://" + addr + "/ns/" + ns + "/ofrep/v1/evaluate/flags"
 	if key != "" {
 		url += "/" + key
 	}
@@ -274,4 +293,372 @@ func TestOFREPRecompilesTheChangedNamespaceOnly(t *testing.T) {
 	if n := compiles() - before; n != 1 {
 		t.Errorf("a patch of one flag compiled %v namespaces, want 1", n)
 	}
+}
+
+// Each namespace's keys open that namespace only; a key stored with a
+// trailing newline, as `kubectl create secret --from-file` stores the
+// content of a file, is the key without it.
+func TestOFREPKeysBelongToTheirNamespace(t *testing.T) {
+	shop, blog := applyOFREPFlags(t), applyOFREPFlags(t)
+	kubectl(t, "", "create", "secret", "generic", "waygate-ofrep-keys", "-n", shop, "--from-literal=web=shop-key")
+	file := filepath.Join(t.TempDir(), "web")
+	if err := os.WriteFile(file, []byte("blog-key\n"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	kubectl(t, "", "create", "secret", "generic", "waygate-ofrep-keys", "-n", blog, "--from-file=web="+file)
+	body := `{"context":{"targetingKey":"erin"}}`
+	for _, ns := range []string{shop, blog} {
+		eventually(t, 10*time.Second, func() error {
+			if a := ofrep(t, ns, "banner", body); a.Status != http.StatusUnauthorized {
+				return fmt.Errorf("%s with its key Secret and no key: %s, want 401", ns, a)
+			}
+			return nil
+		})
+	}
+	cases := []struct {
+		name, ns, key string
+		status        int
+	}{
+		{"shop's key on shop", shop, "shop-key", http.StatusOK},
+		{"blog's key, stored with a newline, on blog", blog, "blog-key", http.StatusOK},
+		{"shop's key on blog", blog, "shop-key", http.StatusUnauthorized},
+		{"blog's key on shop", shop, "blog-key", http.StatusUnauthorized},
+	}
+	for _, tc := range cases {
+		t.Run(tc.name, func(t *testing.T) {
+			for _, h := range [][]string{{"X-API-Key", tc.key}, {"Authorization", "Bearer " + tc.key}} {
+				if a := ofrep(t, tc.ns, "banner", body, h...); a.Status != tc.status {
+					t.Errorf("%s: %s, want %d", h[0], a, tc.status)
+				}
+			}
+		})
+	}
+}
+
+// contextBody is an OFREP request body of exactly size bytes that the
+// default limits accept when it is under the body cap: a targeting key and
+// attributes of 4,000 bytes.
+func contextBody(size int) string {
+	var b strings.Builder
+	b.WriteString(`{"context":{"targetingKey":"abuser"`)
+	for i := 0; ; i++ {
+		head := fmt.Sprintf(`,"p%d":"`, i)
+		room := size - b.Len() - len(head) - len(`"}}`)
+		if room <= 4000 {
+			b.WriteString(head + strings.Repeat("x", room) + `"}}`)
+			return b.String()
+		}
+		b.WriteString(head + strings.Repeat("x", 4000) + `"`)
+	}
+}
+
+// contextOf is a body whose context is the targeting key and members.
+func contextOf(members ...string) string {
+	return `{"context":{"targetingKey":"erin"` + strings.Join(append([]string{""}, members...), ",") + `}}`
+}
+
+// values is n values in all: the targeting key and n-1 attributes.
+func values(n int) string {
+	var m []string
+	for i := range n - 1 {
+		m = append(m, fmt.Sprintf(`"a%d":%d`, i, i))
+	}
+	return contextOf(m...)
+}
+
+// nested is a context nesting objects depth levels deep (the context is
+// the first).
+func nested(depth int) string {
+	return contextOf(`"n":` + strings.Repeat(`{"n":`, depth-1) + "1" + strings.Repeat("}", depth-1))
+}
+
+// OFREP refuses, at its documented defaults, what costs the gate more than
+// a real client needs; a namespace without flags is answered without its
+// body being read.
+func TestOFREPLimits(t *testing.T) {
+	ns := applyOFREPFlags(t)
+	const maxBody = 64 << 10
+	// Under the cap and over every other limit: refused where it is read.
+	junk := `{"context":` + strings.Repeat("[", 60<<10)
+	cases := []struct {
+		name, ns, key, body string
+		status              int
+		code, details       string
+	}{
+		{"a body at the cap", ns, "banner", contextBody(maxBody), http.StatusOK, "", ""},
+		{"a body over the cap", ns, "banner", contextBody(maxBody + 1), http.StatusRequestEntityTooLarge, "", "--ofrep-max-body-bytes"},
+		{"a bulk body over the cap", ns, "", contextBody(maxBody + 1), http.StatusRequestEntityTooLarge, "", "--ofrep-max-body-bytes"},
+		{"256 values", ns, "banner", values(256), http.StatusOK, "", ""},
+		{"257 values", ns, "banner", values(257), http.StatusBadRequest, "INVALID_CONTEXT", "--ofrep-max-context-attributes"},
+		{"257 values in a list", ns, "banner", contextOf(`"l":[` + strings.Repeat("0,", 254) + "0]"), http.StatusBadRequest, "INVALID_CONTEXT", "--ofrep-max-context-attributes"},
+		{"257 values, bulk", ns, "", values(257), http.StatusBadRequest, "INVALID_CONTEXT", "--ofrep-max-context-attributes"},
+		{"4 levels", ns, "banner", nested(4), http.StatusOK, "", ""},
+		{"5 levels", ns, "banner", nested(5), http.StatusBadRequest, "INVALID_CONTEXT", "--ofrep-max-context-depth"},
+		{"a string of 4096 bytes", ns, "banner", contextOf(`"s":"` + strings.Repeat("x", 4096) + `"`), http.StatusOK, "", ""},
+		{"a string of 4097 bytes", ns, "banner", contextOf(`"s":"` + strings.Repeat("x", 4097) + `"`), http.StatusBadRequest, "INVALID_CONTEXT", "--ofrep-max-string-bytes"},
+		{"a key of 4097 bytes", ns, "banner", contextOf(`"` + strings.Repeat("k", 4097) + `":1`), http.StatusBadRequest, "INVALID_CONTEXT", "--ofrep-max-string-bytes"},
+		{"junk where there are flags", ns, "banner", junk, http.StatusBadRequest, "INVALID_CONTEXT", "--ofrep-max-context-depth"},
+		{"junk to a namespace without flags", "no-flags-here", "banner", junk, http.StatusNotFound, "FLAG_NOT_FOUND", ""},
+		{"junk to a namespace without flags, bulk", "no-flags-here", "", junk, http.StatusOK, "", ""},
+	}
+	for _, tc := range cases {
+		t.Run(tc.name, func(t *testing.T) {
+			a := ofrep(t, tc.ns, tc.key, tc.body)
+			var got struct {
+				ofrepBody
+				Flags *[]ofrepBody `json:"flags"`
+			}
+			decodeOFREP(t, a, &got)
+			if a.Status != tc.status || got.ErrorCode != tc.code || !strings.Contains(got.ErrorDetails, tc.details) {
+				t.Errorf("%d %s, want %d %s with details naming %q", a.Status, cut(a.Body), tc.status, tc.code, tc.details)
+			}
+			if tc.status == http.StatusOK && tc.key == "" && (got.Flags == nil || len(*got.Flags) != 0) {
+				t.Errorf("bulk: %s, want no flags", cut(a.Body))
+			}
+		})
+	}
+}
+
+// cut shortens s for a message.
+func cut(s string) string {
+	if len(s) > 300 {
+		return s[:300] + "…"
+	}
+	return s
+}
+
+// A hostile client firing the largest OFREP requests from many connections
+// at once cannot take the gate past the memory limit its manifest sets,
+// nor keep forward-auth (same process) from answering.
+func TestOFREPAbuse(t *testing.T) {
+	limit := manifestMemoryLimit(t)
+	ns := applyOFREPFlags(t)
+	cases := []struct {
+		name    string
+		ownPort bool
+		args    []string
+		want429 bool
+	}{
+		{"OFREP on the forward-auth port, the default", false, nil, false},
+		{"OFREP on its own port, as config/gate serves it", true, nil, false},
+		{"one OFREP request in flight", true, []string{"--ofrep-max-in-flight=1"}, true},
+	}
+	for i, tc := range cases {
+		t.Run(tc.name, func(t *testing.T) {
+			args := tc.args
+			var ofrepAddr string
+			if tc.ownPort {
+				ofrepAddr = freeAddr(t)
+				args = append(args, "--ofrep-bind-address", ofrepAddr)
+			}
+			g, err := cp.StartGate(context.Background(), gateBin, t.TempDir(), fmt.Sprint("abuse-", i), "", args...)
+			if err != nil {
+				t.Fatal(err)
+			}
+			t.Cleanup(g.Stop)
+			if !tc.ownPort {
+				ofrepAddr = g.HTTP
+			}
+			eventually(t, 10*time.Second, func() error {
+				if a := ofrepAt(t, ofrepAddr, ns, "banner", `{"context":{}}`); a.Status != http.StatusOK {
+					return fmt.Errorf("banner: %s", a)
+				}
+				return nil
+			})
+			if tc.ownPort {
+				// Each port says where the other protocol is.
+				if a := ofrepAt(t, g.HTTP, ns, "banner", `{}`); a.Status != http.StatusNotFound || !strings.Contains(a.Body, "--ofrep-bind-address") {
+					t.Errorf("OFREP on the forward-auth port: %s, want 404 naming the OFREP port", a)
+				}
+				if a := check(t, &controlplane.Gate{HTTP: ofrepAddr}, ns, "api", "GET", "/"); a.Status != http.StatusNotFound || !strings.Contains(a.Body, "--http-bind-address") {
+					t.Errorf("forward-auth on the OFREP port: %s, want 404 naming the forward-auth port", a)
+				}
+			}
+			load := abuse(t, g, ofrepAddr, ns)
+			peak := peakRSS(t, g.Pid)
+			t.Logf("gate peak RSS %d MiB (limit %d MiB); OFREP answers %v; forward-auth %d checks, p50 %s, p99 %s, max %s",
+				peak>>20, limit>>20, load.ofrep, len(load.checks), load.percentile(50), load.percentile(99), load.percentile(100))
+			if peak >= limit {
+				t.Errorf("the gate's peak RSS %d MiB reached the %d MiB its manifest allows", peak>>20, limit>>20)
+			}
+			if load.ofrep["200"] == 0 || load.ofrep["413"]+load.ofrep["refused"] == 0 {
+				t.Errorf("OFREP answers %v: want bodies at the cap evaluated (200) and bodies over it refused (413, or the connection closed)", load.ofrep)
+			}
+			if load.ofrep["oversize 200"] > 0 {
+				t.Errorf("%d bodies over the cap were evaluated", load.ofrep["oversize 200"])
+			}
+			if got := load.ofrep["429"] > 0; got != tc.want429 {
+				t.Errorf("429 answered: %v, want %v (answers %v)", got, tc.want429, load.ofrep)
+			}
+			if load.ofrep["429 without Retry-After"] > 0 {
+				t.Errorf("%d answers 429 had no Retry-After", load.ofrep["429 without Retry-After"])
+			}
+			if load.failedChecks > 0 || len(load.checks) < 50 {
+				t.Errorf("forward-auth answered %d checks and failed %d (%s), want every check answered", len(load.checks), load.failedChecks, load.firstFailure)
+			}
+			if p99 := load.percentile(99); p99 > maxCheckP99 {
+				t.Errorf("forward-auth p99 %s under OFREP abuse, want at most %s", p99, maxCheckP99)
+			}
+		})
+	}
+}
+
+// maxCheckP99 bounds forward-auth's p99 while OFREP is abused: well within
+// the timeouts gateways give an auth request (Envoy's ext_authz, the
+// tightest, defaults to 200 ms), on a 2-core machine where the gate, the
+// 64 abusing clients and the checker share the cores.
+const maxCheckP99 = 200 * time.Millisecond
+
+// abuseLoad is what the abuse saw: OFREP answers by status (and
+// "refused" for connections closed on a body over the cap), and each
+// forward-auth check's time.
+type abuseLoad struct {
+	ofrep        map[string]int
+	checks       []time.Duration
+	failedChecks int
+	firstFailure string
+}
+
+func (l *abuseLoad) percentile(p int) time.Duration {
+	if len(l.checks) == 0 {
+		return 0
+	}
+	s := slices.Clone(l.checks)
+	slices.Sort(s)
+	return s[min(len(s)-1, len(s)*p/100)]
+}
+
+// abuse fires, for 3 seconds from 64 connections, bulk evaluations with a
+// body at the cap (the most work the gate accepts) and with a body of
+// almost 4 MiB (the most fasthttp reads by default, so the most an
+// unbounded gate took), while one client asks forward-auth every 5 ms.
+func abuse(t *testing.T, g *controlplane.Gate, ofrepAddr, ns string) *abuseLoad {
+	t.Helper()
+	const (
+		clients      = 64
+		perClient    = 400 // bounds the requests, and the connections closed on refusals
+		duration     = 3 * time.Second
+		checkTimeout = 5 * time.Second
+	)
+	atCap, over := contextBody(64<<10), contextBody(4<<20-4<<10)
+	url := "http://" + ofrepAddr + "/ns/" + ns + "/ofrep/v1/evaluate/flags"
+	tr := &http.Transport{MaxIdleConnsPerHost: clients}
+	defer tr.CloseIdleConnections()
+	client := &http.Client{Transport: tr, Timeout: 30 * time.Second}
+	load := &abuseLoad{ofrep: map[string]int{}}
+	var mu sync.Mutex
+	deadline := time.Now().Add(duration)
+	var wg sync.WaitGroup
+	for c := range clients {
+		wg.Go(func() {
+			for n := 0; n < perClient && time.Now().Before(deadline); n++ {
+				body, oversize := atCap, (c+n)%2 == 1
+				if oversize {
+					body = over
+				}
+				key := "refused"
+				resp, err := client.Post(url, "application/json", strings.NewReader(body))
+				if err == nil {
+					_, _ = io.Copy(io.Discard, resp.Body)
+					_ = resp.Body.Close()
+					key = strconv.Itoa(resp.StatusCode)
+				}
+				mu.Lock()
+				load.ofrep[key]++
+				if key == "200" && oversize {
+					load.ofrep["oversize 200"]++
+				}
+				if key == "429" && resp.Header.Get("Retry-After") == "" {
+					load.ofrep["429 without Retry-After"]++
+				}
+				mu.Unlock()
+			}
+		})
+	}
+	checker := &http.Client{Timeout: checkTimeout}
+	for time.Now().Before(deadline) {
+		req, _ := http.NewRequest(http.MethodGet, "http://"+g.HTTP+"/v1/check/"+ns+"/api", nil)
+		req.Header.Set("X-Forwarded-Method", "GET")
+		req.Header.Set("X-Forwarded-Uri", "/")
+		start := time.Now()
+		resp, err := checker.Do(req)
+		took := time.Since(start)
+		switch {
+		case err != nil:
+			load.failedChecks++
+			load.firstFailure = cmp.Or(load.firstFailure, err.Error())
+		case resp.StatusCode != http.StatusOK:
+			load.failedChecks++
+			load.firstFailure = cmp.Or(load.firstFailure, resp.Status)
+		default:
+			load.checks = append(load.checks, took)
+		}
+		if resp != nil {
+			_, _ = io.Copy(io.Discard, resp.Body)
+			_ = resp.Body.Close()
+		}
+		time.Sleep(5 * time.Millisecond)
+	}
+	wg.Wait()
+	return load
+}
+
+// manifestMemoryLimit is the memory limit config/gate/gate.yaml sets the
+// gate's container.
+func manifestMemoryLimit(t *testing.T) int64 {
+	t.Helper()
+	raw, err := cp.Render(filepath.Join(cp.Root, "config", "gate", "gate.yaml"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	dec := utilyaml.NewYAMLOrJSONDecoder(bytes.NewReader(raw), 4096)
+	for {
+		var u unstructured.Unstructured
+		if err := dec.Decode(&u.Object); err != nil {
+			t.Fatalf("config/gate/gate.yaml sets the container gate no memory limit (%v)", err)
+		}
+		containers, _, _ := unstructured.NestedSlice(u.Object, "spec", "template", "spec", "containers")
+		for _, c := range containers {
+			c, _ := c.(map[string]any)
+			limit, _, _ := unstructured.NestedString(c, "resources", "limits", "memory")
+			if c["name"] == "gate" && limit != "" {
+				q, err := resource.ParseQuantity(limit)
+				if err != nil {
+					t.Fatalf("config/gate/gate.yaml: the gate's memory limit %q: %v", limit, err)
+				}
+				return q.Value()
+			}
+		}
+	}
+}
+
+// peakRSS is the most memory process pid has held (VmHWM).
+func peakRSS(t *testing.T, pid int) int64 {
+	t.Helper()
+	raw, err := os.ReadFile(fmt.Sprintf("/proc/%d/status", pid))
+	if err != nil {
+		t.Fatal(err)
+	}
+	for l := range strings.Lines(string(raw)) {
+		if v, ok := strings.CutPrefix(l, "VmHWM:"); ok {
+			kb, err := strconv.ParseInt(strings.TrimSuffix(strings.TrimSpace(v), " kB"), 10, 64)
+			if err != nil {
+				t.Fatalf("VmHWM %q: %v", v, err)
+			}
+			return kb << 10
+		}
+	}
+	t.Fatalf("no VmHWM in /proc/%d/status", pid)
+	return 0
+}
+
+// freeAddr is a free loopback address.
+func freeAddr(t *testing.T) string {
+	t.Helper()
+	l, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer func() { _ = l.Close() }()
+	return l.Addr().String()
 }

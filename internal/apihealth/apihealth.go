@@ -55,8 +55,9 @@ func (h *Health) down() {
 }
 
 // transport sees every list and watch: an answer means the view is
-// current, a failed request or a watch cut off by an error that it may not
-// be.
+// current; a failed request, a refusal (401 or 403: credentials expired or
+// rights taken away, so the watches get nothing) or a watch cut off by an
+// error means it may not be.
 type transport struct {
 	next   http.RoundTripper
 	health *Health
@@ -64,7 +65,8 @@ type transport struct {
 
 func (t *transport) RoundTrip(req *http.Request) (*http.Response, error) {
 	resp, err := t.next.RoundTrip(req)
-	if err != nil || resp.StatusCode >= http.StatusInternalServerError {
+	if err != nil || resp.StatusCode >= http.StatusInternalServerError ||
+		resp.StatusCode == http.StatusUnauthorized || resp.StatusCode == http.StatusForbidden {
 		t.health.down()
 		return resp, err
 	}

@@ -5,28 +5,31 @@
 -- microseconds, which doubles hold exactly; state stored as packed doubles,
 -- so it reads back exactly and costs no text formatting).
 --
+-- The time is Redis's (TIME), not the gates': replicas whose clocks differ
+-- still count one window, and the keys' time to live is exact. The gate
+-- turns the times returned into its own clock by their offset from now.
+--
 -- KEYS      the counters of every limit of every request, in order: a, b
 --           and c of counterState as three packed doubles (one GET and one
 --           SET PX per limit)
--- ARGV[1]   now
 -- ARGV[...] per request: its number of limits, then per limit: algorithm
 --           (1 fixed_window, 2 sliding_window, 3 token_bucket), count,
 --           burst, period (µs)
--- returns   per request: the number of limits counted, then per limit
---           counted: allowed (1 or 0), remaining, reset, retry
+-- returns   now, then per request: the number of limits counted, then per
+--           limit counted: allowed (1 or 0), remaining, reset, retry
 local call, pack, unpack, tonumber = redis.call, struct.pack, struct.unpack, tonumber
 local ceil, floor, min, max = math.ceil, math.floor, math.min, math.max
-local now = tonumber(ARGV[1])
-local out = {}
+local time = call('TIME')
+local now = tonumber(time[1]) * 1000000 + tonumber(time[2])
+local out = {now}
 
 local function ceilus(x)
   return ceil(x - 1e-3)
 end
 
 local function save(key, a, b, c, expires)
-  -- A second after the counter is worth nothing more than a new one (as a
-  -- time to live: the gate's clock and Redis's may differ).
-  call('SET', key, pack('ddd', a, b, c), 'PX', ceil((expires - now) / 1000) + 1000)
+  -- Until the counter is worth nothing more than a new one.
+  call('SET', key, pack('ddd', a, b, c), 'PX', max(ceil((expires - now) / 1000), 1))
 end
 
 local function take(key, arg)
@@ -103,7 +106,7 @@ local function take(key, arg)
   return allowed, remaining, reset, retry
 end
 
-local k, arg = 1, 2
+local k, arg = 1, 1
 while arg <= #ARGV do
   local n = tonumber(ARGV[arg])
   arg = arg + 1

@@ -18,15 +18,14 @@ import (
 )
 
 // Where an ext_authz check names the namespace and service of the route:
-// the check request's context_extensions (set per route in Envoy, Envoy
-// Gateway and Istio), else these request headers, which the proxy must set
-// itself (Istio's includeAdditionalHeadersInCheck, Envoy's
-// request_headers_to_add) so that a client cannot choose them.
+// the check request's context_extensions, which Envoy sets per route or
+// virtual host (ExtAuthzPerRoute.check_settings) and Envoy Gateway per
+// SecurityPolicy (extAuth.contextExtensions, v1.7 and later). Never a
+// request header: Envoy runs ext_authz before the router adds a route's
+// headers, so a header would be whatever the client sent.
 const (
 	ExtensionNamespace = "namespace"
 	ExtensionService   = "service"
-	HeaderNamespace    = "x-waygate-namespace"
-	HeaderService      = "x-waygate-service"
 )
 
 // ExtAuthz answers Envoy's ext_authz v3 checks with the same decisions as
@@ -55,16 +54,14 @@ func (x *ExtAuthz) Check(ctx context.Context, in *authv3.CheckRequest) (*authv3.
 	ext := attrs.GetContextExtensions()
 	ns, service := ext[ExtensionNamespace], ext[ExtensionService]
 	if ns == "" {
-		ns, service = h.Get(HeaderNamespace), h.Get(HeaderService)
-	}
-	if ns == "" {
 		return denied(http.StatusInternalServerError, nil,
-			`{"error":{"code":"BAD_REQUEST","message":"the check names no namespace: set the context extensions namespace and service on the route, or the x-waygate-namespace and x-waygate-service headers (docs/gateways.md)"}}`), nil
+			`{"error":{"code":"BAD_REQUEST","message":"the check names no namespace: set the context extensions namespace and service on the route (Envoy: ExtAuthzPerRoute check_settings; Envoy Gateway: extAuth.contextExtensions), see docs/gateways.md"}}`), nil
 	}
 	peer, _ := netip.ParseAddr(attrs.GetSource().GetAddress().GetSocketAddress().GetAddress())
+	path, query, _ := strings.Cut(hr.GetPath(), "?")
 	req := gate.Request{
 		Namespace: ns, Service: service, Method: hr.GetMethod(),
-		Path:   gate.NormalizePath(hr.GetPath()),
+		Path: gate.NormalizePath(path), Query: query,
 		Header: h,
 		Peer:   peer.Unmap(), PeerIsClient: true,
 	}

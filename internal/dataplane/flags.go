@@ -1,9 +1,12 @@
 package dataplane
 
 import (
+	"bytes"
 	"context"
 	"crypto/sha256"
 	"encoding/json"
+	"errors"
+	"fmt"
 	"maps"
 	"sync/atomic"
 
@@ -64,7 +67,8 @@ func (s *Source) changedFlags(ns string) {
 
 // rebuildFlags compiles the flags and reads the OFREP keys of the
 // namespaces where something changed (of every namespace at the start),
-// and keeps the others' as they are.
+// and keeps the others' as they are. A namespace that fails keeps its last
+// snapshot and stays dirty for the next pass; the others are put in effect.
 func (s *Source) rebuildFlags(ctx context.Context) error {
 	s.flagsMu.Lock()
 	dirty := s.flagsDirty
@@ -73,9 +77,13 @@ func (s *Source) rebuildFlags(ctx context.Context) error {
 	if len(dirty) == 0 {
 		return nil
 	}
+	var old map[string]*namespaceFlags
+	if p := s.Flags.p.Load(); p != nil {
+		old = *p
+	}
 	out := map[string]*namespaceFlags{}
-	if old := s.Flags.p.Load(); old != nil && !dirty[""] {
-		maps.Copy(out, *old)
+	if !dirty[""] {
+		maps.Copy(out, old)
 	}
 	if dirty[""] {
 		// Every namespace that has one of the three kinds.
@@ -99,21 +107,37 @@ func (s *Source) rebuildFlags(ctx context.Context) error {
 			dirty[sec.Namespace] = true
 		}
 	}
-	for ns := range dirty {
+	failed, err := compileDirty(dirty, old, out, func(ns string) (*namespaceFlags, error) {
 		s.FlagCompiles.Inc()
-		n, err := s.compileNamespace(ctx, ns)
-		if err != nil {
-			s.changedFlags(ns)
-			return err
-		}
-		if n == nil {
+		return s.compileNamespace(ctx, ns)
+	})
+	s.Flags.p.Store(&out)
+	for _, ns := range failed {
+		s.changedFlags(ns)
+	}
+	return err
+}
+
+// compileDirty compiles every namespace of dirty into out (deleting those
+// with nothing left); one that fails keeps its snapshot of old, and is
+// returned with the others that failed.
+func compileDirty(dirty map[string]bool, old, out map[string]*namespaceFlags, compile func(ns string) (*namespaceFlags, error)) (failed []string, err error) {
+	var errs []error
+	for ns := range dirty {
+		n, err := compile(ns)
+		switch {
+		case err != nil:
+			failed, errs = append(failed, ns), append(errs, fmt.Errorf("compiling the flags of namespace %s (retried at the next pass): %w", ns, err))
+			if n, ok := old[ns]; ok {
+				out[ns] = n
+			}
+		case n == nil:
 			delete(out, ns)
-		} else {
+		default:
 			out[ns] = n
 		}
 	}
-	s.Flags.p.Store(&out)
-	return nil
+	return failed, errors.Join(errs...)
 }
 
 // compileNamespace compiles ns's flags and reads its OFREP keys; nil when
@@ -145,7 +169,9 @@ func (s *Source) compileNamespace(ctx context.Context, ns string) (*namespaceFla
 	for _, sec := range secrets.Items {
 		n.keys = map[[sha256.Size]byte]struct{}{}
 		for _, v := range sec.Data {
-			if len(v) > 0 {
+			// As requests' keys are: a value written from a file
+			// (kubectl create secret --from-file) ends in a newline.
+			if v = bytes.TrimSpace(v); len(v) > 0 {
 				n.keys[sha256.Sum256(v)] = struct{}{}
 			}
 		}

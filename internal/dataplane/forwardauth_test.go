@@ -54,11 +54,47 @@ func TestRenderRefusal(t *testing.T) {
 	}
 }
 
-func TestCheckNeedsTheRequest(t *testing.T) {
-	var ctx fasthttp.RequestCtx
-	ctx.Request.SetRequestURI(CheckPrefix + "shop/payments")
-	(&ForwardAuth{}).Handle(&ctx)
-	if ctx.Response.StatusCode() != http.StatusBadRequest || !strings.Contains(string(ctx.Response.Body()), "X-Forwarded-Uri or X-Original-URI") {
-		t.Fatalf("got %d %s", ctx.Response.StatusCode(), ctx.Response.Body())
+// Each endpoint reads its own headers and no other: a request that carries
+// only another contract's headers is no request to decide.
+func TestCheckNeedsItsOwnHeaders(t *testing.T) {
+	for _, tc := range []struct {
+		uri     string
+		headers []string
+		want    string
+	}{
+		{CheckPrefix + "shop/payments", nil, "X-Forwarded-Method and X-Forwarded-Uri"},
+		{CheckPrefix + "shop/payments", []string{"X-Original-Method", "GET", "X-Original-URL", "http://h/p", "X-Original-URI", "/p"}, "X-Forwarded-Method and X-Forwarded-Uri"},
+		{CheckPrefix + "shop/payments", []string{"X-Forwarded-Uri", "/p"}, "X-Forwarded-Method and X-Forwarded-Uri"},
+		{NginxPrefix + "shop/payments", []string{"X-Forwarded-Method", "GET", "X-Forwarded-Uri", "/p", "X-Original-URI", "/p"}, "X-Original-Method and X-Original-URL"},
+		{NginxPrefix + "shop/payments", []string{"X-Original-Method", "GET", "X-Original-URL", "/p"}, "X-Original-Method and X-Original-URL"},
+		{EnvoyPrefix + "shop", nil, "as the path prefix of the ext_authz HTTP service"},
+	} {
+		var ctx fasthttp.RequestCtx
+		ctx.Request.SetRequestURI(tc.uri)
+		for i := 0; i < len(tc.headers); i += 2 {
+			ctx.Request.Header.Set(tc.headers[i], tc.headers[i+1])
+		}
+		(&ForwardAuth{}).Handle(&ctx)
+		if ctx.Response.StatusCode() != http.StatusBadRequest || !strings.Contains(string(ctx.Response.Body()), tc.want) {
+			t.Errorf("%s %v: got %d %s", tc.uri, tc.headers, ctx.Response.StatusCode(), ctx.Response.Body())
+		}
+	}
+}
+
+// The request URI of an nginx X-Original-URL is what follows the host, which
+// may hold "?" and "#" (nginx lets them through) but no slash.
+func TestPathOfURL(t *testing.T) {
+	for in, want := range map[string]string{
+		"http://shop.example/payments/7?x=1": "/payments/7?x=1",
+		"https://h:8443/a":                   "/a",
+		"http://evil?x/payments/7":           "/payments/7",
+		"http://evil#/payments/7":            "/payments/7",
+		"http:///payments":                   "/payments",
+		"http://host":                        "",
+		"/payments":                          "",
+	} {
+		if got := string(pathOfURL([]byte(in))); got != want {
+			t.Errorf("pathOfURL(%q) = %q, want %q", in, got, want)
+		}
 	}
 }

@@ -2,11 +2,15 @@ package dataplane
 
 import (
 	"bytes"
+	"cmp"
 	"crypto/sha256"
 	"encoding/hex"
 	"encoding/json"
+	"errors"
+	"fmt"
 	"net/http"
 	"strings"
+	"sync/atomic"
 
 	"github.com/valyala/fasthttp"
 
@@ -24,6 +28,79 @@ const OFREPPrefix = "/ns/"
 type OFREP struct {
 	Flags   *FlagSet
 	Metrics *Metrics
+	// Limits bound what requests may cost; a zero field is no limit (Run
+	// gives zero fields their default).
+	Limits OFREPLimits
+
+	inFlight atomic.Int64
+}
+
+// OFREPLimits bound what OFREP requests may cost the gate, which answers
+// forward-auth in the same process: a request's memory is bounded by the
+// body cap (the context decoded from it is a few times its size), and all
+// of them by MaxInFlight of those.
+type OFREPLimits struct {
+	// MaxBodyBytes is the largest body read (the HTTP server enforces it;
+	// larger ones are answered 413).
+	MaxBodyBytes int
+	// MaxInFlight is how many OFREP requests are answered at once; more
+	// are answered 429 with Retry-After.
+	MaxInFlight int
+	// MaxConnections is how many connections the OFREP server serves at
+	// once when it has its own listener (each may hold a body in reading).
+	MaxConnections int
+	// MaxAttributes is how many values the context may hold in all
+	// (members of its objects and elements of its lists, nested ones
+	// included); MaxDepth how deeply its objects and lists nest (a flat
+	// context is 1); MaxStringBytes how long one key, string or number may
+	// be, as written in the body. Beyond them: 400 INVALID_CONTEXT.
+	MaxAttributes, MaxDepth, MaxStringBytes int
+}
+
+// DefaultOFREPLimits fit any real evaluation context: OFREP contexts are a
+// targeting key and a few flat attributes.
+var DefaultOFREPLimits = OFREPLimits{
+	MaxBodyBytes:   64 << 10,
+	MaxInFlight:    64,
+	MaxConnections: 1024,
+	MaxAttributes:  256,
+	MaxDepth:       4,
+	MaxStringBytes: 4 << 10,
+}
+
+// orDefaults is l with its zero fields set to their default.
+func (l OFREPLimits) orDefaults() OFREPLimits {
+	d := DefaultOFREPLimits
+	return OFREPLimits{
+		MaxBodyBytes: cmp.Or(l.MaxBodyBytes, d.MaxBodyBytes), MaxInFlight: cmp.Or(l.MaxInFlight, d.MaxInFlight),
+		MaxConnections: cmp.Or(l.MaxConnections, d.MaxConnections), MaxAttributes: cmp.Or(l.MaxAttributes, d.MaxAttributes),
+		MaxDepth: cmp.Or(l.MaxDepth, d.MaxDepth), MaxStringBytes: cmp.Or(l.MaxStringBytes, d.MaxStringBytes),
+	}
+}
+
+// maxContextDepth bounds MaxDepth: the scan keeps the kind of each open
+// object or list in the bits of a uint64.
+const maxContextDepth = 32
+
+// Validate says which limit is out of range, naming its flag.
+func (l OFREPLimits) Validate() error {
+	var errs []error
+	for _, c := range []struct {
+		flag          string
+		value, lo, hi int
+	}{
+		{"--ofrep-max-body-bytes", l.MaxBodyBytes, 1 << 10, 16 << 20},
+		{"--ofrep-max-in-flight", l.MaxInFlight, 1, 1 << 16},
+		{"--ofrep-max-connections", l.MaxConnections, 1, 1 << 20},
+		{"--ofrep-max-context-attributes", l.MaxAttributes, 1, 1 << 20},
+		{"--ofrep-max-context-depth", l.MaxDepth, 1, maxContextDepth},
+		{"--ofrep-max-string-bytes", l.MaxStringBytes, 16, 16 << 20},
+	} {
+		if c.value < c.lo || c.value > c.hi {
+			errs = append(errs, fmt.Errorf("%s=%d: give a value from %d to %d", c.flag, c.value, c.lo, c.hi))
+		}
+	}
+	return errors.Join(errs...)
 }
 
 var ofrepPrefix = []byte(OFREPPrefix)
@@ -64,15 +141,20 @@ const errorInvalidContext flags.ErrorCode = "INVALID_CONTEXT"
 
 // Handle serves one request under OFREPPrefix.
 func (o *OFREP) Handle(ctx *fasthttp.RequestCtx) {
-	rest := ctx.Path()[len(ofrepPrefix):]
-	nsb, path, _ := bytes.Cut(rest, []byte("/"))
-	ns, tail := string(nsb), "/"+string(path)
-	n := o.Flags.namespace(ns)
-	label := ns
-	if n == empty {
-		label = unknownNamespace
+	ns, tail, n, label := o.route(ctx)
+	defer func() { o.count(label, ctx.Response.StatusCode()) }()
+	if limit := o.Limits.MaxInFlight; limit > 0 {
+		if o.inFlight.Add(1) > int64(limit) {
+			o.inFlight.Add(-1)
+			// OFREP's answer to rate limiting; a second lets the requests in
+			// flight (microseconds each) finish.
+			ctx.Response.Header.Set("Retry-After", "1")
+			ofrepError(ctx, http.StatusTooManyRequests, ofrepResult{ErrorDetails: fmt.Sprintf(
+				"the gate is answering %d OFREP requests already (--ofrep-max-in-flight): retry after 1 second", limit)})
+			return
+		}
+		defer o.inFlight.Add(-1)
 	}
-	defer func() { o.Metrics.ofrep(label, ctx.Response.StatusCode()) }()
 	if n.keys != nil && !authorized(ctx, n.keys) {
 		ctx.Response.Header.Set("WWW-Authenticate", `Bearer realm="waygate"`)
 		ofrepError(ctx, http.StatusUnauthorized, ofrepResult{ErrorDetails: "namespace " + ns + " asks for an API key (Secret " + OFREPKeysSecret +
@@ -92,12 +174,40 @@ func (o *OFREP) Handle(ctx *fasthttp.RequestCtx) {
 		ctx.Response.Header.Set("Allow", http.MethodPost)
 		ofrepError(ctx, http.StatusMethodNotAllowed, ofrepResult{ErrorDetails: "OFREP evaluations are POSTed"})
 	case tail == evaluatePath:
-		o.bulk(ctx, n.snap)
+		o.bulk(ctx, n)
 	case strings.HasPrefix(tail, evaluatePath+"/") && len(tail) > len(evaluatePath)+1:
-		o.single(ctx, n.snap, tail[len(evaluatePath)+1:])
+		o.single(ctx, n, tail[len(evaluatePath)+1:])
 	default:
 		ofrepError(ctx, http.StatusNotFound, ofrepResult{ErrorDetails: "no such OFREP endpoint: " + tail})
 	}
+}
+
+// route reads the namespace and the path after it, and the metrics label
+// of the namespace.
+func (o *OFREP) route(ctx *fasthttp.RequestCtx) (ns, tail string, n *namespaceFlags, label string) {
+	rest := ctx.Path()[len(ofrepPrefix):]
+	nsb, path, _ := bytes.Cut(rest, []byte("/"))
+	ns, tail = string(nsb), "/"+string(path)
+	n, label = o.Flags.namespace(ns), ns
+	if n == empty {
+		label = unknownNamespace
+	}
+	return ns, tail, n, label
+}
+
+func (o *OFREP) count(label string, status int) {
+	if o.Metrics != nil {
+		o.Metrics.ofrep(label, status)
+	}
+}
+
+// BodyTooLarge answers a request whose body is over MaxBodyBytes, which
+// the server refused to read.
+func (o *OFREP) BodyTooLarge(ctx *fasthttp.RequestCtx) {
+	_, _, _, label := o.route(ctx)
+	ofrepError(ctx, http.StatusRequestEntityTooLarge, ofrepResult{ErrorDetails: fmt.Sprintf(
+		"the request body is larger than %d bytes, the gate's limit for OFREP (--ofrep-max-body-bytes): send a smaller evaluation context", o.Limits.MaxBodyBytes)})
+	o.count(label, http.StatusRequestEntityTooLarge)
 }
 
 // authorized tells whether the request carries one of keys.
@@ -115,29 +225,143 @@ func authorized(ctx *fasthttp.RequestCtx, keys map[[sha256.Size]byte]struct{}) b
 }
 
 // evaluationContext reads the request's {"context": {...}}; an empty body
-// is an empty context.
-func evaluationContext(ctx *fasthttp.RequestCtx) (map[string]any, error) {
+// is an empty context. The body is scanned against the limits before it is
+// decoded, so a context over them costs no more than the scan.
+func (o *OFREP) evaluationContext(ctx *fasthttp.RequestCtx) (map[string]any, error) {
 	var req struct {
 		Context map[string]any `json:"context"`
 	}
 	if body := ctx.PostBody(); len(bytes.TrimSpace(body)) > 0 {
+		if err := o.Limits.checkContext(body); err != nil {
+			return nil, err
+		}
 		dec := json.NewDecoder(bytes.NewReader(body))
 		dec.UseNumber()
 		if err := dec.Decode(&req); err != nil {
-			return nil, err
+			return nil, fmt.Errorf(`the request body must be {"context": {...}}: %w`, err)
 		}
 	}
 	return req.Context, nil
 }
 
-func (o *OFREP) single(ctx *fasthttp.RequestCtx, snap *flags.Snapshot, key string) {
-	values, err := evaluationContext(ctx)
-	if err != nil {
-		ofrepError(ctx, http.StatusBadRequest, ofrepResult{Key: key, ErrorCode: errorInvalidContext,
-			ErrorDetails: `the request body must be {"context": {...}}: ` + err.Error()})
-		return
+// contextLimitError is a context over one of the limits.
+type contextLimitError struct{ msg string }
+
+func (e *contextLimitError) Error() string { return e.msg }
+
+// jsonDelimiter tells which bytes end a number or literal.
+var jsonDelimiter = func() (d [256]bool) {
+	for _, c := range []byte(" \t\n\r,:[]{}\"") {
+		d[c] = true
 	}
-	r := snap.Evaluate(key, flags.NewContext(values))
+	return d
+}()
+
+// checkContext scans body, a JSON {"context": {...}}, and tells whether the
+// context stays within l, building nothing: depth, values counted and
+// token lengths are known byte by byte. A body that is not JSON passes (the
+// decoder then says what is wrong with it); as the scan reads any JSON
+// value, a value beside the context counts as if it were in it.
+func (l *OFREPLimits) checkContext(body []byte) error {
+	// The body's own object is level 1 and the context level 2, so the
+	// context's depth is the level less one. Bit d of objects tells whether
+	// the open value at level d is an object (else a list).
+	var (
+		level, values int
+		objects       uint64
+		expectKey     bool
+	)
+	maxLevel := min(l.MaxDepth, maxContextDepth) + 1
+	inContext := func() bool { return level >= 2 }
+	isObject := func() bool { return level > 0 && objects&(1<<level) != 0 }
+	// counted counts a value that starts here: a member of an object is
+	// counted at its key, an element of a list where it starts.
+	counted := func(key bool) error {
+		if !inContext() || key != isObject() {
+			return nil
+		}
+		if values++; l.MaxAttributes > 0 && values > l.MaxAttributes {
+			return &contextLimitError{fmt.Sprintf("the evaluation context holds more than %d values (its attributes, nested ones and list elements; --ofrep-max-context-attributes): send only the attributes your flags use", l.MaxAttributes)}
+		}
+		return nil
+	}
+	tooLong := func(n int) error {
+		if inContext() && l.MaxStringBytes > 0 && n > l.MaxStringBytes {
+			return &contextLimitError{fmt.Sprintf("the evaluation context has a key or value of %d bytes, longer than %d (--ofrep-max-string-bytes): send shorter values", n, l.MaxStringBytes)}
+		}
+		return nil
+	}
+	for i := 0; i < len(body); i++ {
+		switch c := body[i]; c {
+		case ' ', '\t', '\n', '\r':
+		case ':':
+			expectKey = false
+		case ',':
+			expectKey = isObject()
+		case '{', '[':
+			if err := counted(false); err != nil {
+				return err
+			}
+			if level++; level > maxLevel {
+				return &contextLimitError{fmt.Sprintf("the evaluation context nests objects and lists deeper than %d levels (--ofrep-max-context-depth): send a flatter context", l.MaxDepth)}
+			}
+			objects &^= 1 << level
+			if c == '{' {
+				objects |= 1 << level
+			}
+			expectKey = c == '{'
+		case '}', ']':
+			if level == 0 {
+				return nil // not JSON: the decoder says so
+			}
+			level--
+			expectKey = false
+		case '"':
+			end := i + 1
+			for ; end < len(body) && body[end] != '"'; end++ {
+				if body[end] == '\\' {
+					end++
+				}
+			}
+			if end >= len(body) {
+				return nil // an unterminated string: the decoder says so
+			}
+			if err := tooLong(end - i - 1); err != nil {
+				return err
+			}
+			if err := counted(expectKey); err != nil {
+				return err
+			}
+			i = end
+		default: // a number, true, false or null (or not JSON)
+			end := i
+			for end < len(body) && !jsonDelimiter[body[end]] {
+				end++
+			}
+			if err := tooLong(end - i); err != nil {
+				return err
+			}
+			if err := counted(false); err != nil {
+				return err
+			}
+			i = end - 1
+		}
+	}
+	return nil
+}
+
+func (o *OFREP) single(ctx *fasthttp.RequestCtx, n *namespaceFlags, key string) {
+	var values map[string]any
+	// A namespace without flags answers FLAG_NOT_FOUND to every context:
+	// its body is not read.
+	if n != empty {
+		var err error
+		if values, err = o.evaluationContext(ctx); err != nil {
+			ofrepError(ctx, http.StatusBadRequest, ofrepResult{Key: key, ErrorCode: errorInvalidContext, ErrorDetails: err.Error()})
+			return
+		}
+	}
+	r := n.snap.Evaluate(key, flags.NewContext(values))
 	status := http.StatusOK
 	switch r.ErrorCode {
 	case "":
@@ -149,24 +373,28 @@ func (o *OFREP) single(ctx *fasthttp.RequestCtx, snap *flags.Snapshot, key strin
 	writeJSON(ctx, status, toOFREP(&r))
 }
 
-func (o *OFREP) bulk(ctx *fasthttp.RequestCtx, snap *flags.Snapshot) {
-	values, err := evaluationContext(ctx)
-	if err != nil {
-		ofrepError(ctx, http.StatusBadRequest, ofrepResult{ErrorCode: errorInvalidContext,
-			ErrorDetails: `the request body must be {"context": {...}}: ` + err.Error()})
-		return
-	}
+func (o *OFREP) bulk(ctx *fasthttp.RequestCtx, n *namespaceFlags) {
 	// The answer depends on the flags and the context: the same context
-	// against the same flags is not modified.
-	canonical, _ := json.Marshal(values)
-	sum := sha256.Sum256(append([]byte(snap.Version()+"\n"), canonical...))
+	// against the same flags is not modified. A namespace without flags
+	// answers none to every context: its body is not read.
+	var values map[string]any
+	var canonical []byte
+	if n != empty {
+		var err error
+		if values, err = o.evaluationContext(ctx); err != nil {
+			ofrepError(ctx, http.StatusBadRequest, ofrepResult{ErrorCode: errorInvalidContext, ErrorDetails: err.Error()})
+			return
+		}
+		canonical, _ = json.Marshal(values)
+	}
+	sum := sha256.Sum256(append([]byte(n.snap.Version()+"\n"), canonical...))
 	etag := `"` + hex.EncodeToString(sum[:16]) + `"`
 	ctx.Response.Header.Set("ETag", etag)
 	if matchesETag(string(ctx.Request.Header.Peek("If-None-Match")), etag) {
 		ctx.SetStatusCode(http.StatusNotModified)
 		return
 	}
-	results := snap.EvaluateAll(flags.NewContext(values))
+	results := n.snap.EvaluateAll(flags.NewContext(values))
 	out := struct {
 		Flags []ofrepResult `json:"flags"`
 	}{Flags: make([]ofrepResult, len(results))}

@@ -23,9 +23,10 @@ var countersLua string
 var countersScript = rueidis.NewLuaScript(countersLua)
 
 // RedisCounters keep rate-limit counters in Redis, shared exactly by every
-// replica: a script call counts all the limits of a decision atomically,
-// and the decisions that arrive while earlier calls run go together in the
-// next. rueidis pipelines the calls onto a few connections, which measured
+// replica: a script call counts all the limits of a decision atomically, in
+// Redis's clock, and the decisions that arrive while earlier calls run go
+// together in the next (split into calls of at most maxKeysPerCall keys, and
+// on a Redis Cluster per namespace). rueidis pipelines the calls onto a few connections, which measured
 // 1.6 to 2.2 times the calls per second of go-redis's one call per pooled
 // connection (docs/gate.md).
 //
@@ -111,6 +112,9 @@ type waiter struct {
 
 // Take implements gate.Counters.
 func (rc *RedisCounters) Take(ctx context.Context, now time.Time, checks []gate.Check, results []gate.Result) (int, error) {
+	if len(checks) == 0 {
+		return -1, nil
+	}
 	c := rc.client.Load()
 	if c == nil {
 		rc.redial()
@@ -142,8 +146,7 @@ func (rc *RedisCounters) Take(ctx context.Context, now time.Time, checks []gate.
 	return w.refused, nil
 }
 
-// drain runs the queued decisions, a batch per script call, until none
-// are left.
+// drain runs the queued decisions, a batch at a time, until none are left.
 func (rc *RedisCounters) drain(c rueidis.Client) {
 	for {
 		rc.mu.Lock()
@@ -159,78 +162,156 @@ func (rc *RedisCounters) drain(c rueidis.Client) {
 	}
 }
 
-// run decides batch in one script call.
+// maxKeysPerCall bounds the keys of one script call: Redis runs nothing
+// else while a script runs, so a burst of queued decisions is split into
+// calls short enough not to hold up others (256 limits: about half a
+// millisecond of Redis).
+const maxKeysPerCall = 256
+
+// run decides batch in as few script calls as it may, at once.
 func (rc *RedisCounters) run(c rueidis.Client, batch []*waiter) {
-	now := batch[0].now
+	calls := split(batch, c.Mode() == rueidis.ClientModeCluster)
+	ctx, cancel := context.WithTimeout(context.Background(), rc.timeout)
+	defer cancel()
+	errs := make([]error, len(calls))
+	if len(calls) == 1 {
+		errs[0] = runCall(ctx, c, calls[0])
+	} else {
+		// Concurrent calls are pipelined, and on a cluster sent to each
+		// master at once.
+		var wg sync.WaitGroup
+		for i, ws := range calls {
+			wg.Go(func() { errs[i] = runCall(ctx, c, ws) })
+		}
+		wg.Wait()
+	}
+	var failure error
+	for i, ws := range calls {
+		if errs[i] != nil {
+			failure = errs[i]
+		}
+		for _, w := range ws {
+			w.err = errs[i]
+			close(w.done)
+		}
+	}
+	if failure != nil {
+		rc.failed(failure)
+	} else {
+		rc.answered()
+	}
+}
+
+// split divides batch into script calls of at most maxKeysPerCall keys
+// (a decision is never divided: its limits are counted atomically) and, on
+// a Redis Cluster, of one namespace each, as a script's keys must share a
+// hash slot.
+func split(batch []*waiter, byNamespace bool) [][]*waiter {
+	groups := [][]*waiter{batch}
+	if byNamespace {
+		groups = groups[:0]
+		index := map[string]int{}
+		for _, w := range batch {
+			ns := w.checks[0].Namespace
+			i, ok := index[ns]
+			if !ok {
+				i = len(groups)
+				index[ns] = i
+				groups = append(groups, nil)
+			}
+			groups[i] = append(groups[i], w)
+		}
+	}
+	var calls [][]*waiter
+	for _, g := range groups {
+		from, keys := 0, 0
+		for i, w := range g {
+			if keys > 0 && keys+len(w.checks) > maxKeysPerCall {
+				calls = append(calls, g[from:i])
+				from, keys = i, 0
+			}
+			keys += len(w.checks)
+		}
+		calls = append(calls, g[from:])
+	}
+	return calls
+}
+
+// runCall decides ws in one script call.
+func runCall(ctx context.Context, c rueidis.Client, ws []*waiter) error {
+	keys, args := scriptArgs(ws)
+	vals, err := countersScript.Exec(ctx, c, keys, args).AsIntSlice()
+	if err != nil {
+		return err
+	}
+	return unpack(vals, ws)
+}
+
+// scriptArgs are the keys and arguments of the script call deciding ws.
+func scriptArgs(ws []*waiter) (keys, args []string) {
 	n := 0
-	for _, w := range batch {
-		now = maxTime(now, w.now)
+	for _, w := range ws {
 		n += len(w.checks)
 	}
-	keys := make([]string, 0, n)
-	args := make([]string, 1, 1+len(batch)+4*n)
-	args[0] = strconv.FormatInt(now.UnixMicro(), 10)
-	for _, w := range batch {
+	keys = make([]string, 0, n)
+	args = make([]string, 0, len(ws)+4*n)
+	for _, w := range ws {
 		args = append(args, strconv.Itoa(len(w.checks)))
 		for i := range w.checks {
 			ch := &w.checks[i]
-			caller := ch.Caller
-			if ch.CallerAddr.IsValid() {
-				caller = ch.CallerAddr.String()
-			}
-			keys = append(keys, "waygate:rl:"+ch.Policy+":"+caller)
+			keys = append(keys, counterKey(ch))
 			args = append(args, algorithmCode(ch.Algorithm), strconv.FormatInt(ch.Count, 10), strconv.FormatInt(ch.Burst, 10),
 				strconv.FormatInt(ch.Period.Microseconds(), 10))
 		}
 	}
-	ctx, cancel := context.WithTimeout(context.Background(), rc.timeout)
-	defer cancel()
-	vals, err := countersScript.Exec(ctx, c, keys, args).AsIntSlice()
-	if err == nil {
-		err = unpack(vals, batch)
-	}
-	if err != nil {
-		rc.failed(err)
-	} else {
-		rc.answered()
-	}
-	for _, w := range batch {
-		if err != nil {
-			w.err = err
-		}
-		close(w.done)
-	}
+	return keys, args
 }
 
-// unpack hands each waiter its results: per decision the number of limits
-// counted, then four values per limit.
-func unpack(vals []int64, batch []*waiter) error {
-	pos := 0
-	for _, w := range batch {
+// counterKey names the counter of ch's caller. The namespace is the hash
+// tag: a decision's keys share a Redis Cluster slot, and a counter has one
+// key whichever decision counts it. "ip:" or "k:" says what the caller is,
+// so that no header value names an address's counter.
+func counterKey(ch *gate.Check) string {
+	ns := ch.Namespace
+	if ns == "" {
+		// An empty tag ("{}") would hash each whole key apart; "_" is no
+		// namespace's name.
+		ns = "_"
+	}
+	if ch.CallerAddr.IsValid() {
+		return "waygate:rl:{" + ns + "}:" + ch.Policy + ":ip:" + ch.CallerAddr.String()
+	}
+	return "waygate:rl:{" + ns + "}:" + ch.Policy + ":k:" + ch.Caller
+}
+
+// unpack hands each waiter its results: the script's now, then per
+// decision the number of limits counted and four values per limit. Times
+// come in Redis's clock and go to each waiter in its own, by their offset
+// from the script's now.
+func unpack(vals []int64, ws []*waiter) error {
+	if len(vals) == 0 {
+		return fmt.Errorf("the counters script answered nothing for %d decisions", len(ws))
+	}
+	redisNow, pos := vals[0], 1
+	for _, w := range ws {
 		if pos >= len(vals) || vals[pos] < 1 || vals[pos] > int64(len(w.checks)) || pos+1+4*int(vals[pos]) > len(vals) {
-			return fmt.Errorf("the counters script answered %d values for %d decisions", len(vals), len(batch))
+			return fmt.Errorf("the counters script answered %d values for %d decisions", len(vals), len(ws))
 		}
+		at := func(us int64) time.Time { return w.now.Add(time.Duration(us-redisNow) * time.Microsecond) }
 		counted := int(vals[pos])
 		pos++
 		w.refused = -1
 		for i := range counted {
 			v := vals[pos : pos+4]
 			pos += 4
-			w.results[i] = gate.Result{Allowed: v[0] == 1, Remaining: v[1], Reset: time.UnixMicro(v[2])}
+			w.results[i] = gate.Result{Allowed: v[0] == 1, Remaining: v[1], Reset: at(v[2])}
 			if !w.results[i].Allowed {
-				w.results[i].RetryAt = time.UnixMicro(v[3])
+				w.results[i].RetryAt = at(v[3])
 				w.refused = i
 			}
 		}
 	}
 	return nil
-}
-
-func maxTime(a, b time.Time) time.Time {
-	if b.After(a) {
-		return b
-	}
-	return a
 }
 
 func algorithmCode(a waygatev1.RateLimitAlgorithm) string {

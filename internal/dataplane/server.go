@@ -2,12 +2,15 @@ package dataplane
 
 import (
 	"bytes"
+	"cmp"
 	"context"
 	"errors"
 	"fmt"
+	"io"
 	"net"
 	"net/http"
 	"net/http/pprof"
+	"sync/atomic"
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus/promhttp"
@@ -21,14 +24,26 @@ import (
 
 // Options configure the gate server.
 type Options struct {
-	// HTTPAddr serves forward-auth and OFREP, GRPCAddr ext_authz, ProbeAddr /healthz
-	// and /readyz, MetricsAddr /metrics, PprofAddr Go's /debug/pprof/; "" or
-	// "0" turns one off.
-	HTTPAddr, GRPCAddr, ProbeAddr, MetricsAddr, PprofAddr string
+	// HTTPAddr serves forward-auth (and OFREP when OFREPAddr is ""),
+	// OFREPAddr OFREP on its own server, GRPCAddr ext_authz, ProbeAddr
+	// /healthz and /readyz, MetricsAddr /metrics, PprofAddr Go's
+	// /debug/pprof/; "0" turns one off.
+	HTTPAddr, OFREPAddr, GRPCAddr, ProbeAddr, MetricsAddr, PprofAddr string
+	// MaxHeaderBytes bounds a forward-auth request's headers (gateways
+	// pass the client's cookies on).
+	MaxHeaderBytes int
+	// OFREP bounds what OFREP requests may cost.
+	OFREP OFREPLimits
 	// Environment is where the gate serves, for env_gated routes.
 	Environment string
 	Proxies     gate.ProxyTrust
-	Identity    gate.Identity
+	// Networks are the client networks rate limits by ip count as one.
+	Networks gate.Networks
+	// Identity says which headers carry who the caller is (read only when
+	// Identity.TrustHeaders); JWT, when enabled, verifies bearer tokens
+	// whose claims say it instead.
+	Identity gate.Identity
+	JWT      JWTOptions
 	// RedisURL shares counters between replicas through Redis; without it
 	// they are kept in memory, at most MaxCounters of them.
 	RedisURL     string
@@ -41,7 +56,15 @@ type Options struct {
 // Run serves until ctx ends.
 func Run(ctx context.Context, cfg *rest.Config, o Options) error {
 	log := ctrl.Log.WithName("gate")
-	engine := &gate.Engine{Environment: o.Environment, Proxies: o.Proxies, Identity: o.Identity, FailClosed: o.FailClosed}
+	engine := &gate.Engine{Environment: o.Environment, Proxies: o.Proxies, Networks: o.Networks, Identity: o.Identity, FailClosed: o.FailClosed}
+	var tokens *Tokens
+	if o.JWT.Enabled() {
+		var err error
+		if tokens, err = NewTokens(ctx, o.JWT); err != nil {
+			return err
+		}
+		engine.Identity.Tokens = tokens
+	}
 	src, err := NewSource(cfg, engine)
 	if err != nil {
 		return err
@@ -87,21 +110,13 @@ func Run(ctx context.Context, cfg *rest.Config, o Options) error {
 		{name: "probes", addr: o.ProbeAddr},
 		{name: "metrics", addr: o.MetricsAddr},
 		{name: "pprof", addr: o.PprofAddr},
+		{name: "ofrep", addr: o.OFREPAddr},
 	}
-	fa, ofrep := &ForwardAuth{Engine: engine, Metrics: m}, &OFREP{Flags: src.Flags, Metrics: m}
-	fs := &fasthttp.Server{
-		Handler: func(ctx *fasthttp.RequestCtx) {
-			if bytes.HasPrefix(ctx.Path(), ofrepPrefix) {
-				ofrep.Handle(ctx)
-				return
-			}
-			fa.Handle(ctx)
-		},
-		Name:        "waygate-gate",
-		ReadTimeout: 30 * time.Second, IdleTimeout: 2 * time.Minute,
-		NoDefaultDate: true, NoDefaultContentType: true,
-	}
-	servers[0].serve, servers[0].stop = fs.Serve, func() { _ = fs.Shutdown() }
+	o.OFREP, o.MaxHeaderBytes = o.OFREP.orDefaults(), cmp.Or(o.MaxHeaderBytes, DefaultMaxHeaderBytes)
+	fa, ofrep := &ForwardAuth{Engine: engine, Metrics: m}, &OFREP{Flags: src.Flags, Metrics: m, Limits: o.OFREP}
+	fs, ofs := httpServers(fa, ofrep, &o)
+	servers[0].serve, servers[0].stop = func(l net.Listener) error { return fs.Serve(lingerListener{l}) }, func() { _ = fs.Shutdown() }
+	servers[5].serve, servers[5].stop = func(l net.Listener) error { return ofs.Serve(lingerListener{l}) }, func() { _ = ofs.Shutdown() }
 	gs := NewExtAuthzServer(engine, m)
 	servers[1].serve, servers[1].stop = gs.Serve, gs.GracefulStop
 	profiles := http.NewServeMux()
@@ -131,6 +146,9 @@ func Run(ctx context.Context, cfg *rest.Config, o Options) error {
 
 	g, ctx := errgroup.WithContext(ctx)
 	g.Go(func() error { return src.Start(ctx) })
+	if tokens != nil {
+		g.Go(func() error { return tokens.Run(ctx) })
+	}
 	for i, s := range servers {
 		if listeners[i] == nil {
 			continue
@@ -148,4 +166,160 @@ func Run(ctx context.Context, cfg *rest.Config, o Options) error {
 		return nil
 	}
 	return err
+}
+
+// DefaultMaxHeaderBytes fits the big cookies nginx passes on in its auth
+// subrequest; fasthttp's 4 KiB would answer them 431, which nginx turns
+// into a 500 for the client.
+const DefaultMaxHeaderBytes = 32 << 10
+
+// forwardAuthMaxBody is the largest body forward-auth reads: gateways send
+// none (nginx with proxy_pass_request_body off), and a body is memory.
+const forwardAuthMaxBody = 4 << 10
+
+// ofrepReadBufferSize bounds an OFREP request's headers on OFREP's own
+// server: a key and a content type fit many times over.
+const ofrepReadBufferSize = 8 << 10
+
+// httpServers makes forward-auth's fasthttp server, which also serves
+// OFREP when o.OFREPAddr is "", and OFREP's own (used when it is set).
+// Either way an OFREP request reads at most o.OFREP.MaxBodyBytes and a
+// forward-auth request forwardAuthMaxBody; OFREP's own server also bounds
+// its connections, each of which may hold a body being read, so flag
+// traffic cannot take the memory or the connections forward-auth needs.
+func httpServers(fa *ForwardAuth, ofrep *OFREP, o *Options) (forwardAuth, ofrepOwn *fasthttp.Server) {
+	shared := o.OFREPAddr == ""
+	elsewhere := "this gate serves OFREP on its own port (--ofrep-bind-address " + o.OFREPAddr + "): give OFREP providers that port"
+	if o.OFREPAddr == "0" {
+		elsewhere = "this gate serves no OFREP (--ofrep-bind-address=0)"
+	}
+	forwardAuth = &fasthttp.Server{
+		Handler: func(ctx *fasthttp.RequestCtx) {
+			if !bytes.HasPrefix(ctx.Path(), ofrepPrefix) {
+				fa.Handle(ctx)
+			} else if shared {
+				ofrep.Handle(ctx)
+			} else {
+				fail(ctx, http.StatusNotFound, "NOT_FOUND", elsewhere)
+			}
+		},
+		ErrorHandler: func(ctx *fasthttp.RequestCtx, err error) {
+			switch {
+			case errors.Is(err, fasthttp.ErrBodyTooLarge) && shared && bytes.HasPrefix(ctx.Path(), ofrepPrefix):
+				lingerOnClose(ctx)
+				ofrep.BodyTooLarge(ctx)
+			case errors.Is(err, fasthttp.ErrBodyTooLarge):
+				lingerOnClose(ctx)
+				fail(ctx, http.StatusRequestEntityTooLarge, "BODY_TOO_LARGE", fmt.Sprintf("forward-auth reads no body over %d bytes: "+
+					"configure the gateway not to pass the request's body to the gate (nginx: proxy_pass_request_body off)", forwardAuthMaxBody))
+			default:
+				status, msg := unreadRequest(err, o.MaxHeaderBytes, "--http-max-header-bytes")
+				fail(ctx, status, "BAD_REQUEST", msg)
+			}
+		},
+		Name:           "waygate-gate",
+		ReadBufferSize: o.MaxHeaderBytes, MaxRequestBodySize: forwardAuthMaxBody,
+		DisablePreParseMultipartForm: true,
+		ReadTimeout:                  30 * time.Second, IdleTimeout: 2 * time.Minute,
+		NoDefaultDate: true, NoDefaultContentType: true,
+	}
+	if shared {
+		// OFREP's body cap, for OFREP's requests only.
+		forwardAuth.HeaderReceived = func(h *fasthttp.RequestHeader) fasthttp.RequestConfig {
+			if bytes.HasPrefix(h.RequestURI(), ofrepPrefix) {
+				return fasthttp.RequestConfig{MaxRequestBodySize: o.OFREP.MaxBodyBytes}
+			}
+			return fasthttp.RequestConfig{}
+		}
+	}
+	ofrepOwn = &fasthttp.Server{
+		Handler: func(ctx *fasthttp.RequestCtx) {
+			if !bytes.HasPrefix(ctx.Path(), ofrepPrefix) {
+				ofrepError(ctx, http.StatusNotFound, ofrepResult{ErrorDetails: "this is the gate's OFREP port: give OFREP providers the base URL <gate>" +
+					OFREPPrefix + "<namespace>; gateways ask forward-auth's port (--http-bind-address)"})
+				return
+			}
+			ofrep.Handle(ctx)
+		},
+		ErrorHandler: func(ctx *fasthttp.RequestCtx, err error) {
+			if errors.Is(err, fasthttp.ErrBodyTooLarge) && bytes.HasPrefix(ctx.Path(), ofrepPrefix) {
+				lingerOnClose(ctx)
+				ofrep.BodyTooLarge(ctx)
+				return
+			}
+			status, msg := unreadRequest(err, ofrepReadBufferSize, "")
+			ofrepError(ctx, status, ofrepResult{ErrorDetails: msg})
+		},
+		Name:           "waygate-gate",
+		ReadBufferSize: ofrepReadBufferSize, MaxRequestBodySize: o.OFREP.MaxBodyBytes,
+		DisablePreParseMultipartForm: true,
+		Concurrency:                  o.OFREP.MaxConnections,
+		// Apps keep connections open between polls: idle ones give their
+		// buffers back.
+		ReduceMemoryUsage: true,
+		ReadTimeout:       10 * time.Second, IdleTimeout: 2 * time.Minute,
+		NoDefaultDate: true, NoDefaultContentType: true,
+	}
+	return forwardAuth, ofrepOwn
+}
+
+// unreadRequest is the answer to a request the server could not read.
+func unreadRequest(err error, maxHeader int, flag string) (int, string) {
+	var small *fasthttp.ErrSmallBuffer
+	var netErr net.Error
+	switch {
+	case errors.As(err, &small):
+		msg := fmt.Sprintf("the request's headers are larger than the gate reads (%d bytes)", maxHeader)
+		if flag != "" {
+			msg += ": raise " + flag + " or send smaller headers"
+		}
+		return http.StatusRequestHeaderFieldsTooLarge, msg
+	case errors.As(err, &netErr) && netErr.Timeout():
+		return http.StatusRequestTimeout, "the request did not arrive in time"
+	default:
+		return http.StatusBadRequest, "the request could not be read: " + err.Error()
+	}
+}
+
+// lingerListener hands out connections that, once marked by
+// lingerOnClose, close as net/http closes after refusing a body: the
+// answer is sent, the write side shut, and what the client still sends
+// read and dropped for a moment. Closed at once, the connection would be
+// reset with the body unread, and most clients would see the reset
+// instead of the 413.
+type lingerListener struct{ net.Listener }
+
+func (l lingerListener) Accept() (net.Conn, error) {
+	c, err := l.Listener.Accept()
+	if err != nil {
+		return nil, err
+	}
+	return &lingerConn{Conn: c}, nil
+}
+
+type lingerConn struct {
+	net.Conn
+	linger atomic.Bool
+}
+
+// What a refused client may still cost the gate: its connection's
+// goroutine for half a second, reading at most a MiB.
+const (
+	lingerTime  = 500 * time.Millisecond
+	lingerBytes = 1 << 20
+)
+
+func (c *lingerConn) Close() error {
+	if cw, ok := c.Conn.(interface{ CloseWrite() error }); ok && c.linger.Load() && cw.CloseWrite() == nil {
+		_ = c.SetReadDeadline(time.Now().Add(lingerTime))
+		_, _ = io.CopyN(io.Discard, c.Conn, lingerBytes)
+	}
+	return c.Conn.Close()
+}
+
+// lingerOnClose marks the request's connection to linger when it closes.
+func lingerOnClose(ctx *fasthttp.RequestCtx) {
+	if c, ok := ctx.Conn().(*lingerConn); ok {
+		c.linger.Store(true)
+	}
 }

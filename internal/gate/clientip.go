@@ -1,6 +1,8 @@
 package gate
 
 import (
+	"cmp"
+	"fmt"
 	"net/netip"
 	"strings"
 )
@@ -69,4 +71,40 @@ func lastAddr(xff string) (netip.Addr, string, bool) {
 		return ap.Addr().Unmap(), rest, true
 	}
 	return netip.Addr{}, "", false
+}
+
+// Networks says how many leading bits of a client address are counted as
+// one caller by rate limits keyed by ip: one IPv4 address (32), one IPv6
+// /64 (what a host is usually given, so rotating addresses within it gains
+// nothing). Zero takes those defaults.
+type Networks struct {
+	IPv4Bits, IPv6Bits int
+}
+
+// DefaultNetworks are the networks counted as one caller unless told
+// otherwise.
+var DefaultNetworks = Networks{IPv4Bits: 32, IPv6Bits: 64}
+
+// Of is a's network as a rate-limit key: the address with the bits past
+// the prefix cleared. It allocates nothing.
+func (n Networks) Of(a netip.Addr) netip.Addr {
+	bits := cmp.Or(n.IPv4Bits, DefaultNetworks.IPv4Bits)
+	if a.Is6() {
+		bits = cmp.Or(n.IPv6Bits, DefaultNetworks.IPv6Bits)
+	}
+	if p, err := a.Prefix(bits); err == nil {
+		return p.Addr()
+	}
+	return a
+}
+
+// Validate says what is wrong with n, for the gate's flags.
+func (n Networks) Validate() error {
+	if n.IPv4Bits < 0 || n.IPv4Bits > 32 {
+		return fmt.Errorf("IPv4 prefix length %d: write 1 to 32 (32 counts each address)", n.IPv4Bits)
+	}
+	if n.IPv6Bits < 0 || n.IPv6Bits > 128 {
+		return fmt.Errorf("IPv6 prefix length %d: write 1 to 128 (64 counts each /64, 128 each address)", n.IPv6Bits)
+	}
+	return nil
 }

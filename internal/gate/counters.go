@@ -22,9 +22,12 @@ type Counters interface {
 const memoryShards = 64
 
 // MemoryCounters keeps counters in this process, for one replica. At most
-// MaxKeys counters are kept: when a flood of distinct callers fills the
-// table, the counter nearest to expiring (of a small sample) makes room, so
-// memory stays bounded and the callers seen most recently keep theirs.
+// about maxKeys counters are kept: when a flood of distinct callers fills
+// the table, one of a small sample makes room, so memory stays bounded. The
+// victim is an expired counter if the sample has one, else the one nearest
+// to expiring among those not exhausted: a caller that was refused keeps
+// its counter however many new callers come (unless the whole sample is
+// exhausted too), so rotating addresses or keys cannot buy it a fresh one.
 type MemoryCounters struct {
 	seed   maphash.Seed
 	shards [memoryShards]shard
@@ -59,6 +62,7 @@ func (mc *MemoryCounters) Take(_ context.Context, now time.Time, checks []Check,
 			s.evict(us)
 		}
 		results[i] = take(ch, &st, us)
+		st.exhausted = !results[i].Allowed || results[i].Remaining == 0
 		s.m[k] = st
 		s.mu.Unlock()
 		if !results[i].Allowed {
@@ -80,37 +84,65 @@ func (mc *MemoryCounters) Len() int {
 	return n
 }
 
+// Kinds of caller, hashed before the caller so that no header value can
+// name an address's counter (nor an IPv4 address an IPv6 one).
+const (
+	callerKey  = 'k'
+	callerIPv4 = '4'
+	callerIPv6 = '6'
+)
+
 func (mc *MemoryCounters) key(ch *Check) uint64 {
 	var h maphash.Hash
 	h.SetSeed(mc.seed)
 	_, _ = h.WriteString(ch.Policy)
 	_ = h.WriteByte(0)
-	if ch.CallerAddr.IsValid() {
-		a := ch.CallerAddr.As16()
-		_, _ = h.Write(a[:])
-	} else {
+	switch a := ch.CallerAddr; {
+	case a.Is4():
+		_ = h.WriteByte(callerIPv4)
+		b := a.As4()
+		_, _ = h.Write(b[:])
+	case a.Is6():
+		_ = h.WriteByte(callerIPv6)
+		b := a.As16()
+		_, _ = h.Write(b[:])
+	default:
+		_ = h.WriteByte(callerKey)
 		_, _ = h.WriteString(ch.Caller)
 	}
 	return h.Sum64()
 }
 
-// evict removes the counter that expires first among a few (map iteration
-// starts at a random place), preferring any already expired.
+// evictSample is how many counters evict compares.
+const evictSample = 8
+
+// evict makes room in s by removing a counter among a few (map iteration
+// starts at a random place): the first expired one, else the one nearest to
+// expiring that is not exhausted, else the exhausted one nearest to
+// expiring.
 func (s *shard) evict(now int64) {
-	var victim uint64
-	first := int64(1<<63 - 1)
+	var victim counterState
+	var victimKey uint64
 	n := 0
 	for k, st := range s.m {
 		if st.expires <= now {
 			delete(s.m, k)
 			return
 		}
-		if st.expires < first {
-			victim, first = k, st.expires
+		if n == 0 || worseToEvict(&victim, &st) {
+			victim, victimKey = st, k
 		}
-		if n++; n == 8 {
+		if n++; n == evictSample {
 			break
 		}
 	}
-	delete(s.m, victim)
+	delete(s.m, victimKey)
+}
+
+// worseToEvict says whether evicting a costs more than evicting b.
+func worseToEvict(a, b *counterState) bool {
+	if a.exhausted != b.exhausted {
+		return a.exhausted
+	}
+	return b.expires < a.expires
 }

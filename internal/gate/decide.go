@@ -58,8 +58,10 @@ type Request struct {
 	// gateway's configuration (the auth URL, or ext_authz context).
 	Namespace, Service string
 	Method             string
-	// Path is the request's path, as NormalizePath leaves it.
+	// Path is the request's path, as NormalizePath leaves it; Query its
+	// raw query string (for a _method parameter).
 	Path   string
+	Query  string
 	Header Header
 	// Peer is who called the gate: the gateway (forward-auth, whose
 	// X-Forwarded-For names the client), or, when PeerIsClient, the client
@@ -102,18 +104,6 @@ type LimitStatus struct {
 // Refused reports whether the request is refused.
 func (d *Decision) Refused() bool { return d.Verdict != Allowed }
 
-// Identity names the request headers that carry who the caller is. They must
-// be set by something the gateway trusts (an authenticating proxy), which
-// replaces whatever a client sends in them.
-type Identity struct {
-	// User carries the authenticated user (keyStrategy user).
-	User string
-	// Roles carries the caller's roles, comma-separated (exemptRoles).
-	Roles string
-	// APIKey carries the caller's API key (keyStrategy api_key).
-	APIKey string
-}
-
 // Engine decides requests from the latest snapshot. It is safe for
 // concurrent use; Decide takes no lock and, for a request no rate limit
 // counts, allocates nothing.
@@ -125,6 +115,9 @@ type Engine struct {
 	Counters    Counters
 	Identity    Identity
 	Proxies     ProxyTrust
+	// Networks is how many leading bits of a client address name one
+	// caller: a host with a whole IPv6 /64 is one caller, not 2^64.
+	Networks Networks
 	// FailClosed refuses requests whose rate limit cannot be counted (the
 	// counter store is down); by default they are let through uncounted.
 	FailClosed bool
@@ -145,13 +138,27 @@ func (e *Engine) now() time.Time {
 	return time.Now()
 }
 
+// maxMethods is how many methods a request is judged as: its own and those
+// its method-override headers and _method parameter name.
+const maxMethods = 1 + len(methodOverrides) + 1
+
 // maxLayers is how many rate limits a request meets: the namespace's, the
-// service's and the route's.
-const maxLayers = 3
+// service's and the route's for each method it is judged as.
+const maxLayers = 2 + maxMethods
+
+// methodOverrides are the request headers with which frameworks (Rails,
+// Express's method-override, Symfony, Laravel, ASP.NET) let a request run
+// another method's handler, usually a POST running DELETE or PUT. The gate
+// cannot know whether the upstream honours them, so a request carrying one
+// is judged as each method it may run as: refused if any of them is.
+// (Written as Go canonicalises header names, so looking them up allocates
+// nothing in any Header.)
+var methodOverrides = [...]string{"X-Http-Method-Override", "X-Http-Method", "X-Method-Override"}
 
 // Decide decides req: the route's state (the service-wide gates first,
-// unless the route is exempt or forceActive, then the route's own gate),
-// then its rate limits from the namespace's to the route's.
+// unless the route is exempt or forceActive, then the route's own gate) for
+// every method the request may run as, then its rate limits from the
+// namespace's to the route's.
 func (e *Engine) Decide(ctx context.Context, req *Request) Decision {
 	d := Decision{Path: req.Path, At: e.now()}
 	s := e.snap.Load()
@@ -167,16 +174,35 @@ func (e *Engine) Decide(ctx context.Context, req *Request) Decision {
 	if view == nil {
 		view = nv.wide
 	}
-	now := d.At
-	m := methodOf(req.Method)
-	rg := view.routes.match(m, req.Path)
-	forceActive := rg != nil && rg.Spec.ForceActive
-
 	// Service-wide maintenance: the namespace's gate, then the service's.
 	scopes := [2]*serviceView{nv.wide}
 	if view != nv.wide {
 		scopes[1] = view
 	}
+	layers := [maxLayers]*policy{nv.wide.limit, scopes[1].limitOrNil()}
+	n := 2
+	ms, nm := methodsOf(req)
+	for _, m := range ms[:nm] {
+		if e.judge(&d, req, nv, view, &scopes, m) {
+			return d
+		}
+		if p := view.limits.match(m, req.Path); p != nil && !slices.Contains(layers[2:n], p) {
+			layers[n] = p
+			n++
+		}
+	}
+	if layers != [maxLayers]*policy{} && e.Counters != nil {
+		e.limit(ctx, req, &d, &layers, d.At)
+	}
+	return d
+}
+
+// judge puts into d the state of req's route for method m, and reports
+// whether it refuses the request.
+func (e *Engine) judge(d *Decision, req *Request, nv *namespaceView, view *serviceView, scopes *[2]*serviceView, m method) bool {
+	now := d.At
+	rg := view.routes.match(m, req.Path)
+	forceActive := rg != nil && rg.Spec.ForceActive
 	for _, v := range scopes {
 		if v == nil || v.all == nil {
 			continue
@@ -185,35 +211,66 @@ func (e *Engine) Decide(ctx context.Context, req *Request) Decision {
 		if st.State == waygatev1.RouteMaintenance &&
 			Governs(&v.all.Spec, waygatev1.ServiceName(req.Service), forceActive) && v.exempt.match(m, req.Path) == nil {
 			d.refuse(Maintenance, st)
-			return d
+			return true
 		}
 	}
+	if rg == nil {
+		return false
+	}
+	st := OwnState(&rg.Spec, now)
+	switch st.State {
+	case waygatev1.RouteMaintenance:
+		d.refuse(Maintenance, st)
+		return true
+	case waygatev1.RouteDisabled:
+		d.refuse(Disabled, st)
+		return true
+	case waygatev1.RouteEnvGated:
+		env := cmp.Or(nv.env, e.Environment)
+		if !slices.Contains(rg.Spec.AllowedEnvs, env) {
+			d.Verdict, d.Environment, d.AllowedEnvs = EnvGated, env, rg.Spec.AllowedEnvs
+			return true
+		}
+	case waygatev1.RouteDeprecated:
+		d.Deprecation = rg.Spec.Deprecation
+	}
+	return false
+}
 
-	if rg != nil {
-		st := OwnState(&rg.Spec, now)
-		switch st.State {
-		case waygatev1.RouteMaintenance:
-			d.refuse(Maintenance, st)
-			return d
-		case waygatev1.RouteDisabled:
-			d.refuse(Disabled, st)
-			return d
-		case waygatev1.RouteEnvGated:
-			env := cmp.Or(nv.env, e.Environment)
-			if !slices.Contains(rg.Spec.AllowedEnvs, env) {
-				d.Verdict, d.Environment, d.AllowedEnvs = EnvGated, env, rg.Spec.AllowedEnvs
-				return d
-			}
-		case waygatev1.RouteDeprecated:
-			d.Deprecation = rg.Spec.Deprecation
+// methodsOf are the methods req may run as upstream: its own, then each other
+// one its override headers or its query's _method parameter name.
+func methodsOf(req *Request) (ms [maxMethods]method, n int) {
+	ms[0], n = methodOf(req.Method), 1
+	add := func(name string) {
+		if name == "" {
+			return
+		}
+		m := methodOf(strings.ToUpper(strings.TrimSpace(name)))
+		if !slices.Contains(ms[:n], m) {
+			ms[n] = m
+			n++
 		}
 	}
-
-	layers := [maxLayers]*policy{nv.wide.limit, scopes[1].limitOrNil(), view.limits.match(m, req.Path)}
-	if layers != [maxLayers]*policy{} && e.Counters != nil {
-		e.limit(ctx, req, &d, &layers, now)
+	if req.Header != nil {
+		for _, h := range methodOverrides {
+			add(req.Header.Get(h))
+		}
 	}
-	return d
+	add(queryParam(req.Query, "_method"))
+	return ms, n
+}
+
+// queryParam is the raw value of the first parameter name of a query
+// string ("" when absent).
+func queryParam(query, name string) string {
+	for query != "" {
+		var kv string
+		kv, query, _ = strings.Cut(query, "&")
+		if k, v, _ := strings.Cut(kv, "="); k == name {
+			return v
+		}
+	}
+	return ""
 }
 
 // scratch holds a decision's rate-limit checks; pooled, as the counters
@@ -231,12 +288,12 @@ func (e *Engine) limit(ctx context.Context, req *Request, d *Decision, layers *[
 	sc := scratchPool.Get().(*scratch)
 	defer scratchPool.Put(sc)
 	n := 0
-	var client netip.Addr
+	var w who
 	for _, p := range layers {
 		if p == nil || !p.spec.Enabled {
 			continue
 		}
-		ch, text, verdict := e.check(p, req, &client)
+		ch, text, verdict := e.check(p, req, &w)
 		switch verdict {
 		case skip:
 			continue
@@ -289,22 +346,22 @@ const (
 )
 
 // check is what policy p counts req by, with the limit's text.
-func (e *Engine) check(p *policy, req *Request, client *netip.Addr) (Check, string, policyVerdict) {
+func (e *Engine) check(p *policy, req *Request, w *who) (Check, string, policyVerdict) {
 	spec := p.spec
 	if len(p.exempt) > 0 {
-		ip := e.clientIP(req, client)
+		ip := e.clientIP(req, w)
 		for _, pfx := range p.exempt {
 			if pfx.Contains(ip) {
 				return Check{}, "", skip
 			}
 		}
 	}
-	if len(spec.ExemptRoles) > 0 && e.Identity.Roles != "" && hasRole(req.Header.Get(e.Identity.Roles), spec.ExemptRoles) {
+	if len(spec.ExemptRoles) > 0 && e.hasRole(req, w, spec.ExemptRoles) {
 		return Check{}, "", skip
 	}
 	rate, text := p.rate, p.limitText
 	if len(p.tiers) > 0 {
-		name := strings.TrimSpace(req.Header.Get(spec.TierHeader))
+		name := e.tier(req, w, spec)
 		for i := range p.tiers {
 			if t := &p.tiers[i]; t.name == name {
 				if t.rate.Count == 0 {
@@ -315,26 +372,26 @@ func (e *Engine) check(p *policy, req *Request, client *netip.Addr) (Check, stri
 			}
 		}
 	}
-	ch := Check{Policy: p.id, Algorithm: spec.Algorithm, Count: rate.Count, Burst: int64(spec.Burst), Period: rate.Period}
+	ch := Check{Namespace: req.Namespace, Policy: p.id, Algorithm: spec.Algorithm, Count: rate.Count, Burst: int64(spec.Burst), Period: rate.Period}
 	switch spec.KeyStrategy {
 	case waygatev1.KeyGlobal:
 		return ch, text, count
 	case waygatev1.KeyByIP:
-		ch.CallerAddr = e.clientIP(req, client)
+		ch.CallerAddr = e.Networks.Of(e.clientIP(req, w))
 		return ch, text, count
 	case waygatev1.KeyByUser:
-		ch.Caller = e.header(req, e.Identity.User)
+		ch.Caller = e.user(req, w)
 	case waygatev1.KeyByAPIKey:
-		ch.Caller = e.header(req, e.Identity.APIKey)
+		ch.Caller = e.apiKey(req, w)
 	case waygatev1.KeyByHeader:
-		ch.Caller = e.header(req, spec.KeyHeader)
+		ch.Caller = e.trustedHeader(req, spec.KeyHeader)
 	}
 	if ch.Caller != "" {
 		return ch, text, count
 	}
 	switch spec.OnMissingKey {
 	case waygatev1.MissingKeyFallbackIP:
-		ch.CallerAddr = e.clientIP(req, client)
+		ch.CallerAddr = e.Networks.Of(e.clientIP(req, w))
 		return ch, text, count
 	case waygatev1.MissingKeyBlock:
 		return ch, text, block
@@ -343,31 +400,20 @@ func (e *Engine) check(p *policy, req *Request, client *netip.Addr) (Check, stri
 	}
 }
 
-func (e *Engine) header(req *Request, name string) string {
-	if name == "" {
-		return ""
-	}
-	return strings.TrimSpace(req.Header.Get(name))
+// who is what a decision learnt of its caller, each part found once.
+type who struct {
+	client netip.Addr
+	// caller is what the bearer token says, once looked at (looked).
+	caller *Caller
+	looked bool
 }
 
 // clientIP resolves the client's address once per decision.
-func (e *Engine) clientIP(req *Request, client *netip.Addr) netip.Addr {
-	if !client.IsValid() {
-		*client = e.Proxies.ClientIP(req)
+func (e *Engine) clientIP(req *Request, w *who) netip.Addr {
+	if !w.client.IsValid() {
+		w.client = e.Proxies.ClientIP(req)
 	}
-	return *client
-}
-
-// hasRole reports whether the comma-separated roles name one of want.
-func hasRole(roles string, want []string) bool {
-	for roles != "" {
-		var r string
-		r, roles, _ = strings.Cut(roles, ",")
-		if slices.Contains(want, strings.TrimSpace(r)) {
-			return true
-		}
-	}
-	return false
+	return w.client
 }
 
 func (v *serviceView) limitOrNil() *policy {

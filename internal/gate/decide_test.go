@@ -310,7 +310,9 @@ func TestDecideRateLimits(t *testing.T) {
 			{"payments", "/off", headers{}, Allowed, "100/minute", 77},
 		}},
 	}
-	e := &Engine{Counters: NewMemoryCounters(1000), Identity: Identity{User: "X-User", Roles: "X-Roles", APIKey: "X-Api-Key"}, Now: func() time.Time { return t0 }}
+	// The gateway sets the identity headers (an authenticating proxy).
+	e := &Engine{Counters: NewMemoryCounters(1000), Identity: Identity{TrustHeaders: true, User: "X-User", Roles: "X-Roles", APIKey: "X-Api-Key"},
+		Now: func() time.Time { return t0 }}
 	e.Swap(NewSnapshot(objs))
 	for _, tc := range cases {
 		t.Run(tc.name, func(t *testing.T) {
@@ -386,3 +388,114 @@ func BenchmarkDecideAllowed(b *testing.B)      { benchDecide(b, "/api/v1/resourc
 func BenchmarkDecideUnknownRoute(b *testing.B) { benchDecide(b, "/api/v2/other", Allowed) }
 func BenchmarkDecideRefused(b *testing.B)      { benchDecide(b, "/api/v1/down", Maintenance) }
 func BenchmarkDecideTokenBucket(b *testing.B)  { benchDecide(b, "/api/v1/limited", Allowed) }
+
+// tokens is a Tokens whose valid tokens are the keys of a map.
+type tokens map[string]*Caller
+
+func (t tokens) Verify(token string) *Caller { return t[token] }
+
+// Who the caller is comes from a verified token, or from headers the gate
+// is told the gateway sets; a client's own headers pick no identity, tier
+// or exemption.
+func TestIdentityCannotBeForged(t *testing.T) {
+	objs := Objects{Policies: []waygatev1.RateLimitPolicy{
+		rlp("shop", "plans", waygatev1.RateLimitPolicySpec{Route: "/plans", Limit: "1/minute", TierHeader: "X-Plan", TierClaim: "plan",
+			Tiers: []waygatev1.RateLimitTier{{Name: "internal", Limit: Unlimited}}}),
+		rlp("shop", "roles", waygatev1.RateLimitPolicySpec{Route: "/roles", Limit: "1/minute", ExemptRoles: []string{"ops"}}),
+		rlp("shop", "users", waygatev1.RateLimitPolicySpec{Route: "/users", Limit: "1/minute", KeyStrategy: waygatev1.KeyByUser,
+			OnMissingKey: waygatev1.MissingKeyFallbackIP}),
+		rlp("shop", "keys", waygatev1.RateLimitPolicySpec{Route: "/keys", Limit: "1/minute", KeyStrategy: waygatev1.KeyByAPIKey,
+			OnMissingKey: waygatev1.MissingKeyFallbackIP}),
+		rlp("shop", "tenants", waygatev1.RateLimitPolicySpec{Route: "/tenants", Limit: "1/minute", KeyStrategy: waygatev1.KeyByHeader,
+			KeyHeader: "X-Tenant", OnMissingKey: waygatev1.MissingKeyFallbackIP}),
+	}}
+	alice := &Caller{User: "alice", APIKey: "app-1", Roles: []string{"dev"}, Claims: map[string]string{"plan": "free"}}
+	ops := &Caller{User: "olga", APIKey: "app-2", Roles: []string{"ops"}, Claims: map[string]string{"plan": "internal"}}
+	valid := tokens{"alice-token": alice, "ops-token": ops}
+	forged := headers{"X-Plan": "internal", "X-Roles": "ops", "X-User": "u", "X-Api-Key": "k", "X-Tenant": "t"}
+	cases := []struct {
+		name     string
+		identity Identity
+		// second says, per path, whether a second request carrying h (a
+		// new value each time for the keys) is allowed.
+		h      func(i int) headers
+		second map[string]bool
+	}{
+		{"forged headers, nothing trusted", Identity{User: "X-User", Roles: "X-Roles", APIKey: "X-Api-Key"},
+			func(i int) headers {
+				h := headers{"X-User": fmt.Sprint("u", i), "X-Api-Key": fmt.Sprint("k", i), "X-Tenant": fmt.Sprint("t", i)}
+				for k, v := range forged {
+					if h[k] == "" {
+						h[k] = v
+					}
+				}
+				return h
+			},
+			map[string]bool{"/plans": false, "/roles": false, "/users": false, "/keys": false, "/tenants": false}},
+		{"forged headers and a bad token, tokens verified", Identity{Tokens: valid, User: "X-User", Roles: "X-Roles", APIKey: "X-Api-Key"},
+			func(i int) headers {
+				return headers{"Authorization": "Bearer forged", "X-User": fmt.Sprint("u", i), "X-Api-Key": fmt.Sprint("k", i), "X-Plan": "internal", "X-Roles": "ops"}
+			},
+			map[string]bool{"/plans": false, "/roles": false, "/users": false, "/keys": false}},
+		{"an ops token", Identity{Tokens: valid}, func(int) headers { return headers{"Authorization": "Bearer ops-token"} },
+			map[string]bool{"/plans": true, "/roles": true, "/users": false, "/keys": false}},
+		{"alice's token, forged headers beside it", Identity{Tokens: valid, TrustHeaders: true, User: "X-User", Roles: "X-Roles"},
+			func(i int) headers {
+				return headers{"Authorization": "bearer alice-token", "X-User": fmt.Sprint("u", i), "X-Plan": "internal", "X-Roles": "ops"}
+			},
+			map[string]bool{"/plans": false, "/roles": false, "/users": false}},
+		{"trusted headers", Identity{TrustHeaders: true, User: "X-User", Roles: "X-Roles", APIKey: "X-Api-Key"},
+			func(i int) headers {
+				return headers{"X-User": fmt.Sprint("u", i), "X-Api-Key": fmt.Sprint("k", i), "X-Tenant": fmt.Sprint("t", i), "X-Plan": "internal", "X-Roles": "ops"}
+			},
+			map[string]bool{"/plans": true, "/roles": true, "/users": true, "/keys": true, "/tenants": true}},
+	}
+	for _, tc := range cases {
+		t.Run(tc.name, func(t *testing.T) {
+			e := &Engine{Counters: NewMemoryCounters(1000), Identity: tc.identity, Now: func() time.Time { return t0 }}
+			e.Swap(NewSnapshot(objs))
+			for path, want := range tc.second {
+				var d Decision
+				for i := range 2 {
+					h := tc.h(i)
+					h["X-Forwarded-For"] = "203.0.113.7"
+					d = e.Decide(context.Background(), &Request{Namespace: "shop", Method: "GET", Path: path, Header: h, Peer: netip.MustParseAddr("127.0.0.1")})
+				}
+				if got := !d.Refused(); got != want {
+					t.Errorf("%s: the second request allowed = %v, want %v (%s, limit %q)", path, got, want, d.Verdict, d.Limit.Text)
+				}
+			}
+		})
+	}
+}
+
+// A request is judged as every method it may run as upstream: HEAD as GET,
+// and a POST as the method its override header or _method parameter names.
+func TestMethodOverridesAreJudged(t *testing.T) {
+	e := &Engine{Now: func() time.Time { return t0 }}
+	e.Swap(NewSnapshot(Objects{RouteGates: []waygatev1.RouteGate{
+		rg("shop", "delete", waygatev1.RouteGateSpec{Route: "DELETE:/payments/{id}", State: waygatev1.RouteDisabled}),
+		rg("shop", "get", waygatev1.RouteGateSpec{Route: "GET:/reports", State: waygatev1.RouteMaintenance}),
+	}}))
+	for _, tc := range []struct {
+		method, path, query string
+		h                   headers
+		want                Verdict
+	}{
+		{"POST", "/payments/1", "", headers{}, Allowed},
+		{"DELETE", "/payments/1", "", headers{}, Disabled},
+		{"POST", "/payments/1", "", headers{"X-Http-Method-Override": "DELETE"}, Disabled},
+		{"POST", "/payments/1", "", headers{"X-Http-Method": " delete "}, Disabled},
+		{"POST", "/payments/1", "", headers{"X-Method-Override": "Delete"}, Disabled},
+		{"POST", "/payments/1", "a=1&_method=DELETE", headers{}, Disabled},
+		{"POST", "/payments/1", "_method=PUT", headers{}, Allowed},
+		{"HEAD", "/reports", "", headers{}, Maintenance},
+		{"POST", "/reports", "", headers{"X-Http-Method-Override": "HEAD"}, Maintenance},
+		{"GET", "/reports", "", headers{"X-Http-Method-Override": "POST"}, Maintenance},
+	} {
+		d := e.Decide(context.Background(), &Request{Namespace: "shop", Method: tc.method, Path: tc.path, Query: tc.query, Header: tc.h})
+		if d.Verdict != tc.want {
+			t.Errorf("%s %s?%s %v: %s, want %s", tc.method, tc.path, tc.query, tc.h, d.Verdict, tc.want)
+		}
+	}
+}

@@ -46,8 +46,15 @@ type Check struct {
 	// Policy identifies the counters: a new identity (a reset) starts
 	// them afresh.
 	Policy string
+	// Namespace is where the policy lives. Every check of one decision has
+	// the same, so that a shared store can keep a decision's counters
+	// together (one Redis Cluster hash slot) and a counter under one key
+	// whichever decision counts it.
+	Namespace string
 	// Caller is the key the request is counted by; CallerAddr when it is the
-	// client address (kept as an address so that counting allocates nothing).
+	// client address or network (kept as an address so that counting
+	// allocates nothing). The two never share a counter, whatever the
+	// Caller's text.
 	Caller     string
 	CallerAddr netip.Addr
 	Algorithm  waygatev1.RateLimitAlgorithm
@@ -81,6 +88,10 @@ type counterState struct {
 	c    float64
 	// expires is when the counter is worth nothing more than a new one.
 	expires int64
+	// exhausted says that the last request counted was refused or used
+	// what remained: forgetting such a counter would let its caller start
+	// afresh, so the memory store evicts it last.
+	exhausted bool
 }
 
 // take counts one request against st at now (Unix µs), as the algorithm of

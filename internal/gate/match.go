@@ -2,7 +2,6 @@ package gate
 
 import (
 	"net/url"
-	"path"
 	"strings"
 )
 
@@ -54,8 +53,10 @@ func methodOf(m string) method {
 // are "METHOD:/path" or "/path"; a path segment written {name} matches any one
 // segment, and a last segment {name...} matches the rest of the path (also
 // nothing). The most specific path wins: segment by segment from the left, a
-// literal before {name} before {name...}; within that path a key for the
-// request's method wins over a key for every method.
+// literal before a literal matched regardless of case before {name} before
+// {name...}; within that path a key for the request's method wins over a key
+// for every method, and a HEAD request is governed by a GET key (every
+// framework answers HEAD with its GET handler).
 type router[T any] struct {
 	root node[T]
 	size int
@@ -63,16 +64,21 @@ type router[T any] struct {
 
 type node[T any] struct {
 	literal map[string]*node[T]
-	param   *node[T]
-	rest    *node[T]
+	// folded holds the literal segments of keys matched regardless of
+	// case, lower-cased.
+	folded map[string]*node[T]
+	param  *node[T]
+	rest   *node[T]
 	// byMethod holds the values of "METHOD:/path" keys, any the value of the
 	// "/path" key.
 	byMethod [numMethods]*T
 	any      *T
 }
 
-// add sets the value of key, replacing the value of the same key.
-func (r *router[T]) add(key string, v *T) {
+// add sets the value of key, replacing the value of the same key; with
+// fold its literal segments match regardless of case (for upstreams that
+// route so, such as ASP.NET and IIS).
+func (r *router[T]) add(key string, v *T, fold bool) {
 	m, p := methodOther, key
 	if i := strings.Index(key, ":/"); i >= 0 {
 		m, p = methodOf(key[:i]), key[i+1:]
@@ -84,25 +90,15 @@ func (r *router[T]) add(key string, v *T) {
 		switch {
 		case seg == "": // "//" has no segment between the slashes
 		case strings.HasPrefix(seg, "{") && strings.HasSuffix(seg, "...}"):
-			if n.rest == nil {
-				n.rest = &node[T]{}
-			}
+			n.rest = child(n.rest)
 			n = n.rest
 		case strings.HasPrefix(seg, "{") && strings.HasSuffix(seg, "}"):
-			if n.param == nil {
-				n.param = &node[T]{}
-			}
+			n.param = child(n.param)
 			n = n.param
+		case fold:
+			n = literalChild(&n.folded, strings.ToLower(seg))
 		default:
-			if n.literal == nil {
-				n.literal = map[string]*node[T]{}
-			}
-			c := n.literal[seg]
-			if c == nil {
-				c = &node[T]{}
-				n.literal[seg] = c
-			}
-			n = c
+			n = literalChild(&n.literal, seg)
 		}
 	}
 	slot := &n.any
@@ -113,6 +109,25 @@ func (r *router[T]) add(key string, v *T) {
 		r.size++
 	}
 	*slot = v
+}
+
+func child[T any](c *node[T]) *node[T] {
+	if c == nil {
+		return &node[T]{}
+	}
+	return c
+}
+
+func literalChild[T any](m *map[string]*node[T], seg string) *node[T] {
+	if *m == nil {
+		*m = map[string]*node[T]{}
+	}
+	c := (*m)[seg]
+	if c == nil {
+		c = &node[T]{}
+		(*m)[seg] = c
+	}
+	return c
 }
 
 // match returns the value of the best key for a request, or nil. reqPath is
@@ -140,6 +155,13 @@ func (n *node[T]) match(m method, p string) *T {
 			return v
 		}
 	}
+	if n.folded != nil {
+		if c := n.folded[lower(seg)]; c != nil {
+			if v := c.match(m, rest); v != nil {
+				return v
+			}
+		}
+	}
 	if n.param != nil {
 		if v := n.param.match(m, rest); v != nil {
 			return v
@@ -155,7 +177,21 @@ func (n *node[T]) value(m method) *T {
 	if v := n.byMethod[m]; v != nil {
 		return v
 	}
+	if m == methodHEAD && n.byMethod[methodGET] != nil {
+		return n.byMethod[methodGET]
+	}
 	return n.any
+}
+
+// lower is strings.ToLower, without allocating for a segment that has no
+// upper-case ASCII letter and nothing beyond ASCII (the usual case).
+func lower(s string) string {
+	for i := 0; i < len(s); i++ {
+		if c := s[i]; c >= 0x80 || 'A' <= c && c <= 'Z' {
+			return strings.ToLower(s)
+		}
+	}
+	return s
 }
 
 // cutSegment splits "a/b/c" into "a" and "b/c". A trailing slash leaves no
@@ -167,11 +203,16 @@ func cutSegment(p string) (seg, rest string) {
 	return p, ""
 }
 
-// NormalizePath is the path of a request URI as the upstream will route it:
-// without query or fragment, percent-decoded, with "." and ".." segments
-// resolved and repeated slashes collapsed, so that /%61dmin or
-// /public/../admin cannot slip past a gate on /admin. A path that needs
-// none of that is returned as it is, without allocating.
+// NormalizePath is the path of a request URI as upstreams route it, so
+// that no spelling of a gated path slips past its gate: without query or
+// fragment; each segment percent-decoded on its own (every valid escape is
+// decoded, whatever the others are, so /%70ayments/%zz is /payments/%zz),
+// without its ;parameters (Tomcat and Spring drop /payments;jsessionid=x
+// to /payments); "." and ".." resolved; backslashes taken as slashes (IIS);
+// empty segments (repeated and trailing slashes) dropped. An encoded
+// slash, dot or semicolon counts as one after decoding (/admin%2Fusers is
+// /admin/users). A path that needs none of that is returned as it is,
+// without allocating.
 func NormalizePath(uri string) string {
 	if i := strings.IndexAny(uri, "?#"); i >= 0 {
 		uri = uri[:i]
@@ -184,19 +225,67 @@ func NormalizePath(uri string) string {
 	if !needsCleaning(uri) {
 		return uri
 	}
-	if strings.IndexByte(uri, '%') >= 0 {
-		if d, err := url.PathUnescape(uri); err == nil {
-			uri = d
+	segs := make([]string, 0, 8)
+	for _, raw := range strings.FieldsFunc(uri, isSlash) {
+		// Parameters go first, as Tomcat and Spring drop them before
+		// decoding; an encoded semicolon is cut too (stricter, never looser).
+		raw, _, _ = strings.Cut(raw, ";")
+		for _, seg := range strings.FieldsFunc(unescape(raw), isSlash) {
+			seg, _, _ = strings.Cut(seg, ";")
+			switch seg {
+			case "", ".":
+			case "..":
+				if len(segs) > 0 {
+					segs = segs[:len(segs)-1]
+				}
+			default:
+				segs = append(segs, seg)
+			}
 		}
 	}
-	if uri == "" || uri[0] != '/' {
-		uri = "/" + uri
-	}
-	return path.Clean(uri)
+	return "/" + strings.Join(segs, "/")
 }
 
+func isSlash(r rune) bool { return r == '/' || r == '\\' }
+
+// unescape decodes every valid %XX of s and keeps an invalid one as it is,
+// as lenient servers do: one bad escape must not keep the good ones encoded.
+func unescape(s string) string {
+	if strings.IndexByte(s, '%') < 0 {
+		return s
+	}
+	var b strings.Builder
+	b.Grow(len(s))
+	for i := 0; i < len(s); i++ {
+		if s[i] == '%' && i+2 < len(s) && ishex(s[i+1]) && ishex(s[i+2]) {
+			b.WriteByte(unhex(s[i+1])<<4 | unhex(s[i+2]))
+			i += 2
+			continue
+		}
+		b.WriteByte(s[i])
+	}
+	return b.String()
+}
+
+func ishex(c byte) bool {
+	return '0' <= c && c <= '9' || 'a' <= c && c <= 'f' || 'A' <= c && c <= 'F'
+}
+
+func unhex(c byte) byte {
+	switch {
+	case c <= '9':
+		return c - '0'
+	case c <= 'F':
+		return c - 'A' + 10
+	default:
+		return c - 'a' + 10
+	}
+}
+
+// needsCleaning tells whether NormalizePath has anything to do with p: a
+// plain path of literal segments is routed as it is.
 func needsCleaning(p string) bool {
-	if p == "" || p[0] != '/' || strings.IndexByte(p, '%') >= 0 || strings.Contains(p, "//") {
+	if p == "" || p[0] != '/' || strings.ContainsAny(p, "%;\\") || strings.Contains(p, "//") {
 		return true
 	}
 	return strings.Contains(p, "/./") || strings.Contains(p, "/../") ||

@@ -17,7 +17,7 @@ func TestRouterMatch(t *testing.T) {
 	}
 	var r router[string]
 	for _, k := range keys {
-		r.add(k, &k)
+		r.add(k, &k, false)
 	}
 	cases := []struct {
 		method, path, want string
@@ -57,8 +57,8 @@ func TestRouterMatch(t *testing.T) {
 func TestRouterReplacesAKey(t *testing.T) {
 	var r router[string]
 	a, b := "a", "b"
-	r.add("GET:/x", &a)
-	r.add("GET:/x", &b)
+	r.add("GET:/x", &a, false)
+	r.add("GET:/x", &b, false)
 	if got := r.match(methodGET, "/x"); got == nil || *got != "b" || r.size != 1 {
 		t.Fatalf("got %v, size %d; want b, 1", got, r.size)
 	}
@@ -73,17 +73,82 @@ func TestNormalizePath(t *testing.T) {
 		"/public/../admin":         "/admin",
 		"/public/./x":              "/public/x",
 		"//admin//users":           "/admin/users",
+		"/payments/":               "/payments/", // the router ignores a trailing slash
+		"/payments//":              "/payments",
 		"/..":                      "/",
 		"":                         "/",
 		"payments":                 "/payments",
 		"/a%2Fb":                   "/a/b",
+		"/a%2fb":                   "/a/b",
+		"/a%5Cb":                   "/a/b",
+		"/a\\b":                   "/a/b",
 		"/bad%zz":                  "/bad%zz",
 		"https://example.com/x?y":  "/x",
 		"/files/a%20b.txt?dl=true": "/files/a b.txt",
+		// Each escape decoded, whatever the others are.
+		"/%70ayments/%zz":   "/payments/%zz",
+		"/%zz/%70ayments":   "/%zz/payments",
+		"/%70ayments%zz/42": "/payments%zz/42",
+		"/%7":               "/%7",
+		// Segment parameters dropped, as Tomcat and Spring do.
+		"/payments;jsessionid=x":         "/payments",
+		"/payments;jsessionid=x/42":      "/payments/42",
+		"/payments;a=%2F..%2Fadmin/42":   "/payments/42",
+		"/payments%3Bx/42":               "/payments/42",
+		"/;x/payments":                   "/payments",
+		"/%2e%2e/admin":                  "/admin",
+		"/public/%2e%2e/admin":           "/admin",
+		"/public/%2E%2E%2Fadmin":         "/admin",
+		"/public/..;/admin":              "/admin",
+		"/payments/%2e/42":               "/payments/42",
 	}
 	for in, want := range cases {
 		if got := NormalizePath(in); got != want {
 			t.Errorf("NormalizePath(%q) = %q, want %q", in, got, want)
 		}
+	}
+}
+
+// A gate on a path holds for every spelling of it that an upstream may
+// route there: the normalised path with the router's case folding and HEAD.
+func TestEverySpellingIsGated(t *testing.T) {
+	var sensitive, folded router[string]
+	key := "GET:/payments/{id}"
+	sensitive.add(key, &key, false)
+	folded.add(key, &key, true)
+	for _, tc := range []struct {
+		method, uri string
+		foldedOnly  bool
+	}{
+		{"GET", "/payments/42", false},
+		{"HEAD", "/payments/42", false},
+		{"GET", "/%70ayments/42", false},
+		{"GET", "/%70ayments/%zz", false},
+		{"GET", "/payments;jsessionid=x/42", false},
+		{"GET", "//payments//42/", false},
+		{"GET", "/x/../payments/42", false},
+		{"GET", "/Payments/42", true},
+		{"HEAD", "/PAYMENTS/42", true},
+		{"GET", "/P%41yments/42", true},
+	} {
+		p := NormalizePath(tc.uri)
+		if got := folded.match(methodOf(tc.method), p); got == nil {
+			t.Errorf("%s %s (%s) escapes a case-insensitive gate", tc.method, tc.uri, p)
+		}
+		if got := sensitive.match(methodOf(tc.method), p); (got != nil) == tc.foldedOnly {
+			t.Errorf("%s %s (%s): a case-sensitive gate matches = %v", tc.method, tc.uri, p, got != nil)
+		}
+	}
+	// Other methods, and other paths, are not governed.
+	for _, tc := range []struct{ method, path string }{{"POST", "/payments/42"}, {"GET", "/payment/42"}, {"GET", "/payments/42/x"}} {
+		if folded.match(methodOf(tc.method), tc.path) != nil {
+			t.Errorf("%s %s matches %s", tc.method, tc.path, key)
+		}
+	}
+}
+
+func TestLowerAllocatesNothingForLowerCase(t *testing.T) {
+	if n := testing.AllocsPerRun(100, func() { _ = lower("payments") }); n != 0 {
+		t.Fatalf("%v allocations", n)
 	}
 }

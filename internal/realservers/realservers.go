@@ -130,6 +130,44 @@ func Redis(t T) *Server {
 	return s
 }
 
+// RedisCluster starts a Redis Cluster of three masters (no replicas, no
+// persistence) and returns the URL a rueidis client takes for it:
+// redis://host:port?addr=host2:port2&addr=host3:port3.
+func RedisCluster(t T) string {
+	t.Helper()
+	const masters = 3
+	addrs := make([]string, masters)
+	for i := range addrs {
+		s := &Server{Addr: FreeAddr(t), name: fmt.Sprint("redis-cluster-", i), dir: t.TempDir()}
+		_, port, _ := net.SplitHostPort(s.Addr)
+		// The cluster bus gets a free port of its own: the default, port +
+		// 10000, may be taken.
+		_, busPort, _ := net.SplitHostPort(FreeAddr(t))
+		s.argv = []string{lookPath(t, "redis-server"), "--bind", "127.0.0.1", "--port", port, "--save", "", "--appendonly", "no",
+			"--cluster-enabled", "yes", "--cluster-port", busPort, "--cluster-config-file", filepath.Join(s.dir, "nodes.conf")}
+		s.Start(t)
+		addrs[i] = s.Addr
+	}
+	cli := lookPath(t, "redis-cli")
+	create := exec.Command(cli, append(append([]string{"--cluster", "create"}, addrs...), "--cluster-replicas", "0", "--cluster-yes")...)
+	if out, err := create.CombinedOutput(); err != nil {
+		t.Fatalf("redis-cli --cluster create: %v\n%s", err, out)
+	}
+	for _, addr := range addrs {
+		host, port, _ := net.SplitHostPort(addr)
+		for deadline := time.Now().Add(20 * time.Second); ; time.Sleep(50 * time.Millisecond) {
+			out, err := exec.Command(cli, "-h", host, "-p", port, "cluster", "info").Output()
+			if err == nil && strings.Contains(string(out), "cluster_state:ok") {
+				break
+			}
+			if time.Now().After(deadline) {
+				t.Fatalf("the Redis Cluster node %s is not ok after 20s: %v\n%s", addr, err, out)
+			}
+		}
+	}
+	return "redis://" + addrs[0] + "?addr=" + addrs[1] + "&addr=" + addrs[2]
+}
+
 // Nginx starts nginx with server, the http-level configuration (upstreams
 // and server blocks), in a configuration of its own (no root, a temporary
 // prefix, one worker).

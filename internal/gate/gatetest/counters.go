@@ -4,12 +4,60 @@ package gatetest
 
 import (
 	"context"
+	"fmt"
+	"net/netip"
+	"sync"
 	"testing"
 	"time"
 
 	waygatev1 "github.com/waygate-dev/waygate/api/v1alpha1"
 	"github.com/waygate-dev/waygate/internal/gate"
 )
+
+// A Clock is the time counter tests run in: a store that counts at the time
+// it is given runs in a FakeClock, one that reads its own clock (Redis's
+// TIME) in RealClock.
+type Clock interface {
+	// start is when a case starts, a whole second so that its windows line
+	// up, once it has come.
+	start() time.Time
+	// at is the time d after start, once it has come.
+	at(start time.Time, d time.Duration) time.Time
+	// slack is how far a result's time may be from the one expected.
+	slack() time.Duration
+}
+
+// FakeClock runs every case at Start (a whole hour), jumping from step to
+// step: results must agree with the expected ones to the microsecond.
+type FakeClock struct{ Start time.Time }
+
+func (c FakeClock) start() time.Time                              { return c.Start }
+func (FakeClock) at(start time.Time, d time.Duration) time.Time { return start.Add(d) }
+func (FakeClock) slack() time.Duration                            { return 0 }
+
+// RealClock runs the cases now, sleeping until each step. A step comes a
+// little late (scheduling, the call to the store), so the cases keep their
+// steps away from the edges where that would change an answer, and times
+// may be off by realSlack.
+type RealClock struct{}
+
+// realSlack bounds how late a step runs and how early a store's time,
+// converted to the caller's clock, may come back.
+const realSlack = 60 * time.Millisecond
+
+func (RealClock) start() time.Time {
+	now := time.Now()
+	s := now.Truncate(time.Second).Add(time.Second)
+	time.Sleep(s.Sub(now))
+	return s
+}
+
+func (RealClock) at(start time.Time, d time.Duration) time.Time {
+	time.Sleep(time.Until(start.Add(d)))
+	return time.Now()
+}
+
+func (RealClock) slack() time.Duration { return realSlack }
 
 // step is one request at an offset from the start of a counter test.
 type step struct {
@@ -22,6 +70,9 @@ type step struct {
 
 // counterCases are the algorithms' arithmetic, shared by every Counters
 // implementation: in memory (internal/gate) and in Redis (internal/dataplane).
+// Periods are a second at most and every case ends within 3 s, so that a
+// store on the real clock runs them quickly; no step is within realSlack of
+// an edge that would change its answer.
 var counterCases = []struct {
 	name  string
 	check gate.Check
@@ -32,40 +83,48 @@ var counterCases = []struct {
 		{300 * time.Millisecond, false, 0, time.Second},
 		{time.Second, true, 2, 0},
 	}},
-	{"fixed window with a burst", gate.Check{Algorithm: waygatev1.FixedWindow, Count: 2, Burst: 2, Period: time.Minute}, []step{
-		{0, true, 3, 0}, {0, true, 2, 0}, {0, true, 1, 0}, {0, true, 0, 0}, {0, false, 0, time.Minute},
+	{"fixed window with a burst", gate.Check{Algorithm: waygatev1.FixedWindow, Count: 2, Burst: 2, Period: time.Second}, []step{
+		{0, true, 3, 0}, {0, true, 2, 0}, {0, true, 1, 0}, {0, true, 0, 0}, {0, false, 0, time.Second},
 	}},
-	{"sliding window", gate.Check{Algorithm: waygatev1.SlidingWindow, Count: 4, Period: time.Minute}, []step{
-		{0, true, 3, 0}, {time.Second, true, 2, 0}, {2 * time.Second, true, 1, 0}, {3 * time.Second, true, 0, 0},
+	{"sliding window", gate.Check{Algorithm: waygatev1.SlidingWindow, Count: 4, Period: time.Second}, []step{
+		{0, true, 3, 0}, {50 * time.Millisecond, true, 2, 0}, {100 * time.Millisecond, true, 1, 0}, {150 * time.Millisecond, true, 0, 0},
 		// Full: the next window starts with the previous one weighing 4,
-		// which has decayed to 3 at 75 s.
-		{4 * time.Second, false, 0, 75 * time.Second},
-		{60 * time.Second, false, 0, 75 * time.Second},
-		{75 * time.Second, true, 0, 0},
+		// which has decayed to 3 at 1.25 s.
+		{200 * time.Millisecond, false, 0, 1250 * time.Millisecond},
+		{time.Second, false, 0, 1250 * time.Millisecond},
+		{1250 * time.Millisecond, true, 0, 0},
 		// Two windows later nothing weighs.
-		{180 * time.Second, true, 3, 0},
+		{3 * time.Second, true, 3, 0},
 	}},
 	{"token bucket", gate.Check{Algorithm: waygatev1.TokenBucket, Count: 2, Burst: 1, Period: time.Second}, []step{
 		{0, true, 2, 0}, {0, true, 1, 0}, {0, true, 0, 0},
 		{0, false, 0, 500 * time.Millisecond},
-		{500 * time.Millisecond, true, 0, 0},
-		{600 * time.Millisecond, false, 0, time.Second},
+		{600 * time.Millisecond, true, 0, 0},
+		// 0.2 tokens at 600 ms, 0.4 at 700: the next whole one at 1 s.
+		{700 * time.Millisecond, false, 0, time.Second},
 		// Refilled to the limit plus the burst, never beyond.
-		{10 * time.Second, true, 2, 0},
+		{3 * time.Second, true, 2, 0},
 	}},
 }
 
-// RunCounters runs counterCases against the counters newCounters returns,
-// from start (a whole number of hours, so windows line up).
-func RunCounters(t *testing.T, newCounters func(t *testing.T) gate.Counters, start time.Time) {
-	for _, tc := range counterCases {
-		t.Run(tc.name, func(t *testing.T) {
+// RunCounters runs the shared cases against the counters newCounters
+// returns, in clock, all at once: on the real clock they mostly sleep (and
+// t.Parallel would run only as many at once as there are processors).
+// Every case counts in a namespace of its own, so that on a Redis Cluster
+// they land on several masters.
+func RunCounters(t *testing.T, newCounters func(t *testing.T) gate.Counters, clock Clock) {
+	var wg sync.WaitGroup
+	defer wg.Wait()
+	run := func(name string, f func(t *testing.T)) { wg.Go(func() { t.Run(name, f) }) }
+	for i, tc := range counterCases {
+		run(tc.name, func(t *testing.T) {
 			c := newCounters(t)
 			ch := tc.check
-			ch.Policy, ch.Caller = "p-"+tc.name, "alice"
+			ch.Namespace, ch.Policy, ch.Caller = fmt.Sprint("ns-", i), "p-"+tc.name, "alice"
+			start := clock.start()
 			for i, s := range tc.steps {
 				var res [1]gate.Result
-				refused, err := c.Take(context.Background(), start.Add(s.at), []gate.Check{ch}, res[:])
+				refused, err := c.Take(context.Background(), clock.at(start, s.at), []gate.Check{ch}, res[:])
 				if err != nil {
 					t.Fatal(err)
 				}
@@ -73,38 +132,118 @@ func RunCounters(t *testing.T, newCounters func(t *testing.T) gate.Counters, sta
 				if r.Allowed != s.allowed || (refused == -1) != s.allowed || r.Remaining != s.remaining {
 					t.Fatalf("step %d at %s: allowed %v (refused %d) remaining %d, want %v remaining %d", i, s.at, r.Allowed, refused, r.Remaining, s.allowed, s.remaining)
 				}
-				if s.retry != 0 && !r.RetryAt.Equal(start.Add(s.retry)) {
-					t.Fatalf("step %d at %s: retry at %s, want %s", i, s.at, r.RetryAt.Sub(start), s.retry)
+				if off := r.RetryAt.Sub(start.Add(s.retry)); s.retry != 0 && (off < -clock.slack() || off > clock.slack()) {
+					t.Fatalf("step %d at %s: retry at %s, want %s (± %s)", i, s.at, r.RetryAt.Sub(start), s.retry, clock.slack())
 				}
 			}
 		})
 	}
-	t.Run("layers", func(t *testing.T) {
+	run("layers", func(t *testing.T) {
 		c := newCounters(t)
-		wide := gate.Check{Policy: "wide", Algorithm: waygatev1.FixedWindow, Count: 10, Period: time.Minute}
-		route := gate.Check{Policy: "route", Algorithm: waygatev1.FixedWindow, Count: 1, Period: time.Minute, Caller: "alice"}
-		after := gate.Check{Policy: "after", Algorithm: waygatev1.FixedWindow, Count: 1, Period: time.Minute}
+		wide := gate.Check{Namespace: "shop", Policy: "wide", Algorithm: waygatev1.FixedWindow, Count: 10, Period: time.Minute}
+		route := gate.Check{Namespace: "shop", Policy: "route", Algorithm: waygatev1.FixedWindow, Count: 1, Period: time.Minute, Caller: "alice"}
+		after := gate.Check{Namespace: "shop", Policy: "after", Algorithm: waygatev1.FixedWindow, Count: 1, Period: time.Minute}
+		start := clock.start()
 		var res [3]gate.Result
 		for i, want := range []int{-1, 1, 1} {
-			refused, err := c.Take(context.Background(), start, []gate.Check{wide, route, after}, res[:])
+			refused, err := c.Take(context.Background(), clock.at(start, 0), []gate.Check{wide, route, after}, res[:])
 			if err != nil || refused != want {
 				t.Fatalf("request %d: refused by %d (%v), want %d", i, refused, err, want)
 			}
 		}
 		// The wide layer counted all three; the layer after the refusal
 		// only the first.
-		if refused, _ := c.Take(context.Background(), start, []gate.Check{wide, after}, res[:2]); refused != 1 || res[0].Remaining != 6 {
+		if refused, _ := c.Take(context.Background(), clock.at(start, 0), []gate.Check{wide, after}, res[:2]); refused != 1 || res[0].Remaining != 6 {
 			t.Fatalf("refused by %d, wide remaining %d; want 1, 6", refused, res[0].Remaining)
 		}
 		// Other callers and a reset policy count afresh.
 		route.Caller = "bob"
-		if refused, _ := c.Take(context.Background(), start, []gate.Check{route}, res[:1]); refused != -1 {
+		if refused, _ := c.Take(context.Background(), clock.at(start, 0), []gate.Check{route}, res[:1]); refused != -1 {
 			t.Fatal("bob was refused by alice's counter")
 		}
 		route.Policy = "route@reset"
 		route.Caller = "alice"
-		if refused, _ := c.Take(context.Background(), start, []gate.Check{route}, res[:1]); refused != -1 {
+		if refused, _ := c.Take(context.Background(), clock.at(start, 0), []gate.Check{route}, res[:1]); refused != -1 {
 			t.Fatal("a reset policy kept alice's count")
 		}
 	})
+	run("caller kinds", func(t *testing.T) {
+		c := newCounters(t)
+		start := clock.start()
+		for _, addr := range []string{"192.0.2.7", "2001:db8:1:2::"} {
+			a := netip.MustParseAddr(addr)
+			raw := a.AsSlice()
+			raw16 := a.As16()
+			// A header may carry any bytes: the address's text, its raw
+			// bytes (4 or 16, and 16 for an IPv4 one), or its text as an
+			// IPv4-mapped address.
+			for i, caller := range []string{a.String(), string(raw), string(raw16[:]), netip.AddrFrom16(raw16).String(), "ip:" + a.String()} {
+				byAddr := gate.Check{Namespace: "shop", Policy: fmt.Sprint("kinds-", addr, "-", i), Algorithm: waygatev1.FixedWindow, Count: 1, Period: time.Minute, CallerAddr: a}
+				var res [1]gate.Result
+				if refused, err := c.Take(context.Background(), clock.at(start, 0), []gate.Check{byAddr}, res[:]); err != nil || refused != -1 {
+					t.Fatalf("%s: its first request was refused (%d, %v)", addr, refused, err)
+				}
+				if refused, err := c.Take(context.Background(), clock.at(start, 0), []gate.Check{byAddr}, res[:]); err != nil || refused != 0 {
+					t.Fatalf("%s: its second request was not refused (%d, %v)", addr, refused, err)
+				}
+				byKey := byAddr
+				byKey.CallerAddr, byKey.Caller = netip.Addr{}, caller
+				if refused, err := c.Take(context.Background(), clock.at(start, 0), []gate.Check{byKey}, res[:]); err != nil || refused != -1 {
+					t.Fatalf("the header key %q was refused by the counter of the address %s (%d, %v)", caller, addr, refused, err)
+				}
+			}
+		}
+	})
+	run("namespaces", func(t *testing.T) {
+		testNamespaces(t, newCounters(t), clock)
+	})
+}
+
+// testNamespaces counts concurrent decisions of several namespaces, which
+// a shared store may batch together.
+func testNamespaces(t *testing.T, c gate.Counters, clock Clock) {
+	const namespaces, callers, requests = 8, 4, 5
+	const wideCount, routeCount = 100, 3
+	wide := func(ns int) gate.Check {
+		return gate.Check{Namespace: fmt.Sprint("team-", ns), Policy: fmt.Sprint("wide-", ns), Algorithm: waygatev1.FixedWindow, Count: wideCount, Period: time.Hour}
+	}
+	start := clock.start()
+	var mu sync.Mutex
+	allowed := map[string]int{}
+	var wg sync.WaitGroup
+	for ns := range namespaces {
+		for caller := range callers {
+			for range requests {
+				wg.Go(func() {
+					route := gate.Check{Namespace: fmt.Sprint("team-", ns), Policy: fmt.Sprint("route-", ns), Algorithm: waygatev1.TokenBucket,
+						Count: routeCount, Period: time.Hour, Caller: fmt.Sprint("caller-", caller)}
+					var res [2]gate.Result
+					refused, err := c.Take(context.Background(), clock.at(start, 0), []gate.Check{wide(ns), route}, res[:])
+					if err != nil {
+						t.Error(err)
+						return
+					}
+					if refused == -1 {
+						mu.Lock()
+						allowed[fmt.Sprint(ns, "/", caller)]++
+						mu.Unlock()
+					}
+				})
+			}
+		}
+	}
+	wg.Wait()
+	for ns := range namespaces {
+		for caller := range callers {
+			if n := allowed[fmt.Sprint(ns, "/", caller)]; n != routeCount {
+				t.Errorf("team-%d caller-%d: %d of %d requests allowed, want %d", ns, caller, n, requests, routeCount)
+			}
+		}
+		// Every request reached the namespace's layer, and only its
+		// namespace's requests did.
+		var res [1]gate.Result
+		if _, err := c.Take(context.Background(), clock.at(start, 0), []gate.Check{wide(ns)}, res[:]); err != nil || res[0].Remaining != wideCount-callers*requests-1 {
+			t.Errorf("team-%d: %d remaining (%v), want %d", ns, res[0].Remaining, err, wideCount-callers*requests-1)
+		}
+	}
 }
