@@ -33,6 +33,14 @@ spec: {route: "GET:/payments/{id}", service: payments, state: maintenance, reaso
 			t.Errorf("%v: %s, want 200", c, a)
 		}
 	}
+	// A check URL naming a namespace or service with no Waygate objects (a
+	// typo?) is allowed, but counted (and logged).
+	unknownNS, unknownSvc := metric(t, gw, `waygate_gate_unknown_scope_total{scope="namespace"}`), metric(t, gw, `waygate_gate_unknown_scope_total{scope="service"}`)
+	check(t, gw, ns+"-typo", "payments", "GET", "/payments/42")
+	check(t, gw, ns, "paymnets", "GET", "/payments/42")
+	if a, b := metric(t, gw, `waygate_gate_unknown_scope_total{scope="namespace"}`)-unknownNS, metric(t, gw, `waygate_gate_unknown_scope_total{scope="service"}`)-unknownSvc; a < 1 || b < 1 {
+		t.Errorf("unknown scopes counted: namespace +%v, service +%v; want at least 1 each", a, b)
+	}
 
 	kubectl(t, "", "patch", "rg", "get-payments", "-n", ns, "--type", "merge", "-p", `{"spec":{"state":"active","reason":"Migration done"}}`)
 	waitFor(t, http.StatusOK, "", func() answer { return check(t, gw, ns, "payments", "GET", "/payments/42") })

@@ -80,7 +80,7 @@ func (x *ExtAuthz) Check(ctx context.Context, in *authv3.CheckRequest) (*authv3.
 			HttpResponse: &authv3.CheckResponse_OkResponse{OkResponse: &authv3.OkHttpResponse{ResponseHeadersToAdd: headers}},
 		}
 	}
-	x.Metrics.observe(ProtocolExtAuthz, x.Engine.Snapshot(), ns, d.Verdict, time.Since(start))
+	x.Metrics.observe(ProtocolExtAuthz, x.Engine.Snapshot(), ns, service, d.Verdict, time.Since(start))
 	return resp, nil
 }
 

@@ -154,7 +154,7 @@ func (f *ForwardAuth) decide(ctx *fasthttp.RequestCtx, start time.Time, ns, serv
 	}
 	d := f.Engine.Decide(ctx, &req)
 	respond(ctx, &d, nginx)
-	f.Metrics.observe(ProtocolForwardAuth, f.Engine.Snapshot(), req.Namespace, d.Verdict, time.Since(start))
+	f.Metrics.observe(ProtocolForwardAuth, f.Engine.Snapshot(), req.Namespace, req.Service, d.Verdict, time.Since(start))
 }
 
 // pathOfURL is the request URI of an nginx $scheme://$http_host$request_uri:

@@ -2,10 +2,12 @@ package dataplane
 
 import (
 	"strconv"
+	"sync/atomic"
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/collectors"
+	ctrl "sigs.k8s.io/controller-runtime"
 
 	"github.com/waygate-dev/waygate/internal/gate"
 )
@@ -25,6 +27,9 @@ type Metrics struct {
 	builds         prometheus.Counter
 	lastBuild      prometheus.Gauge
 	ofrepRequests  *prometheus.CounterVec
+	unknownScopes  *prometheus.CounterVec
+	// lastUnknown is when an unknown scope was last logged (Unix ns).
+	lastUnknown atomic.Int64
 }
 
 // Protocols a decision arrives by, a label of the latency histogram.
@@ -71,6 +76,10 @@ func NewMetrics(src *Source) *Metrics {
 			Name: "waygate_gate_snapshot_timestamp_seconds",
 			Help: "When the snapshot in effect was built (Unix time).",
 		}),
+		unknownScopes: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "waygate_gate_unknown_scope_total",
+			Help: "Decisions asked for a namespace with no Waygate objects, or a service no object names (allowed: a typo in a gateway's check URL shows here and in the log).",
+		}, []string{"scope"}),
 		ofrepRequests: prometheus.NewCounterVec(prometheus.CounterOpts{
 			Name: "waygate_gate_ofrep_requests_total",
 			Help: "OFREP requests answered, by HTTP status and namespace (\"unknown\" for namespaces with no flags).",
@@ -85,10 +94,13 @@ func NewMetrics(src *Source) *Metrics {
 		Name: "waygate_gate_snapshot_age_seconds",
 		Help: "How far behind the API server the gate's view may be: 0 while its watches are connected, else the time since they failed. The gate keeps enforcing the last state it saw.",
 	}, func() float64 { return src.Stale().Seconds() })
-	m.Registry.MustRegister(m.decisions, m.latency, m.CounterErrors, m.CounterStoreUp, m.objects, m.problems, m.builds, m.lastBuild, m.ofrepRequests, src.FlagCompiles, stale,
+	m.Registry.MustRegister(m.decisions, m.latency, m.CounterErrors, m.CounterStoreUp, m.objects, m.problems, m.builds, m.lastBuild, m.ofrepRequests, m.unknownScopes, src.FlagCompiles, stale,
 		collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
 	for _, v := range gate.Verdicts() {
 		m.decisions.WithLabelValues(v.String(), unknownNamespace)
+	}
+	for _, scope := range []string{"namespace", "service"} {
+		m.unknownScopes.WithLabelValues(scope)
 	}
 	return m
 }
@@ -96,9 +108,32 @@ func NewMetrics(src *Source) *Metrics {
 const unknownNamespace = "unknown"
 
 // observe records one decision.
-func (m *Metrics) observe(protocol string, snap *gate.Snapshot, namespace string, v gate.Verdict, took time.Duration) {
+func (m *Metrics) observe(protocol string, snap *gate.Snapshot, namespace, service string, v gate.Verdict, took time.Duration) {
 	m.decisions.WithLabelValues(v.String(), snap.Namespace(namespace, unknownNamespace)).Inc()
 	m.latency.WithLabelValues(protocol).Observe(took.Seconds())
+	if v != gate.NotReady {
+		if nsKnown, svcKnown := snap.Knows(namespace, service); !nsKnown || !svcKnown {
+			m.unknownScope(protocol, namespace, service, nsKnown)
+		}
+	}
+}
+
+// unknownScopeLogEvery bounds the log lines about unknown scopes.
+const unknownScopeLogEvery = 10 * time.Second
+
+// unknownScope counts a decision for a namespace or service the gate knows
+// nothing of, and says so in the log at most every unknownScopeLogEvery.
+func (m *Metrics) unknownScope(protocol, namespace, service string, nsKnown bool) {
+	scope := "namespace"
+	if nsKnown {
+		scope = "service"
+	}
+	m.unknownScopes.WithLabelValues(scope).Inc()
+	now, last := time.Now().UnixNano(), m.lastUnknown.Load()
+	if now-last >= int64(unknownScopeLogEvery) && m.lastUnknown.CompareAndSwap(last, now) {
+		ctrl.Log.WithName("gate").Info("a check names a "+scope+" with no Waygate objects: allowed; check the gateway's URL for a typo",
+			"protocol", protocol, "namespace", namespace, "service", service)
+	}
 }
 
 // snapshotBuilt records a snapshot put in effect.

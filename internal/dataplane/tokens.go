@@ -176,8 +176,9 @@ func (t *Tokens) Verify(token string) *gate.Caller {
 func (t *Tokens) verify(token string, now time.Time) verdict {
 	rejected := verdict{expires: now.Add(rejectedFor)}
 	tok, err := jwt.ParseString(token,
-		// The key set's keys decide the algorithm, never the token's header.
-		jwt.WithKeySet(*t.keys.Load(), jws.WithInferAlgorithmFromKey(true)),
+		// The key set's keys decide the algorithm, never the token's header;
+		// a token without a kid is tried against each key of its type.
+		jwt.WithKeySet(*t.keys.Load(), jws.WithInferAlgorithmFromKey(true), jws.WithRequireKid(false)),
 		jwt.WithValidate(true), jwt.WithIssuer(t.o.Issuer), jwt.WithAudience(t.o.Audience),
 		jwt.WithAcceptableSkew(30*time.Second))
 	if err != nil {

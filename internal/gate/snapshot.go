@@ -190,6 +190,20 @@ func (s *Snapshot) Namespace(ns, otherwise string) string {
 	return otherwise
 }
 
+// Knows tells whether the snapshot has Waygate objects in ns, and whether
+// it knows service there (the service "" always, in a known namespace): a
+// check URL naming neither is allowed, and may be a typo.
+func (s *Snapshot) Knows(ns, service string) (namespace, svc bool) {
+	if s == nil {
+		return false, false
+	}
+	nv := s.namespaces[ns]
+	if nv == nil {
+		return false, false
+	}
+	return true, nv.services[service] != nil
+}
+
 func compilePolicy(p *waygatev1.RateLimitPolicy) (*policy, error) {
 	rate, err := ParseRate(p.Spec.Limit)
 	if err != nil {
