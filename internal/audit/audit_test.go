@@ -1,6 +1,8 @@
 package audit
 
 import (
+	"context"
+	"encoding/base64"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -305,6 +307,46 @@ func TestKeyring(t *testing.T) {
 		if got := tc.k.Verify(tc.obj, tc.rec); got != tc.want {
 			t.Errorf("%s: verified %v, want %v", tc.name, got, tc.want)
 		}
+	}
+}
+
+// A rotation reaches replicas up to a minute apart: a record signed by a
+// webhook replica already on the new key is verified by a leader still on
+// the old ones (it reads the keys again), while a record no key signed is
+// still told apart.
+func TestKeyringRotationOnAnotherReplica(t *testing.T) {
+	b64 := func(s string) string { return base64.StdEncoding.EncodeToString([]byte(s)) }
+	secret := b64("old-key-0123456789") + "\n"
+	reads := 0
+	source := func(context.Context) ([]byte, error) { reads++; return []byte(secret), nil }
+	leader, webhook := &Keyring{source: source, where: "test"}, &Keyring{source: source, where: "test"}
+	ctx := context.Background()
+	if err := leader.load(ctx); err != nil {
+		t.Fatal(err)
+	}
+	leader.loaded.Store(0) // read long ago
+	// The rotation: the new key first; the webhook replica reads it.
+	secret = b64("new-key-0123456789") + "\n" + b64("old-key-0123456789") + "\n"
+	if err := webhook.load(ctx); err != nil {
+		t.Fatal(err)
+	}
+	rg := &waygatev1.RouteGate{ObjectMeta: metav1.ObjectMeta{Namespace: "shop", Name: "payments"}}
+	rec := Record{ID: "1", Seq: 3, Actor: "alice", Action: "disable", Path: "GET:/payments", Old: "active", New: "disabled"}
+	webhook.Sign(rg, &rec)
+	if leader.Verify(rg, rec) {
+		t.Fatal("the leader's old keys verify the new key's signature: the test does not rotate")
+	}
+	if !leader.VerifyCurrent(ctx, rg, rec) {
+		t.Fatal("a record signed with the rotated key is taken for tampered")
+	}
+	forged := rec
+	forged.Actor = "ceo"
+	before := reads
+	if leader.VerifyCurrent(ctx, rg, forged) || leader.VerifyCurrent(ctx, rg, forged) {
+		t.Fatal("a forged record verified")
+	}
+	if reads != before {
+		t.Errorf("forged records made the keys be read %d more times right after a read, want none", reads-before)
 	}
 }
 

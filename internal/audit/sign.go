@@ -39,15 +39,27 @@ const ActionTampered = "audit_tampered"
 // them before the controller writes them as entries. Only the operator can
 // read its key, so a record planted by any other writer is told apart.
 type Keyring struct {
-	reader    client.Reader
-	namespace string
-	keys      atomic.Pointer[[][]byte]
+	// source reads the keys line of KeySecret; where names it in errors.
+	source func(ctx context.Context) ([]byte, error)
+	where  string
+	keys   atomic.Pointer[[][]byte]
+	// loaded is when the keys were last read (Unix ns).
+	loaded atomic.Int64
 }
+
+// reloadAfter is how soon a record no key verifies may make the keys be
+// read again: a rotation reaches replicas up to a minute apart, and a
+// record signed by a replica already on the new key is genuine.
+const reloadAfter = 2 * time.Second
 
 // LoadKeyring reads the keys from KeySecret in namespace, creating it with
 // a new key when there is none yet.
 func LoadKeyring(ctx context.Context, c client.Client, reader client.Reader, namespace string) (*Keyring, error) {
-	k := &Keyring{reader: reader, namespace: namespace}
+	k := &Keyring{where: "Secret " + namespace + "/" + KeySecret, source: func(ctx context.Context) ([]byte, error) {
+		var s corev1.Secret
+		err := reader.Get(ctx, client.ObjectKey{Namespace: namespace, Name: KeySecret}, &s)
+		return s.Data["keys"], err
+	}}
 	err := k.load(ctx)
 	if apierrors.IsNotFound(err) {
 		key := make([]byte, 32)
@@ -70,22 +82,23 @@ func LoadKeyring(ctx context.Context, c client.Client, reader client.Reader, nam
 }
 
 func (k *Keyring) load(ctx context.Context) error {
-	var s corev1.Secret
-	if err := k.reader.Get(ctx, client.ObjectKey{Namespace: k.namespace, Name: KeySecret}, &s); err != nil {
+	raw, err := k.source(ctx)
+	if err != nil {
 		return err
 	}
 	var keys [][]byte
-	for _, line := range bytes.Fields(s.Data["keys"]) {
+	for _, line := range bytes.Fields(raw) {
 		key, err := base64.StdEncoding.DecodeString(string(line))
 		if err != nil || len(key) < 16 {
-			return fmt.Errorf("the audit signing keys (Secret %s/%s): every line of keys must be a base64 key of 16 bytes or more", k.namespace, KeySecret)
+			return fmt.Errorf("the audit signing keys (%s): every line of keys must be a base64 key of 16 bytes or more", k.where)
 		}
 		keys = append(keys, key)
 	}
 	if len(keys) == 0 {
-		return fmt.Errorf("the audit signing keys (Secret %s/%s): no keys", k.namespace, KeySecret)
+		return fmt.Errorf("the audit signing keys (%s): no keys", k.where)
 	}
 	k.keys.Store(&keys)
+	k.loaded.Store(time.Now().UnixNano())
 	return nil
 }
 
@@ -107,6 +120,23 @@ func (k *Keyring) NeedLeaderElection() bool { return false }
 func (k *Keyring) Sign(obj client.Object, rec *Record) {
 	rec.Sig = ""
 	rec.Sig = base64.RawStdEncoding.EncodeToString(mac((*k.keys.Load())[0], obj, rec))
+}
+
+// VerifyCurrent is Verify, reading the keys again first (at most every
+// reloadAfter) when none of those in hand verifies rec: after a rotation,
+// the replica that signed it may have read the new key before this one.
+func (k *Keyring) VerifyCurrent(ctx context.Context, obj client.Object, rec Record) bool {
+	if k.Verify(obj, rec) {
+		return true
+	}
+	if time.Since(time.Unix(0, k.loaded.Load())) < reloadAfter {
+		return false
+	}
+	if err := k.load(ctx); err != nil {
+		ctrl.LoggerFrom(ctx).Error(err, "re-reading the audit signing keys; keeping the ones read before")
+		return false
+	}
+	return k.Verify(obj, rec)
 }
 
 // Verify reports whether rec, a record of obj, was signed with one of the

@@ -79,7 +79,7 @@ func (w *Writer) Drain(ctx context.Context, obj Object) (retryAfter time.Duratio
 	if w.Keys != nil {
 		now, prev := w.Clock.Now(), obj.GetCreationTimestamp().Time
 		for i, rec := range pending {
-			if !w.Keys.Verify(obj, rec) {
+			if !w.Keys.VerifyCurrent(ctx, obj, rec) {
 				pending[i] = tampered(rec, now, prev)
 			}
 			prev = pending[i].Time.Time
