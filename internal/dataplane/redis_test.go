@@ -357,3 +357,15 @@ func TestRedisDownAtStart(t *testing.T) {
 		t.Fatal("counting without Redis did not fail")
 	}
 }
+
+// The limits of one decision share a namespace, so that their keys share a
+// hash slot: a decision that mixes them is refused before it reaches Redis
+// (where a cluster client would panic).
+func TestRedisRefusesMixedNamespaces(t *testing.T) {
+	rc := newRedisCounters(t, "redis://"+realservers.Redis(t).Addr+"/0", time.Second)
+	checks := []gate.Check{{Namespace: "shop", Policy: "a", Count: 1, Period: time.Second}, {Namespace: "bank", Policy: "b", Count: 1, Period: time.Second}}
+	var res [2]gate.Result
+	if _, err := rc.Take(context.Background(), time.Now(), checks, res[:]); err == nil || !strings.Contains(err.Error(), `"bank"`) {
+		t.Fatalf("a decision of two namespaces: %v, want an error naming them", err)
+	}
+}
