@@ -239,9 +239,12 @@ var forgeries = []string{
 // refused request.
 func testForgeries(t *testing.T, ns, base string, up *realservers.Upstream, bare bool) {
 	ctx := context.Background()
-	for _, o := range []struct{ name, route string }{{"delete-refunds", "DELETE:/refunds/{id}"}, {"get-admin", "GET:/admin/users"}} {
+	for _, o := range []struct {
+		name, route string
+		fold        bool
+	}{{"delete-refunds", "DELETE:/refunds/{id}", false}, {"get-admin", "GET:/admin/users", false}, {"reports", "/reports/{id}", true}} {
 		if err := k8s.Create(ctx, &waygatev1.RouteGate{ObjectMeta: metav1.ObjectMeta{Namespace: ns, Name: o.name},
-			Spec: waygatev1.RouteGateSpec{Route: waygatev1.RouteKey(o.route), Service: "payments", State: waygatev1.RouteDisabled}}); err != nil {
+			Spec: waygatev1.RouteGateSpec{Route: waygatev1.RouteKey(o.route), Service: "payments", State: waygatev1.RouteDisabled, CaseInsensitive: o.fold}}); err != nil {
 			t.Fatal(err)
 		}
 	}
@@ -273,6 +276,8 @@ func testForgeries(t *testing.T, ns, base string, up *realservers.Upstream, bare
 		{"GET", "/public/../admin/users"},
 		{"GET", "/public/%2e%2e/admin/users"},
 		{"GET", "/admin/users?x=1"},
+		{"GET", "/REPORTS/7"},
+		{"HEAD", "/Reports/7"},
 	} {
 		for _, forged := range [][]string{nil, forgeries} {
 			a := get(t, tc.method, base+tc.uri, forged...)

@@ -54,7 +54,7 @@ func main() {
 	flag.StringVar(&o.RedisURL, "redis-url", "", "Share rate-limit counters between replicas in Redis (redis://host:6379/0); empty keeps them in memory.")
 	flag.DurationVar(&o.RedisTimeout, "redis-timeout", 50*time.Millisecond, "How long a decision waits for Redis before failing open (or closed).")
 	flag.BoolVar(&o.FailClosed, "fail-closed", false, "Refuse requests whose rate limits cannot be counted (Redis down) with 503, instead of letting them through.")
-	flag.IntVar(&o.MaxCounters, "max-counters", 100_000, "In-memory counters kept at most (callers × limits); a flood of new callers evicts the counters nearest to expiring.")
+	flag.IntVar(&o.MaxCounters, "max-counters", 100_000, "In-memory counters kept at most (callers × limits); a flood of new callers evicts the counters nearest to expiring, keeping those over their limit until they expire.")
 	zapOpts := zap.Options{}
 	zapOpts.BindFlags(flag.CommandLine)
 	flag.Parse()

@@ -499,3 +499,38 @@ func TestMethodOverridesAreJudged(t *testing.T) {
 		}
 	}
 }
+
+// A host rotating through the addresses of its IPv6 /64 is one caller to a
+// limit by ip; the next /64 is another. IPv4 addresses count one by one.
+func TestIPKeysByNetwork(t *testing.T) {
+	e := &Engine{Counters: NewMemoryCounters(1000), Now: func() time.Time { return t0 }}
+	e.Swap(NewSnapshot(Objects{Policies: []waygatev1.RateLimitPolicy{rlp("shop", "p", waygatev1.RateLimitPolicySpec{Route: "*", Limit: "3/minute"})}}))
+	decide := func(client string) Verdict {
+		return e.Decide(context.Background(), &Request{Namespace: "shop", Method: "GET", Path: "/", Peer: netip.MustParseAddr(client), PeerIsClient: true}).Verdict
+	}
+	for i := range 100 {
+		want := Allowed
+		if i >= 3 {
+			want = RateLimited
+		}
+		if got := decide(fmt.Sprintf("2001:db8:0:1:%x:%x::1", i, i*7)); got != want {
+			t.Fatalf("address %d of one /64: %s, want %s", i, got, want)
+		}
+	}
+	if got := decide("2001:db8:0:2::1"); got != Allowed {
+		t.Errorf("the next /64: %s", got)
+	}
+	for _, a := range []string{"192.0.2.1", "192.0.2.2", "192.0.2.3", "192.0.2.4"} {
+		if got := decide(a); got != Allowed {
+			t.Errorf("%s: %s", a, got)
+		}
+	}
+	wide := &Engine{Counters: NewMemoryCounters(1000), Now: e.Now, Networks: Networks{IPv4Bits: 24}}
+	wide.Swap(e.Snapshot())
+	for i, want := range []Verdict{Allowed, Allowed, Allowed, RateLimited} {
+		d := wide.Decide(context.Background(), &Request{Namespace: "shop", Method: "GET", Path: "/", Peer: netip.MustParseAddr(fmt.Sprint("198.51.100.", i+1)), PeerIsClient: true})
+		if d.Verdict != want {
+			t.Errorf("/24, address %d: %s, want %s", i, d.Verdict, want)
+		}
+	}
+}
