@@ -213,8 +213,8 @@ func httpServers(fa *ForwardAuth, ofrep *OFREP, o *Options) (forwardAuth, ofrepO
 				fail(ctx, http.StatusRequestEntityTooLarge, "BODY_TOO_LARGE", fmt.Sprintf("forward-auth reads no body over %d bytes: "+
 					"configure the gateway not to pass the request's body to the gate (nginx: proxy_pass_request_body off)", forwardAuthMaxBody))
 			default:
-				status, msg := unreadRequest(err, o.MaxHeaderBytes, "--http-max-header-bytes")
-				fail(ctx, status, "BAD_REQUEST", msg)
+				status, code, msg := unreadRequest(ctx, err, o.MaxHeaderBytes, "--http-max-header-bytes")
+				fail(ctx, status, code, msg)
 			}
 		},
 		Name:           "waygate-gate",
@@ -247,7 +247,7 @@ func httpServers(fa *ForwardAuth, ofrep *OFREP, o *Options) (forwardAuth, ofrepO
 				ofrep.BodyTooLarge(ctx)
 				return
 			}
-			status, msg := unreadRequest(err, ofrepReadBufferSize, "")
+			status, _, msg := unreadRequest(ctx, err, ofrepReadBufferSize, "")
 			ofrepError(ctx, status, ofrepResult{ErrorDetails: msg})
 		},
 		Name:           "waygate-gate",
@@ -263,21 +263,23 @@ func httpServers(fa *ForwardAuth, ofrep *OFREP, o *Options) (forwardAuth, ofrepO
 	return forwardAuth, ofrepOwn
 }
 
-// unreadRequest is the answer to a request the server could not read.
-func unreadRequest(err error, maxHeader int, flag string) (int, string) {
+// unreadRequest is the answer (status, error code, message) to a request
+// the server could not read; flag names the limit of its headers.
+func unreadRequest(ctx *fasthttp.RequestCtx, err error, maxHeader int, flag string) (status int, code, msg string) {
 	var small *fasthttp.ErrSmallBuffer
 	var netErr net.Error
 	switch {
 	case errors.As(err, &small):
-		msg := fmt.Sprintf("the request's headers are larger than the gate reads (%d bytes)", maxHeader)
+		lingerOnClose(ctx) // the rest of the headers is unread
+		msg = fmt.Sprintf("the request's headers are larger than the gate reads (%d bytes)", maxHeader)
 		if flag != "" {
 			msg += ": raise " + flag + " or send smaller headers"
 		}
-		return http.StatusRequestHeaderFieldsTooLarge, msg
+		return http.StatusRequestHeaderFieldsTooLarge, "HEADERS_TOO_LARGE", msg
 	case errors.As(err, &netErr) && netErr.Timeout():
-		return http.StatusRequestTimeout, "the request did not arrive in time"
+		return http.StatusRequestTimeout, "REQUEST_TIMEOUT", "the request did not arrive in time"
 	default:
-		return http.StatusBadRequest, "the request could not be read: " + err.Error()
+		return http.StatusBadRequest, "BAD_REQUEST", "the request could not be read: " + err.Error()
 	}
 }
 

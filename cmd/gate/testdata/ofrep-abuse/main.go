@@ -2,7 +2,7 @@
 // -clients connections at once, for -duration, it POSTs the bodies named
 // by -body (files, taken in turn) to -url, and prints how they were
 // answered as JSON: counts by status, "refused" for a connection closed
-// before an answer, "<status> <file>" for each body and status. It runs as
+// before an answer, "<status> <file name>" for each body and status. It runs as
 // its own process so that the test's forward-auth checker does not share a
 // Go runtime with it.
 package main
@@ -14,6 +14,7 @@ import (
 	"io"
 	"net/http"
 	"os"
+	"path/filepath"
 	"strconv"
 	"strings"
 	"sync"
@@ -66,7 +67,7 @@ func main() {
 				}
 				mu.Lock()
 				counts[answer]++
-				counts[answer+" "+files[i]]++
+				counts[answer+" "+filepath.Base(files[i])]++
 				mu.Unlock()
 			}
 		})
