@@ -9,6 +9,7 @@ import (
 	"fmt"
 	"maps"
 	"sync/atomic"
+	"time"
 
 	corev1 "k8s.io/api/core/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
@@ -112,11 +113,25 @@ func (s *Source) rebuildFlags(ctx context.Context) error {
 		return s.compileNamespace(ctx, ns)
 	})
 	s.Flags.p.Store(&out)
-	for _, ns := range failed {
-		s.changedFlags(ns)
+	if len(failed) > 0 {
+		// Tried again after a pause, not at once: a failure that lasts
+		// must not keep the source compiling in a loop.
+		s.flagsMu.Lock()
+		if s.flagsDirty == nil {
+			s.flagsDirty = map[string]bool{}
+		}
+		for _, ns := range failed {
+			s.flagsDirty[ns] = true
+		}
+		s.flagsMu.Unlock()
+		time.AfterFunc(retryFlagsAfter, s.poke)
 	}
 	return err
 }
+
+// retryFlagsAfter is how long namespaces whose flags failed to compile wait
+// to be tried again.
+const retryFlagsAfter = time.Second
 
 // compileDirty compiles every namespace of dirty into out (deleting those
 // with nothing left); one that fails keeps its snapshot of old, and is

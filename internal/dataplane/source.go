@@ -6,6 +6,7 @@ package dataplane
 
 import (
 	"context"
+	"errors"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -179,18 +180,18 @@ func (s *Source) poke() {
 	}
 }
 
+// rebuild brings the flag snapshots and the engine's snapshot up to date;
+// a failure in one does not hold the other back.
 func (s *Source) rebuild(ctx context.Context) error {
-	if err := s.rebuildFlags(ctx); err != nil {
-		return err
-	}
+	flagsErr := s.rebuildFlags(ctx)
 	if !s.dirtyGates.Swap(false) {
-		return nil
+		return flagsErr
 	}
 	if err := s.rebuildGates(ctx); err != nil {
 		s.dirtyGates.Store(true)
-		return err
+		return errors.Join(flagsErr, err)
 	}
-	return nil
+	return flagsErr
 }
 
 func (s *Source) rebuildGates(ctx context.Context) error {
