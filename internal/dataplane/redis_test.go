@@ -189,8 +189,10 @@ func (h *holdingClient) Do(ctx context.Context, cmd rueidis.Completed) rueidis.R
 	// EVALSHA sha1 numkeys key... arg...
 	if words := cmd.Commands(); len(words) > 2 && strings.HasPrefix(words[0], "EVAL") {
 		if n, err := strconv.Atoi(words[2]); err == nil && 3+n <= len(words) {
+			// A copy: rueidis recycles a command's words once it is done.
+			keys := append([]string(nil), words[3:3+n]...)
 			h.mu.Lock()
-			h.calls = append(h.calls, words[3:3+n])
+			h.calls = append(h.calls, keys)
 			h.mu.Unlock()
 		}
 	}
@@ -248,12 +250,13 @@ func testBoundedCalls(t *testing.T, url string) {
 	wg.Wait()
 
 	most := 0
+	cluster := hc.Mode() == rueidis.ClientModeCluster
 	for _, keys := range hc.calls {
 		most = max(most, len(keys))
 		tag := keys[0][:strings.Index(keys[0], "}")+1]
 		for _, k := range keys {
-			if !strings.HasPrefix(k, tag) {
-				t.Fatalf("one call carried keys of several hash tags: %s and %s", keys[0], k)
+			if cluster && !strings.HasPrefix(k, tag) {
+				t.Fatalf("one call carried keys of several hash tags to a Redis Cluster: %s and %s", keys[0], k)
 			}
 		}
 	}
