@@ -12,10 +12,9 @@ import (
 	"time"
 
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
-
-	waygatev1 "github.com/waygate-dev/waygate/api/v1alpha1"
 	"sigs.k8s.io/yaml"
 
+	waygatev1 "github.com/waygate-dev/waygate/api/v1alpha1"
 	"github.com/waygate-dev/waygate/internal/dataplane"
 	"github.com/waygate-dev/waygate/internal/realservers"
 )

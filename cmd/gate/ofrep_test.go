@@ -545,7 +545,7 @@ func abuse(t *testing.T, g *controlplane.Gate, ofrepAddr, ns string) *abuseLoad 
 	abuseBinOnce.Do(func() {
 		abuseBin = filepath.Join(dir, "ofrep-abuse")
 		if out, err := exec.Command("go", "build", "-o", abuseBin, "./testdata/ofrep-abuse").CombinedOutput(); err != nil {
-			abuseBinErr = fmt.Errorf("building testdata/ofrep-abuse: %v\n%s", err, out)
+			abuseBinErr = fmt.Errorf("building testdata/ofrep-abuse: %w\n%s", err, out)
 		}
 	})
 	if abuseBinErr != nil {

@@ -342,8 +342,10 @@ func TestKeyringRotationOnAnotherReplica(t *testing.T) {
 	forged := rec
 	forged.Actor = "ceo"
 	before := reads
-	if leader.VerifyCurrent(ctx, rg, forged) || leader.VerifyCurrent(ctx, rg, forged) {
-		t.Fatal("a forged record verified")
+	for range 2 {
+		if leader.VerifyCurrent(ctx, rg, forged) {
+			t.Fatal("a forged record verified")
+		}
 	}
 	if reads != before {
 		t.Errorf("forged records made the keys be read %d more times right after a read, want none", reads-before)

@@ -53,8 +53,8 @@ func TestCheckContext(t *testing.T) {
 		})
 	}
 	// A context a real SDK sends is far within the defaults.
-	real := `{"context":{"targetingKey":"user-123","kind":"user","email":"a@example.com","country":"US","plan":"pro","app_version":"2.1.0","tags":["beta","staff"],"device":{"os":"ios","version":17}}}`
-	if err := DefaultOFREPLimits.checkContext([]byte(real)); err != nil {
+	typical := `{"context":{"targetingKey":"user-123","kind":"user","email":"a@example.com","country":"US","plan":"pro","app_version":"2.1.0","tags":["beta","staff"],"device":{"os":"ios","version":17}}}`
+	if err := DefaultOFREPLimits.checkContext([]byte(typical)); err != nil {
 		t.Errorf("a real context refused by the defaults: %v", err)
 	}
 }
