@@ -7,6 +7,9 @@ import (
 	"testing"
 
 	"github.com/valyala/fasthttp"
+
+	"github.com/waygate-dev/waygate/internal/apihealth"
+	"github.com/waygate-dev/waygate/internal/gate"
 )
 
 // The refusal endpoint answers only with what a refusal may carry: a
@@ -95,6 +98,28 @@ func TestPathOfURL(t *testing.T) {
 	} {
 		if got := string(pathOfURL([]byte(in))); got != want {
 			t.Errorf("pathOfURL(%q) = %q, want %q", in, got, want)
+		}
+	}
+}
+
+// The endpoint is chosen by the request URI as sent: a path that cleans to
+// another endpoint's (Envoy appends the client's path) stays a check, and
+// one that cleans to nothing names no OFREP namespace.
+func TestEndpointByRawURI(t *testing.T) {
+	m := NewMetrics(&Source{health: &apihealth.Health{}})
+	handle := httpHandler(&ForwardAuth{Engine: &gate.Engine{}, Metrics: m}, &OFREP{Flags: &FlagSet{}, Metrics: m}, true, "")
+	for uri, want := range map[string]string{
+		EnvoyPrefix + "shop/_/admin/..%2F..%2F..%2F..%2F..%2Fns/x/ofrep/v1/configuration": "GATE_NOT_READY",
+		EnvoyPrefix + "shop/_/../../../ns/x/ofrep/v1/configuration":                       "GATE_NOT_READY",
+		"/ns/../v1/check/shop/payments":                                                   "errorDetails",
+		"/ns/..":                                                                          "errorDetails",
+	} {
+		var ctx fasthttp.RequestCtx
+		ctx.Request.SetRequestURI(uri)
+		ctx.Request.Header.SetMethod(http.MethodGet)
+		handle(&ctx)
+		if body := string(ctx.Response.Body()); ctx.Response.StatusCode() == http.StatusOK || !strings.Contains(body, want) {
+			t.Errorf("%s: %d %s, want an answer with %s", uri, ctx.Response.StatusCode(), body, want)
 		}
 	}
 }

@@ -186,7 +186,9 @@ func (o *OFREP) Handle(ctx *fasthttp.RequestCtx) {
 // route reads the namespace and the path after it, and the metrics label
 // of the namespace.
 func (o *OFREP) route(ctx *fasthttp.RequestCtx) (ns, tail string, n *namespaceFlags, label string) {
-	rest := ctx.Path()[len(ofrepPrefix):]
+	// The cleaned path: the raw one that brought the request here may
+	// clean to something shorter ("/ns/.."), which names no namespace.
+	rest, _ := bytes.CutPrefix(ctx.Path(), ofrepPrefix)
 	nsb, path, _ := bytes.Cut(rest, []byte("/"))
 	ns, tail = string(nsb), "/"+string(path)
 	n, label = o.Flags.namespace(ns), ns

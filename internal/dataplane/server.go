@@ -194,18 +194,10 @@ func httpServers(fa *ForwardAuth, ofrep *OFREP, o *Options) (forwardAuth, ofrepO
 		elsewhere = "this gate serves no OFREP (--ofrep-bind-address=0)"
 	}
 	forwardAuth = &fasthttp.Server{
-		Handler: func(ctx *fasthttp.RequestCtx) {
-			if !bytes.HasPrefix(ctx.Path(), ofrepPrefix) {
-				fa.Handle(ctx)
-			} else if shared {
-				ofrep.Handle(ctx)
-			} else {
-				fail(ctx, http.StatusNotFound, "NOT_FOUND", elsewhere)
-			}
-		},
+		Handler: httpHandler(fa, ofrep, shared, elsewhere),
 		ErrorHandler: func(ctx *fasthttp.RequestCtx, err error) {
 			switch {
-			case errors.Is(err, fasthttp.ErrBodyTooLarge) && shared && bytes.HasPrefix(ctx.Path(), ofrepPrefix):
+			case errors.Is(err, fasthttp.ErrBodyTooLarge) && shared && bytes.HasPrefix(ctx.Request.Header.RequestURI(), ofrepPrefix):
 				lingerOnClose(ctx)
 				ofrep.BodyTooLarge(ctx)
 			case errors.Is(err, fasthttp.ErrBodyTooLarge):
@@ -234,7 +226,7 @@ func httpServers(fa *ForwardAuth, ofrep *OFREP, o *Options) (forwardAuth, ofrepO
 	}
 	ofrepOwn = &fasthttp.Server{
 		Handler: func(ctx *fasthttp.RequestCtx) {
-			if !bytes.HasPrefix(ctx.Path(), ofrepPrefix) {
+			if !bytes.HasPrefix(ctx.Request.Header.RequestURI(), ofrepPrefix) {
 				ofrepError(ctx, http.StatusNotFound, ofrepResult{ErrorDetails: "this is the gate's OFREP port: give OFREP providers the base URL <gate>" +
 					OFREPPrefix + "<namespace>; gateways ask forward-auth's port (--http-bind-address)"})
 				return
@@ -323,5 +315,21 @@ func (c *lingerConn) Close() error {
 func lingerOnClose(ctx *fasthttp.RequestCtx) {
 	if c, ok := ctx.Conn().(*lingerConn); ok {
 		c.linger.Store(true)
+	}
+}
+
+// httpHandler serves forward-auth and, when shared, OFREP on one port,
+// telling them apart by the request URI as sent, not as fasthttp cleans it:
+// a path Envoy appended to a check must not turn it into an OFREP request.
+func httpHandler(fa *ForwardAuth, ofrep *OFREP, shared bool, elsewhere string) fasthttp.RequestHandler {
+	return func(ctx *fasthttp.RequestCtx) {
+		switch {
+		case !bytes.HasPrefix(ctx.Request.Header.RequestURI(), ofrepPrefix):
+			fa.Handle(ctx)
+		case shared:
+			ofrep.Handle(ctx)
+		default:
+			fail(ctx, http.StatusNotFound, "NOT_FOUND", elsewhere)
+		}
 	}
 }
