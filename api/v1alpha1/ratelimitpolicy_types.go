@@ -60,11 +60,11 @@ type RateLimitPolicySpec struct {
 	// +optional
 	Service ServiceName `json:"service,omitempty"`
 
-	// caseInsensitive matches the route's path regardless of letter case,
-	// as RouteGate's caseInsensitive does: set it when the upstream routes
-	// so, or /Search escapes a limit on /search.
+	// caseSensitive matches the route's path letter case and all, as
+	// RouteGate's caseSensitive does; by default case is ignored, so /Search
+	// is counted by a limit on /search.
 	// +optional
-	CaseInsensitive bool `json:"caseInsensitive,omitempty"`
+	CaseSensitive bool `json:"caseSensitive,omitempty"`
 
 	// limit is the number of requests allowed per period: "<count>/<unit>",
 	// unit one of second, minute, hour, day, month, year; e.g. 100/minute.

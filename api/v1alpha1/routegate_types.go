@@ -78,14 +78,14 @@ type RouteGateSpec struct {
 	// +optional
 	Exempt []RouteKey `json:"exempt,omitempty"`
 
-	// caseInsensitive matches the route's path (and, for route "*", the
-	// exempt keys' paths) regardless of letter case: /Payments/42 is then
-	// /payments/{id}. Set it when the upstream routes so (ASP.NET, IIS, many
-	// Windows-hosted services); otherwise a request that changes the case of a
-	// gated path reaches the upstream ungated. Template segments match
-	// anything either way.
+	// caseSensitive matches the route's path (and, for route "*", the
+	// exempt keys' paths) letter case and all. By default case is ignored:
+	// Express, ASP.NET and IIS route /Payments/42 to /payments/{id}, and a
+	// gate that told them apart would let it through. Set it only when the
+	// upstream serves different routes under paths that differ in case.
+	// Template segments match anything either way.
 	// +optional
-	CaseInsensitive bool `json:"caseInsensitive,omitempty"`
+	CaseSensitive bool `json:"caseSensitive,omitempty"`
 
 	// forceActive keeps the route served whatever a service-wide gate says,
 	// unless that gate sets includeForceActive.

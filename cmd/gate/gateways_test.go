@@ -240,10 +240,10 @@ func testForgeries(t *testing.T, ns, base string, up *realservers.Upstream, bare
 	ctx := context.Background()
 	for _, o := range []struct {
 		name, route string
-		fold        bool
+		sensitive   bool
 	}{{"delete-refunds", "DELETE:/refunds/{id}", false}, {"get-admin", "GET:/admin/users", false}, {"reports", "/reports/{id}", true}} {
 		if err := k8s.Create(ctx, &waygatev1.RouteGate{ObjectMeta: metav1.ObjectMeta{Namespace: ns, Name: o.name},
-			Spec: waygatev1.RouteGateSpec{Route: waygatev1.RouteKey(o.route), Service: "payments", State: waygatev1.RouteDisabled, CaseInsensitive: o.fold}}); err != nil {
+			Spec: waygatev1.RouteGateSpec{Route: waygatev1.RouteKey(o.route), Service: "payments", State: waygatev1.RouteDisabled, CaseSensitive: o.sensitive}}); err != nil {
 			t.Fatal(err)
 		}
 	}
@@ -275,8 +275,9 @@ func testForgeries(t *testing.T, ns, base string, up *realservers.Upstream, bare
 		{"GET", "/public/../admin/users"},
 		{"GET", "/public/%2e%2e/admin/users"},
 		{"GET", "/admin/users?x=1"},
-		{"GET", "/REPORTS/7"},
-		{"HEAD", "/Reports/7"},
+		{"GET", "/ADMIN/users"},
+		{"HEAD", "/Admin/Users"},
+		{"DELETE", "/Refunds/7"},
 	} {
 		for _, forged := range [][]string{nil, forgeries} {
 			a := get(t, tc.method, base+tc.uri, forged...)
@@ -297,6 +298,13 @@ func testForgeries(t *testing.T, ns, base string, up *realservers.Upstream, bare
 	}
 	if got := up.Hits(); got != before {
 		t.Errorf("%d refused requests reached the upstream", got-before)
+	}
+	// A caseSensitive gate tells paths that differ in case apart.
+	if a := get(t, "GET", base+"/reports/7"); a.Status != refusedStatus(http.StatusServiceUnavailable) {
+		t.Errorf("GET /reports/7 under a case-sensitive gate: %s, want a refusal", a)
+	}
+	if a := get(t, "GET", base+"/Reports/7"); a.Status != http.StatusOK {
+		t.Errorf("GET /Reports/7 under a case-sensitive gate on /reports/{id}: %s, want it served", a)
 	}
 	// Identity headers the gateway does not set are no identity: X-Plan:
 	// internal (an unlimited tier) and X-Forwarded-Groups: ops (exempt)

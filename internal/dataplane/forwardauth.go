@@ -148,7 +148,7 @@ func (f *ForwardAuth) decide(ctx *fasthttp.RequestCtx, start time.Time, ns, serv
 	path, query, _ := bytes.Cut(uri, []byte("?"))
 	req := gate.Request{
 		Namespace: str(ns), Service: str(service), Method: str(method),
-		Path: gate.NormalizePath(str(path)), Query: str(query),
+		Path: gate.NormalizePath(str(path)), Literal: gate.LiteralPath(str(path)), Query: str(query),
 		Header: fastHeader{&ctx.Request.Header},
 		Peer:   peerAddr(ctx.RemoteAddr()),
 	}

@@ -4,6 +4,7 @@ import (
 	"cmp"
 	"context"
 	"net/netip"
+	"net/url"
 	"slices"
 	"strings"
 	"sync"
@@ -58,11 +59,13 @@ type Request struct {
 	// gateway's configuration (the auth URL, or ext_authz context).
 	Namespace, Service string
 	Method             string
-	// Path is the request's path, as NormalizePath leaves it; Query its
-	// raw query string (for a _method parameter).
-	Path   string
-	Query  string
-	Header Header
+	// Path is the request's path, as NormalizePath leaves it; Literal the
+	// other reading of it, as LiteralPath gives it ("" when there is none);
+	// Query its raw query string (for _method parameters).
+	Path    string
+	Literal string
+	Query   string
+	Header  Header
 	// Peer is who called the gate: the gateway (forward-auth, whose
 	// X-Forwarded-For names the client), or, when PeerIsClient, the client
 	// as the gateway saw it (ext_authz's source address).
@@ -138,13 +141,15 @@ func (e *Engine) now() time.Time {
 	return time.Now()
 }
 
-// maxMethods is how many methods a request is judged as: its own and those
-// its method-override headers and _method parameter name.
-const maxMethods = 1 + len(methodOverrides) + 1
+// maxMethods is how many methods a request may be judged as: its own and
+// those its method-override headers and _method parameters name, each
+// method once (there are no more than that).
+const maxMethods = int(numMethods)
 
 // maxLayers is how many rate limits a request meets: the namespace's, the
-// service's and the route's for each method it is judged as.
-const maxLayers = 2 + maxMethods
+// service's and the route's for each method and each reading of its path
+// it is judged as.
+const maxLayers = 2 + 2*maxMethods
 
 // methodOverrides are the request headers with which frameworks (Rails,
 // Express's method-override, Symfony, Laravel, ASP.NET) let a request run
@@ -182,13 +187,19 @@ func (e *Engine) Decide(ctx context.Context, req *Request) Decision {
 	layers := [maxLayers]*policy{nv.wide.limit, scopes[1].limitOrNil()}
 	n := 2
 	ms, nm := methodsOf(req)
+	paths, np := [2]string{req.Path, req.Literal}, 1
+	if req.Literal != "" {
+		np = 2
+	}
 	for _, m := range ms[:nm] {
-		if e.judge(&d, req, nv, view, &scopes, m) {
-			return d
-		}
-		if p := view.limits.match(m, req.Path); p != nil && !slices.Contains(layers[2:n], p) {
-			layers[n] = p
-			n++
+		for _, path := range paths[:np] {
+			if e.judge(&d, req, nv, view, &scopes, m, path) {
+				return d
+			}
+			if p := view.limits.match(m, path); p != nil && !slices.Contains(layers[2:n], p) {
+				layers[n] = p
+				n++
+			}
 		}
 	}
 	if layers != [maxLayers]*policy{} && e.Counters != nil {
@@ -197,11 +208,11 @@ func (e *Engine) Decide(ctx context.Context, req *Request) Decision {
 	return d
 }
 
-// judge puts into d the state of req's route for method m, and reports
-// whether it refuses the request.
-func (e *Engine) judge(d *Decision, req *Request, nv *namespaceView, view *serviceView, scopes *[2]*serviceView, m method) bool {
+// judge puts into d the state of req's route for method m and path (one
+// reading of req's), and reports whether it refuses the request.
+func (e *Engine) judge(d *Decision, req *Request, nv *namespaceView, view *serviceView, scopes *[2]*serviceView, m method, path string) bool {
 	now := d.At
-	rg := view.routes.match(m, req.Path)
+	rg := view.routes.match(m, path)
 	forceActive := rg != nil && rg.Spec.ForceActive
 	for _, v := range scopes {
 		if v == nil || v.all == nil {
@@ -209,7 +220,7 @@ func (e *Engine) judge(d *Decision, req *Request, nv *namespaceView, view *servi
 		}
 		st := ServiceState(v.all, now)
 		if st.State == waygatev1.RouteMaintenance &&
-			Governs(&v.all.Spec, waygatev1.ServiceName(req.Service), forceActive) && v.exempt.match(m, req.Path) == nil {
+			Governs(&v.all.Spec, waygatev1.ServiceName(req.Service), forceActive) && v.exempt.match(m, path) == nil {
 			d.refuse(Maintenance, st)
 			return true
 		}
@@ -237,15 +248,15 @@ func (e *Engine) judge(d *Decision, req *Request, nv *namespaceView, view *servi
 	return false
 }
 
-// methodsOf are the methods req may run as upstream: its own, then each other
-// one its override headers or its query's _method parameter name.
+// methodsOf are the methods req may run as upstream: its own (in any case:
+// ASP.NET matches methods regardless of it), then each other one its
+// override headers (a comma-separated list, of which frameworks take one
+// or another) or its query's _method parameters (every one, decoded, as
+// PHP mangles the name too) name.
 func methodsOf(req *Request) (ms [maxMethods]method, n int) {
-	ms[0], n = methodOf(req.Method), 1
+	ms[0], n = methodOf(upper(req.Method)), 1
 	add := func(name string) {
-		if name == "" {
-			return
-		}
-		m := methodOf(strings.ToUpper(strings.TrimSpace(name)))
+		m := methodOf(upper(strings.TrimSpace(name)))
 		if !slices.Contains(ms[:n], m) {
 			ms[n] = m
 			n++
@@ -253,24 +264,49 @@ func methodsOf(req *Request) (ms [maxMethods]method, n int) {
 	}
 	if req.Header != nil {
 		for _, h := range methodOverrides {
-			add(req.Header.Get(h))
+			for v := range strings.SplitSeq(req.Header.Get(h), ",") {
+				if strings.TrimSpace(v) != "" {
+					add(v)
+				}
+			}
 		}
 	}
-	add(queryParam(req.Query, "_method"))
+	if strings.Contains(req.Query, "method") {
+		for kv := range strings.SplitSeq(req.Query, "&") {
+			k, v, _ := strings.Cut(kv, "=")
+			if methodParam(k) {
+				add(unescapeQuery(v))
+			}
+		}
+	}
 	return ms, n
 }
 
-// queryParam is the raw value of the first parameter name of a query
-// string ("" when absent).
-func queryParam(query, name string) string {
-	for query != "" {
-		var kv string
-		kv, query, _ = strings.Cut(query, "&")
-		if k, v, _ := strings.Cut(kv, "="); k == name {
-			return v
+// methodParam tells whether a raw query name is _method, as frameworks
+// read it: decoded, and with PHP's "." and " " for "_".
+func methodParam(raw string) bool {
+	k := unescapeQuery(raw)
+	return len(k) == len("_method") && strings.EqualFold(k[1:], "method") && (k[0] == '_' || k[0] == '.' || k[0] == ' ')
+}
+
+// unescapeQuery decodes a query name or value, "+" as a space; what does
+// not decode is kept as it is.
+func unescapeQuery(s string) string {
+	if u, err := url.QueryUnescape(s); err == nil {
+		return u
+	}
+	return s
+}
+
+// upper is strings.ToUpper, without allocating for what is upper case
+// already.
+func upper(s string) string {
+	for i := 0; i < len(s); i++ {
+		if c := s[i]; c >= 0x80 || 'a' <= c && c <= 'z' {
+			return strings.ToUpper(s)
 		}
 	}
-	return ""
+	return s
 }
 
 // scratch holds a decision's rate-limit checks; pooled, as the counters

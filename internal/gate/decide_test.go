@@ -7,6 +7,7 @@ import (
 	"net/http"
 	"net/netip"
 	"reflect"
+	"strings"
 	"testing"
 	"time"
 
@@ -489,6 +490,15 @@ func TestMethodOverridesAreJudged(t *testing.T) {
 		{"POST", "/payments/1", "", headers{"X-Method-Override": "Delete"}, Disabled},
 		{"POST", "/payments/1", "a=1&_method=DELETE", headers{}, Disabled},
 		{"POST", "/payments/1", "_method=PUT", headers{}, Allowed},
+		{"delete", "/payments/1", "", headers{}, Disabled},
+		{"Delete", "/payments/1", "", headers{}, Disabled},
+		{"POST", "/payments/1", "", headers{"X-Http-Method-Override": "PUT, DELETE"}, Disabled},
+		{"POST", "/payments/1", "", headers{"X-Http-Method-Override": "GET,POST,PUT,PATCH,HEAD,OPTIONS,TRACE,CONNECT,BREW,DELETE"}, Disabled},
+		{"POST", "/payments/1", "_method=%44ELETE", headers{}, Disabled},
+		{"POST", "/payments/1", "%5Fmethod=DELETE", headers{}, Disabled},
+		{"POST", "/payments/1", "_method=GET&_method=DELETE", headers{}, Disabled},
+		{"POST", "/payments/1", ".method=DELETE", headers{}, Disabled},
+		{"POST", "/payments/1", "x_method=DELETE&method=DELETE", headers{}, Allowed},
 		{"HEAD", "/reports", "", headers{}, Maintenance},
 		{"POST", "/reports", "", headers{"X-Http-Method-Override": "HEAD"}, Maintenance},
 		{"GET", "/reports", "", headers{"X-Http-Method-Override": "POST"}, Maintenance},
@@ -531,6 +541,40 @@ func TestIPKeysByNetwork(t *testing.T) {
 		d := wide.Decide(context.Background(), &Request{Namespace: "shop", Method: "GET", Path: "/", Peer: netip.MustParseAddr(fmt.Sprint("198.51.100.", i+1)), PeerIsClient: true})
 		if d.Verdict != want {
 			t.Errorf("/24, address %d: %s, want %s", i, d.Verdict, want)
+		}
+	}
+}
+
+// A path that upstreams read two ways is judged both ways: Go's ServeMux,
+// Express and Rails keep an encoded slash inside its segment and do not
+// resolve dot segments; Tomcat, Spring and nginx do.
+func TestEveryReadingOfAPathIsJudged(t *testing.T) {
+	e := &Engine{Counters: NewMemoryCounters(100), Now: func() time.Time { return t0 }}
+	e.Swap(NewSnapshot(Objects{RouteGates: []waygatev1.RouteGate{
+		rg("shop", "admin", waygatev1.RouteGateSpec{Route: "/admin/{rest...}", State: waygatev1.RouteDisabled}),
+		rg("shop", "files", waygatev1.RouteGateSpec{Route: "GET:/files/{name}", State: waygatev1.RouteMaintenance}),
+		rg("shop", "refund", waygatev1.RouteGateSpec{Route: "POST:/orders/{id}/refund", State: waygatev1.RouteDisabled}),
+		rg("shop", "public", waygatev1.RouteGateSpec{Route: "/public/{rest...}", State: waygatev1.RouteActive}),
+	}}))
+	for _, tc := range []struct {
+		method, uri string
+		want        Verdict
+	}{
+		{"GET", "/public/x", Allowed},
+		{"GET", "/admin/..;/public/x", Disabled},
+		{"GET", "/admin/%2e%2e/public/x", Disabled},
+		{"GET", "/admin/../public/x", Disabled},
+		{"GET", "/public/../admin/x", Disabled},
+		{"GET", "/files/a%2Fb", Maintenance},
+		{"GET", "/files/a\\b", Maintenance},
+		{"GET", "/files/a", Maintenance},
+		{"POST", "/orders/123%2F%2E%2E/refund", Disabled},
+		{"POST", "/orders/123/refund", Disabled},
+	} {
+		path, _, _ := strings.Cut(tc.uri, "?")
+		d := e.Decide(context.Background(), &Request{Namespace: "shop", Method: tc.method, Path: NormalizePath(path), Literal: LiteralPath(path)})
+		if d.Verdict != tc.want {
+			t.Errorf("%s %s: %s, want %s", tc.method, tc.uri, d.Verdict, tc.want)
 		}
 	}
 }

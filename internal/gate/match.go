@@ -230,7 +230,7 @@ func NormalizePath(uri string) string {
 		// Parameters go first, as Tomcat and Spring drop them before
 		// decoding; an encoded semicolon is cut too (stricter, never looser).
 		raw, _, _ = strings.Cut(raw, ";")
-		for _, seg := range strings.FieldsFunc(unescape(raw), isSlash) {
+		for _, seg := range strings.FieldsFunc(unescape(raw, false), isSlash) {
 			seg, _, _ = strings.Cut(seg, ";")
 			switch seg {
 			case "", ".":
@@ -246,11 +246,39 @@ func NormalizePath(uri string) string {
 	return "/" + strings.Join(segs, "/")
 }
 
+// LiteralPath is the other way upstreams read a path NormalizePath cleans:
+// segment by segment as sent — each escape decoded but an encoded slash or
+// backslash (which stays inside its segment, as Go's ServeMux, Express and
+// Rails keep it), ";" kept, "." and ".." kept as segments (routers that do
+// not resolve them, such as Express and Rails, route /admin/../x under
+// /admin). "" when the path has nothing the two readings differ on. The
+// gate judges a request by both readings: it is refused if either is.
+func LiteralPath(uri string) string {
+	if i := strings.IndexAny(uri, "?#"); i >= 0 {
+		uri = uri[:i]
+	}
+	if !strings.ContainsAny(uri, "%;\\") && !strings.Contains(uri, "/.") {
+		return ""
+	}
+	segs := make([]string, 0, 8)
+	for seg := range strings.SplitSeq(uri, "/") {
+		if seg != "" {
+			segs = append(segs, unescape(seg, true))
+		}
+	}
+	literal := "/" + strings.Join(segs, "/")
+	if literal == NormalizePath(uri) {
+		return ""
+	}
+	return literal
+}
+
 func isSlash(r rune) bool { return r == '/' || r == '\\' }
 
 // unescape decodes every valid %XX of s and keeps an invalid one as it is,
 // as lenient servers do: one bad escape must not keep the good ones encoded.
-func unescape(s string) string {
+// With keepSlashes an encoded slash or backslash stays encoded.
+func unescape(s string, keepSlashes bool) string {
 	if strings.IndexByte(s, '%') < 0 {
 		return s
 	}
@@ -258,9 +286,11 @@ func unescape(s string) string {
 	b.Grow(len(s))
 	for i := 0; i < len(s); i++ {
 		if s[i] == '%' && i+2 < len(s) && ishex(s[i+1]) && ishex(s[i+2]) {
-			b.WriteByte(unhex(s[i+1])<<4 | unhex(s[i+2]))
-			i += 2
-			continue
+			if c := unhex(s[i+1])<<4 | unhex(s[i+2]); !keepSlashes || c != '/' && c != '\\' {
+				b.WriteByte(c)
+				i += 2
+				continue
+			}
 		}
 		b.WriteByte(s[i])
 	}

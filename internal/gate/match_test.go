@@ -147,6 +147,26 @@ func TestEverySpellingIsGated(t *testing.T) {
 	}
 }
 
+func TestLiteralPath(t *testing.T) {
+	for in, want := range map[string]string{
+		"/payments/42":             "",
+		"/payments/42/?x=%2F":      "",
+		"/%61dmin/users":           "",
+		"/files/a%2Fb":             "/files/a%2Fb",
+		"/files/a%5cb":             "/files/a%5cb",
+		"/files/a\\b":              "/files/a\\b",
+		"/admin/..;/public":        "/admin/..;/public",
+		"/admin/%2e%2e/public":     "/admin/../public",
+		"/admin/../public":         "/admin/../public",
+		"/orders/123%2F%2E%2E/x":   "/orders/123%2F../x",
+		"/payments;jsessionid=1/4": "/payments;jsessionid=1/4",
+	} {
+		if got := LiteralPath(in); got != want {
+			t.Errorf("LiteralPath(%q) = %q, want %q", in, got, want)
+		}
+	}
+}
+
 func TestLowerAllocatesNothingForLowerCase(t *testing.T) {
 	if n := testing.AllocsPerRun(100, func() { _ = lower("payments") }); n != 0 {
 		t.Fatalf("%v allocations", n)

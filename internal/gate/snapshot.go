@@ -128,12 +128,12 @@ func (s *Snapshot) addGate(k scope, rg *waygatev1.RouteGate) {
 		v := nv.services[k.service]
 		v.all = rg
 		for _, e := range rg.Spec.Exempt {
-			v.exempt.add(string(e), &struct{}{}, rg.Spec.CaseInsensitive)
+			v.exempt.add(string(e), &struct{}{}, !rg.Spec.CaseSensitive)
 		}
 		return
 	}
 	for _, v := range nv.views(k.service) {
-		v.routes.add(k.route, rg, rg.Spec.CaseInsensitive)
+		v.routes.add(k.route, rg, !rg.Spec.CaseSensitive)
 	}
 }
 
@@ -145,7 +145,7 @@ func (s *Snapshot) addPolicy(k scope, p *policy) {
 		return
 	}
 	for _, v := range nv.views(k.service) {
-		v.limits.add(k.route, p, p.spec.CaseInsensitive)
+		v.limits.add(k.route, p, !p.spec.CaseSensitive)
 	}
 }
 
