@@ -63,8 +63,10 @@ type Tokens struct {
 	// fetch reads the key set's JSON.
 	fetch func(ctx context.Context) ([]byte, error)
 
-	mu   sync.Mutex
-	seen map[[sha256.Size]byte]verdict
+	// accepted and rejected remember verdicts apart, so that a flood of
+	// forged tokens evicts no genuine caller's.
+	mu                 sync.Mutex
+	accepted, rejected map[[sha256.Size]byte]verdict
 }
 
 type verdict struct {
@@ -72,9 +74,9 @@ type verdict struct {
 	expires time.Time
 }
 
-// maxSeenTokens bounds the verdicts remembered; rejectedFor is how long a
-// rejected token is remembered as such (a flood of one forged token costs
-// one check).
+// maxSeenTokens bounds the verdicts remembered of each kind; rejectedFor is
+// how long a rejected token is remembered as such (a flood of one forged
+// token costs one check).
 const (
 	maxSeenTokens = 50_000
 	rejectedFor   = time.Minute
@@ -83,7 +85,7 @@ const (
 // NewTokens reads the key set once (a start without keys is an error: the
 // gate would otherwise count every caller as anonymous without a word).
 func NewTokens(ctx context.Context, o JWTOptions) (*Tokens, error) {
-	t := &Tokens{o: o, seen: map[[sha256.Size]byte]verdict{}}
+	t := &Tokens{o: o, accepted: map[[sha256.Size]byte]verdict{}, rejected: map[[sha256.Size]byte]verdict{}}
 	if o.JWKSFile != "" {
 		t.fetch = func(context.Context) ([]byte, error) { return os.ReadFile(o.JWKSFile) }
 	} else {
@@ -128,7 +130,8 @@ func (t *Tokens) reload(ctx context.Context) error {
 	t.keys.Store(&set)
 	// Verdicts were reached with the old keys.
 	t.mu.Lock()
-	clear(t.seen)
+	clear(t.accepted)
+	clear(t.rejected)
 	t.mu.Unlock()
 	return nil
 }
@@ -155,30 +158,40 @@ func (t *Tokens) Verify(token string) *gate.Caller {
 	sum := sha256.Sum256([]byte(token))
 	now := time.Now()
 	t.mu.Lock()
-	v, ok := t.seen[sum]
+	v, ok := t.accepted[sum]
+	if !ok {
+		v, ok = t.rejected[sum]
+	}
 	t.mu.Unlock()
 	if ok && now.Before(v.expires) {
 		return v.caller
 	}
 	v = t.verify(token, now)
+	seen := t.accepted
+	if v.caller == nil {
+		seen = t.rejected
+	}
 	t.mu.Lock()
-	if len(t.seen) >= maxSeenTokens {
-		for k := range t.seen { // any one: map iteration starts at random
-			delete(t.seen, k)
+	if len(seen) >= maxSeenTokens {
+		for k := range seen { // any one: map iteration starts at random
+			delete(seen, k)
 			break
 		}
 	}
-	t.seen[sum] = v
+	seen[sum] = v
 	t.mu.Unlock()
 	return v.caller
 }
 
 func (t *Tokens) verify(token string, now time.Time) verdict {
 	rejected := verdict{expires: now.Add(rejectedFor)}
+	keys := *t.keys.Load()
 	tok, err := jwt.ParseString(token,
-		// The key set's keys decide the algorithm, never the token's header;
-		// a token without a kid is tried against each key of its type.
-		jwt.WithKeySet(*t.keys.Load(), jws.WithInferAlgorithmFromKey(true), jws.WithRequireKid(false)),
+		// The key set's keys decide the algorithm, never the token's header.
+		// A token without a kid is tried against the key of a set of one;
+		// with more keys it must name one, so a forged token costs one
+		// signature check, not one per key.
+		jwt.WithKeySet(keys, jws.WithInferAlgorithmFromKey(true), jws.WithRequireKid(keys.Len() > 1)),
 		jwt.WithValidate(true), jwt.WithIssuer(t.o.Issuer), jwt.WithAudience(t.o.Audience),
 		jwt.WithAcceptableSkew(30*time.Second))
 	if err != nil {

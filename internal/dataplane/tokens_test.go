@@ -6,6 +6,7 @@ import (
 	"crypto/sha256"
 	"encoding/base64"
 	"encoding/json"
+	"fmt"
 	"os"
 	"path/filepath"
 	"slices"
@@ -96,5 +97,31 @@ func TestTokensNeedKeys(t *testing.T) {
 		if err := o.Validate(); err == nil {
 			t.Errorf("%s: valid", name)
 		}
+	}
+}
+
+// Forged tokens are remembered apart from genuine ones: a flood of them
+// evicts no caller's verified token.
+func TestForgedTokensEvictNoGenuineOne(t *testing.T) {
+	issuer := jwttest.NewIssuer(t)
+	tokens, err := NewTokens(context.Background(), JWTOptions{JWKSFile: issuer.KeySet(), Issuer: "i", Audience: "a", UserClaim: "sub"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	good := issuer.Token(map[string]any{"iss": "i", "aud": "a", "sub": "alice", "exp": time.Now().Add(time.Hour)})
+	if c := tokens.Verify(good); c == nil || c.User != "alice" {
+		t.Fatalf("the genuine token: %+v", c)
+	}
+	for i := range maxSeenTokens + 100 {
+		if tokens.Verify(fmt.Sprint("forged.", i, ".x")) != nil {
+			t.Fatal("a forged token verified")
+		}
+	}
+	tokens.mu.Lock()
+	_, kept := tokens.accepted[sha256.Sum256([]byte(good))]
+	rejected := len(tokens.rejected)
+	tokens.mu.Unlock()
+	if !kept || rejected > maxSeenTokens {
+		t.Errorf("after the flood: the genuine verdict kept %v, %d rejections remembered (at most %d)", kept, rejected, maxSeenTokens)
 	}
 }
