@@ -79,9 +79,10 @@ type node[T any] struct {
 // fold its literal segments match regardless of case (for upstreams that
 // route so, such as ASP.NET and IIS).
 func (r *router[T]) add(key string, v *T, fold bool) {
-	m, p := methodOther, key
-	if i := strings.Index(key, ":/"); i >= 0 {
-		m, p = methodOf(key[:i]), key[i+1:]
+	m := methodOther
+	name, p := cutMethod(key)
+	if name != "" {
+		m = methodOf(name)
 	}
 	n := &r.root
 	for p = strings.TrimPrefix(p, "/"); p != ""; {

@@ -14,6 +14,7 @@ func TestRouterMatch(t *testing.T) {
 		"/",
 		"POST:/a/{x}/c",
 		"/a/b/{y}",
+		"/t:/u",
 	}
 	var r router[string]
 	for _, k := range keys {
@@ -40,6 +41,7 @@ func TestRouterMatch(t *testing.T) {
 		{"POST", "/a/b/c", "/a/b/{y}"},
 		{"POST", "/a/z/c", "POST:/a/{x}/c"},
 		{"BREW", "/payments", "/payments"},
+		{"GET", "/t:/u", "/t:/u"}, // a colon in a path names no method
 	}
 	for _, tc := range cases {
 		t.Run(tc.method+" "+tc.path, func(t *testing.T) {

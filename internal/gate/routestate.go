@@ -126,10 +126,18 @@ func Covers(g, route *waygatev1.RouteGate) bool {
 // PathOf is the path of a route key: "/payments" for both "GET:/payments"
 // and "/payments".
 func PathOf(key string) string {
-	if i := strings.Index(key, ":/"); i >= 0 {
-		return key[i+1:]
+	_, path := cutMethod(key)
+	return path
+}
+
+// cutMethod splits a route key into its method ("" for none) and path. A
+// key that starts with "/" has no method, whatever colons its path holds
+// ("/a:/b" is a path).
+func cutMethod(key string) (method, path string) {
+	if m, p, ok := strings.Cut(key, ":/"); ok && !strings.HasPrefix(key, "/") {
+		return m, "/" + p
 	}
-	return key
+	return "", key
 }
 
 func earliest(a, b time.Time) time.Time {
