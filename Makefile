@@ -44,6 +44,7 @@ bench-flags: ## Measure the flag engine: evaluations in-process (flagd's anchor:
 .PHONY: bench-gate
 bench-gate: envtest-assets build test-deps ## Measure the gate: decisions in-process, forward-auth with wrk against nginx, Redis against memory, apply → enforced.
 	go test -run '^$$' -bench . -benchmem ./internal/gate/
+	go test -run '^$$' -bench ForwardAuth -benchmem ./internal/dataplane/
 	go run ./hack/bench-gate --manager bin/manager --gate bin/gate $(BENCH_ARGS)
 
 ##@ Build
