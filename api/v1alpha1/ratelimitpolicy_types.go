@@ -87,15 +87,16 @@ type RateLimitPolicySpec struct {
 	// /64 by default), the authenticated user, the API key, a request header
 	// (keyHeader), or one global counter. user and api_key come from the
 	// bearer token the gate verifies (--jwt-*), or from identity headers
-	// only when the gate runs with --trust-identity-headers (its gateway
+	// only when the gate's --trusted-headers lists them (its gateway
 	// overwrites them); a client's own headers never count.
 	// +kubebuilder:default=ip
 	// +optional
 	KeyStrategy KeyStrategy `json:"keyStrategy,omitempty"`
 
 	// keyHeader is the request header counted by when keyStrategy is header.
-	// The gate reads it only with --trust-identity-headers: the gateway must
-	// set it on every request, or a client picks its own counter.
+	// The gate reads it only when its --trusted-headers lists it: the
+	// gateway must set it on every request, or a client picks its own
+	// counter.
 	// +kubebuilder:validation:MaxLength=128
 	// +optional
 	KeyHeader string `json:"keyHeader,omitempty"`
@@ -129,7 +130,7 @@ type RateLimitPolicySpec struct {
 	TierClaim string `json:"tierClaim,omitempty"`
 
 	// tierHeader is the request header that names the caller's tier, read
-	// only when the gate runs with --trust-identity-headers (the gateway
+	// only when the gate's --trusted-headers lists it (the gateway
 	// overwrites it on every request): a client sending its own would pick
 	// its own limit. Without a verified tierClaim or a trusted header the
 	// caller gets spec.limit.
@@ -146,8 +147,8 @@ type RateLimitPolicySpec struct {
 	ExemptCIDRs []string `json:"exemptCIDRs,omitempty"`
 
 	// exemptRoles are caller roles never limited: the roles claim of a
-	// verified bearer token, or the roles header when the gate trusts
-	// identity headers.
+	// verified bearer token, or the roles header when the gate's
+	// --trusted-headers lists it.
 	// +kubebuilder:validation:MaxItems=64
 	// +kubebuilder:validation:items:MaxLength=128
 	// +listType=set

@@ -47,10 +47,10 @@ func main() {
 	flag.StringVar(&o.JWT.UserClaim, "jwt-user-claim", "sub", "The claim naming the user (keyStrategy user).")
 	flag.StringVar(&o.JWT.RolesClaim, "jwt-roles-claim", "groups", "The claim listing the caller's roles (exemptRoles): a list, or a string of roles separated by commas or spaces.")
 	flag.StringVar(&o.JWT.APIKeyClaim, "jwt-api-key-claim", "client_id", "The claim naming the calling client (keyStrategy api_key).")
-	flag.BoolVar(&o.Identity.TrustHeaders, "trust-identity-headers", false, "Read the caller's identity from the headers below and policies' tierHeader and keyHeader. Only for gateways that overwrite them on every request (an authenticating proxy): otherwise a client picks its own identity, limit and tier.")
-	flag.StringVar(&o.Identity.User, "user-header", "X-Forwarded-User", "With --trust-identity-headers: the header naming the authenticated user (keyStrategy user).")
-	flag.StringVar(&o.Identity.Roles, "roles-header", "X-Forwarded-Groups", "With --trust-identity-headers: the header with the caller's comma-separated roles (exemptRoles).")
-	flag.StringVar(&o.Identity.APIKey, "api-key-header", "X-API-Key", "With --trust-identity-headers: the header carrying the caller's API key (keyStrategy api_key).")
+	flag.Var(headerList{&o.Identity.Trusted}, "trusted-headers", "Comma-separated request headers the gateway (or an authenticating proxy) overwrites on every request, which alone are read of the identity headers below and of policies' tierHeader and keyHeader; a header not listed is the client's choice and is not read.")
+	flag.StringVar(&o.Identity.User, "user-header", "X-Forwarded-User", "The header naming the authenticated user (keyStrategy user), read when listed in --trusted-headers.")
+	flag.StringVar(&o.Identity.Roles, "roles-header", "X-Forwarded-Groups", "The header with the caller's comma-separated roles (exemptRoles), read when listed in --trusted-headers.")
+	flag.StringVar(&o.Identity.APIKey, "api-key-header", "X-API-Key", "The header carrying the caller's API key (keyStrategy api_key), read when listed in --trusted-headers.")
 	flag.StringVar(&o.RedisURL, "redis-url", "", "Share rate-limit counters between replicas in Redis (redis://host:6379/0); empty keeps them in memory.")
 	flag.DurationVar(&o.RedisTimeout, "redis-timeout", 50*time.Millisecond, "How long a decision waits for Redis before failing open (or closed).")
 	flag.BoolVar(&o.FailClosed, "fail-closed", false, "Refuse requests whose rate limits cannot be counted (Redis down) with 503, instead of letting them through.")
@@ -94,6 +94,25 @@ func parseCIDRs(s string, out *[]netip.Prefix) error {
 			return fmt.Errorf("--trusted-proxies: %q is not a CIDR (write e.g. 10.0.0.0/8)", c)
 		}
 		*out = append(*out, p.Masked())
+	}
+	return nil
+}
+
+// headerList is a comma-separated flag of header names.
+type headerList struct{ names *[]string }
+
+func (h headerList) String() string {
+	if h.names == nil {
+		return ""
+	}
+	return strings.Join(*h.names, ",")
+}
+
+func (h headerList) Set(s string) error {
+	for name := range strings.SplitSeq(s, ",") {
+		if name = strings.TrimSpace(name); name != "" {
+			*h.names = append(*h.names, name)
+		}
 	}
 	return nil
 }

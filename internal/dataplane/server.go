@@ -40,7 +40,7 @@ type Options struct {
 	// Networks are the client networks rate limits by ip count as one.
 	Networks gate.Networks
 	// Identity says which headers carry who the caller is (read only when
-	// Identity.TrustHeaders); JWT, when enabled, verifies bearer tokens
+	// Identity.Trusted lists them); JWT, when enabled, verifies bearer tokens
 	// whose claims say it instead.
 	Identity gate.Identity
 	JWT      JWTOptions

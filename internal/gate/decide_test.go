@@ -312,7 +312,7 @@ func TestDecideRateLimits(t *testing.T) {
 		}},
 	}
 	// The gateway sets the identity headers (an authenticating proxy).
-	e := &Engine{Counters: NewMemoryCounters(1000), Identity: Identity{TrustHeaders: true, User: "X-User", Roles: "X-Roles", APIKey: "X-Api-Key"},
+	e := &Engine{Counters: NewMemoryCounters(1000), Identity: Identity{Trusted: []string{"X-User", "X-Roles", "X-Api-Key", "X-Plan", "X-Tenant"}, User: "X-User", Roles: "X-Roles", APIKey: "X-Api-Key"},
 		Now: func() time.Time { return t0 }}
 	e.Swap(NewSnapshot(objs))
 	for _, tc := range cases {
@@ -440,16 +440,21 @@ func TestIdentityCannotBeForged(t *testing.T) {
 			map[string]bool{"/plans": false, "/roles": false, "/users": false, "/keys": false}},
 		{"an ops token", Identity{Tokens: valid}, func(int) headers { return headers{"Authorization": "Bearer ops-token"} },
 			map[string]bool{"/plans": true, "/roles": true, "/users": false, "/keys": false}},
-		{"alice's token, forged headers beside it", Identity{Tokens: valid, TrustHeaders: true, User: "X-User", Roles: "X-Roles"},
+		{"alice's token, forged headers beside it", Identity{Tokens: valid, Trusted: []string{"x-user", "x-roles", "x-plan"}, User: "X-User", Roles: "X-Roles"},
 			func(i int) headers {
 				return headers{"Authorization": "bearer alice-token", "X-User": fmt.Sprint("u", i), "X-Plan": "internal", "X-Roles": "ops"}
 			},
 			map[string]bool{"/plans": false, "/roles": false, "/users": false}},
-		{"trusted headers", Identity{TrustHeaders: true, User: "X-User", Roles: "X-Roles", APIKey: "X-Api-Key"},
+		{"trusted headers", Identity{Trusted: []string{"X-User", "X-Roles", "X-Api-Key", "X-Tenant", "X-Plan"}, User: "X-User", Roles: "X-Roles", APIKey: "X-Api-Key"},
 			func(i int) headers {
 				return headers{"X-User": fmt.Sprint("u", i), "X-Api-Key": fmt.Sprint("k", i), "X-Tenant": fmt.Sprint("t", i), "X-Plan": "internal", "X-Roles": "ops"}
 			},
 			map[string]bool{"/plans": true, "/roles": true, "/users": true, "/keys": true, "/tenants": true}},
+		{"some headers trusted, the tier's and the tenant's not", Identity{Trusted: []string{"X-User", "X-Roles", "X-Api-Key"}, User: "X-User", Roles: "X-Roles", APIKey: "X-Api-Key"},
+			func(i int) headers {
+				return headers{"X-User": fmt.Sprint("u", i), "X-Api-Key": fmt.Sprint("k", i), "X-Tenant": fmt.Sprint("t", i), "X-Plan": "internal", "X-Roles": "ops"}
+			},
+			map[string]bool{"/plans": false, "/roles": true, "/users": true, "/keys": true, "/tenants": false}},
 	}
 	for _, tc := range cases {
 		t.Run(tc.name, func(t *testing.T) {

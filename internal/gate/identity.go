@@ -10,15 +10,18 @@ import (
 // Identity says where the gate learns who a caller is, for rate limits by
 // user or API key, exempt roles and tiers. A client can send any header it
 // likes, so by default the gate believes only a verified bearer token
-// (Tokens); request headers count only when TrustHeaders says the gateway
-// (or an authenticating proxy before it) overwrites them on every request.
+// (Tokens); a request header counts only when Trusted names it, saying that
+// the gateway (or an authenticating proxy before it) overwrites it on every
+// request.
 type Identity struct {
 	// Tokens verifies the request's "Authorization: Bearer" token; nil
 	// reads none.
 	Tokens Tokens
-	// TrustHeaders reads the headers below, and the tierHeader and
-	// keyHeader of policies: only for gateways that set them themselves.
-	TrustHeaders bool
+	// Trusted are the request headers the gateway sets itself, which alone
+	// are read: of the headers below and of the tierHeader and keyHeader
+	// that policies name (a header a tenant names but no gateway sets is a
+	// client's choice, so it is not read).
+	Trusted []string
 	// User carries the authenticated user (keyStrategy user).
 	User string
 	// Roles carries the caller's roles, comma-separated (exemptRoles).
@@ -102,7 +105,7 @@ func (e *Engine) hasRole(req *Request, w *who, roles []string) bool {
 // trustedHeader is the value of header name, when the gate is told that
 // the gateway sets it.
 func (e *Engine) trustedHeader(req *Request, name string) string {
-	if !e.Identity.TrustHeaders || name == "" || req.Header == nil {
+	if name == "" || req.Header == nil || !slices.ContainsFunc(e.Identity.Trusted, func(t string) bool { return strings.EqualFold(t, name) }) {
 		return ""
 	}
 	return strings.TrimSpace(req.Header.Get(name))
