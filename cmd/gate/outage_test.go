@@ -185,7 +185,14 @@ spec: {route: "GET:/payments", service: payments, state: maintenance, reason: Mi
 		_, err := runKubectl("", "patch", "rg", "payments", "-n", ns, "--type", "merge", "-p", `{"spec":{"state":"active"}}`)
 		return err
 	})
-	waitFor(t, http.StatusOK, "", func() answer { return check(t, gw, ns, "payments", "GET", "/payments") })
+	// The informers come back on client-go's backoff (up to 30 s after
+	// a few failed attempts): a loaded machine takes longer than 10 s.
+	eventually(t, 30*time.Second, func() error {
+		if a := check(t, gw, ns, "payments", "GET", "/payments"); a.Status != http.StatusOK {
+			return fmt.Errorf("the change made after the restart is not enforced yet: %s", a)
+		}
+		return nil
+	})
 	eventually(t, 20*time.Second, func() error {
 		if age := metric(t, gw, "waygate_gate_snapshot_age_seconds"); age != 0 {
 			return fmt.Errorf("snapshot age %v after the API server came back", age)
