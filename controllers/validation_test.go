@@ -55,6 +55,8 @@ spec:
 		{"route with a parameter", rg("  route: /payments;v=1\n"), []string{"spec.route", "without ;parameters"}},
 		{"route with a dot segment", rg("  route: /a/../payments\n"), []string{"spec.route", "segments"}},
 		{"route with a repeated slash", rg("  route: GET://payments\n"), []string{"spec.route", "repeated slashes"}},
+		{"route with a template in a segment", rg("  route: GET:/files/{name}.json\n"), []string{"spec.route", "a path template is a whole segment"}},
+		{"route with a catch-all before the end", rg("  route: /mid/{rest...}/x\n"), []string{"spec.route", "a last {name...}"}},
 		{"route missing", rg("  state: active\n"), []string{"spec.route", "Required value"}},
 		{"unknown state", rg("  route: /a\n  state: paused\n"), []string{"spec.state", `"active", "maintenance", "disabled", "env_gated", "deprecated"`}},
 		{"env_gated without envs", rg("  route: /a\n  state: env_gated\n"), []string{"spec.allowedEnvs", "required when state is env_gated"}},

@@ -118,6 +118,7 @@ type Rollout []WeightedVariation
 // "/path" for every method of the path, or "*" for every route of a service.
 // +kubebuilder:validation:MaxLength=512
 // +kubebuilder:validation:XValidation:rule="self == '*' || self.matches('^((GET|HEAD|POST|PUT|PATCH|DELETE|OPTIONS|TRACE|CONNECT):)?/[^[:space:]?#]*$')",messageExpression="'\"' + self + '\" is not a route key: write METHOD:/path (e.g. GET:/payments, method in upper case), /path for all methods, or * for every route of the service'"
+// +kubebuilder:validation:XValidation:rule="self == '*' || !(self.matches('[^/][{]') || self.matches('[}][^/]') || self.matches('[.][.][.][}]/'))",message="a path template is a whole segment, {name} or a last {name...}: write /files/{name}, not /files/{name}.json or /{rest...}/x"
 // +kubebuilder:validation:XValidation:rule="self == '*' || !(self.matches('[%;]') || self.matches('//') || self.matches('(^|/|:)[.][.]?(/|$)'))",messageExpression="'\"' + self + '\" is not a route key the gate can match: write its path decoded (no %XX), without ;parameters, \".\" or \"..\" segments or repeated slashes, as requests are matched after they are cleaned'"
 type RouteKey string
 

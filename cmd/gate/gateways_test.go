@@ -293,8 +293,18 @@ func testForgeries(t *testing.T, ns, base string, up *realservers.Upstream, bare
 		}
 	}
 	// A POST that asks its framework to run DELETE.
-	if a := get(t, "POST", base+"/refunds/7", "X-HTTP-Method-Override", "DELETE"); a.Status != refusedStatus(http.StatusServiceUnavailable) {
-		t.Errorf("POST with X-HTTP-Method-Override: DELETE: %s, want a refusal", a)
+	for _, tc := range []struct{ uri, header string }{{"/refunds/7", "X-HTTP-Method-Override"}, {"/refunds/7?_%6Dethod=DELETE", ""}} {
+		var h []string
+		if tc.header != "" {
+			h = []string{tc.header, "DELETE"}
+		}
+		if a := get(t, "POST", base+tc.uri, h...); a.Status != refusedStatus(http.StatusServiceUnavailable) {
+			t.Errorf("POST %s %v: %s, want a refusal", tc.uri, h, a)
+		}
+	}
+	// A path servers read in more ways than the gate judges: 400.
+	if a := get(t, "GET", base+"/static/x%2Fy/../../admin/users"); a.Status != refusedStatus(http.StatusBadRequest) || (!bare && a.code() != "AMBIGUOUS_PATH") {
+		t.Errorf("an ambiguous path: %s, want 400 AMBIGUOUS_PATH", a)
 	}
 	if got := up.Hits(); got != before {
 		t.Errorf("%d refused requests reached the upstream", got-before)

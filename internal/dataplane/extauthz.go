@@ -61,7 +61,7 @@ func (x *ExtAuthz) Check(ctx context.Context, in *authv3.CheckRequest) (*authv3.
 	path, query, _ := strings.Cut(hr.GetPath(), "?")
 	req := gate.Request{
 		Namespace: ns, Service: service, Method: hr.GetMethod(),
-		Path: gate.NormalizePath(path), Literal: gate.LiteralPath(path), Query: query,
+		Path: gate.NormalizePath(path), Literal: gate.LiteralPath(path), Ambiguous: gate.Ambiguous(path), Query: query,
 		Header: h,
 		Peer:   peer.Unmap(), PeerIsClient: true,
 	}

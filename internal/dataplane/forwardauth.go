@@ -148,7 +148,7 @@ func (f *ForwardAuth) decide(ctx *fasthttp.RequestCtx, start time.Time, ns, serv
 	path, query, _ := bytes.Cut(uri, []byte("?"))
 	req := gate.Request{
 		Namespace: str(ns), Service: str(service), Method: str(method),
-		Path: gate.NormalizePath(str(path)), Literal: gate.LiteralPath(str(path)), Query: str(query),
+		Path: gate.NormalizePath(str(path)), Literal: gate.LiteralPath(str(path)), Ambiguous: gate.Ambiguous(str(path)), Query: str(query),
 		Header: fastHeader{&ctx.Request.Header},
 		Peer:   peerAddr(ctx.RemoteAddr()),
 	}
@@ -213,7 +213,7 @@ func renderRefusal(ctx *fasthttp.RequestCtx) {
 	if err == nil {
 		err = json.Unmarshal(raw, &r)
 	}
-	if err != nil || (r.Status != http.StatusServiceUnavailable && r.Status != http.StatusForbidden && r.Status != http.StatusTooManyRequests) ||
+	if err != nil || (r.Status != http.StatusServiceUnavailable && r.Status != http.StatusForbidden && r.Status != http.StatusTooManyRequests && r.Status != http.StatusBadRequest) ||
 		!bytes.HasPrefix(r.Body, []byte("{")) {
 		fail(ctx, http.StatusInternalServerError, "NO_REFUSAL",
 			"no refusal to render: "+RefusalPath+" answers with the "+RefusalHeader+" header of a refused check (see the nginx configuration in docs/gateways.md)")

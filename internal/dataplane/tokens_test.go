@@ -64,6 +64,8 @@ func TestTokens(t *testing.T) {
 		"alg none": base64.RawURLEncoding.EncodeToString([]byte(`{"alg":"none"}`)) + "." +
 			base64.RawURLEncoding.EncodeToString([]byte(`{"iss":"https://id.example","aud":"shop","sub":"mallory"}`)) + ".",
 		"garbage": "not.a.token",
+		"no alg": base64.RawURLEncoding.EncodeToString([]byte(`{"typ":"JWT"}`)) + "." +
+			base64.RawURLEncoding.EncodeToString([]byte(`{"iss":"https://id.example","aud":"shop","sub":"mallory"}`)) + ".c2ln",
 	} {
 		if c := tokens.Verify(tok); c != nil {
 			t.Errorf("%s: verified as %+v", name, c)

@@ -30,10 +30,13 @@ const (
 	// NotReady refuses every request until the gate has its first snapshot:
 	// it does not know yet what is in effect.
 	NotReady
+	// AmbiguousPath refuses a path that upstreams route in more ways than
+	// the gate judges (see Ambiguous): no client needs to send one.
+	AmbiguousPath
 	numVerdicts
 )
 
-var verdictNames = [numVerdicts]string{"allowed", "maintenance", "disabled", "env_gated", "rate_limited", "limiter_unavailable", "not_ready"}
+var verdictNames = [numVerdicts]string{"allowed", "maintenance", "disabled", "env_gated", "rate_limited", "limiter_unavailable", "not_ready", "ambiguous_path"}
 
 // String is the verdict's name in metrics and logs.
 func (v Verdict) String() string { return verdictNames[v] }
@@ -61,11 +64,13 @@ type Request struct {
 	Method             string
 	// Path is the request's path, as NormalizePath leaves it; Literal the
 	// other reading of it, as LiteralPath gives it ("" when there is none);
-	// Query its raw query string (for _method parameters).
-	Path    string
-	Literal string
-	Query   string
-	Header  Header
+	// Ambiguous says that upstreams read it in yet other ways (Ambiguous);
+	// Query is its raw query string (for _method parameters).
+	Path      string
+	Literal   string
+	Ambiguous bool
+	Query     string
+	Header    Header
 	// Peer is who called the gate: the gateway (forward-auth, whose
 	// X-Forwarded-For names the client), or, when PeerIsClient, the client
 	// as the gateway saw it (ext_authz's source address).
@@ -158,7 +163,10 @@ const maxLayers = 2 + 2*maxMethods
 // is judged as each method it may run as: refused if any of them is.
 // (Written as Go canonicalises header names, so looking them up allocates
 // nothing in any Header.)
-var methodOverrides = [...]string{"X-Http-Method-Override", "X-Http-Method", "X-Method-Override"}
+// Rack reads them spelt with underscores too (nginx drops such headers,
+// Caddy, Traefik and Envoy pass them on).
+var methodOverrides = [...]string{"X-Http-Method-Override", "X-Http-Method", "X-Method-Override",
+	"X_http_method_override", "X_http_method", "X_method_override"}
 
 // Decide decides req: the route's state (the service-wide gates first,
 // unless the route is exempt or forceActive, then the route's own gate) for
@@ -169,6 +177,10 @@ func (e *Engine) Decide(ctx context.Context, req *Request) Decision {
 	s := e.snap.Load()
 	if s == nil {
 		d.Verdict = NotReady
+		return d
+	}
+	if req.Ambiguous {
+		d.Verdict = AmbiguousPath
 		return d
 	}
 	nv := s.namespaces[req.Namespace]
@@ -271,21 +283,19 @@ func methodsOf(req *Request) (ms [maxMethods]method, n int) {
 			}
 		}
 	}
-	if strings.Contains(req.Query, "method") {
-		for kv := range strings.SplitSeq(req.Query, "&") {
-			k, v, _ := strings.Cut(kv, "=")
-			if methodParam(k) {
-				add(unescapeQuery(v))
-			}
+	for kv := range strings.SplitSeq(req.Query, "&") {
+		if k, v, _ := strings.Cut(kv, "="); methodParam(k) {
+			add(unescapeQuery(v))
 		}
 	}
 	return ms, n
 }
 
-// methodParam tells whether a raw query name is _method, as frameworks
-// read it: decoded, and with PHP's "." and " " for "_".
+// methodParam tells whether a raw query name is _method as some framework
+// reads it: decoded, in any case, and as PHP reads names (leading spaces
+// dropped, "." and " " for "_").
 func methodParam(raw string) bool {
-	k := unescapeQuery(raw)
+	k := strings.TrimLeft(unescapeQuery(raw), " ")
 	return len(k) == len("_method") && strings.EqualFold(k[1:], "method") && (k[0] == '_' || k[0] == '.' || k[0] == ' ')
 }
 

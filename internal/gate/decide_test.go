@@ -504,6 +504,11 @@ func TestMethodOverridesAreJudged(t *testing.T) {
 		{"POST", "/payments/1", "_method=GET&_method=DELETE", headers{}, Disabled},
 		{"POST", "/payments/1", ".method=DELETE", headers{}, Disabled},
 		{"POST", "/payments/1", "x_method=DELETE&method=DELETE", headers{}, Allowed},
+		{"POST", "/payments/1", "_%6Dethod=DELETE", headers{}, Disabled},
+		{"POST", "/payments/1", "_METHOD=DELETE", headers{}, Disabled},
+		{"POST", "/payments/1", "+_method=DELETE", headers{}, Disabled},
+		{"POST", "/payments/1", "%20_method=DELETE", headers{}, Disabled},
+		{"POST", "/payments/1", "", headers{"X_http_method_override": "DELETE"}, Disabled},
 		{"HEAD", "/reports", "", headers{}, Maintenance},
 		{"POST", "/reports", "", headers{"X-Http-Method-Override": "HEAD"}, Maintenance},
 		{"GET", "/reports", "", headers{"X-Http-Method-Override": "POST"}, Maintenance},
@@ -580,6 +585,34 @@ func TestEveryReadingOfAPathIsJudged(t *testing.T) {
 		d := e.Decide(context.Background(), &Request{Namespace: "shop", Method: tc.method, Path: NormalizePath(path), Literal: LiteralPath(path)})
 		if d.Verdict != tc.want {
 			t.Errorf("%s %s: %s, want %s", tc.method, tc.uri, d.Verdict, tc.want)
+		}
+	}
+}
+
+// A path upstreams read in yet other ways than the two the gate judges is
+// refused, with a 400 that says why.
+func TestAmbiguousPathsAreRefused(t *testing.T) {
+	e := &Engine{Now: func() time.Time { return t0 }}
+	e.Swap(NewSnapshot(Objects{}))
+	for uri, want := range map[string]bool{
+		"/static/x%2Fy/../../admin/users": true, // Kestrel: /admin/users
+		"/reports%2F..%2Fq3":              true, // Werkzeug: /reports/<p> with p=../q3
+		"/a%5C..%5Cb":                     true,
+		"/users/5#/delete":                true, // Go's server keeps the "#"
+		"/files/a%2Fb":                    false,
+		"/admin/../public":                false,
+		"/admin/%2e%2e/public":            false,
+		"/payments?next=%2F..%2F":         false,
+		"/%70ayments/%zz":                 false,
+	} {
+		path, query, _ := strings.Cut(uri, "?")
+		d := e.Decide(context.Background(), &Request{Namespace: "shop", Method: "GET", Path: NormalizePath(path), Literal: LiteralPath(path),
+			Ambiguous: Ambiguous(path), Query: query})
+		if got := d.Verdict == AmbiguousPath; got != want {
+			t.Errorf("%s: refused as ambiguous = %v, want %v", uri, got, want)
+		}
+		if want && (d.Status() != http.StatusBadRequest || !strings.Contains(string(d.Body()), "AMBIGUOUS_PATH")) {
+			t.Errorf("%s: %d %s", uri, d.Status(), d.Body())
 		}
 	}
 }

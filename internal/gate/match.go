@@ -274,6 +274,32 @@ func LiteralPath(uri string) string {
 	return literal
 }
 
+// Ambiguous tells whether upstreams read the path of uri in ways that
+// neither NormalizePath nor LiteralPath gives: an encoded slash or
+// backslash together with a dot segment (Kestrel keeps the slash and
+// resolves the dots, Werkzeug and uvicorn decode the slash and keep them),
+// or a raw "#" (nginx passes it on in the path, Go's server keeps it there).
+// The gate refuses such a request rather than guess; no client needs one.
+func Ambiguous(uri string) bool {
+	path, _, _ := strings.Cut(uri, "?")
+	if strings.IndexByte(path, '#') >= 0 {
+		return true
+	}
+	if !strings.Contains(path, "%") || !strings.ContainsAny(path, "2f2F5c5C") {
+		return false
+	}
+	decoded := unescape(path, false)
+	if !strings.ContainsAny(decoded, "/\\") || decoded == unescape(path, true) {
+		return false // no encoded slash
+	}
+	for seg := range strings.FieldsFuncSeq(decoded, isSlash) {
+		if seg, _, _ = strings.Cut(seg, ";"); seg == "." || seg == ".." {
+			return true
+		}
+	}
+	return false
+}
+
 func isSlash(r rune) bool { return r == '/' || r == '\\' }
 
 // unescape decodes every valid %XX of s and keeps an invalid one as it is,

@@ -15,6 +15,8 @@ func (d *Decision) Status() int {
 		return http.StatusServiceUnavailable
 	case EnvGated:
 		return http.StatusForbidden
+	case AmbiguousPath:
+		return http.StatusBadRequest
 	case RateLimited:
 		return http.StatusTooManyRequests
 	default:
@@ -65,6 +67,8 @@ func (d *Decision) Body() []byte {
 			d.Limit.Text, retrySeconds(d.RetryAt, d.At), d.Limit.Reset.UTC().Format(time.RFC3339)}
 	case LimiterDown:
 		detail = common{"RATE_LIMITER_UNAVAILABLE", "The rate limiter is unavailable; try again shortly", d.Path}
+	case AmbiguousPath:
+		detail = common{"AMBIGUOUS_PATH", "The request's path mixes an encoded slash with dot segments, or holds a raw \"#\": servers route such paths differently, so it is refused", d.Path}
 	case NotReady:
 		detail = common{"GATE_NOT_READY", "The gate has not yet read what is in effect from the API server; try again shortly", d.Path}
 	default:
