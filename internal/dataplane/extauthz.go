@@ -1,6 +1,7 @@
 package dataplane
 
 import (
+	"cmp"
 	"context"
 	"net/http"
 	"net/netip"
@@ -61,10 +62,12 @@ func (x *ExtAuthz) Check(ctx context.Context, in *authv3.CheckRequest) (*authv3.
 	path, query, _ := strings.Cut(hr.GetPath(), "?")
 	req := gate.Request{
 		Namespace: ns, Service: service, Method: hr.GetMethod(),
-		Path: gate.NormalizePath(path), Literal: gate.LiteralPath(path), Ambiguous: gate.Ambiguous(path), Query: query,
-		Header: h,
-		Peer:   peer.Unmap(), PeerIsClient: true,
+		Query:     query,
+		Overrides: h.overrides(),
+		Header:    h,
+		Peer:      peer.Unmap(), PeerIsClient: true,
 	}
+	req.Path, req.Literal, req.Ambiguous = gate.Paths(path)
 	d := x.Engine.Decide(ctx, &req)
 	var headers []*corev3.HeaderValueOption
 	d.Headers(func(k, v string) {
@@ -99,6 +102,23 @@ func denied(status int, headers []*corev3.HeaderValueOption, body string) *authv
 // in a map, or in header_map when it encodes raw headers.
 type envoyHeader struct {
 	r *authv3.AttributeContext_HttpRequest
+}
+
+// overrides are the values of the check's method-override headers, joined
+// by commas.
+func (e envoyHeader) overrides() string {
+	var vs []string
+	for k, v := range e.r.GetHeaders() {
+		if gate.IsMethodOverride([]byte(k)) {
+			vs = append(vs, v)
+		}
+	}
+	for _, hv := range e.r.GetHeaderMap().GetHeaders() {
+		if gate.IsMethodOverride([]byte(hv.GetKey())) {
+			vs = append(vs, cmp.Or(string(hv.GetRawValue()), hv.GetValue()))
+		}
+	}
+	return strings.Join(vs, ",")
 }
 
 func (e envoyHeader) Get(name string) string {

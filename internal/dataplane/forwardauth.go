@@ -147,11 +147,12 @@ func (f *ForwardAuth) envoy(ctx *fasthttp.RequestCtx, scope []byte) {
 func (f *ForwardAuth) decide(ctx *fasthttp.RequestCtx, start time.Time, ns, service, method, uri []byte, nginx bool) {
 	path, query, _ := bytes.Cut(uri, []byte("?"))
 	req := gate.Request{
-		Namespace: str(ns), Service: str(service), Method: str(method),
-		Path: gate.NormalizePath(str(path)), Literal: gate.LiteralPath(str(path)), Ambiguous: gate.Ambiguous(str(path)), Query: str(query),
-		Header: fastHeader{&ctx.Request.Header},
-		Peer:   peerAddr(ctx.RemoteAddr()),
+		Namespace: str(ns), Service: str(service), Method: str(method), Query: str(query),
+		Overrides: overrides(&ctx.Request.Header),
+		Header:    fastHeader{&ctx.Request.Header},
+		Peer:      peerAddr(ctx.RemoteAddr()),
 	}
+	req.Path, req.Literal, req.Ambiguous = gate.Paths(str(path))
 	d := f.Engine.Decide(ctx, &req)
 	respond(ctx, &d, nginx)
 	f.Metrics.observe(ProtocolForwardAuth, f.Engine.Snapshot(), req.Namespace, req.Service, d.Verdict, time.Since(start))
@@ -235,6 +236,22 @@ func fail(ctx *fasthttp.RequestCtx, status int, code, message string) {
 	ctx.Response.Header.SetContentType("application/json")
 	ctx.SetStatusCode(status)
 	ctx.SetBody(body)
+}
+
+// overrides are the values of the request's method-override headers,
+// joined by commas, found in one pass over its headers.
+func overrides(h *fasthttp.RequestHeader) string {
+	var out string
+	for k, v := range h.All() {
+		switch {
+		case !gate.IsMethodOverride(k):
+		case out == "":
+			out = str(v)
+		default:
+			out += "," + string(v)
+		}
+	}
+	return out
 }
 
 // fastHeader reads fasthttp's request headers without copying them; the

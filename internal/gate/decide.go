@@ -70,6 +70,9 @@ type Request struct {
 	Literal   string
 	Ambiguous bool
 	Query     string
+	// Overrides are the values of the request's method-override headers
+	// (see IsMethodOverride), joined by commas.
+	Overrides string
 	Header    Header
 	// Peer is who called the gate: the gateway (forward-auth, whose
 	// X-Forwarded-For names the client), or, when PeerIsClient, the client
@@ -161,12 +164,38 @@ const maxLayers = 2 + 2*maxMethods
 // another method's handler, usually a POST running DELETE or PUT. The gate
 // cannot know whether the upstream honours them, so a request carrying one
 // is judged as each method it may run as: refused if any of them is.
-// (Written as Go canonicalises header names, so looking them up allocates
-// nothing in any Header.)
-// Rack reads them spelt with underscores too (nginx drops such headers,
-// Caddy, Traefik and Envoy pass them on).
-var methodOverrides = [...]string{"X-Http-Method-Override", "X-Http-Method", "X-Method-Override",
-	"X_http_method_override", "X_http_method", "X_method_override"}
+var methodOverrides = [...]string{"x-http-method-override", "x-http-method", "x-method-override"}
+
+// IsMethodOverride tells whether a request header is one of
+// methodOverrides, in any case, and spelt with underscores too (Rack reads
+// X_HTTP_METHOD_OVERRIDE; nginx drops such headers, Caddy, Traefik and
+// Envoy pass them on). Adapters find the overrides with it in one pass
+// over a request's headers (Request.Overrides).
+func IsMethodOverride(name []byte) bool {
+	if len(name) < len("x-http-method") || name[0]|0x20 != 'x' {
+		return false
+	}
+	for _, o := range methodOverrides {
+		if len(name) == len(o) && equalFoldDash(name, o) {
+			return true
+		}
+	}
+	return false
+}
+
+// equalFoldDash is ASCII case-insensitive equality, "_" equal to "-".
+func equalFoldDash(b []byte, s string) bool {
+	for i := range b {
+		c := b[i] | 0x20
+		if b[i] == '_' {
+			c = '-'
+		}
+		if c != s[i] {
+			return false
+		}
+	}
+	return true
+}
 
 // Decide decides req: the route's state (the service-wide gates first,
 // unless the route is exempt or forceActive, then the route's own gate) for
@@ -274,13 +303,9 @@ func methodsOf(req *Request) (ms [maxMethods]method, n int) {
 			n++
 		}
 	}
-	if req.Header != nil {
-		for _, h := range methodOverrides {
-			for v := range strings.SplitSeq(req.Header.Get(h), ",") {
-				if strings.TrimSpace(v) != "" {
-					add(v)
-				}
-			}
+	for v := range strings.SplitSeq(req.Overrides, ",") {
+		if strings.TrimSpace(v) != "" {
+			add(v)
 		}
 	}
 	for kv := range strings.SplitSeq(req.Query, "&") {

@@ -485,37 +485,36 @@ func TestMethodOverridesAreJudged(t *testing.T) {
 	}}))
 	for _, tc := range []struct {
 		method, path, query string
-		h                   headers
+		overrides           string
 		want                Verdict
 	}{
-		{"POST", "/payments/1", "", headers{}, Allowed},
-		{"DELETE", "/payments/1", "", headers{}, Disabled},
-		{"POST", "/payments/1", "", headers{"X-Http-Method-Override": "DELETE"}, Disabled},
-		{"POST", "/payments/1", "", headers{"X-Http-Method": " delete "}, Disabled},
-		{"POST", "/payments/1", "", headers{"X-Method-Override": "Delete"}, Disabled},
-		{"POST", "/payments/1", "a=1&_method=DELETE", headers{}, Disabled},
-		{"POST", "/payments/1", "_method=PUT", headers{}, Allowed},
-		{"delete", "/payments/1", "", headers{}, Disabled},
-		{"Delete", "/payments/1", "", headers{}, Disabled},
-		{"POST", "/payments/1", "", headers{"X-Http-Method-Override": "PUT, DELETE"}, Disabled},
-		{"POST", "/payments/1", "", headers{"X-Http-Method-Override": "GET,POST,PUT,PATCH,HEAD,OPTIONS,TRACE,CONNECT,BREW,DELETE"}, Disabled},
-		{"POST", "/payments/1", "_method=%44ELETE", headers{}, Disabled},
-		{"POST", "/payments/1", "%5Fmethod=DELETE", headers{}, Disabled},
-		{"POST", "/payments/1", "_method=GET&_method=DELETE", headers{}, Disabled},
-		{"POST", "/payments/1", ".method=DELETE", headers{}, Disabled},
-		{"POST", "/payments/1", "x_method=DELETE&method=DELETE", headers{}, Allowed},
-		{"POST", "/payments/1", "_%6Dethod=DELETE", headers{}, Disabled},
-		{"POST", "/payments/1", "_METHOD=DELETE", headers{}, Disabled},
-		{"POST", "/payments/1", "+_method=DELETE", headers{}, Disabled},
-		{"POST", "/payments/1", "%20_method=DELETE", headers{}, Disabled},
-		{"POST", "/payments/1", "", headers{"X_http_method_override": "DELETE"}, Disabled},
-		{"HEAD", "/reports", "", headers{}, Maintenance},
-		{"POST", "/reports", "", headers{"X-Http-Method-Override": "HEAD"}, Maintenance},
-		{"GET", "/reports", "", headers{"X-Http-Method-Override": "POST"}, Maintenance},
+		{"POST", "/payments/1", "", "", Allowed},
+		{"DELETE", "/payments/1", "", "", Disabled},
+		{"POST", "/payments/1", "", "DELETE", Disabled},
+		{"POST", "/payments/1", "", " delete ", Disabled},
+		{"POST", "/payments/1", "", "Delete", Disabled},
+		{"POST", "/payments/1", "a=1&_method=DELETE", "", Disabled},
+		{"POST", "/payments/1", "_method=PUT", "", Allowed},
+		{"delete", "/payments/1", "", "", Disabled},
+		{"Delete", "/payments/1", "", "", Disabled},
+		{"POST", "/payments/1", "", "PUT, DELETE", Disabled},
+		{"POST", "/payments/1", "", "GET,POST,PUT,PATCH,HEAD,OPTIONS,TRACE,CONNECT,BREW,DELETE", Disabled},
+		{"POST", "/payments/1", "_method=%44ELETE", "", Disabled},
+		{"POST", "/payments/1", "%5Fmethod=DELETE", "", Disabled},
+		{"POST", "/payments/1", "_method=GET&_method=DELETE", "", Disabled},
+		{"POST", "/payments/1", ".method=DELETE", "", Disabled},
+		{"POST", "/payments/1", "x_method=DELETE&method=DELETE", "", Allowed},
+		{"POST", "/payments/1", "_%6Dethod=DELETE", "", Disabled},
+		{"POST", "/payments/1", "_METHOD=DELETE", "", Disabled},
+		{"POST", "/payments/1", "+_method=DELETE", "", Disabled},
+		{"POST", "/payments/1", "%20_method=DELETE", "", Disabled},
+		{"HEAD", "/reports", "", "", Maintenance},
+		{"POST", "/reports", "", "HEAD", Maintenance},
+		{"GET", "/reports", "", "POST", Maintenance},
 	} {
-		d := e.Decide(context.Background(), &Request{Namespace: "shop", Method: tc.method, Path: tc.path, Query: tc.query, Header: tc.h})
+		d := e.Decide(context.Background(), &Request{Namespace: "shop", Method: tc.method, Path: tc.path, Query: tc.query, Overrides: tc.overrides})
 		if d.Verdict != tc.want {
-			t.Errorf("%s %s?%s %v: %s, want %s", tc.method, tc.path, tc.query, tc.h, d.Verdict, tc.want)
+			t.Errorf("%s %s?%s overrides %q: %s, want %s", tc.method, tc.path, tc.query, tc.overrides, d.Verdict, tc.want)
 		}
 	}
 }
@@ -613,6 +612,18 @@ func TestAmbiguousPathsAreRefused(t *testing.T) {
 		}
 		if want && (d.Status() != http.StatusBadRequest || !strings.Contains(string(d.Body()), "AMBIGUOUS_PATH")) {
 			t.Errorf("%s: %d %s", uri, d.Status(), d.Body())
+		}
+	}
+}
+
+func TestIsMethodOverride(t *testing.T) {
+	for name, want := range map[string]bool{
+		"X-HTTP-Method-Override": true, "x-http-method-override": true, "X_HTTP_METHOD_OVERRIDE": true, "X-Http-Method": true,
+		"X-Method-Override": true, "x_method_override": true,
+		"X-HTTP-Method-Overrides": false, "X-Forwarded-Method": false, "X-HTTP": false, "Y-HTTP-Method": false, "": false,
+	} {
+		if got := IsMethodOverride([]byte(name)); got != want {
+			t.Errorf("IsMethodOverride(%q) = %v, want %v", name, got, want)
 		}
 	}
 }

@@ -274,6 +274,37 @@ func LiteralPath(uri string) string {
 	return literal
 }
 
+// Paths reads a request's path (without its query) the ways upstreams
+// route it: as NormalizePath cleans it, as LiteralPath reads it ("" when
+// the same), and whether it is Ambiguous. A plain path — the usual one —
+// costs one pass over its bytes and no allocation.
+func Paths(p string) (path, literal string, ambiguous bool) {
+	if plain(p) {
+		return p, "", false
+	}
+	return NormalizePath(p), LiteralPath(p), Ambiguous(p)
+}
+
+// plain tells whether p is a path every reading leaves as it is: from "/",
+// without escapes, parameters, backslashes, fragments, queries, repeated
+// slashes or segments starting with a dot.
+func plain(p string) bool {
+	if p == "" || p[0] != '/' {
+		return false
+	}
+	for i := 1; i < len(p); i++ {
+		switch p[i] {
+		case '%', ';', '\\', '#', '?':
+			return false
+		case '/', '.':
+			if p[i-1] == '/' {
+				return false
+			}
+		}
+	}
+	return true
+}
+
 // Ambiguous tells whether upstreams read the path of uri in ways that
 // neither NormalizePath nor LiteralPath gives: an encoded slash or
 // backslash together with a dot segment (Kestrel keeps the slash and

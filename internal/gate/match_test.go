@@ -169,6 +169,21 @@ func TestLiteralPath(t *testing.T) {
 	}
 }
 
+// Paths takes the short way only for paths every reading leaves alone.
+func TestPaths(t *testing.T) {
+	for _, p := range []string{"/payments/42", "/", "/a/b/c/", "/files/a.txt", "/v1.2/x"} {
+		if path, literal, ambiguous := Paths(p); path != p || literal != "" || ambiguous {
+			t.Errorf("Paths(%q) = %q, %q, %v", p, path, literal, ambiguous)
+		}
+	}
+	for _, p := range []string{"/%61", "/a;b", "/a\\b", "/a#b", "//a", "/./a", "/a/..", "/.well-known", "a", "", "/a/b%2F../c"} {
+		path, literal, ambiguous := Paths(p)
+		if path != NormalizePath(p) || literal != LiteralPath(p) || ambiguous != Ambiguous(p) {
+			t.Errorf("Paths(%q) = %q, %q, %v: not the long way's", p, path, literal, ambiguous)
+		}
+	}
+}
+
 func TestLowerAllocatesNothingForLowerCase(t *testing.T) {
 	if n := testing.AllocsPerRun(100, func() { _ = lower("payments") }); n != 0 {
 		t.Fatalf("%v allocations", n)
