@@ -12,7 +12,7 @@ import (
 
 	waygatev1 "github.com/waygate-dev/waygate/api/v1alpha1"
 	"github.com/waygate-dev/waygate/internal/audit"
-	"github.com/waygate-dev/waygate/internal/gate"
+	"github.com/waygate-dev/waygate/internal/kube"
 )
 
 // Scopes of a RateLimitPolicy.
@@ -46,7 +46,7 @@ func (r *RateLimitPolicyReconciler) Reconcile(ctx context.Context, req reconcile
 			return reconcile.Result{}, err
 		}
 		p.Status.Scope = rateLimitScope(&p.Spec)
-		switch h := gate.Holder(peers.Items); {
+		switch h := kube.Holder(peers.Items); {
 		case h != nil && h.Name != p.Name:
 			setReady(p.Common(), p.Generation, false, ReasonDuplicate, fmt.Sprintf(
 				"route %s%s already has RateLimitPolicy %q; delete this policy or merge it into %q (use tiers for per-plan limits)",

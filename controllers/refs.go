@@ -11,8 +11,8 @@ import (
 	"sigs.k8s.io/controller-runtime/pkg/reconcile"
 
 	waygatev1 "github.com/waygate-dev/waygate/api/v1alpha1"
-	"github.com/waygate-dev/waygate/internal/gate"
 	"github.com/waygate-dev/waygate/internal/graph"
+	"github.com/waygate-dev/waygate/internal/kube"
 )
 
 const (
@@ -34,7 +34,7 @@ func holderByKey[T any, P interface {
 	if err := c.List(ctx, list, client.InNamespace(ns), client.MatchingFields{keyIndex: key}); err != nil {
 		return nil, err
 	}
-	return gate.Holder[T, P](*items), nil
+	return kube.Holder[T, P](*items), nil
 }
 
 func flagByKey(ctx context.Context, c client.Reader, ns, key string) (*waygatev1.FeatureFlag, error) {

@@ -17,7 +17,8 @@ import (
 
 	waygatev1 "github.com/waygate-dev/waygate/api/v1alpha1"
 	"github.com/waygate-dev/waygate/internal/audit"
-	"github.com/waygate-dev/waygate/internal/gate"
+	"github.com/waygate-dev/waygate/internal/kube"
+	"github.com/waygate-dev/waygate/internal/routes"
 )
 
 const (
@@ -69,7 +70,7 @@ func (r *RouteGateReconciler) compute(ctx context.Context, rg, was *waygatev1.Ro
 		return reconcile.Result{}, err
 	}
 
-	eff := gate.Effective(rg, serviceGates, now)
+	eff := routes.Effective(rg, serviceGates, now)
 	rg.Status.State = eff.State
 	rg.Status.Reason = eff.Reason
 	rg.Status.GovernedBy = eff.GovernedBy
@@ -77,7 +78,7 @@ func (r *RouteGateReconciler) compute(ctx context.Context, rg, was *waygatev1.Ro
 	if !eff.Next.IsZero() {
 		rg.Status.NextTransition = &metav1.Time{Time: eff.Next}
 	}
-	if h := gate.Holder(peers.Items); h != nil && h.Name != rg.Name {
+	if h := kube.Holder(peers.Items); h != nil && h.Name != rg.Name {
 		setReady(rg.Common(), rg.Generation, false, ReasonDuplicate,
 			fmt.Sprintf("route %s%s is already gated by RouteGate %q; delete this RouteGate or merge it into %q",
 				rg.Spec.Route, serviceSuffix(rg.Spec.Service), h.Name, h.Name))
@@ -126,14 +127,14 @@ func (r *RouteGateReconciler) serviceGates(ctx context.Context, rg *waygatev1.Ro
 			return nil, err
 		}
 		// Only the holder of a contested key is in effect.
-		if h := gate.Holder(list.Items); h != nil {
+		if h := kube.Holder(list.Items); h != nil {
 			gates = append(gates, *h)
 		}
 	}
 	return gates, nil
 }
 
-func readyReason(rg *waygatev1.RouteGate, eff gate.RouteState) (string, string) {
+func readyReason(rg *waygatev1.RouteGate, eff routes.RouteState) (string, string) {
 	switch {
 	case eff.GovernedBy != "":
 		return ReasonServiceMaintenance, fmt.Sprintf("in maintenance by service-wide RouteGate %q", eff.GovernedBy)

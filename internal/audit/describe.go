@@ -10,7 +10,7 @@ import (
 	"sigs.k8s.io/controller-runtime/pkg/client"
 
 	waygatev1 "github.com/waygate-dev/waygate/api/v1alpha1"
-	"github.com/waygate-dev/waygate/internal/gate"
+	"github.com/waygate-dev/waygate/internal/routes"
 )
 
 // GlobalPath is the audit path of namespace-wide gates and policies.
@@ -104,10 +104,10 @@ func describeRoute(old, cur *waygatev1.RouteGate, now time.Time) Record {
 	// A route without a gate is active.
 	from, to := waygatev1.RouteActive, waygatev1.RouteActive
 	if old != nil {
-		from = gate.OwnState(&old.Spec, now).State
+		from = routes.OwnState(&old.Spec, now).State
 	}
 	if cur != nil {
-		to = gate.OwnState(&cur.Spec, now).State
+		to = routes.OwnState(&cur.Spec, now).State
 	}
 	// A deletion is always called one, whatever it does to the route's
 	// state (old → new says that).

@@ -20,7 +20,7 @@ import (
 	"sigs.k8s.io/controller-runtime/pkg/controller/controllerutil"
 
 	waygatev1 "github.com/waygate-dev/waygate/api/v1alpha1"
-	"github.com/waygate-dev/waygate/internal/gate"
+	"github.com/waygate-dev/waygate/internal/routes"
 )
 
 // Actors of changes no person made.
@@ -178,7 +178,7 @@ func windowTransitions(rg *waygatev1.RouteGate, since, until time.Time) []Record
 		if b.Before(since) || b.After(until) {
 			continue
 		}
-		from, to := gate.OwnState(&rg.Spec, b.Add(-time.Nanosecond)).State, gate.OwnState(&rg.Spec, b).State
+		from, to := routes.OwnState(&rg.Spec, b.Add(-time.Nanosecond)).State, routes.OwnState(&rg.Spec, b).State
 		recs = append(recs, Record{
 			ID:     fmt.Sprintf("scheduler/%d/%d", rg.Generation, b.Unix()),
 			Path:   RoutePath(rg.Spec.Route, rg.Spec.Service),

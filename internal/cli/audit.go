@@ -16,7 +16,7 @@ import (
 
 	waygatev1 "github.com/waygate-dev/waygate/api/v1alpha1"
 	"github.com/waygate-dev/waygate/internal/audit"
-	"github.com/waygate-dev/waygate/internal/gate"
+	"github.com/waygate-dev/waygate/internal/routes"
 )
 
 func auditCommand(o *Options) *cobra.Command {
@@ -41,7 +41,7 @@ __global__ for namespace-wide maintenance.`,
 		RunE: o.run(func(ctx context.Context, args []string) error {
 			if len(args) == 1 {
 				q.Path = args[0]
-				if key, err := gate.ParseRouteKey(args[0]); err == nil && !isAuditPath(args[0]) {
+				if key, err := routes.ParseRouteKey(args[0]); err == nil && !isAuditPath(args[0]) {
 					q.Path = key
 				}
 			}

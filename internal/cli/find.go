@@ -10,7 +10,8 @@ import (
 	"sigs.k8s.io/controller-runtime/pkg/client"
 
 	waygatev1 "github.com/waygate-dev/waygate/api/v1alpha1"
-	"github.com/waygate-dev/waygate/internal/gate"
+	"github.com/waygate-dev/waygate/internal/kube"
+	"github.com/waygate-dev/waygate/internal/routes"
 )
 
 // notFoundError says that nothing holds what the user named, and suggests
@@ -57,7 +58,7 @@ func findByRoute[T any, P interface {
 		return nil, fmt.Errorf("%s has a %s in several services (%s): pass --service", key, k.name, strings.Join(slices.Sorted(maps.Keys(services)), ", "))
 	}
 	if len(exact) > 0 {
-		return gate.Holder[T, P](exact), nil
+		return kube.Holder[T, P](exact), nil
 	}
 	where := "in namespace " + ns
 	if service != "" {
@@ -67,7 +68,7 @@ func findByRoute[T any, P interface {
 	if !strings.Contains(key, ":") && key != waygatev1.AllRoutes {
 		var methods []string
 		for _, r := range all {
-			if gate.PathOf(r) == key && r != key && !slices.Contains(methods, r) {
+			if routes.PathOf(r) == key && r != key && !slices.Contains(methods, r) {
 				methods = append(methods, r)
 			}
 		}
@@ -97,7 +98,7 @@ func findByKey[T any, P interface {
 		}
 	}
 	if len(exact) > 0 {
-		return gate.Holder[T, P](exact), nil
+		return kube.Holder[T, P](exact), nil
 	}
 	return nil, notFound(fmt.Sprintf("no %s in namespace %s has key %s", k.name, ns, key), key, keys, k.hint)
 }

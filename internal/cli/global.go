@@ -10,7 +10,7 @@ import (
 	"github.com/spf13/cobra"
 
 	waygatev1 "github.com/waygate-dev/waygate/api/v1alpha1"
-	"github.com/waygate-dev/waygate/internal/gate"
+	"github.com/waygate-dev/waygate/internal/routes"
 )
 
 func globalCommand(o *Options) *cobra.Command {
@@ -65,7 +65,7 @@ func exemptCommand(o *Options, use, short string, add bool) *cobra.Command {
 		RunE: o.run(func(ctx context.Context, args []string) error {
 			var keys []waygatev1.RouteKey
 			for _, a := range args {
-				k, err := gate.ParseRouteKey(a)
+				k, err := routes.ParseRouteKey(a)
 				if err != nil {
 					return err
 				}

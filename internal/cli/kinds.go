@@ -10,7 +10,7 @@ import (
 	"k8s.io/apimachinery/pkg/runtime"
 	"sigs.k8s.io/controller-runtime/pkg/client"
 
-	"github.com/waygate-dev/waygate/internal/gate"
+	"github.com/waygate-dev/waygate/internal/routes"
 )
 
 // kind is what the commands need to know of one Waygate kind to find,
@@ -135,7 +135,7 @@ func (k kind[T, P]) lookup(ctx context.Context, o *Options, arg, service string)
 	key := arg
 	if k.service != nil {
 		var err error
-		if key, err = gate.ParseRouteKey(arg); err != nil {
+		if key, err = routes.ParseRouteKey(arg); err != nil {
 			return "", nil, nil, err
 		}
 	}
@@ -155,9 +155,9 @@ func (k kind[T, P]) lookup(ctx context.Context, o *Options, arg, service string)
 // freeName is the name a new object for key (in service) gets: derived from
 // the key, with a suffix when an object of the namespace has it already.
 func (k kind[T, P]) freeName(items []T, service, key string) string {
-	name := gate.ObjectName(service, key)
+	name := routes.ObjectName(service, key)
 	if slices.ContainsFunc(items, func(t T) bool { return P(&t).GetName() == name }) {
-		return gate.UniqueName(name, service, key)
+		return routes.UniqueName(name, service, key)
 	}
 	return name
 }

@@ -4,7 +4,7 @@ import (
 	"slices"
 	"strings"
 
-	"github.com/waygate-dev/waygate/internal/gate"
+	"github.com/waygate-dev/waygate/internal/routes"
 )
 
 // closeMatches returns the keys among candidates that look like what the
@@ -21,7 +21,7 @@ func closeMatches(key string, candidates []string) []string {
 			continue
 		}
 		// Another method of the same path counts as one mistake.
-		d := min(distance(strings.ToLower(key), strings.ToLower(c)), 1+distance(strings.TrimSuffix(gate.PathOf(key), "/"), strings.TrimSuffix(gate.PathOf(c), "/")))
+		d := min(distance(strings.ToLower(key), strings.ToLower(c)), 1+distance(strings.TrimSuffix(routes.PathOf(key), "/"), strings.TrimSuffix(routes.PathOf(c), "/")))
 		if d <= max(2, len(key)/5) {
 			found = append(found, match{c, d})
 		}

@@ -10,7 +10,7 @@ import (
 	apiextensionsv1 "k8s.io/apiextensions-apiserver/pkg/apis/apiextensions/v1"
 
 	waygatev1 "github.com/waygate-dev/waygate/api/v1alpha1"
-	"github.com/waygate-dev/waygate/internal/gate"
+	"github.com/waygate-dev/waygate/internal/routes"
 )
 
 // parseClause reads "ATTRIBUTE OPERATOR VALUE[,VALUE...]", e.g.
@@ -173,7 +173,7 @@ func variationValue(t waygatev1.FlagType, s string) (apiextensionsv1.JSON, error
 // itself when it is one, else lower case with "-" for what names cannot
 // hold.
 func objectName(key string) string {
-	return gate.Name(key)
+	return routes.Name(key)
 }
 
 // count is "1 rule", "2 rules".

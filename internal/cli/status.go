@@ -12,7 +12,7 @@ import (
 
 	waygatev1 "github.com/waygate-dev/waygate/api/v1alpha1"
 	"github.com/waygate-dev/waygate/internal/audit"
-	"github.com/waygate-dev/waygate/internal/gate"
+	"github.com/waygate-dev/waygate/internal/routes"
 )
 
 func statusCommand(o *Options) *cobra.Command {
@@ -34,7 +34,7 @@ func statusCommand(o *Options) *cobra.Command {
 			if len(args) == 0 {
 				return gateKind.print(o, gates, all)
 			}
-			key, err := gate.ParseRouteKey(args[0])
+			key, err := routes.ParseRouteKey(args[0])
 			if err != nil {
 				return err
 			}

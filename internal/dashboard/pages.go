@@ -20,7 +20,7 @@ import (
 
 	waygatev1 "github.com/waygate-dev/waygate/api/v1alpha1"
 	"github.com/waygate-dev/waygate/internal/audit"
-	"github.com/waygate-dev/waygate/internal/gate"
+	"github.com/waygate-dev/waygate/internal/routes"
 	"github.com/waygate-dev/waygate/pkg/flags"
 )
 
@@ -343,7 +343,7 @@ func changeRoute(r *http.Request, sess *session) (string, error) {
 // namespace, with exempt routes) that has no RouteGate yet, named as the
 // CLI names it.
 func createRoute(r *http.Request, sess *session) (string, error) {
-	key, err := gate.ParseRouteKey(strings.TrimSpace(r.FormValue("route")))
+	key, err := routes.ParseRouteKey(strings.TrimSpace(r.FormValue("route")))
 	if err != nil {
 		return "", err
 	}
@@ -354,12 +354,12 @@ func createRoute(r *http.Request, sess *session) (string, error) {
 		return "", err
 	}
 	rg := &waygatev1.RouteGate{
-		ObjectMeta: metav1.ObjectMeta{Namespace: r.FormValue("ns"), Name: gate.ObjectName(service, key)},
+		ObjectMeta: metav1.ObjectMeta{Namespace: r.FormValue("ns"), Name: routes.ObjectName(service, key)},
 		Spec:       waygatev1.RouteGateSpec{Route: waygatev1.RouteKey(key), Service: waygatev1.ServiceName(service)},
 	}
 	apply(&rg.Spec)
 	for _, e := range list(r.FormValue("exempt")) {
-		ek, err := gate.ParseRouteKey(e)
+		ek, err := routes.ParseRouteKey(e)
 		if err != nil {
 			return "", fmt.Errorf("exempt routes: %w", err)
 		}
@@ -368,7 +368,7 @@ func createRoute(r *http.Request, sess *session) (string, error) {
 	err = sess.client.Create(r.Context(), rg, client.FieldOwner(audit.DashboardFieldManager))
 	if apierrors.IsAlreadyExists(err) {
 		// The name is another route's.
-		rg.Name = gate.UniqueName(rg.Name, service, key)
+		rg.Name = routes.UniqueName(rg.Name, service, key)
 		err = sess.client.Create(r.Context(), rg, client.FieldOwner(audit.DashboardFieldManager))
 	}
 	return "RouteGate " + rg.Name + " created: " + key + " " + string(state), err

@@ -1,3 +1,9 @@
+// Package gate is the gate's decision engine: snapshots of the RouteGates and
+// RateLimitPolicies in effect, route matching, path readings, decisions and
+// their responses, and rate-limit counting (the algorithms and the memory
+// store; the Redis store is in internal/dataplane). Only the data plane
+// imports it; the route vocabulary it shares with the operator, the CLI and
+// the dashboard is internal/routes.
 package gate
 
 import (
@@ -12,6 +18,7 @@ import (
 	"time"
 
 	waygatev1 "github.com/waygate-dev/waygate/api/v1alpha1"
+	"github.com/waygate-dev/waygate/internal/routes"
 )
 
 // Verdict is what the gate does with a request.
@@ -259,9 +266,9 @@ func (e *Engine) judge(d *Decision, req *Request, nv *namespaceView, view *servi
 		if v == nil || v.all == nil {
 			continue
 		}
-		st := ServiceState(v.all, now)
+		st := routes.ServiceState(v.all, now)
 		if st.State == waygatev1.RouteMaintenance &&
-			Governs(&v.all.Spec, waygatev1.ServiceName(req.Service), forceActive) && v.exempt.match(m, path) == nil {
+			routes.Governs(&v.all.Spec, waygatev1.ServiceName(req.Service), forceActive) && v.exempt.match(m, path) == nil {
 			d.refuse(Maintenance, st)
 			return true
 		}
@@ -269,7 +276,7 @@ func (e *Engine) judge(d *Decision, req *Request, nv *namespaceView, view *servi
 	if rg == nil {
 		return false
 	}
-	st := OwnState(&rg.Spec, now)
+	st := routes.OwnState(&rg.Spec, now)
 	switch st.State {
 	case waygatev1.RouteMaintenance:
 		d.refuse(Maintenance, st)
@@ -400,7 +407,7 @@ func (e *Engine) limit(ctx context.Context, req *Request, d *Decision, layers *[
 	}
 }
 
-func (d *Decision) refuse(v Verdict, st RouteState) {
+func (d *Decision) refuse(v Verdict, st routes.RouteState) {
 	d.Verdict, d.Reason = v, st.Reason
 	if st.Window != nil {
 		d.RetryAt = st.Window.End.Time

@@ -17,6 +17,12 @@ import (
 	waygatev1 "github.com/waygate-dev/waygate/api/v1alpha1"
 )
 
+var t0 = time.Date(2026, 6, 1, 3, 0, 0, 0, time.UTC)
+
+func window(from, to time.Duration) *waygatev1.MaintenanceWindow {
+	return &waygatev1.MaintenanceWindow{Start: metav1.NewTime(t0.Add(from)), End: metav1.NewTime(t0.Add(to))}
+}
+
 // headers is a Header over a plain map.
 type headers map[string]string
 

@@ -3,48 +3,29 @@ package gate
 import (
 	"net/url"
 	"strings"
+
+	"github.com/waygate-dev/waygate/internal/routes"
 )
 
 // method is an HTTP method as an index, so that a route's entries per method
 // are an array rather than a map.
 type method uint8
 
-// The methods a route key may name; methodOther is any other (never named by
-// a key, so only method-less keys match it).
+// A method's index is its place in routes.Methods, the methods a route key
+// may name; methodOther is any other (never named by a key, so only
+// method-less keys match it).
 const (
-	methodGET method = iota
-	methodHEAD
-	methodPOST
-	methodPUT
-	methodPATCH
-	methodDELETE
-	methodOPTIONS
-	methodTRACE
-	methodCONNECT
-	methodOther
-	numMethods
+	methodOther = method(len(routes.Methods))
+	numMethods  = methodOther + 1
 )
 
+var methodGET, methodHEAD = methodOf("GET"), methodOf("HEAD")
+
 func methodOf(m string) method {
-	switch m {
-	case "GET":
-		return methodGET
-	case "HEAD":
-		return methodHEAD
-	case "POST":
-		return methodPOST
-	case "PUT":
-		return methodPUT
-	case "PATCH":
-		return methodPATCH
-	case "DELETE":
-		return methodDELETE
-	case "OPTIONS":
-		return methodOPTIONS
-	case "TRACE":
-		return methodTRACE
-	case "CONNECT":
-		return methodCONNECT
+	for i, name := range routes.Methods {
+		if m == name {
+			return method(i)
+		}
 	}
 	return methodOther
 }
@@ -80,7 +61,7 @@ type node[T any] struct {
 // route so, such as ASP.NET and IIS).
 func (r *router[T]) add(key string, v *T, fold bool) {
 	m := methodOther
-	name, p := cutMethod(key)
+	name, p := routes.CutMethod(key)
 	if name != "" {
 		m = methodOf(name)
 	}

@@ -5,6 +5,7 @@ import (
 	"net/netip"
 
 	waygatev1 "github.com/waygate-dev/waygate/api/v1alpha1"
+	"github.com/waygate-dev/waygate/internal/kube"
 )
 
 // EnvironmentLabel on a Namespace names the environment its routes are
@@ -101,14 +102,14 @@ func NewSnapshot(objs Objects) *Snapshot {
 	for _, wideFirst := range []bool{true, false} {
 		for k, claims := range gates {
 			if (k.service == "") == wideFirst {
-				s.addGate(k, Holder(claims))
+				s.addGate(k, kube.Holder(claims))
 			}
 		}
 		for k, claims := range policies {
 			if (k.service == "") != wideFirst {
 				continue
 			}
-			h := Holder(claims)
+			h := kube.Holder(claims)
 			p, err := compilePolicy(h)
 			if err != nil {
 				s.Problems = append(s.Problems, fmt.Sprintf("RateLimitPolicy %s/%s: %v", h.Namespace, h.Name, err))

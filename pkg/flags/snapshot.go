@@ -12,7 +12,7 @@ import (
 	"sigs.k8s.io/controller-runtime/pkg/client"
 
 	waygatev1 "github.com/waygate-dev/waygate/api/v1alpha1"
-	"github.com/waygate-dev/waygate/internal/gate"
+	"github.com/waygate-dev/waygate/internal/kube"
 )
 
 // Definitions are a namespace's flags and segments as the gate serves them
@@ -146,7 +146,7 @@ func holders[T any, P interface {
 	}
 	out := make(map[string]P, len(byKey))
 	for k, claims := range byKey {
-		out[k] = gate.Holder[T, P](claims)
+		out[k] = kube.Holder[T, P](claims)
 	}
 	return out
 }

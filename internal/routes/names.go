@@ -1,4 +1,4 @@
-package gate
+package routes
 
 import (
 	"crypto/sha256"
@@ -11,8 +11,9 @@ import (
 	waygatev1 "github.com/waygate-dev/waygate/api/v1alpha1"
 )
 
-// methods are the HTTP methods a route key may name.
-var methods = []string{"GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS", "TRACE", "CONNECT"}
+// Methods are the HTTP methods a route key may name, in the order the
+// gate's engine indexes them.
+var Methods = [...]string{"GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS", "TRACE", "CONNECT"}
 
 // ParseRouteKey normalises what a user typed into a route key: METHOD:/path with
 // the method in upper case, /path, or "*". A path without its leading slash
@@ -26,7 +27,7 @@ func ParseRouteKey(arg string) (string, error) {
 		method, path = "", arg
 	}
 	method = strings.ToUpper(method)
-	if method != "" && !slices.Contains(methods, method) {
+	if method != "" && !slices.Contains(Methods[:], method) {
 		return "", fmt.Errorf("%q is not a route key: %s is not an HTTP method; write METHOD:/path (e.g. GET:/payments) or /path for every method", arg, method)
 	}
 	if !strings.HasPrefix(path, "/") {

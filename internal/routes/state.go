@@ -1,7 +1,9 @@
-// Package gate decides what the API does with a request: the state in effect
-// for a route, and (later) flag evaluation and rate limits. The controllers use
-// it to report state; the data plane uses it to decide requests, so both agree.
-package gate
+// Package routes is the route vocabulary every part of Waygate shares: route
+// keys and the methods they name, the names of RouteGates made for them, and
+// the state in effect for a route at a moment (a window, a service-wide
+// gate). The operator reports that state and the gate enforces it from this
+// one code, so both agree.
+package routes
 
 import (
 	"sort"
@@ -126,14 +128,14 @@ func Covers(g, route *waygatev1.RouteGate) bool {
 // PathOf is the path of a route key: "/payments" for both "GET:/payments"
 // and "/payments".
 func PathOf(key string) string {
-	_, path := cutMethod(key)
+	_, path := CutMethod(key)
 	return path
 }
 
-// cutMethod splits a route key into its method ("" for none) and path. A
+// CutMethod splits a route key into its method ("" for none) and path. A
 // key that starts with "/" has no method, whatever colons its path holds
 // ("/a:/b" is a path).
-func cutMethod(key string) (method, path string) {
+func CutMethod(key string) (method, path string) {
 	if m, p, ok := strings.Cut(key, ":/"); ok && !strings.HasPrefix(key, "/") {
 		return m, "/" + p
 	}

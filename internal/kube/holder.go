@@ -1,4 +1,4 @@
-package gate
+package kube
 
 import "sigs.k8s.io/controller-runtime/pkg/client"
 

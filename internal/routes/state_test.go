@@ -1,4 +1,4 @@
-package gate
+package routes
 
 import (
 	"testing"
