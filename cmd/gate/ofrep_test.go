@@ -7,7 +7,6 @@ import (
 	"encoding/json"
 	"fmt"
 	"io"
-	"net"
 	"net/http"
 	"os"
 	"os/exec"
@@ -26,6 +25,7 @@ import (
 	utilyaml "k8s.io/apimachinery/pkg/util/yaml"
 
 	"github.com/waygate-dev/waygate/internal/controlplane"
+	"github.com/waygate-dev/waygate/internal/realservers"
 )
 
 // ofrepCase is one evaluation of testdata/ofrep-cases.json: what the gate
@@ -449,7 +449,7 @@ func TestOFREPAbuse(t *testing.T) {
 			args := tc.args
 			var ofrepAddr string
 			if tc.ownPort {
-				ofrepAddr = freeAddr(t)
+				ofrepAddr = realservers.FreeAddr(t)
 				args = append(args, "--ofrep-bind-address", ofrepAddr)
 			}
 			g, err := cp.StartGate(context.Background(), gateBin, t.TempDir(), fmt.Sprint("abuse-", i), "", args...)
@@ -653,17 +653,6 @@ func peakRSS(t *testing.T, pid int) int64 {
 	}
 	t.Fatalf("no VmHWM in /proc/%d/status", pid)
 	return 0
-}
-
-// freeAddr is a free loopback address.
-func freeAddr(t *testing.T) string {
-	t.Helper()
-	l, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer func() { _ = l.Close() }()
-	return l.Addr().String()
 }
 
 // Forward-auth reads the big cookies gateways pass on (fasthttp's default
