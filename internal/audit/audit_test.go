@@ -119,7 +119,7 @@ func TestDescribe(t *testing.T) {
 	}{
 		{"route created in maintenance", nil, rg(waygatev1.RouteGateSpec{Route: "GET:/payments", State: "maintenance", Reason: "Database migration"}),
 			"maintenance_on GET:/payments active→maintenance Database migration []"},
-		{"route created active", nil, rg(waygatev1.RouteGateSpec{Route: "GET:/payments", State: "active"}), "route_created GET:/payments active→active  []"},
+		{"route created active", nil, rg(waygatev1.RouteGateSpec{Route: "GET:/payments", State: "active"}), "route_created GET:/payments →active  []"},
 		{"window scheduled", rg(waygatev1.RouteGateSpec{Route: "/r", State: "active"}), rg(waygatev1.RouteGateSpec{Route: "/r", State: "active", Window: window}),
 			"maintenance_scheduled /r active→active  [spec.window set to {\"end\":\"2026-06-01T05:00:00Z\",\"start\":\"2026-06-01T04:00:00Z\"}]"},
 		{"reason edited", rg(waygatev1.RouteGateSpec{Route: "/r", State: "disabled", Reason: "a"}), rg(waygatev1.RouteGateSpec{Route: "/r", State: "disabled", Reason: "b"}),

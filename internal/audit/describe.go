@@ -130,6 +130,11 @@ func describeRoute(old, cur *waygatev1.RouteGate, now time.Time) Record {
 		}
 	}
 	rec := Record{Path: RoutePath(rg.Spec.Route, rg.Spec.Service), Action: action, Old: string(from), New: string(to), Reason: rg.Spec.Reason}
+	if action == ActionRouteCreated {
+		// Nothing was before the gate, as for the other kinds' creations
+		// (one that changes the route's state says so: maintenance_on).
+		rec.Old = ""
+	}
 	if old != nil && cur != nil {
 		rec.Changes = specChanges(old.Spec, cur.Spec)
 	}

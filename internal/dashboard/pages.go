@@ -212,6 +212,14 @@ func (s *Server) auditEvents(w http.ResponseWriter, r *http.Request, sess *sessi
 				}
 				continue
 			}
+			if ev.Type == watch.Error {
+				// Most often 410 Gone: rv is too old to resume from, and
+				// watching again from it would fail the same way at once.
+				// The page reloads itself and starts from now.
+				_, _ = fmt.Fprint(w, "event: reload\ndata: \n\n")
+				flusher.Flush()
+				return
+			}
 			e, isEntry := ev.Object.(*waygatev1.AuditEntry)
 			if !isEntry {
 				continue
@@ -224,11 +232,18 @@ func (s *Server) auditEvents(w http.ResponseWriter, r *http.Request, sess *sessi
 			if err := s.pages.ExecuteTemplate(&b, "audit-row", e); err != nil {
 				return
 			}
-			_, _ = fmt.Fprintf(w, "event: entry\ndata: %s\n\n", strings.ReplaceAll(b.String(), "\n", ""))
+			_, _ = fmt.Fprintf(w, "event: entry\ndata: %s\n\n", sseData(b.String()))
 		}
 		flusher.Flush()
 	}
 }
+
+// sseData is text as one server-sent event's data line: without the line
+// breaks (CR, LF or both end an event-stream line) that would let a value
+// in it — a reason, say — start a field or an event of its own.
+func sseData(text string) string { return sseLineBreaks.Replace(text) }
+
+var sseLineBreaks = strings.NewReplacer("\r\n", "", "\r", "", "\n", "")
 
 // --- Tabs that list objects and change them
 
