@@ -15,7 +15,10 @@ import (
 	"errors"
 	"html/template"
 	"io/fs"
+	"net"
 	"net/http"
+	"net/netip"
+	"strings"
 	"sync"
 	"time"
 
@@ -54,9 +57,16 @@ type Server struct {
 
 	mu       sync.Mutex
 	sessions map[string]*session
-	// oneTime is the local mode's login secret, "" once used.
-	oneTime string
+	// oneTime is the local mode's login secret, "" once used; it is good
+	// until oneTimeExpires.
+	oneTime        string
+	oneTimeExpires time.Time
 }
+
+// loginLinkTTL is how long the local mode's sign-in link works: long enough
+// to open it, short enough that one found later in a terminal's history
+// or a browser's is worth nothing.
+const loginLinkTTL = 5 * time.Minute
 
 // session is one signed-in user: their connection to the API server, held
 // here, never sent to the browser.
@@ -91,7 +101,7 @@ func New(o Options) (*Server, error) {
 	}
 	s := &Server{o: o, pages: pages, sessions: map[string]*session{}}
 	if o.Local != nil {
-		s.oneTime = randomToken()
+		s.oneTime, s.oneTimeExpires = randomToken(), time.Now().Add(loginLinkTTL)
 	}
 	static, _ := fs.Sub(staticFS, "static")
 	s.mux = http.NewServeMux()
@@ -131,7 +141,27 @@ func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	h.Set("X-Content-Type-Options", "nosniff")
 	h.Set("Referrer-Policy", "no-referrer")
 	h.Set("X-Frame-Options", "DENY")
+	if s.o.Local != nil && !loopbackHost(r.Host) {
+		// A page of another site whose name it made resolve to 127.0.0.1
+		// (DNS rebinding) would otherwise be this same origin's.
+		http.Error(w, "the local dashboard answers only to 127.0.0.1, [::1] or localhost: open the link `waygate dashboard` printed", http.StatusMisdirectedRequest)
+		return
+	}
 	s.mux.ServeHTTP(w, r)
+}
+
+// loopbackHost tells whether a Host header names this machine by a
+// loopback address or localhost.
+func loopbackHost(host string) bool {
+	if h, _, err := net.SplitHostPort(host); err == nil {
+		host = h
+	}
+	host = strings.TrimSuffix(strings.TrimPrefix(host, "["), "]")
+	if strings.EqualFold(host, "localhost") {
+		return true
+	}
+	ip, err := netip.ParseAddr(host)
+	return err == nil && ip.IsLoopback()
 }
 
 // signedIn runs h for a request of a signed-in user; state-changing
@@ -208,10 +238,12 @@ func (s *Server) loginPage(w http.ResponseWriter, r *http.Request) {
 		if ok {
 			s.oneTime = ""
 		}
+		expired := time.Now().After(s.oneTimeExpires)
 		s.mu.Unlock()
-		if !ok {
+		if !ok || expired {
 			w.WriteHeader(http.StatusForbidden)
-			s.render(w, "login", page{Title: "Sign in", Error: "This sign-in link is not valid or was used already: run `waygate dashboard` again for a new one."})
+			s.render(w, "login", page{Title: "Sign in", Error: "This sign-in link is not valid, was used already or is more than " +
+				loginLinkTTL.String() + " old: run `waygate dashboard` again for a new one."})
 			return
 		}
 		user, err := kube.Whoami(r.Context(), s.o.Local)
