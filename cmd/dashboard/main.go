@@ -29,20 +29,22 @@ func main() {
 	keyFile := flag.String("tls-key-file", "", "Key of --tls-cert-file.")
 	namespace := flag.String("namespace", "default", "The namespace pages open on.")
 	ttl := flag.Duration("session-ttl", 8*time.Hour, "How long a session lasts without use.")
+	externalTLS := flag.Bool("external-tls", false, "Browsers reach the dashboard over HTTPS through a TLS-terminating ingress: cookies are Secure (and __Host- prefixed) and HSTS is sent, as when it serves TLS itself.")
 	flag.Parse()
 
-	if err := run(*addr, *apiServer, *caFile, *certFile, *keyFile, *namespace, *ttl); err != nil {
+	o := dashboard.Options{Namespace: *namespace, SessionTTL: *ttl, ExternalTLS: *externalTLS}
+	if err := run(*addr, *apiServer, *caFile, *certFile, *keyFile, o); err != nil {
 		fmt.Fprintln(os.Stderr, "dashboard:", err)
 		os.Exit(1)
 	}
 }
 
-func run(addr, apiServer, caFile, certFile, keyFile, namespace string, ttl time.Duration) error {
+func run(addr, apiServer, caFile, certFile, keyFile string, o dashboard.Options) error {
 	if _, err := os.Stat(caFile); err != nil {
 		return fmt.Errorf("--api-ca-file: %w", err)
 	}
-	cluster := &rest.Config{Host: apiServer, TLSClientConfig: rest.TLSClientConfig{CAFile: caFile}, UserAgent: "waygate-dashboard"}
-	srv, err := dashboard.New(dashboard.Options{Cluster: cluster, Namespace: namespace, SessionTTL: ttl})
+	o.Cluster = &rest.Config{Host: apiServer, TLSClientConfig: rest.TLSClientConfig{CAFile: caFile}, UserAgent: "waygate-dashboard"}
+	srv, err := dashboard.New(o)
 	if err != nil {
 		return err
 	}

@@ -44,3 +44,29 @@ func TestLocalMode(t *testing.T) {
 		t.Errorf("an expired link: %d %v %s", w.Code, w.Result().Cookies(), w.Body)
 	}
 }
+
+// Behind a TLS-terminating ingress the cookies are Secure, prefixed as
+// browsers enforce, and HSTS is sent; over plain HTTP they are not.
+func TestCookiesBehindTLS(t *testing.T) {
+	for _, external := range []bool{false, true} {
+		s, err := New(Options{Cluster: &rest.Config{Host: "https://127.0.0.1:1"}, ExternalTLS: external})
+		if err != nil {
+			t.Fatal(err)
+		}
+		w := httptest.NewRecorder()
+		s.ServeHTTP(w, httptest.NewRequest(http.MethodGet, "/login", nil))
+		cookies := w.Result().Cookies()
+		if len(cookies) != 1 {
+			t.Fatalf("external TLS %v: cookies %v", external, cookies)
+		}
+		c := cookies[0]
+		wantName := map[bool]string{false: loginCookie, true: "__Secure-" + loginCookie}[external]
+		if c.Name != wantName || c.Secure != external || !c.HttpOnly || c.SameSite != http.SameSiteStrictMode ||
+			(w.Header().Get("Strict-Transport-Security") != "") != external {
+			t.Errorf("external TLS %v: cookie %+v, HSTS %q", external, c, w.Header().Get("Strict-Transport-Security"))
+		}
+		if got := s.cookieName(httptest.NewRequest(http.MethodGet, "/", nil), sessionCookie); external && got != "__Host-"+sessionCookie {
+			t.Errorf("the session cookie behind TLS is %s", got)
+		}
+	}
+}

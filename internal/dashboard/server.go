@@ -47,6 +47,10 @@ type Options struct {
 	Namespace string
 	// SessionTTL is how long a session lasts without use (default 8h).
 	SessionTTL time.Duration
+	// ExternalTLS says that browsers reach the dashboard over HTTPS though
+	// it serves plain HTTP (a TLS-terminating ingress): its cookies are then
+	// Secure, as they are when it serves TLS itself.
+	ExternalTLS bool
 }
 
 // Server serves the dashboard.
@@ -79,10 +83,32 @@ type session struct {
 	notice string
 }
 
+// The cookies' names. Over HTTPS they carry the prefixes browsers enforce:
+// __Host- (Secure, this host only, path /) and __Secure- (Secure).
 const (
 	sessionCookie = "waygate_session"
 	loginCookie   = "waygate_login"
 )
+
+// secure tells whether the browser reached r over HTTPS.
+func (s *Server) secure(r *http.Request) bool { return r.TLS != nil || s.o.ExternalTLS }
+
+// cookie is a cookie of the dashboard's, named and flagged for how the
+// browser reached r.
+func (s *Server) cookie(r *http.Request, name, value, path string) *http.Cookie {
+	return &http.Cookie{Name: s.cookieName(r, name), Value: value, Path: path, HttpOnly: true, Secure: s.secure(r), SameSite: http.SameSiteStrictMode}
+}
+
+func (s *Server) cookieName(r *http.Request, name string) string {
+	switch {
+	case !s.secure(r):
+		return name
+	case name == sessionCookie:
+		return "__Host-" + name
+	default:
+		return "__Secure-" + name
+	}
+}
 
 // New prepares a server.
 func New(o Options) (*Server, error) {
@@ -141,6 +167,9 @@ func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	h.Set("X-Content-Type-Options", "nosniff")
 	h.Set("Referrer-Policy", "no-referrer")
 	h.Set("X-Frame-Options", "DENY")
+	if s.secure(r) {
+		h.Set("Strict-Transport-Security", "max-age=31536000")
+	}
 	if s.o.Local != nil && !loopbackHost(r.Host) {
 		// A page of another site whose name it made resolve to 127.0.0.1
 		// (DNS rebinding) would otherwise be this same origin's.
@@ -187,7 +216,7 @@ func (s *Server) signedIn(h func(http.ResponseWriter, *http.Request, *session)) 
 
 // session is the request's live session, extending it, or nil.
 func (s *Server) session(r *http.Request) *session {
-	c, err := r.Cookie(sessionCookie)
+	c, err := r.Cookie(s.cookieName(r, sessionCookie))
 	if err != nil {
 		return nil
 	}
@@ -225,7 +254,7 @@ func (s *Server) start(w http.ResponseWriter, r *http.Request, user string, cfg 
 	}
 	s.sessions[id] = &session{user: user, csrf: randomToken(), client: c, expires: time.Now().Add(s.o.SessionTTL)}
 	s.mu.Unlock()
-	http.SetCookie(w, &http.Cookie{Name: sessionCookie, Value: id, Path: "/", HttpOnly: true, Secure: r.TLS != nil, SameSite: http.SameSiteStrictMode})
+	http.SetCookie(w, s.cookie(r, sessionCookie, id, "/"))
 	return nil
 }
 
@@ -260,13 +289,13 @@ func (s *Server) loginPage(w http.ResponseWriter, r *http.Request) {
 	}
 	// The token form, with a token of its own against cross-site logins.
 	token := randomToken()
-	http.SetCookie(w, &http.Cookie{Name: loginCookie, Value: token, Path: "/login", HttpOnly: true, Secure: r.TLS != nil, SameSite: http.SameSiteStrictMode})
+	http.SetCookie(w, s.cookie(r, loginCookie, token, "/login"))
 	s.render(w, "login", page{Title: "Sign in", CSRF: token, TokenForm: true})
 }
 
 // login signs a cluster user in with their bearer token.
 func (s *Server) login(w http.ResponseWriter, r *http.Request) {
-	c, err := r.Cookie(loginCookie)
+	c, err := r.Cookie(s.cookieName(r, loginCookie))
 	if s.o.Cluster == nil || err != nil || subtle.ConstantTimeCompare([]byte(c.Value), []byte(r.FormValue("csrf"))) != 1 {
 		http.Error(w, "sign in from the dashboard's own sign-in page (/login)", http.StatusForbidden)
 		return
@@ -286,12 +315,14 @@ func (s *Server) login(w http.ResponseWriter, r *http.Request) {
 }
 
 func (s *Server) logout(w http.ResponseWriter, r *http.Request, _ *session) {
-	if c, err := r.Cookie(sessionCookie); err == nil {
+	if c, err := r.Cookie(s.cookieName(r, sessionCookie)); err == nil {
 		s.mu.Lock()
 		delete(s.sessions, c.Value)
 		s.mu.Unlock()
 	}
-	http.SetCookie(w, &http.Cookie{Name: sessionCookie, Value: "", Path: "/", MaxAge: -1, HttpOnly: true, SameSite: http.SameSiteStrictMode})
+	gone := s.cookie(r, sessionCookie, "", "/")
+	gone.MaxAge = -1
+	http.SetCookie(w, gone)
 	http.Redirect(w, r, "/login", http.StatusSeeOther)
 }
 
