@@ -22,12 +22,6 @@ func envoyCheck(t *testing.T, c authv3.AuthorizationClient, ns, service, path, s
 	return envoyCheckFrom(t, c, "GET", ns, service, path, source, headers)
 }
 
-// envoyCheckMethod is envoyCheck for another method, from 203.0.113.5.
-func envoyCheckMethod(t *testing.T, c authv3.AuthorizationClient, method, ns, service, path string, headers map[string]string) *authv3.CheckResponse {
-	t.Helper()
-	return envoyCheckFrom(t, c, method, ns, service, path, "203.0.113.5", headers)
-}
-
 func envoyCheckFrom(t *testing.T, c authv3.AuthorizationClient, method, ns, service, path, source string, headers map[string]string) *authv3.CheckResponse {
 	t.Helper()
 	req := &authv3.CheckRequest{Attributes: &authv3.AttributeContext{
@@ -113,7 +107,7 @@ spec: {route: "GET:/search", service: payments, limit: 1/hour, keyStrategy: ip}
 		t.Errorf("a scope in headers was believed: %v", resp)
 	}
 	// HEAD runs the GET handler: a GET gate governs it.
-	if resp = envoyCheckMethod(t, c, "HEAD", ns, "payments", "/payments/7", nil); resp.GetDeniedResponse().GetStatus().GetCode() != http.StatusServiceUnavailable {
+	if resp = envoyCheckFrom(t, c, "HEAD", ns, "payments", "/payments/7", "203.0.113.5", nil); resp.GetDeniedResponse().GetStatus().GetCode() != http.StatusServiceUnavailable {
 		t.Errorf("HEAD: %v, want 503", resp)
 	}
 

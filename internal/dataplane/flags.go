@@ -57,13 +57,21 @@ func (f *FlagSet) namespace(ns string) *namespaceFlags {
 // changedFlags records that the flags, segments or key Secret of ns
 // changed ("" for every namespace, as at the start).
 func (s *Source) changedFlags(ns string) {
+	s.markFlags(ns)
+	s.poke()
+}
+
+// markFlags asks for the flags of namespaces to be compiled at the next
+// rebuild.
+func (s *Source) markFlags(namespaces ...string) {
 	s.flagsMu.Lock()
+	defer s.flagsMu.Unlock()
 	if s.flagsDirty == nil {
 		s.flagsDirty = map[string]bool{}
 	}
-	s.flagsDirty[ns] = true
-	s.flagsMu.Unlock()
-	s.poke()
+	for _, ns := range namespaces {
+		s.flagsDirty[ns] = true
+	}
 }
 
 // rebuildFlags compiles the flags and reads the OFREP keys of the
@@ -116,14 +124,7 @@ func (s *Source) rebuildFlags(ctx context.Context) error {
 	if len(failed) > 0 {
 		// Tried again after a pause, not at once: a failure that lasts
 		// must not keep the source compiling in a loop.
-		s.flagsMu.Lock()
-		if s.flagsDirty == nil {
-			s.flagsDirty = map[string]bool{}
-		}
-		for _, ns := range failed {
-			s.flagsDirty[ns] = true
-		}
-		s.flagsMu.Unlock()
+		s.markFlags(failed...)
 		time.AfterFunc(retryFlagsAfter, s.poke)
 	}
 	return err

@@ -109,12 +109,11 @@ const unknownNamespace = "unknown"
 
 // observe records one decision.
 func (m *Metrics) observe(protocol string, snap *gate.Snapshot, namespace, service string, v gate.Verdict, took time.Duration) {
-	m.decisions.WithLabelValues(v.String(), snap.Namespace(namespace, unknownNamespace)).Inc()
+	label, nsKnown, svcKnown := snap.Scope(namespace, service, unknownNamespace)
+	m.decisions.WithLabelValues(v.String(), label).Inc()
 	m.latency.WithLabelValues(protocol).Observe(took.Seconds())
-	if v != gate.NotReady {
-		if nsKnown, svcKnown := snap.Knows(namespace, service); !nsKnown || !svcKnown {
-			m.unknownScope(protocol, namespace, service, nsKnown)
-		}
+	if v != gate.NotReady && !svcKnown {
+		m.unknownScope(protocol, namespace, service, nsKnown)
 	}
 }
 

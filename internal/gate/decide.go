@@ -69,9 +69,9 @@ type Request struct {
 	// gateway's configuration (the auth URL, or ext_authz context).
 	Namespace, Service string
 	Method             string
-	// Path is the request's path, as NormalizePath leaves it; Literal the
-	// other reading of it, as LiteralPath gives it ("" when there is none);
-	// Ambiguous says that upstreams read it in yet other ways (Ambiguous);
+	// Path, Literal and Ambiguous are the request's path as Paths reads
+	// it: cleaned, the literal reading ("" when the same), and whether
+	// upstreams read it in yet other ways;
 	// Query is its raw query string (for _method parameters).
 	Path      string
 	Literal   string

@@ -587,7 +587,8 @@ func TestEveryReadingOfAPathIsJudged(t *testing.T) {
 		{"POST", "/orders/123/refund", Disabled},
 	} {
 		path, _, _ := strings.Cut(tc.uri, "?")
-		d := e.Decide(context.Background(), &Request{Namespace: "shop", Method: tc.method, Path: NormalizePath(path), Literal: LiteralPath(path)})
+		normalized := normalizePath(path)
+		d := e.Decide(context.Background(), &Request{Namespace: "shop", Method: tc.method, Path: normalized, Literal: literalPath(path, normalized)})
 		if d.Verdict != tc.want {
 			t.Errorf("%s %s: %s, want %s", tc.method, tc.uri, d.Verdict, tc.want)
 		}
@@ -611,8 +612,9 @@ func TestAmbiguousPathsAreRefused(t *testing.T) {
 		"/%70ayments/%zz":                 false,
 	} {
 		path, query, _ := strings.Cut(uri, "?")
-		d := e.Decide(context.Background(), &Request{Namespace: "shop", Method: "GET", Path: NormalizePath(path), Literal: LiteralPath(path),
-			Ambiguous: Ambiguous(path), Query: query})
+		req := Request{Namespace: "shop", Method: "GET", Query: query}
+		req.Path, req.Literal, req.Ambiguous = Paths(path)
+		d := e.Decide(context.Background(), &req)
 		if got := d.Verdict == AmbiguousPath; got != want {
 			t.Errorf("%s: refused as ambiguous = %v, want %v", uri, got, want)
 		}

@@ -113,7 +113,7 @@ func literalChild[T any](m *map[string]*node[T], seg string) *node[T] {
 }
 
 // match returns the value of the best key for a request, or nil. reqPath is
-// the request's path (a query is ignored), as NormalizePath leaves it.
+// the request's path (a query is ignored), as normalizePath leaves it.
 func (r *router[T]) match(m method, reqPath string) *T {
 	if r == nil || r.size == 0 {
 		return nil
@@ -185,7 +185,7 @@ func cutSegment(p string) (seg, rest string) {
 	return p, ""
 }
 
-// NormalizePath is the path of a request URI as upstreams route it, so
+// normalizePath is the path of a request URI as upstreams route it, so
 // that no spelling of a gated path slips past its gate: without query or
 // fragment; each segment percent-decoded on its own (every valid escape is
 // decoded, whatever the others are, so /%70ayments/%zz is /payments/%zz),
@@ -195,7 +195,7 @@ func cutSegment(p string) (seg, rest string) {
 // slash, dot or semicolon counts as one after decoding (/admin%2Fusers is
 // /admin/users). A path that needs none of that is returned as it is,
 // without allocating.
-func NormalizePath(uri string) string {
+func normalizePath(uri string) string {
 	if i := strings.IndexAny(uri, "?#"); i >= 0 {
 		uri = uri[:i]
 	}
@@ -204,7 +204,7 @@ func NormalizePath(uri string) string {
 			uri = u.EscapedPath()
 		}
 	}
-	if !needsCleaning(uri) {
+	if plain(uri) {
 		return uri
 	}
 	segs := make([]string, 0, 8)
@@ -228,14 +228,15 @@ func NormalizePath(uri string) string {
 	return "/" + strings.Join(segs, "/")
 }
 
-// LiteralPath is the other way upstreams read a path NormalizePath cleans:
+// literalPath is the other way upstreams read a path normalizePath cleans
+// (to normalized):
 // segment by segment as sent — each escape decoded but an encoded slash or
 // backslash (which stays inside its segment, as Go's ServeMux, Express and
 // Rails keep it), ";" kept, "." and ".." kept as segments (routers that do
 // not resolve them, such as Express and Rails, route /admin/../x under
 // /admin). "" when the path has nothing the two readings differ on. The
 // gate judges a request by both readings: it is refused if either is.
-func LiteralPath(uri string) string {
+func literalPath(uri, normalized string) string {
 	if i := strings.IndexAny(uri, "?#"); i >= 0 {
 		uri = uri[:i]
 	}
@@ -249,21 +250,22 @@ func LiteralPath(uri string) string {
 		}
 	}
 	literal := "/" + strings.Join(segs, "/")
-	if literal == NormalizePath(uri) {
+	if literal == normalized {
 		return ""
 	}
 	return literal
 }
 
 // Paths reads a request's path (without its query) the ways upstreams
-// route it: as NormalizePath cleans it, as LiteralPath reads it ("" when
-// the same), and whether it is Ambiguous. A plain path — the usual one —
+// route it: as normalizePath cleans it, as literalPath reads it ("" when
+// the same), and whether it is ambiguous. A plain path — the usual one —
 // costs one pass over its bytes and no allocation.
 func Paths(p string) (path, literal string, ambiguous bool) {
 	if plain(p) {
 		return p, "", false
 	}
-	return NormalizePath(p), LiteralPath(p), Ambiguous(p)
+	normalized := normalizePath(p)
+	return normalized, literalPath(p, normalized), isAmbiguous(p)
 }
 
 // plain tells whether p is a path every reading leaves as it is: from "/",
@@ -286,13 +288,13 @@ func plain(p string) bool {
 	return true
 }
 
-// Ambiguous tells whether upstreams read the path of uri in ways that
-// neither NormalizePath nor LiteralPath gives: an encoded slash or
+// isAmbiguous tells whether upstreams read the path of uri in ways that
+// neither normalizePath nor literalPath gives: an encoded slash or
 // backslash together with a dot segment (Kestrel keeps the slash and
 // resolves the dots, Werkzeug and uvicorn decode the slash and keep them),
 // or a raw "#" (nginx passes it on in the path, Go's server keeps it there).
 // The gate refuses such a request rather than guess; no client needs one.
-func Ambiguous(uri string) bool {
+func isAmbiguous(uri string) bool {
 	path, _, _ := strings.Cut(uri, "?")
 	if strings.IndexByte(path, '#') >= 0 {
 		return true
@@ -349,14 +351,4 @@ func unhex(c byte) byte {
 	default:
 		return c - 'a' + 10
 	}
-}
-
-// needsCleaning tells whether NormalizePath has anything to do with p: a
-// plain path of literal segments is routed as it is.
-func needsCleaning(p string) bool {
-	if p == "" || p[0] != '/' || strings.ContainsAny(p, "%;\\") || strings.Contains(p, "//") {
-		return true
-	}
-	return strings.Contains(p, "/./") || strings.Contains(p, "/../") ||
-		strings.HasSuffix(p, "/.") || strings.HasSuffix(p, "/..")
 }

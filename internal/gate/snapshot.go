@@ -180,29 +180,17 @@ func (nv *namespaceView) addService(name string) {
 	}
 }
 
-// Namespace is ns as the snapshot holds it when it has Waygate objects (a
-// string that outlives the request it came from), else otherwise.
-func (s *Snapshot) Namespace(ns, otherwise string) string {
+// Scope is ns as the snapshot holds it when it has Waygate objects there
+// (a string that outlives the request it came from), else otherwise; and
+// whether it knows service there (the service "" always, in a known
+// namespace). A check URL naming neither is allowed, and may be a typo.
+func (s *Snapshot) Scope(ns, service, otherwise string) (name string, known, serviceKnown bool) {
 	if s != nil {
 		if nv := s.namespaces[ns]; nv != nil {
-			return nv.name
+			return nv.name, true, nv.services[service] != nil
 		}
 	}
-	return otherwise
-}
-
-// Knows tells whether the snapshot has Waygate objects in ns, and whether
-// it knows service there (the service "" always, in a known namespace): a
-// check URL naming neither is allowed, and may be a typo.
-func (s *Snapshot) Knows(ns, service string) (namespace, svc bool) {
-	if s == nil {
-		return false, false
-	}
-	nv := s.namespaces[ns]
-	if nv == nil {
-		return false, false
-	}
-	return true, nv.services[service] != nil
+	return otherwise, false, false
 }
 
 func compilePolicy(p *waygatev1.RateLimitPolicy) (*policy, error) {
