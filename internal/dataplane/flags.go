@@ -54,13 +54,6 @@ func (f *FlagSet) namespace(ns string) *namespaceFlags {
 	return empty
 }
 
-// changedFlags records that the flags, segments or key Secret of ns
-// changed ("" for every namespace, as at the start).
-func (s *Source) changedFlags(ns string) {
-	s.markFlags(ns)
-	s.poke()
-}
-
 // markFlags asks for the flags of namespaces to be compiled at the next
 // rebuild.
 func (s *Source) markFlags(namespaces ...string) {
@@ -101,8 +94,9 @@ func (s *Source) rebuildFlags(ctx context.Context) error {
 		var segs waygatev1.SegmentList
 		var secrets corev1.SecretList
 		for _, l := range []client.ObjectList{&ffs, &segs, &secrets} {
-			if err := s.cache.List(ctx, l); err != nil {
-				s.changedFlags("")
+			if err := s.view.List(ctx, l); err != nil {
+				s.markFlags("")
+				s.view.Poke()
 				return err
 			}
 		}
@@ -117,7 +111,7 @@ func (s *Source) rebuildFlags(ctx context.Context) error {
 		}
 	}
 	failed, err := compileDirty(dirty, old, out, func(ns string) (*namespaceFlags, error) {
-		s.FlagCompiles.Inc()
+		s.metrics.FlagsCompiled()
 		return s.compileNamespace(ctx, ns)
 	})
 	s.Flags.p.Store(&out)
@@ -125,7 +119,7 @@ func (s *Source) rebuildFlags(ctx context.Context) error {
 		// Tried again after a pause, not at once: a failure that lasts
 		// must not keep the source compiling in a loop.
 		s.markFlags(failed...)
-		time.AfterFunc(retryFlagsAfter, s.poke)
+		time.AfterFunc(retryFlagsAfter, s.view.Poke)
 	}
 	return err
 }
@@ -163,7 +157,7 @@ func (s *Source) compileNamespace(ctx context.Context, ns string) (*namespaceFla
 	var segs waygatev1.SegmentList
 	var secrets corev1.SecretList
 	for _, l := range []client.ObjectList{&ffs, &segs, &secrets} {
-		if err := s.cache.List(ctx, l, client.InNamespace(ns)); err != nil {
+		if err := s.view.List(ctx, l, client.InNamespace(ns)); err != nil {
 			return nil, err
 		}
 	}

@@ -11,7 +11,6 @@ import (
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 
 	waygatev1 "github.com/waygate-dev/waygate/api/v1alpha1"
-	"github.com/waygate-dev/waygate/internal/apihealth"
 	"github.com/waygate-dev/waygate/internal/gate"
 )
 
@@ -27,7 +26,7 @@ func BenchmarkForwardAuth(b *testing.B) {
 	}
 	e := &gate.Engine{}
 	e.Swap(gate.NewSnapshot(objs))
-	fa := &ForwardAuth{Engine: e, Metrics: NewMetrics(&Source{health: &apihealth.Health{}})}
+	fa := &ForwardAuth{Engine: e, Metrics: NewMetrics()}
 	var ctx fasthttp.RequestCtx
 	ctx.Init(&fasthttp.Request{}, &net.TCPAddr{IP: net.IPv4(10, 0, 0, 1), Port: 4000}, nil)
 	req := []byte("GET " + CheckPrefix + "shop/api HTTP/1.1\r\nHost: gate\r\nX-Forwarded-Method: GET\r\nX-Forwarded-Uri: /api/v1/resource150/42?x=1\r\n" +

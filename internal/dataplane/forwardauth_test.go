@@ -8,7 +8,6 @@ import (
 
 	"github.com/valyala/fasthttp"
 
-	"github.com/waygate-dev/waygate/internal/apihealth"
 	"github.com/waygate-dev/waygate/internal/gate"
 )
 
@@ -106,7 +105,7 @@ func TestPathOfURL(t *testing.T) {
 // another endpoint's (Envoy appends the client's path) stays a check, and
 // one that cleans to nothing names no OFREP namespace.
 func TestEndpointByRawURI(t *testing.T) {
-	m := NewMetrics(&Source{health: &apihealth.Health{}})
+	m := NewMetrics()
 	handle := httpHandler(&ForwardAuth{Engine: &gate.Engine{}, Metrics: m}, &OFREP{Flags: &FlagSet{}, Metrics: m}, true, "")
 	for uri, want := range map[string]string{
 		EnvoyPrefix + "shop/_/admin/..%2F..%2F..%2F..%2F..%2Fns/x/ofrep/v1/configuration": "GATE_NOT_READY",

@@ -10,6 +10,7 @@ import (
 	ctrl "sigs.k8s.io/controller-runtime"
 
 	"github.com/waygate-dev/waygate/internal/gate"
+	"github.com/waygate-dev/waygate/internal/gate/counters"
 )
 
 // Metrics are the gate's Prometheus metrics.
@@ -17,17 +18,16 @@ type Metrics struct {
 	Registry  *prometheus.Registry
 	decisions *prometheus.CounterVec
 	latency   *prometheus.HistogramVec
-	// CounterErrors counts rate-limit counting failures (Redis down).
-	CounterErrors prometheus.Counter
-	// CounterStoreUp is 1 while the counter store answers, 0 while the gate
-	// fails open (or closed) without it.
-	CounterStoreUp prometheus.Gauge
-	objects        prometheus.Gauge
-	problems       prometheus.Gauge
-	builds         prometheus.Counter
-	lastBuild      prometheus.Gauge
-	ofrepRequests  *prometheus.CounterVec
-	unknownScopes  *prometheus.CounterVec
+	// store are the counter store's: its failures, and whether it answers
+	// (1) or the gate fails open, or closed, without it (0).
+	store         counters.Instruments
+	objects       prometheus.Gauge
+	problems      prometheus.Gauge
+	builds        prometheus.Counter
+	lastBuild     prometheus.Gauge
+	flagCompiles  prometheus.Counter
+	ofrepRequests *prometheus.CounterVec
+	unknownScopes *prometheus.CounterVec
 	// lastUnknown is when an unknown scope was last logged (Unix ns).
 	lastUnknown atomic.Int64
 }
@@ -38,9 +38,9 @@ const (
 	ProtocolExtAuthz    = "ext_authz"
 )
 
-// NewMetrics registers the gate's metrics, and the age of the source's
-// view, in a new registry (with the Go and process collectors).
-func NewMetrics(src *Source) *Metrics {
+// NewMetrics registers the gate's metrics in a new registry (with the Go
+// and process collectors).
+func NewMetrics() *Metrics {
 	m := &Metrics{
 		Registry: prometheus.NewRegistry(),
 		decisions: prometheus.NewCounterVec(prometheus.CounterOpts{
@@ -52,14 +52,16 @@ func NewMetrics(src *Source) *Metrics {
 			Help:    "Time to decide a request, from receiving it to answering, by protocol.",
 			Buckets: []float64{5e-6, 10e-6, 25e-6, 50e-6, 100e-6, 250e-6, 500e-6, 1e-3, 2.5e-3, 5e-3, 10e-3, 25e-3, 50e-3, 100e-3},
 		}, []string{"protocol"}),
-		CounterErrors: prometheus.NewCounter(prometheus.CounterOpts{
-			Name: "waygate_gate_counter_errors_total",
-			Help: "Rate-limit counting failures (the Redis counter store did not answer in time); such requests fail open unless --fail-closed.",
-		}),
-		CounterStoreUp: prometheus.NewGauge(prometheus.GaugeOpts{
-			Name: "waygate_gate_counter_store_up",
-			Help: "1 while the rate-limit counter store answers, 0 after a failure until it answers again.",
-		}),
+		store: counters.Instruments{
+			Errors: prometheus.NewCounter(prometheus.CounterOpts{
+				Name: "waygate_gate_counter_errors_total",
+				Help: "Rate-limit counting failures (the Redis counter store did not answer in time); such requests fail open unless --fail-closed.",
+			}),
+			Up: prometheus.NewGauge(prometheus.GaugeOpts{
+				Name: "waygate_gate_counter_store_up",
+				Help: "1 while the rate-limit counter store answers, 0 after a failure until it answers again.",
+			}),
+		},
 		objects: prometheus.NewGauge(prometheus.GaugeOpts{
 			Name: "waygate_gate_snapshot_objects",
 			Help: "RouteGates and RateLimitPolicies in the snapshot in effect.",
@@ -85,16 +87,12 @@ func NewMetrics(src *Source) *Metrics {
 			Help: "OFREP requests answered, by HTTP status and namespace (\"unknown\" for namespaces with no flags).",
 		}, []string{"code", "namespace"}),
 	}
-	m.CounterStoreUp.Set(1)
-	src.FlagCompiles = prometheus.NewCounter(prometheus.CounterOpts{
+	m.flagCompiles = prometheus.NewCounter(prometheus.CounterOpts{
 		Name: "waygate_gate_flag_compiles_total",
 		Help: "Namespaces whose flags and segments were compiled: one for each namespace a change touched.",
 	})
-	stale := prometheus.NewGaugeFunc(prometheus.GaugeOpts{
-		Name: "waygate_gate_snapshot_age_seconds",
-		Help: "How far behind the API server the gate's view may be: 0 while its watches are connected, else the time since they failed. The gate keeps enforcing the last state it saw.",
-	}, func() float64 { return src.Stale().Seconds() })
-	m.Registry.MustRegister(m.decisions, m.latency, m.CounterErrors, m.CounterStoreUp, m.objects, m.problems, m.builds, m.lastBuild, m.ofrepRequests, m.unknownScopes, src.FlagCompiles, stale,
+	m.store.Up.Set(1)
+	m.Registry.MustRegister(m.decisions, m.latency, m.store.Errors, m.store.Up, m.objects, m.problems, m.builds, m.lastBuild, m.ofrepRequests, m.unknownScopes, m.flagCompiles,
 		collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
 	for _, v := range gate.Verdicts() {
 		m.decisions.WithLabelValues(v.String(), unknownNamespace)
@@ -135,13 +133,25 @@ func (m *Metrics) unknownScope(protocol, namespace, service string, nsKnown bool
 	}
 }
 
-// snapshotBuilt records a snapshot put in effect.
-func (m *Metrics) snapshotBuilt(s *gate.Snapshot, objects int) {
+// ReportStaleness publishes how far behind the API server the gate's view
+// may be, as stale says.
+func (m *Metrics) ReportStaleness(stale func() time.Duration) {
+	m.Registry.MustRegister(prometheus.NewGaugeFunc(prometheus.GaugeOpts{
+		Name: "waygate_gate_snapshot_age_seconds",
+		Help: "How far behind the API server the gate's view may be: 0 while its watches are connected, else the time since they failed. The gate keeps enforcing the last state it saw.",
+	}, func() float64 { return stale().Seconds() }))
+}
+
+// SnapshotBuilt implements SourceMetrics.
+func (m *Metrics) SnapshotBuilt(s *gate.Snapshot, objects int) {
 	m.builds.Inc()
 	m.objects.Set(float64(objects))
 	m.problems.Set(float64(len(s.Problems)))
 	m.lastBuild.SetToCurrentTime()
 }
+
+// FlagsCompiled implements SourceMetrics.
+func (m *Metrics) FlagsCompiled() { m.flagCompiles.Inc() }
 
 // ofrep records one OFREP request.
 func (m *Metrics) ofrep(namespace string, status int) {

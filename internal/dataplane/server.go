@@ -20,6 +20,7 @@ import (
 	ctrl "sigs.k8s.io/controller-runtime"
 
 	"github.com/waygate-dev/waygate/internal/gate"
+	"github.com/waygate-dev/waygate/internal/gate/counters"
 )
 
 // Options configure the gate server.
@@ -65,26 +66,21 @@ func Run(ctx context.Context, cfg *rest.Config, o Options) error {
 		}
 		engine.Identity.Tokens = tokens
 	}
-	src, err := NewSource(cfg, engine)
+	m := NewMetrics()
+	src, err := NewSource(cfg, engine, m)
 	if err != nil {
 		return err
 	}
-	m := NewMetrics(src)
-	src.OnSnapshot = func(s *gate.Snapshot, objects int) {
-		m.snapshotBuilt(s, objects)
-		for _, p := range s.Problems {
-			log.Info("left out of the snapshot", "problem", p)
-		}
-	}
+	m.ReportStaleness(src.Stale)
 	if o.RedisURL != "" {
-		rc, err := NewRedisCounters(o.RedisURL, o.RedisTimeout, o.FailClosed, m)
+		rc, err := counters.NewRedis(o.RedisURL, o.RedisTimeout, o.FailClosed, m.store)
 		if err != nil {
 			return err
 		}
 		defer rc.Close()
 		engine.Counters = rc
 	} else {
-		engine.Counters = gate.NewMemoryCounters(o.MaxCounters)
+		engine.Counters = counters.NewMemory(o.MaxCounters)
 	}
 
 	// Every listener opens before anything is served, so a port in use

@@ -12,7 +12,6 @@ import (
 	"sync/atomic"
 	"time"
 
-	"github.com/prometheus/client_golang/prometheus"
 	corev1 "k8s.io/api/core/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/fields"
@@ -25,9 +24,9 @@ import (
 	"sigs.k8s.io/controller-runtime/pkg/client"
 
 	waygatev1 "github.com/waygate-dev/waygate/api/v1alpha1"
-	"github.com/waygate-dev/waygate/internal/apihealth"
 	"github.com/waygate-dev/waygate/internal/gate"
 	"github.com/waygate-dev/waygate/internal/scheme"
+	"github.com/waygate-dev/waygate/internal/watch"
 )
 
 // Source keeps an engine's snapshot in step with the API server: it watches
@@ -40,31 +39,33 @@ type Source struct {
 	engine *gate.Engine
 	// Flags are the namespaces' flag snapshots and OFREP keys.
 	Flags   *FlagSet
-	cache   cache.Cache
-	changed chan struct{}
+	view    *watch.View
+	metrics SourceMetrics
 	// dirtyGates asks for the engine's snapshot to be rebuilt, flagsDirty
 	// for the flag snapshots of the namespaces it names.
 	dirtyGates atomic.Bool
 	flagsMu    sync.Mutex
 	flagsDirty map[string]bool
 	ready      atomic.Bool
-	health     *apihealth.Health
-	// OnSnapshot is told of every snapshot put in effect.
-	OnSnapshot func(s *gate.Snapshot, objects int)
-	// FlagCompiles counts namespaces whose flags were compiled; NewMetrics
-	// sets it, before Start.
-	FlagCompiles prometheus.Counter
 }
 
-// NewSource prepares a source for engine over cfg (which it wraps to see
-// whether the API server answers).
-func NewSource(cfg *rest.Config, engine *gate.Engine) (*Source, error) {
-	cfg, health := apihealth.Watch(cfg)
+// SourceMetrics are told what a Source builds.
+type SourceMetrics interface {
+	// SnapshotBuilt is told of each snapshot put in effect, built of
+	// objects RouteGates and RateLimitPolicies.
+	SnapshotBuilt(s *gate.Snapshot, objects int)
+	// FlagsCompiled is told of each namespace whose flags were compiled.
+	FlagsCompiled()
+}
+
+// NewSource prepares a source for engine over cfg, telling metrics what it
+// builds.
+func NewSource(cfg *rest.Config, engine *gate.Engine, metrics SourceMetrics) (*Source, error) {
 	envLabel, err := labels.NewRequirement(gate.EnvironmentLabel, selection.Exists, nil)
 	if err != nil {
 		return nil, err
 	}
-	c, err := cache.New(cfg, cache.Options{
+	view, err := watch.New(cfg, cache.Options{
 		Scheme:           scheme.Scheme,
 		DefaultTransform: cache.TransformStripManagedFields(),
 		// The gate only reads; copies of thousands of objects per
@@ -81,24 +82,30 @@ func NewSource(cfg *rest.Config, engine *gate.Engine) (*Source, error) {
 	if err != nil {
 		return nil, err
 	}
-	s := &Source{engine: engine, Flags: &FlagSet{}, cache: c, changed: make(chan struct{}, 1), health: health}
+	s := &Source{engine: engine, Flags: &FlagSet{}, view: view, metrics: metrics}
 	s.dirtyGates.Store(true)
 	s.flagsDirty = map[string]bool{"": true}
 	return s, nil
 }
 
-// watched are the kinds snapshots are built from: those of the engine, and
-// (flags) those of the flag snapshots.
-func watched() []struct {
-	obj   client.Object
-	flags bool
-} {
-	return []struct {
-		obj   client.Object
-		flags bool
-	}{
-		{&waygatev1.RouteGate{}, false}, {&waygatev1.RateLimitPolicy{}, false}, {namespaceMeta(), false},
-		{&waygatev1.FeatureFlag{}, true}, {&waygatev1.Segment{}, true}, {&corev1.Secret{}, true},
+// kinds are what snapshots are built from: the engine's (a change rebuilds
+// its snapshot) and the flag snapshots' (a change recompiles the flags of
+// its namespace; the operator's status writes recompile nothing).
+func (s *Source) kinds() []watch.Kind {
+	gates := func(any) { s.dirtyGates.Store(true) }
+	flags := func(obj any) {
+		// A deleted object may come as its last known state.
+		key, _ := toolscache.DeletionHandlingMetaNamespaceKeyFunc(obj)
+		ns, _, _ := strings.Cut(key, "/")
+		s.markFlags(ns)
+	}
+	return []watch.Kind{
+		{Object: &waygatev1.RouteGate{}, Changed: gates},
+		{Object: &waygatev1.RateLimitPolicy{}, Changed: gates},
+		{Object: namespaceMeta(), Changed: gates},
+		{Object: &waygatev1.FeatureFlag{}, Changed: flags, IgnoreSameGeneration: true},
+		{Object: &waygatev1.Segment{}, Changed: flags, IgnoreSameGeneration: true},
+		{Object: &corev1.Secret{}, Changed: flags},
 	}
 }
 
@@ -111,46 +118,11 @@ func namespaceMeta() *metav1.PartialObjectMetadata {
 // Start watches until ctx ends. The first snapshot is in effect, and Ready
 // true, once every watch has synced.
 func (s *Source) Start(ctx context.Context) error {
-	for _, w := range watched() {
-		inf, err := s.cache.GetInformer(ctx, w.obj)
-		if err != nil {
-			return err
-		}
-		poke := func(obj any) {
-			if !w.flags {
-				s.dirtyGates.Store(true)
-				s.poke()
-				return
-			}
-			// A deleted object may come as its last known state.
-			key, _ := toolscache.DeletionHandlingMetaNamespaceKeyFunc(obj)
-			ns, _, _ := strings.Cut(key, "/")
-			s.changedFlags(ns)
-		}
-		if _, err := inf.AddEventHandler(toolscache.ResourceEventHandlerFuncs{
-			AddFunc: poke,
-			UpdateFunc: func(old, obj any) {
-				// The operator's status writes leave a flag's or segment's
-				// generation alone: nothing to recompile.
-				if w.flags && sameGeneration(old, obj) {
-					return
-				}
-				poke(obj)
-			},
-			DeleteFunc: poke,
-		}); err != nil {
-			return err
-		}
+	if err := s.view.Start(ctx, s.kinds()...); err != nil {
+		return err
 	}
-	errc := make(chan error, 1)
-	go func() { errc <- s.cache.Start(ctx) }()
-	if !s.cache.WaitForCacheSync(ctx) {
-		select {
-		case err := <-errc:
-			return err
-		default:
-			return ctx.Err()
-		}
+	if err := s.view.Synced(ctx); err != nil {
+		return err
 	}
 	if err := s.rebuild(ctx); err != nil {
 		return err
@@ -159,24 +131,13 @@ func (s *Source) Start(ctx context.Context) error {
 	ctrl.Log.WithName("source").Info("watching the API server; first snapshot in effect")
 	for {
 		select {
-		case <-ctx.Done():
-			return <-errc
-		case err := <-errc:
+		case err := <-s.view.Done():
 			return err
-		case <-s.changed:
+		case <-s.view.Changed():
 			if err := s.rebuild(ctx); err != nil {
 				ctrl.Log.WithName("source").Error(err, "building a snapshot")
 			}
 		}
-	}
-}
-
-// poke asks for a rebuild; changes that arrive during one coalesce into the
-// next.
-func (s *Source) poke() {
-	select {
-	case s.changed <- struct{}{}:
-	default:
 	}
 }
 
@@ -200,7 +161,7 @@ func (s *Source) rebuildGates(ctx context.Context) error {
 	var namespaces metav1.PartialObjectMetadataList
 	namespaces.SetGroupVersionKind(corev1.SchemeGroupVersion.WithKind("NamespaceList"))
 	for _, l := range []client.ObjectList{&gates, &policies, &namespaces} {
-		if err := s.cache.List(ctx, l); err != nil {
+		if err := s.view.List(ctx, l); err != nil {
 			return err
 		}
 	}
@@ -210,8 +171,9 @@ func (s *Source) rebuildGates(ctx context.Context) error {
 	}
 	snap := gate.NewSnapshot(gate.Objects{RouteGates: gates.Items, Policies: policies.Items, Environments: envs})
 	s.engine.Swap(snap)
-	if s.OnSnapshot != nil {
-		s.OnSnapshot(snap, len(gates.Items)+len(policies.Items))
+	s.metrics.SnapshotBuilt(snap, len(gates.Items)+len(policies.Items))
+	for _, p := range snap.Problems {
+		ctrl.Log.WithName("source").Info("left out of the snapshot", "problem", p)
 	}
 	return nil
 }
@@ -221,12 +183,4 @@ func (s *Source) Ready() bool { return s.ready.Load() }
 
 // Stale is how long the gate's view may have been behind the API server:
 // zero while it answers, else the time since it first failed to.
-func (s *Source) Stale() time.Duration { return s.health.Stale() }
-
-// sameGeneration tells whether old and obj are the same generation of an
-// object that counts them (FeatureFlags and Segments, not Secrets).
-func sameGeneration(old, obj any) bool {
-	o, ok1 := old.(client.Object)
-	n, ok2 := obj.(client.Object)
-	return ok1 && ok2 && n.GetGeneration() != 0 && o.GetGeneration() == n.GetGeneration()
-}
+func (s *Source) Stale() time.Duration { return s.view.Stale() }

@@ -1,7 +1,7 @@
 // Package gate is the gate's decision engine: snapshots of the RouteGates and
 // RateLimitPolicies in effect, route matching, path readings, decisions and
-// their responses, and rate-limit counting (the algorithms and the memory
-// store; the Redis store is in internal/dataplane). Only the data plane
+// their responses; the limits of a decision are counted by a store of
+// internal/gate/counters (in memory or in Redis). Only the data plane
 // imports it; the route vocabulary it shares with the operator, the CLI and
 // the dashboard is internal/routes.
 package gate
@@ -18,6 +18,7 @@ import (
 	"time"
 
 	waygatev1 "github.com/waygate-dev/waygate/api/v1alpha1"
+	"github.com/waygate-dev/waygate/internal/gate/counters"
 	"github.com/waygate-dev/waygate/internal/routes"
 )
 
@@ -130,7 +131,7 @@ type Engine struct {
 	// Environment is where the gate serves (for env_gated routes), unless a
 	// namespace's EnvironmentLabel says otherwise.
 	Environment string
-	Counters    Counters
+	Counters    counters.Store
 	Identity    Identity
 	Proxies     ProxyTrust
 	// Networks is how many leading bits of a client address name one
@@ -354,9 +355,9 @@ func upper(s string) string {
 // scratch holds a decision's rate-limit checks; pooled, as the counters
 // (an interface) would otherwise make every decision allocate them.
 type scratch struct {
-	checks  [maxLayers]Check
+	checks  [maxLayers]counters.Check
 	texts   [maxLayers]string
-	results [maxLayers]Result
+	results [maxLayers]counters.Result
 }
 
 var scratchPool = sync.Pool{New: func() any { return new(scratch) }}
@@ -424,18 +425,18 @@ const (
 )
 
 // check is what policy p counts req by, with the limit's text.
-func (e *Engine) check(p *policy, req *Request, w *who) (Check, string, policyVerdict) {
+func (e *Engine) check(p *policy, req *Request, w *who) (counters.Check, string, policyVerdict) {
 	spec := p.spec
 	if len(p.exempt) > 0 {
 		ip := e.clientIP(req, w)
 		for _, pfx := range p.exempt {
 			if pfx.Contains(ip) {
-				return Check{}, "", skip
+				return counters.Check{}, "", skip
 			}
 		}
 	}
 	if len(spec.ExemptRoles) > 0 && e.hasRole(req, w, spec.ExemptRoles) {
-		return Check{}, "", skip
+		return counters.Check{}, "", skip
 	}
 	rate, text := p.rate, p.limitText
 	if len(p.tiers) > 0 {
@@ -443,14 +444,14 @@ func (e *Engine) check(p *policy, req *Request, w *who) (Check, string, policyVe
 		for i := range p.tiers {
 			if t := &p.tiers[i]; t.name == name {
 				if t.rate.Count == 0 {
-					return Check{}, "", skip
+					return counters.Check{}, "", skip
 				}
 				rate, text = t.rate, t.limitText
 				break
 			}
 		}
 	}
-	ch := Check{Namespace: req.Namespace, Policy: p.id, Algorithm: spec.Algorithm, Count: rate.Count, Burst: int64(spec.Burst), Period: rate.Period}
+	ch := counters.Check{Namespace: req.Namespace, Policy: p.id, Algorithm: spec.Algorithm, Count: rate.Count, Burst: int64(spec.Burst), Period: rate.Period}
 	switch spec.KeyStrategy {
 	case waygatev1.KeyGlobal:
 		return ch, text, count
@@ -474,7 +475,7 @@ func (e *Engine) check(p *policy, req *Request, w *who) (Check, string, policyVe
 	case waygatev1.MissingKeyBlock:
 		return ch, text, block
 	default:
-		return Check{}, "", skip
+		return counters.Check{}, "", skip
 	}
 }
 

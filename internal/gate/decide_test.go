@@ -15,6 +15,7 @@ import (
 	"k8s.io/apimachinery/pkg/types"
 
 	waygatev1 "github.com/waygate-dev/waygate/api/v1alpha1"
+	"github.com/waygate-dev/waygate/internal/gate/counters"
 )
 
 var t0 = time.Date(2026, 6, 1, 3, 0, 0, 0, time.UTC)
@@ -318,7 +319,7 @@ func TestDecideRateLimits(t *testing.T) {
 		}},
 	}
 	// The gateway sets the identity headers (an authenticating proxy).
-	e := &Engine{Counters: NewMemoryCounters(1000), Identity: Identity{Trusted: []string{"X-User", "X-Roles", "X-Api-Key", "X-Plan", "X-Tenant"}, User: "X-User", Roles: "X-Roles", APIKey: "X-Api-Key"},
+	e := &Engine{Counters: counters.NewMemory(1000), Identity: Identity{Trusted: []string{"X-User", "X-Roles", "X-Api-Key", "X-Plan", "X-Tenant"}, User: "X-User", Roles: "X-Roles", APIKey: "X-Api-Key"},
 		Now: func() time.Time { return t0 }}
 	e.Swap(NewSnapshot(objs))
 	for _, tc := range cases {
@@ -335,7 +336,7 @@ func TestDecideRateLimits(t *testing.T) {
 
 type failing struct{}
 
-func (failing) Take(context.Context, time.Time, []Check, []Result) (int, error) {
+func (failing) Take(context.Context, time.Time, []counters.Check, []counters.Result) (int, error) {
 	return 0, errStore
 }
 
@@ -373,7 +374,7 @@ func benchEngine() *Engine {
 		rg("shop", "all", waygatev1.RouteGateSpec{Route: "*", Service: "api", State: waygatev1.RouteActive}))
 	objs.Policies = append(objs.Policies, rlp("shop", "limited", waygatev1.RateLimitPolicySpec{Route: "GET:/api/v1/limited", Service: "api",
 		Limit: "1000000000/second", Algorithm: waygatev1.TokenBucket}))
-	e := &Engine{Counters: NewMemoryCounters(100_000)}
+	e := &Engine{Counters: counters.NewMemory(100_000)}
 	e.Swap(NewSnapshot(objs))
 	return e
 }
@@ -464,7 +465,7 @@ func TestIdentityCannotBeForged(t *testing.T) {
 	}
 	for _, tc := range cases {
 		t.Run(tc.name, func(t *testing.T) {
-			e := &Engine{Counters: NewMemoryCounters(1000), Identity: tc.identity, Now: func() time.Time { return t0 }}
+			e := &Engine{Counters: counters.NewMemory(1000), Identity: tc.identity, Now: func() time.Time { return t0 }}
 			e.Swap(NewSnapshot(objs))
 			for path, want := range tc.second {
 				var d Decision
@@ -528,7 +529,7 @@ func TestMethodOverridesAreJudged(t *testing.T) {
 // A host rotating through the addresses of its IPv6 /64 is one caller to a
 // limit by ip; the next /64 is another. IPv4 addresses count one by one.
 func TestIPKeysByNetwork(t *testing.T) {
-	e := &Engine{Counters: NewMemoryCounters(1000), Now: func() time.Time { return t0 }}
+	e := &Engine{Counters: counters.NewMemory(1000), Now: func() time.Time { return t0 }}
 	e.Swap(NewSnapshot(Objects{Policies: []waygatev1.RateLimitPolicy{rlp("shop", "p", waygatev1.RateLimitPolicySpec{Route: "*", Limit: "3/minute"})}}))
 	decide := func(client string) Verdict {
 		return e.Decide(context.Background(), &Request{Namespace: "shop", Method: "GET", Path: "/", Peer: netip.MustParseAddr(client), PeerIsClient: true}).Verdict
@@ -550,7 +551,7 @@ func TestIPKeysByNetwork(t *testing.T) {
 			t.Errorf("%s: %s", a, got)
 		}
 	}
-	wide := &Engine{Counters: NewMemoryCounters(1000), Now: e.Now, Networks: Networks{IPv4Bits: 24}}
+	wide := &Engine{Counters: counters.NewMemory(1000), Now: e.Now, Networks: Networks{IPv4Bits: 24}}
 	wide.Swap(e.Snapshot())
 	for i, want := range []Verdict{Allowed, Allowed, Allowed, RateLimited} {
 		d := wide.Decide(context.Background(), &Request{Namespace: "shop", Method: "GET", Path: "/", Peer: netip.MustParseAddr(fmt.Sprint("198.51.100.", i+1)), PeerIsClient: true})
@@ -564,7 +565,7 @@ func TestIPKeysByNetwork(t *testing.T) {
 // Express and Rails keep an encoded slash inside its segment and do not
 // resolve dot segments; Tomcat, Spring and nginx do.
 func TestEveryReadingOfAPathIsJudged(t *testing.T) {
-	e := &Engine{Counters: NewMemoryCounters(100), Now: func() time.Time { return t0 }}
+	e := &Engine{Counters: counters.NewMemory(100), Now: func() time.Time { return t0 }}
 	e.Swap(NewSnapshot(Objects{RouteGates: []waygatev1.RouteGate{
 		rg("shop", "admin", waygatev1.RouteGateSpec{Route: "/admin/{rest...}", State: waygatev1.RouteDisabled}),
 		rg("shop", "files", waygatev1.RouteGateSpec{Route: "GET:/files/{name}", State: waygatev1.RouteMaintenance}),

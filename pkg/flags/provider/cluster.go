@@ -7,13 +7,12 @@ import (
 	"time"
 
 	"k8s.io/client-go/rest"
-	toolscache "k8s.io/client-go/tools/cache"
 	"sigs.k8s.io/controller-runtime/pkg/cache"
 	"sigs.k8s.io/controller-runtime/pkg/client"
 
 	waygatev1 "github.com/waygate-dev/waygate/api/v1alpha1"
-	"github.com/waygate-dev/waygate/internal/apihealth"
 	"github.com/waygate-dev/waygate/internal/scheme"
+	"github.com/waygate-dev/waygate/internal/watch"
 	"github.com/waygate-dev/waygate/pkg/flags"
 )
 
@@ -33,9 +32,7 @@ const staleAfter = time.Second
 type clusterSource struct {
 	cfg       *rest.Config
 	namespace string
-	cache     cache.Cache
-	health    *apihealth.Health
-	changed   chan struct{}
+	view      *watch.View
 	stale     bool
 }
 
@@ -53,49 +50,24 @@ func (c *clusterSource) first(ctx context.Context) (*flags.Snapshot, error) {
 			return nil, fmt.Errorf("listing %T in %s (the provider's identity needs get, list and watch of featureflags and segments there): %w", l, c.namespace, err)
 		}
 	}
-	cfg, health := apihealth.Watch(c.cfg)
-	ca, err := cache.New(cfg, cache.Options{
+	if c.view, err = watch.New(c.cfg, cache.Options{
 		Scheme:            scheme.Scheme,
 		DefaultNamespaces: map[string]cache.Config{c.namespace: {}},
 		DefaultTransform:  cache.TransformStripManagedFields(),
-	})
-	if err != nil {
+	}); err != nil {
 		return nil, err
 	}
-	c.cache, c.health, c.changed = ca, health, make(chan struct{}, 1)
-	for _, obj := range []client.Object{&waygatev1.FeatureFlag{}, &waygatev1.Segment{}} {
-		inf, err := ca.GetInformer(ctx, obj)
-		if err != nil {
-			return nil, err
-		}
-		poke := func() {
-			select {
-			case c.changed <- struct{}{}:
-			default:
-			}
-		}
-		if _, err := inf.AddEventHandler(toolscache.ResourceEventHandlerFuncs{
-			AddFunc: func(any) { poke() }, UpdateFunc: func(any, any) { poke() }, DeleteFunc: func(any) { poke() },
-		}); err != nil {
-			return nil, err
-		}
+	// The operator's status writes change no flag.
+	if err := c.view.Start(ctx, watch.Kind{Object: &waygatev1.FeatureFlag{}, IgnoreSameGeneration: true}, watch.Kind{Object: &waygatev1.Segment{}, IgnoreSameGeneration: true}); err != nil {
+		return nil, err
 	}
-	errc := make(chan error, 1)
-	go func() { errc <- ca.Start(ctx) }()
 	syncCtx, cancel := context.WithTimeout(ctx, 30*time.Second)
 	defer cancel()
-	if !ca.WaitForCacheSync(syncCtx) {
-		select {
-		case err := <-errc:
-			return nil, err
-		default:
+	if err := c.view.Synced(syncCtx); err != nil {
+		if errors.Is(err, context.DeadlineExceeded) {
 			return nil, fmt.Errorf("the FeatureFlags and Segments of %s were not listed within 30s (can the provider's identity list them?)", c.namespace)
 		}
-	}
-	// The first events are the objects just listed.
-	select {
-	case <-c.changed:
-	default:
+		return nil, err
 	}
 	return c.compile(ctx)
 }
@@ -107,10 +79,10 @@ func (c *clusterSource) next(ctx context.Context) (*flags.Snapshot, error) {
 		select {
 		case <-ctx.Done():
 			return nil, ctx.Err()
-		case <-c.changed:
+		case <-c.view.Changed():
 			return c.compile(ctx)
 		case <-tick.C:
-			if c.health.Stale() >= staleAfter {
+			if c.view.Stale() >= staleAfter {
 				c.stale = true
 				return nil, errors.New("the watch of FeatureFlags and Segments is broken")
 			}
@@ -126,10 +98,10 @@ func (c *clusterSource) next(ctx context.Context) (*flags.Snapshot, error) {
 func (c *clusterSource) compile(ctx context.Context) (*flags.Snapshot, error) {
 	var ffs waygatev1.FeatureFlagList
 	var segs waygatev1.SegmentList
-	if err := c.cache.List(ctx, &ffs); err != nil {
+	if err := c.view.List(ctx, &ffs); err != nil {
 		return nil, err
 	}
-	if err := c.cache.List(ctx, &segs); err != nil {
+	if err := c.view.List(ctx, &segs); err != nil {
 		return nil, err
 	}
 	return flags.Compile(ffs.Items, segs.Items), nil

@@ -1,4 +1,4 @@
-package gate_test
+package counters
 
 import (
 	"context"
@@ -8,27 +8,25 @@ import (
 	"time"
 
 	waygatev1 "github.com/waygate-dev/waygate/api/v1alpha1"
-	"github.com/waygate-dev/waygate/internal/gate"
-	"github.com/waygate-dev/waygate/internal/gate/gatetest"
 )
 
 var hour = time.Date(2026, 6, 1, 3, 0, 0, 0, time.UTC)
 
 func TestMemoryCounters(t *testing.T) {
-	gatetest.RunCounters(t, func(*testing.T) gate.Counters { return gate.NewMemoryCounters(1000) }, gatetest.FakeClock{Start: hour})
+	runConformance(t, func(*testing.T) Store { return NewMemory(1000) }, fakeClock{Start: hour})
 }
 
-// take counts one request of ch at hour and says whether it was allowed.
-func take(mc *gate.MemoryCounters, ch gate.Check) bool {
-	var res [1]gate.Result
-	refused, err := mc.Take(context.Background(), hour, []gate.Check{ch}, res[:])
+// allowed counts one request of ch at hour and says whether it was allowed.
+func allowed(mc *Memory, ch Check) bool {
+	var res [1]Result
+	refused, err := mc.Take(context.Background(), hour, []Check{ch}, res[:])
 	return err == nil && refused == -1
 }
 
 // flood makes one request for each of n distinct callers, header keys or
 // IPv6 addresses (as a host rotating through its /64 would, were each
 // address counted alone).
-func flood(mc *gate.MemoryCounters, ch gate.Check, n int, byAddr bool) {
+func flood(mc *Memory, ch Check, n int, byAddr bool) {
 	base := netip.MustParseAddr("2001:db8::").As16()
 	for i := range n {
 		if byAddr {
@@ -38,7 +36,7 @@ func flood(mc *gate.MemoryCounters, ch gate.Check, n int, byAddr bool) {
 		} else {
 			ch.Caller = fmt.Sprint("caller-", i)
 		}
-		take(mc, ch)
+		allowed(mc, ch)
 	}
 }
 
@@ -56,8 +54,8 @@ func TestMemoryCountersAreBounded(t *testing.T) {
 		{"exhausted callers", 1, false},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
-			mc := gate.NewMemoryCounters(maxKeys)
-			ch := gate.Check{Policy: "p", Algorithm: waygatev1.FixedWindow, Count: tc.count, Period: time.Hour}
+			mc := NewMemory(maxKeys)
+			ch := Check{Policy: "p", Algorithm: waygatev1.FixedWindow, Count: tc.count, Period: time.Hour}
 			flood(mc, ch, 200_000, false)
 			if n := mc.Len(); n > maxKeys {
 				t.Fatalf("%d counters kept, want at most %d", n, maxKeys)
@@ -65,13 +63,13 @@ func TestMemoryCountersAreBounded(t *testing.T) {
 			// The latest caller's count is kept while others come.
 			ch.Caller = "latest"
 			for range tc.count {
-				take(mc, ch)
+				allowed(mc, ch)
 			}
-			flood(mc, gate.Check{Policy: "other", Algorithm: waygatev1.FixedWindow, Count: tc.count, Period: time.Hour}, 200_000, false)
+			flood(mc, Check{Policy: "other", Algorithm: waygatev1.FixedWindow, Count: tc.count, Period: time.Hour}, 200_000, false)
 			if n := mc.Len(); n > maxKeys {
 				t.Fatalf("%d counters kept after two floods, want at most %d", n, maxKeys)
 			}
-			if tc.latestKept && take(mc, ch) {
+			if tc.latestKept && allowed(mc, ch) {
 				t.Fatal("the latest caller's count was lost")
 			}
 		})
@@ -83,35 +81,35 @@ func TestMemoryCountersKeepExhausted(t *testing.T) {
 	attacker := netip.MustParseAddr("2001:db8:ffff:1::")
 	for _, tc := range []struct {
 		name   string
-		caller gate.Check
+		caller Check
 		byAddr bool
 	}{
-		{"address, flood of addresses", gate.Check{CallerAddr: attacker}, true},
-		{"address, flood of header keys", gate.Check{CallerAddr: attacker}, false},
-		{"header key, flood of header keys", gate.Check{Caller: "mallory"}, false},
-		{"header key, flood of addresses", gate.Check{Caller: "mallory"}, true},
+		{"address, flood of addresses", Check{CallerAddr: attacker}, true},
+		{"address, flood of header keys", Check{CallerAddr: attacker}, false},
+		{"header key, flood of header keys", Check{Caller: "mallory"}, false},
+		{"header key, flood of addresses", Check{Caller: "mallory"}, true},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			const maxKeys = 6400
-			mc := gate.NewMemoryCounters(maxKeys)
+			mc := NewMemory(maxKeys)
 			// A limit per day: the flood's counters expire no sooner than
 			// the attacker's, so only its exhaustion can keep it.
-			limit := gate.Check{Policy: "p", Algorithm: waygatev1.FixedWindow, Count: 3, Period: 24 * time.Hour}
+			limit := Check{Policy: "p", Algorithm: waygatev1.FixedWindow, Count: 3, Period: 24 * time.Hour}
 			ch := limit
 			ch.Caller, ch.CallerAddr = tc.caller.Caller, tc.caller.CallerAddr
 			for range 3 {
-				if !take(mc, ch) {
+				if !allowed(mc, ch) {
 					t.Fatal("refused within the limit")
 				}
 			}
-			if take(mc, ch) {
+			if allowed(mc, ch) {
 				t.Fatal("allowed beyond the limit")
 			}
 			flood(mc, limit, 50*maxKeys, tc.byAddr)
 			if n := mc.Len(); n > maxKeys {
 				t.Fatalf("%d counters kept, want at most %d", n, maxKeys)
 			}
-			if take(mc, ch) {
+			if allowed(mc, ch) {
 				t.Fatalf("allowed again after a flood of %d callers", 50*maxKeys)
 			}
 		})
@@ -121,12 +119,12 @@ func TestMemoryCountersKeepExhausted(t *testing.T) {
 // Counting a client network allocates nothing (the decision benchmarks
 // count the same through the engine).
 func TestMemoryCountersTakeAllocatesNothing(t *testing.T) {
-	mc := gate.NewMemoryCounters(1000)
-	checks := []gate.Check{
+	mc := NewMemory(1000)
+	checks := []Check{
 		{Namespace: "shop", Policy: "v4", Algorithm: waygatev1.TokenBucket, Count: 1e9, Period: time.Second, CallerAddr: netip.MustParseAddr("192.0.2.1")},
 		{Namespace: "shop", Policy: "v6", Algorithm: waygatev1.SlidingWindow, Count: 1e9, Period: time.Second, CallerAddr: netip.MustParseAddr("2001:db8::")},
 	}
-	var res [2]gate.Result
+	var res [2]Result
 	if n := testing.AllocsPerRun(1000, func() { _, _ = mc.Take(context.Background(), hour, checks, res[:]) }); n != 0 {
 		t.Fatalf("%v allocations per Take, want 0", n)
 	}

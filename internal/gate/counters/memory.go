@@ -1,4 +1,4 @@
-package gate
+package counters
 
 import (
 	"context"
@@ -7,28 +7,18 @@ import (
 	"time"
 )
 
-// Counters count requests against rate limits.
-type Counters interface {
-	// Take counts one request against each check in order and stops at the
-	// first that refuses it, whose index it returns (-1 when every check
-	// allowed it). results[i] is filled for every check counted. A request
-	// refused by a later check still counts against the earlier ones, as
-	// it reached them.
-	Take(ctx context.Context, now time.Time, checks []Check, results []Result) (refused int, err error)
-}
-
 // memoryShards spreads counters over locks, so that concurrent decisions
 // rarely wait for each other.
 const memoryShards = 64
 
-// MemoryCounters keeps counters in this process, for one replica. At most
+// Memory keeps counters in this process, for one replica. At most
 // about maxKeys counters are kept: when a flood of distinct callers fills
 // the table, one of a small sample makes room, so memory stays bounded. The
 // victim is an expired counter if the sample has one, else the one nearest
 // to expiring among those not exhausted: a caller that was refused keeps
 // its counter however many new callers come (unless the whole sample is
 // exhausted too), so rotating addresses or keys cannot buy it a fresh one.
-type MemoryCounters struct {
+type Memory struct {
 	seed   maphash.Seed
 	shards [memoryShards]shard
 	perCap int
@@ -40,17 +30,17 @@ type shard struct {
 	_  [40]byte // keeps shards on separate cache lines
 }
 
-// NewMemoryCounters returns counters bounded to about maxKeys callers.
-func NewMemoryCounters(maxKeys int) *MemoryCounters {
-	mc := &MemoryCounters{seed: maphash.MakeSeed(), perCap: max(maxKeys/memoryShards, 1)}
+// NewMemory returns counters bounded to about maxKeys callers.
+func NewMemory(maxKeys int) *Memory {
+	mc := &Memory{seed: maphash.MakeSeed(), perCap: max(maxKeys/memoryShards, 1)}
 	for i := range mc.shards {
 		mc.shards[i].m = make(map[uint64]counterState)
 	}
 	return mc
 }
 
-// Take implements Counters; it never fails.
-func (mc *MemoryCounters) Take(_ context.Context, now time.Time, checks []Check, results []Result) (int, error) {
+// Take implements Store; it never fails.
+func (mc *Memory) Take(_ context.Context, now time.Time, checks []Check, results []Result) (int, error) {
 	us := now.UnixMicro()
 	for i := range checks {
 		ch := &checks[i]
@@ -73,7 +63,7 @@ func (mc *MemoryCounters) Take(_ context.Context, now time.Time, checks []Check,
 }
 
 // Len is how many counters are kept.
-func (mc *MemoryCounters) Len() int {
+func (mc *Memory) Len() int {
 	n := 0
 	for i := range mc.shards {
 		s := &mc.shards[i]
@@ -92,7 +82,7 @@ const (
 	callerIPv6 = '6'
 )
 
-func (mc *MemoryCounters) key(ch *Check) uint64 {
+func (mc *Memory) key(ch *Check) uint64 {
 	var h maphash.Hash
 	h.SetSeed(mc.seed)
 	_, _ = h.WriteString(ch.Policy)

@@ -1,7 +1,7 @@
 -- Rate-limit counters of the Waygate gate, shared by its replicas. One call
 -- decides a batch of requests, in order, and counts each against its limits,
 -- in order, stopping at the first that refuses it; atomically. take() is
--- take() of internal/gate/limit.go statement for statement (times in Unix
+-- take() of algorithms.go statement for statement (times in Unix
 -- microseconds, which doubles hold exactly; state stored as packed doubles,
 -- so it reads back exactly and costs no text formatting).
 --

@@ -1,4 +1,4 @@
-package dataplane
+package counters
 
 import (
 	"context"
@@ -12,19 +12,23 @@ import (
 	"testing"
 	"time"
 
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/testutil"
 	"github.com/redis/rueidis"
 
 	waygatev1 "github.com/waygate-dev/waygate/api/v1alpha1"
-	"github.com/waygate-dev/waygate/internal/apihealth"
-	"github.com/waygate-dev/waygate/internal/gate"
-	"github.com/waygate-dev/waygate/internal/gate/gatetest"
 	"github.com/waygate-dev/waygate/internal/realservers"
 )
 
-// newRedisCounters connects to url until the test ends.
-func newRedisCounters(t *testing.T, url string, timeout time.Duration) *RedisCounters {
+// testInstruments are instruments no registry collects.
+func testInstruments() Instruments {
+	return Instruments{Errors: prometheus.NewCounter(prometheus.CounterOpts{Name: "errors"}), Up: prometheus.NewGauge(prometheus.GaugeOpts{Name: "up"})}
+}
+
+// newRedis connects to url until the test ends.
+func newRedis(t *testing.T, url string, timeout time.Duration) *Redis {
 	t.Helper()
-	rc, err := NewRedisCounters(url, timeout, false, NewMetrics(&Source{health: &apihealth.Health{}}))
+	rc, err := NewRedis(url, timeout, false, testInstruments())
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -52,7 +56,7 @@ func TestRedisCounters(t *testing.T) {
 			t.Parallel()
 			url := tc.url(t)
 			t.Run("shared cases", func(t *testing.T) {
-				gatetest.RunCounters(t, func(t *testing.T) gate.Counters { return newRedisCounters(t, url, time.Second) }, gatetest.RealClock{})
+				runConformance(t, func(t *testing.T) Store { return newRedis(t, url, time.Second) }, realClock{})
 			})
 			if tc.cluster {
 				if n := mastersThatCounted(t, url); n < 2 {
@@ -95,12 +99,12 @@ func mastersThatCounted(t *testing.T, url string) int {
 // times back in its own clock.
 func testOneClock(t *testing.T, url string) {
 	gates := []struct {
-		rc   *RedisCounters
+		rc   *Redis
 		skew time.Duration
-	}{{newRedisCounters(t, url, time.Second), 5 * time.Second}, {newRedisCounters(t, url, time.Second), -5 * time.Second}}
+	}{{newRedis(t, url, time.Second), 5 * time.Second}, {newRedis(t, url, time.Second), -5 * time.Second}}
 	for _, tc := range []struct {
 		name     string
-		check    gate.Check
+		check    Check
 		requests int
 		// every: the time between requests.
 		every time.Duration
@@ -110,12 +114,12 @@ func testOneClock(t *testing.T, url string) {
 		// last (outer).
 		allowed func(inner, outer time.Duration) (least, most int)
 	}{
-		{"fixed window 10/minute", gate.Check{Algorithm: waygatev1.FixedWindow, Count: 10, Period: time.Minute}, 30, 0,
+		{"fixed window 10/minute", Check{Algorithm: waygatev1.FixedWindow, Count: 10, Period: time.Minute}, 30, 0,
 			func(_, _ time.Duration) (int, int) { return 10, 10 }},
 		// The gates' clocks are in different windows of 10 s, always.
-		{"fixed window 10 per 10 s", gate.Check{Algorithm: waygatev1.FixedWindow, Count: 10, Period: 10 * time.Second}, 30, 0,
+		{"fixed window 10 per 10 s", Check{Algorithm: waygatev1.FixedWindow, Count: 10, Period: 10 * time.Second}, 30, 0,
 			func(_, _ time.Duration) (int, int) { return 10, 10 }},
-		{"token bucket 2/second", gate.Check{Algorithm: waygatev1.TokenBucket, Count: 2, Period: time.Second}, 100, 10 * time.Millisecond,
+		{"token bucket 2/second", Check{Algorithm: waygatev1.TokenBucket, Count: 2, Period: time.Second}, 100, 10 * time.Millisecond,
 			func(inner, outer time.Duration) (int, int) {
 				// 2 at once, then one each time a token has refilled,
 				// taken by the next request.
@@ -147,8 +151,8 @@ func testOneClock(t *testing.T, url string) {
 					first = time.Now()
 				}
 				now := time.Now().Add(g.skew)
-				var res [1]gate.Result
-				refused, err := g.rc.Take(context.Background(), now, []gate.Check{ch}, res[:])
+				var res [1]Result
+				refused, err := g.rc.Take(context.Background(), now, []Check{ch}, res[:])
 				if err != nil {
 					t.Fatal(err)
 				}
@@ -203,7 +207,7 @@ func (h *holdingClient) Do(ctx context.Context, cmd rueidis.Completed) rueidis.R
 // together: they are split into script calls of at most maxKeysPerCall
 // keys of one hash tag each, and counted exactly.
 func testBoundedCalls(t *testing.T, url string) {
-	rc := newRedisCounters(t, url, 10*time.Second)
+	rc := newRedis(t, url, 10*time.Second)
 	hc := &holdingClient{Client: *rc.client.Load(), release: make(chan struct{})}
 	var c rueidis.Client = hc
 	rc.client.Store(&c)
@@ -214,11 +218,11 @@ func testBoundedCalls(t *testing.T, url string) {
 	var wg sync.WaitGroup
 	decide := func(ns int, caller string) {
 		wg.Go(func() {
-			checks := []gate.Check{
+			checks := []Check{
 				{Namespace: fmt.Sprint("team-", ns), Policy: fmt.Sprint("bound-wide-", ns), Algorithm: waygatev1.FixedWindow, Count: math.MaxInt32, Period: time.Hour},
 				{Namespace: fmt.Sprint("team-", ns), Policy: fmt.Sprint("bound-route-", ns), Algorithm: waygatev1.TokenBucket, Count: limit, Period: time.Hour, Caller: caller},
 			}
-			var res [2]gate.Result
+			var res [2]Result
 			refused, err := rc.Take(context.Background(), time.Now(), checks, res[:])
 			if err != nil {
 				t.Error(err)
@@ -289,11 +293,11 @@ func waitFor(t *testing.T, cond func() bool, what string) {
 // results from both.
 func TestRedisScriptCountsAsMemory(t *testing.T) {
 	url := "redis://" + realservers.Redis(t).Addr + "/0"
-	rc := newRedisCounters(t, url, time.Second)
+	rc := newRedis(t, url, time.Second)
 	c := *rc.client.Load()
-	mc := gate.NewMemoryCounters(1000)
+	mc := NewMemory(1000)
 	// Short periods, so that windows turn and buckets refill many times.
-	checks := []gate.Check{
+	checks := []Check{
 		{Namespace: "shop", Policy: "fixed", Algorithm: waygatev1.FixedWindow, Count: 6, Burst: 1, Period: 70 * time.Millisecond},
 		{Namespace: "shop", Policy: "sliding", Algorithm: waygatev1.SlidingWindow, Count: 5, Period: 50 * time.Millisecond},
 		{Namespace: "shop", Policy: "bucket", Algorithm: waygatev1.TokenBucket, Count: 3, Burst: 1, Period: 30 * time.Millisecond},
@@ -303,7 +307,7 @@ func TestRedisScriptCountsAsMemory(t *testing.T) {
 	for i := range 400 {
 		time.Sleep(time.Duration(rnd.IntN(4000)) * time.Microsecond)
 		// Each check first in turn, so that each may refuse.
-		order := append(append([]gate.Check(nil), checks[i%3:]...), checks[:i%3]...)
+		order := append(append([]Check(nil), checks[i%3:]...), checks[:i%3]...)
 		w := &waiter{checks: order}
 		keys, args := scriptArgs([]*waiter{w})
 		vals, err := countersScript.Exec(context.Background(), c, keys, args).AsIntSlice()
@@ -311,7 +315,7 @@ func TestRedisScriptCountsAsMemory(t *testing.T) {
 			t.Fatal(err)
 		}
 		now := vals[0]
-		var want [3]gate.Result
+		var want [3]Result
 		refused, _ := mc.Take(context.Background(), time.UnixMicro(now), order, want[:])
 		counted := len(order)
 		if refused >= 0 {
@@ -348,16 +352,22 @@ func b2i(b bool) int64 {
 	return 0
 }
 
+// A Redis that is down when the gate starts is no error: counting fails
+// (the engine fails open or closed), and the store says so in its metrics.
 func TestRedisDownAtStart(t *testing.T) {
-	m := NewMetrics(&Source{health: &apihealth.Health{}})
-	rc, err := NewRedisCounters("redis://"+realservers.FreeAddr(t)+"/0", 50*time.Millisecond, false, m)
+	m := testInstruments()
+	m.Up.Set(1)
+	rc, err := NewRedis("redis://"+realservers.FreeAddr(t)+"/0", 50*time.Millisecond, false, m)
 	if err != nil {
 		t.Fatal(err)
 	}
 	defer rc.Close()
-	var res [1]gate.Result
-	if _, err := rc.Take(context.Background(), time.Now(), []gate.Check{{Policy: "p", Count: 1, Period: time.Second}}, res[:]); err == nil {
+	var res [1]Result
+	if _, err := rc.Take(context.Background(), time.Now(), []Check{{Policy: "p", Count: 1, Period: time.Second}}, res[:]); err == nil {
 		t.Fatal("counting without Redis did not fail")
+	}
+	if up, errs := testutil.ToFloat64(m.Up), testutil.ToFloat64(m.Errors); up != 0 || errs < 1 {
+		t.Errorf("without Redis: up %v, errors %v; want up 0 and errors counted", up, errs)
 	}
 }
 
@@ -365,9 +375,9 @@ func TestRedisDownAtStart(t *testing.T) {
 // hash slot: a decision that mixes them is refused before it reaches Redis
 // (where a cluster client would panic).
 func TestRedisRefusesMixedNamespaces(t *testing.T) {
-	rc := newRedisCounters(t, "redis://"+realservers.Redis(t).Addr+"/0", time.Second)
-	checks := []gate.Check{{Namespace: "shop", Policy: "a", Count: 1, Period: time.Second}, {Namespace: "bank", Policy: "b", Count: 1, Period: time.Second}}
-	var res [2]gate.Result
+	rc := newRedis(t, "redis://"+realservers.Redis(t).Addr+"/0", time.Second)
+	checks := []Check{{Namespace: "shop", Policy: "a", Count: 1, Period: time.Second}, {Namespace: "bank", Policy: "b", Count: 1, Period: time.Second}}
+	var res [2]Result
 	if _, err := rc.Take(context.Background(), time.Now(), checks, res[:]); err == nil || !strings.Contains(err.Error(), `"bank"`) {
 		t.Fatalf("a decision of two namespaces: %v, want an error naming them", err)
 	}

@@ -1,4 +1,4 @@
-package dataplane
+package counters
 
 import (
 	"context"
@@ -10,11 +10,11 @@ import (
 	"sync/atomic"
 	"time"
 
+	"github.com/prometheus/client_golang/prometheus"
 	"github.com/redis/rueidis"
 	ctrl "sigs.k8s.io/controller-runtime"
 
 	waygatev1 "github.com/waygate-dev/waygate/api/v1alpha1"
-	"github.com/waygate-dev/waygate/internal/gate"
 )
 
 //go:embed counters.lua
@@ -22,7 +22,7 @@ var countersLua string
 
 var countersScript = rueidis.NewLuaScript(countersLua)
 
-// RedisCounters keep rate-limit counters in Redis, shared exactly by every
+// Redis keeps rate-limit counters in Redis, shared exactly by every
 // replica: a script call counts all the limits of a decision atomically, in
 // Redis's clock, and the decisions that arrive while earlier calls run go
 // together in the next (split into calls of at most maxKeysPerCall keys,
@@ -34,13 +34,13 @@ var countersScript = rueidis.NewLuaScript(countersLua)
 // When Redis does not answer within the timeout the decision fails open (or
 // closed), the failure is counted and logged at most every logEvery, and
 // the client reconnects by itself.
-type RedisCounters struct {
+type Redis struct {
 	client atomic.Pointer[rueidis.Client]
 	// dialing is set while a connection is tried in the background.
 	dialing atomic.Bool
 	opt     rueidis.ClientOption
 	timeout time.Duration
-	metrics *Metrics
+	metrics Instruments
 	// failOpen says, in the log, what becomes of requests meanwhile.
 	failOpen string
 
@@ -56,13 +56,22 @@ type RedisCounters struct {
 	lastLog  time.Time
 }
 
+// Instruments are the metrics a Redis store reports to.
+type Instruments struct {
+	// Errors counts failures to count: a batch of decisions Redis did not
+	// answer in time, or a decision before any connection.
+	Errors prometheus.Counter
+	// Up is 1 while Redis answers, 0 from a failure until it answers again.
+	Up prometheus.Gauge
+}
+
 // logEvery bounds the log lines about an unreachable Redis.
 const logEvery = 10 * time.Second
 
-// NewRedisCounters connects to the Redis at url (redis://[user:password@]host:port[/db],
+// NewRedis connects to the Redis at url (redis://[user:password@]host:port[/db],
 // rediss:// for TLS). A Redis that is down at start is no error: the gate
 // starts, fails open, and connects when Redis comes.
-func NewRedisCounters(url string, timeout time.Duration, failClosed bool, m *Metrics) (*RedisCounters, error) {
+func NewRedis(url string, timeout time.Duration, failClosed bool, m Instruments) (*Redis, error) {
 	opt, err := rueidis.ParseURL(url)
 	if err != nil {
 		return nil, fmt.Errorf("--redis-url %q: %w", url, err)
@@ -74,7 +83,7 @@ func NewRedisCounters(url string, timeout time.Duration, failClosed bool, m *Met
 	opt.Dialer.Timeout = timeout
 	// Detects a Redis that stopped answering on an open connection.
 	opt.ConnWriteTimeout = max(timeout, time.Second)
-	rc := &RedisCounters{opt: opt, timeout: timeout, metrics: m, failOpen: "requests with rate limits are let through uncounted"}
+	rc := &Redis{opt: opt, timeout: timeout, metrics: m, failOpen: "requests with rate limits are let through uncounted"}
 	if failClosed {
 		rc.failOpen = "requests with rate limits are refused (--fail-closed)"
 	}
@@ -84,7 +93,7 @@ func NewRedisCounters(url string, timeout time.Duration, failClosed bool, m *Met
 	return rc, nil
 }
 
-func (rc *RedisCounters) dial() error {
+func (rc *Redis) dial() error {
 	c, err := rueidis.NewClient(rc.opt)
 	if err != nil {
 		return err
@@ -104,15 +113,15 @@ const maxInFlight = 4
 // waiter is one decision waiting for its batch.
 type waiter struct {
 	now     time.Time
-	checks  []gate.Check
-	results []gate.Result
+	checks  []Check
+	results []Result
 	refused int
 	err     error
 	done    chan struct{}
 }
 
-// Take implements gate.Counters.
-func (rc *RedisCounters) Take(ctx context.Context, now time.Time, checks []gate.Check, results []gate.Result) (int, error) {
+// Take implements Store.
+func (rc *Redis) Take(ctx context.Context, now time.Time, checks []Check, results []Result) (int, error) {
 	if len(checks) == 0 {
 		return -1, nil
 	}
@@ -131,7 +140,7 @@ func (rc *RedisCounters) Take(ctx context.Context, now time.Time, checks []gate.
 	}
 	// The waiter owns copies: a caller that gives up must not have its
 	// buffers written to later.
-	w := &waiter{now: now, checks: append([]gate.Check(nil), checks...), results: make([]gate.Result, len(checks)), done: make(chan struct{})}
+	w := &waiter{now: now, checks: append([]Check(nil), checks...), results: make([]Result, len(checks)), done: make(chan struct{})}
 	rc.mu.Lock()
 	rc.queue = append(rc.queue, w)
 	lead := rc.inFlight < maxInFlight
@@ -155,7 +164,7 @@ func (rc *RedisCounters) Take(ctx context.Context, now time.Time, checks []gate.
 }
 
 // drain runs the queued decisions, a batch at a time, until none are left.
-func (rc *RedisCounters) drain(c rueidis.Client) {
+func (rc *Redis) drain(c rueidis.Client) {
 	for {
 		rc.mu.Lock()
 		batch := rc.queue
@@ -176,7 +185,7 @@ func (rc *RedisCounters) drain(c rueidis.Client) {
 const maxKeysPerCall = 256
 
 // run decides batch in as few script calls as it may, at once.
-func (rc *RedisCounters) run(c rueidis.Client, batch []*waiter) {
+func (rc *Redis) run(c rueidis.Client, batch []*waiter) {
 	calls := split(batch, c.Mode() == rueidis.ClientModeCluster)
 	ctx, cancel := context.WithTimeout(context.Background(), rc.timeout)
 	defer cancel()
@@ -278,7 +287,7 @@ func scriptArgs(ws []*waiter) (keys, args []string) {
 // tag: a decision's keys share a Redis Cluster slot, and a counter has one
 // key whichever decision counts it. "ip:" or "k:" says what the caller is,
 // so that no header value names an address's counter.
-func counterKey(ch *gate.Check) string {
+func counterKey(ch *Check) string {
 	ns := ch.Namespace
 	if ns == "" {
 		// An empty tag ("{}") would hash each whole key apart; "_" is no
@@ -311,7 +320,7 @@ func unpack(vals []int64, ws []*waiter) error {
 		for i := range counted {
 			v := vals[pos : pos+4]
 			pos += 4
-			w.results[i] = gate.Result{Allowed: v[0] == 1, Remaining: v[1], Reset: at(v[2])}
+			w.results[i] = Result{Allowed: v[0] == 1, Remaining: v[1], Reset: at(v[2])}
 			if !w.results[i].Allowed {
 				w.results[i].RetryAt = at(v[3])
 				w.refused = i
@@ -333,7 +342,7 @@ func algorithmCode(a waygatev1.RateLimitAlgorithm) string {
 }
 
 // redial connects in the background when the first connection failed.
-func (rc *RedisCounters) redial() {
+func (rc *Redis) redial() {
 	if !rc.dialing.CompareAndSwap(false, true) {
 		return
 	}
@@ -347,9 +356,9 @@ func (rc *RedisCounters) redial() {
 
 // failed records a failure: the metric, and a log line when the store goes
 // down and then at most every logEvery.
-func (rc *RedisCounters) failed(err error) {
-	rc.metrics.CounterErrors.Inc()
-	rc.metrics.CounterStoreUp.Set(0)
+func (rc *Redis) failed(err error) {
+	rc.metrics.Errors.Inc()
+	rc.metrics.Up.Set(0)
 	rc.health.Lock()
 	defer rc.health.Unlock()
 	rc.failures++
@@ -362,19 +371,19 @@ func (rc *RedisCounters) failed(err error) {
 }
 
 // answered records an answer, and the recovery after failures.
-func (rc *RedisCounters) answered() {
+func (rc *Redis) answered() {
 	rc.health.Lock()
 	defer rc.health.Unlock()
 	if rc.down {
 		rc.down = false
-		rc.metrics.CounterStoreUp.Set(1)
+		rc.metrics.Up.Set(1)
 		ctrl.Log.WithName("redis").Info("rate-limit counters available again", "failures since the last log line", rc.failures)
 		rc.failures = 0
 	}
 }
 
 // Close closes the connections.
-func (rc *RedisCounters) Close() {
+func (rc *Redis) Close() {
 	if c := rc.client.Load(); c != nil {
 		(*c).Close()
 	}

@@ -1,0 +1,133 @@
+// Package watch keeps a view of Kubernetes objects in step with the API
+// server and says when it changed, for readers that rebuild a snapshot
+// from the objects after each burst of changes: the gate's source and the
+// Go flag provider's cluster source. One informer cache serves the view;
+// changes that arrive while a snapshot is being built coalesce into one
+// signal for the next build; and the view knows how long it may have been
+// behind the API server (apihealth).
+package watch
+
+import (
+	"context"
+	"time"
+
+	"k8s.io/client-go/rest"
+	toolscache "k8s.io/client-go/tools/cache"
+	"sigs.k8s.io/controller-runtime/pkg/cache"
+	"sigs.k8s.io/controller-runtime/pkg/client"
+
+	"github.com/waygate-dev/waygate/internal/apihealth"
+)
+
+// Kind is a kind of object the view watches.
+type Kind struct {
+	Object client.Object
+	// Changed, when set, is told of each change's object before the change
+	// is signalled (a deleted object may come as its last known state,
+	// toolscache.DeletedFinalStateUnknown).
+	Changed func(obj any)
+	// IgnoreSameGeneration skips updates that leave the generation of an
+	// object that counts them alone (the operator's status writes):
+	// nothing a snapshot reads of the spec changed.
+	IgnoreSameGeneration bool
+}
+
+// View is an informer cache of some kinds; its Reader reads from it.
+type View struct {
+	client.Reader
+	cache   cache.Cache
+	health  *apihealth.Health
+	changed chan struct{}
+	done    chan error
+}
+
+// New prepares a view through cfg (which it wraps to see whether the API
+// server answers), with the cache's options (scheme, namespaces,
+// selectors, transforms).
+func New(cfg *rest.Config, opts cache.Options) (*View, error) {
+	cfg, health := apihealth.Watch(cfg)
+	c, err := cache.New(cfg, opts)
+	if err != nil {
+		return nil, err
+	}
+	return &View{Reader: c, cache: c, health: health, changed: make(chan struct{}, 1), done: make(chan error, 1)}, nil
+}
+
+// Start watches kinds until ctx ends, in the background; Synced says when
+// the first lists are in.
+func (v *View) Start(ctx context.Context, kinds ...Kind) error {
+	for _, k := range kinds {
+		inf, err := v.cache.GetInformer(ctx, k.Object)
+		if err != nil {
+			return err
+		}
+		changed := func(obj any) {
+			if k.Changed != nil {
+				k.Changed(obj)
+			}
+			v.Poke()
+		}
+		if _, err := inf.AddEventHandler(toolscache.ResourceEventHandlerFuncs{
+			AddFunc: changed,
+			UpdateFunc: func(old, obj any) {
+				if k.IgnoreSameGeneration && sameGeneration(old, obj) {
+					return
+				}
+				changed(obj)
+			},
+			DeleteFunc: changed,
+		}); err != nil {
+			return err
+		}
+	}
+	go func() { v.done <- v.cache.Start(ctx) }()
+	return nil
+}
+
+// Synced waits until every watch has listed its objects, or the view
+// stopped (its error), or ctx ended. The changes the first lists made are
+// not signalled: a snapshot built after Synced sees them.
+func (v *View) Synced(ctx context.Context) error {
+	if !v.cache.WaitForCacheSync(ctx) {
+		select {
+		case err := <-v.done:
+			return err
+		default:
+			return ctx.Err()
+		}
+	}
+	select {
+	case <-v.changed:
+	default:
+	}
+	return nil
+}
+
+// Changed is signalled after changes; those that arrive before a reader
+// takes the signal share it.
+func (v *View) Changed() <-chan struct{} { return v.changed }
+
+// Poke signals a change, so that the reader builds again (after a
+// failure, say).
+func (v *View) Poke() {
+	select {
+	case v.changed <- struct{}{}:
+	default:
+	}
+}
+
+// Done gives the view's end: nil once the context of Start ended, else
+// why the cache stopped.
+func (v *View) Done() <-chan error { return v.done }
+
+// Stale is how long the view may have been behind the API server: zero
+// while it answers, else the time since it first failed to.
+func (v *View) Stale() time.Duration { return v.health.Stale() }
+
+// sameGeneration tells whether old and obj are the same generation of an
+// object that counts them (FeatureFlags and Segments, not Secrets).
+func sameGeneration(old, obj any) bool {
+	o, ok1 := old.(client.Object)
+	n, ok2 := obj.(client.Object)
+	return ok1 && ok2 && n.GetGeneration() != 0 && o.GetGeneration() == n.GetGeneration()
+}
