@@ -56,7 +56,7 @@ type Options struct {
 
 // Run serves until ctx ends.
 func Run(ctx context.Context, cfg *rest.Config, o Options) error {
-	log := ctrl.Log.WithName("gate")
+	o.OFREP, o.MaxHeaderBytes = o.OFREP.orDefaults(), cmp.Or(o.MaxHeaderBytes, DefaultMaxHeaderBytes)
 	engine := &gate.Engine{Environment: o.Environment, Proxies: o.Proxies, Networks: o.Networks, Identity: o.Identity, FailClosed: o.FailClosed}
 	var tokens *Tokens
 	if o.JWT.Enabled() {
@@ -72,19 +72,57 @@ func Run(ctx context.Context, cfg *rest.Config, o Options) error {
 		return err
 	}
 	m.ReportStaleness(src.Stale)
-	if o.RedisURL != "" {
-		rc, err := counters.NewRedis(o.RedisURL, o.RedisTimeout, o.FailClosed, m.store)
-		if err != nil {
-			return err
-		}
-		defer rc.Close()
-		engine.Counters = rc
-	} else {
-		engine.Counters = counters.NewMemory(o.MaxCounters)
+	store, closeStore, err := counterStore(&o, m)
+	if err != nil {
+		return err
 	}
+	defer closeStore()
+	engine.Counters = store
 
+	servers := newServers(&o, engine, src, m)
 	// Every listener opens before anything is served, so a port in use
 	// fails the start cleanly.
+	listeners, err := listen(servers)
+	if err != nil {
+		return err
+	}
+	g, ctx := errgroup.WithContext(ctx)
+	g.Go(func() error { return src.Start(ctx) })
+	if tokens != nil {
+		g.Go(func() error { return tokens.Run(ctx) })
+	}
+	serve(ctx, g, servers, listeners)
+	err = g.Wait()
+	if errors.Is(err, context.Canceled) {
+		return nil
+	}
+	return err
+}
+
+// counterStore is where rate limits are counted: Redis when o names one,
+// else this process's memory.
+func counterStore(o *Options, m *Metrics) (store counters.Store, closeStore func(), err error) {
+	if o.RedisURL == "" {
+		return counters.NewMemory(o.MaxCounters), func() {}, nil
+	}
+	rc, err := counters.NewRedis(o.RedisURL, o.RedisTimeout, o.FailClosed, m.store)
+	if err != nil {
+		return nil, nil, err
+	}
+	return rc, rc.Close, nil
+}
+
+// server is one of the gate's servers: where it listens ("" or "0": it is
+// off), how it serves a listener and how it stops.
+type server struct {
+	name, addr string
+	serve      func(net.Listener) error
+	stop       func()
+}
+
+// newServers makes the gate's servers: forward-auth, ext_authz, probes,
+// metrics, pprof and OFREP's own.
+func newServers(o *Options, engine *gate.Engine, src *Source, m *Metrics) []server {
 	probes := http.NewServeMux()
 	probes.HandleFunc("/healthz", func(w http.ResponseWriter, _ *http.Request) { _, _ = w.Write([]byte("ok")) })
 	probes.HandleFunc("/readyz", func(w http.ResponseWriter, _ *http.Request) {
@@ -96,32 +134,32 @@ func Run(ctx context.Context, cfg *rest.Config, o Options) error {
 	})
 	metrics := http.NewServeMux()
 	metrics.Handle("/metrics", promhttp.HandlerFor(m.Registry, promhttp.HandlerOpts{Registry: m.Registry}))
-	servers := []struct {
-		name, addr string
-		serve      func(net.Listener) error
-		stop       func()
-	}{
-		{name: "forward-auth", addr: o.HTTPAddr},
-		{name: "ext_authz", addr: o.GRPCAddr},
-		{name: "probes", addr: o.ProbeAddr},
-		{name: "metrics", addr: o.MetricsAddr},
-		{name: "pprof", addr: o.PprofAddr},
-		{name: "ofrep", addr: o.OFREPAddr},
-	}
-	o.OFREP, o.MaxHeaderBytes = o.OFREP.orDefaults(), cmp.Or(o.MaxHeaderBytes, DefaultMaxHeaderBytes)
-	fa, ofrep := &ForwardAuth{Engine: engine, Metrics: m}, &OFREP{Flags: src.Flags, Metrics: m, Limits: o.OFREP}
-	fs, ofs := httpServers(fa, ofrep, &o)
-	servers[0].serve, servers[0].stop = func(l net.Listener) error { return fs.Serve(lingerListener{l}) }, func() { _ = fs.Shutdown() }
-	servers[5].serve, servers[5].stop = func(l net.Listener) error { return ofs.Serve(lingerListener{l}) }, func() { _ = ofs.Shutdown() }
-	gs := NewExtAuthzServer(engine, m)
-	servers[1].serve, servers[1].stop = gs.Serve, gs.GracefulStop
 	profiles := http.NewServeMux()
 	profiles.HandleFunc("/debug/pprof/", pprof.Index)
 	profiles.HandleFunc("/debug/pprof/profile", pprof.Profile)
-	for i, h := range []http.Handler{probes, metrics, profiles} {
-		hs := &http.Server{Handler: h, ReadHeaderTimeout: 10 * time.Second}
-		servers[2+i].serve, servers[2+i].stop = hs.Serve, func() { _ = hs.Close() }
+
+	fa, ofrep := &ForwardAuth{Engine: engine, Metrics: m}, &OFREP{Flags: src.Flags, Metrics: m, Limits: o.OFREP}
+	fs, ofs := httpServers(fa, ofrep, o)
+	gs := NewExtAuthzServer(engine, m)
+	servers := []server{
+		{name: "forward-auth", addr: o.HTTPAddr, serve: func(l net.Listener) error { return fs.Serve(lingerListener{l}) }, stop: func() { _ = fs.Shutdown() }},
+		{name: "ext_authz", addr: o.GRPCAddr, serve: gs.Serve, stop: gs.GracefulStop},
+		{name: "ofrep", addr: o.OFREPAddr, serve: func(l net.Listener) error { return ofs.Serve(lingerListener{l}) }, stop: func() { _ = ofs.Shutdown() }},
 	}
+	for _, h := range []struct {
+		name, addr string
+		handler    http.Handler
+	}{{"probes", o.ProbeAddr, probes}, {"metrics", o.MetricsAddr, metrics}, {"pprof", o.PprofAddr, profiles}} {
+		hs := &http.Server{Handler: h.handler, ReadHeaderTimeout: 10 * time.Second}
+		servers = append(servers, server{name: h.name, addr: h.addr, serve: hs.Serve, stop: func() { _ = hs.Close() }})
+	}
+	return servers
+}
+
+// listen opens the listener of every server that is on (nil for those
+// off), or none.
+func listen(servers []server) ([]net.Listener, error) {
+	log := ctrl.Log.WithName("gate")
 	listeners := make([]net.Listener, len(servers))
 	for i, s := range servers {
 		if s.addr == "" || s.addr == "0" {
@@ -134,17 +172,16 @@ func Run(ctx context.Context, cfg *rest.Config, o Options) error {
 					_ = l.Close()
 				}
 			}
-			return fmt.Errorf("%s on %s: %w", s.name, s.addr, err)
+			return nil, fmt.Errorf("%s on %s: %w", s.name, s.addr, err)
 		}
 		listeners[i] = l
 		log.Info("listening", "server", s.name, "address", l.Addr().String())
 	}
+	return listeners, nil
+}
 
-	g, ctx := errgroup.WithContext(ctx)
-	g.Go(func() error { return src.Start(ctx) })
-	if tokens != nil {
-		g.Go(func() error { return tokens.Run(ctx) })
-	}
+// serve runs each server on its listener in g, and stops it when ctx ends.
+func serve(ctx context.Context, g *errgroup.Group, servers []server, listeners []net.Listener) {
 	for i, s := range servers {
 		if listeners[i] == nil {
 			continue
@@ -157,11 +194,6 @@ func Run(ctx context.Context, cfg *rest.Config, o Options) error {
 		})
 		g.Go(func() error { <-ctx.Done(); s.stop(); return nil })
 	}
-	err = g.Wait()
-	if errors.Is(err, context.Canceled) {
-		return nil
-	}
-	return err
 }
 
 // DefaultMaxHeaderBytes fits the big cookies nginx passes on in its auth
