@@ -43,7 +43,7 @@ func asUser(t *testing.T, ns, user, fieldManager string) client.Client {
 			t.Fatal(err)
 		}
 	}
-	c, err := cp.As(user)
+	c, err := env.As(user)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -117,7 +117,7 @@ func wantEntries(t *testing.T, got []waygatev1.AuditEntry, want ...entry) {
 // The seed's "Reading an entry": two people change one route; each entry
 // names its actor, platform, old and new status and reason.
 func TestAuditTwoUsersChangeARoute(t *testing.T) {
-	ns := namespace(t)
+	ns := env.Namespace(t, "audit")
 	ctx := context.Background()
 	alice := asUser(t, ns, "alice", "kubectl-client-side-apply")
 	bob := asUser(t, ns, "bob", audit.CLIFieldManager)
@@ -164,7 +164,7 @@ func TestAuditTwoUsersChangeARoute(t *testing.T) {
 
 // Whatever a user writes into the journal is replaced with the truth.
 func TestAuditActorCannotBeForged(t *testing.T) {
-	ns := namespace(t)
+	ns := env.Namespace(t, "audit")
 	ctx := context.Background()
 	mallory := asUser(t, ns, "mallory", "")
 	forged := `[{"id":"x","ts":"2020-01-01T00:00:00.000000Z","actor":"alice","platform":"dashboard","action":"disable","path":"GET:/x"}]`
@@ -186,7 +186,7 @@ func TestAuditActorCannotBeForged(t *testing.T) {
 // A burst of 50 changes by 5 users between reconciles yields exactly 50
 // entries, each with its own actor.
 func TestAuditBurst(t *testing.T) {
-	ns := namespace(t)
+	ns := env.Namespace(t, "audit")
 	rg := routeGate(ns, "burst", waygatev1.RouteGateSpec{Route: "GET:/burst"})
 	create(t, rg)
 	waitEntries(t, ns, "burst", 1)
@@ -199,7 +199,7 @@ func TestAuditBurst(t *testing.T) {
 // away, so the API server refuses them and the users retry), and after the
 // restart there are still exactly 50 entries.
 func TestAuditBurstAcrossOperatorRestart(t *testing.T) {
-	ns := namespace(t)
+	ns := env.Namespace(t, "audit")
 	rg := routeGate(ns, "restart", waygatev1.RouteGateSpec{Route: "GET:/restart"})
 	create(t, rg)
 	waitEntries(t, ns, "restart", 1)
@@ -207,10 +207,9 @@ func TestAuditBurstAcrossOperatorRestart(t *testing.T) {
 	p := burst(t, ns, rg, 5, 10, func(p *burstProgress) {
 		p.down.Store(true)
 		doneAtStop = p.done.Load()
-		stopOperator()
+		env.StopOperator()
 		time.Sleep(time.Second)
-		var err error
-		if stopOperator, err = startOperator(); err != nil {
+		if err := env.StartOperator(); err != nil {
 			t.Fatal(err)
 		}
 		p.down.Store(false)
@@ -324,7 +323,7 @@ func wait(timeout time.Duration, f func() error) error {
 // Audit entries are append-only for everyone but the operator, cluster
 // admins included.
 func TestAuditEntriesAreAppendOnly(t *testing.T) {
-	ns := namespace(t)
+	ns := env.Namespace(t, "audit")
 	ctx := context.Background()
 	e := auditEntry(ns, "kept", "GET:/payments", "alice")
 	if err := operator.Create(ctx, e); err != nil {
@@ -340,12 +339,12 @@ func TestAuditEntriesAreAppendOnly(t *testing.T) {
 		RoleRef:    rbacv1.RoleRef{APIGroup: "rbac.authorization.k8s.io", Kind: "Role", Name: "entries-admin"},
 		Subjects:   []rbacv1.Subject{{Kind: "User", APIGroup: "rbac.authorization.k8s.io", Name: "nsadmin"}},
 	})
-	nsadmin, err := cp.As("nsadmin")
+	nsadmin, err := env.As("nsadmin")
 	if err != nil {
 		t.Fatal(err)
 	}
 	// ...and a member of system:masters, whom RBAC never refuses.
-	root, err := cp.As("root", "system:masters")
+	root, err := env.As("root", "system:masters")
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -382,7 +381,7 @@ func wantRefused(t *testing.T, what string, err error, message string) {
 // Deleting any kind is audited with the deleting user; the object goes once
 // the deletion is recorded.
 func TestAuditDeletion(t *testing.T) {
-	ns := namespace(t)
+	ns := env.Namespace(t, "audit")
 	ctx := context.Background()
 	carol := asUser(t, ns, "carol", "")
 	objs := map[client.Object]entry{
@@ -429,7 +428,7 @@ func TestAuditDeletion(t *testing.T) {
 // deletion on the object first. The mark stays only when the writer's own
 // platform is the one it names, so kubectl cannot pass for the CLI.
 func TestAuditDeletionPlatform(t *testing.T) {
-	ns := namespace(t)
+	ns := env.Namespace(t, "audit")
 	ctx := context.Background()
 	kubectl := asUser(t, ns, "dan", "kubectl-edit")
 	cli := asUser(t, ns, "erin", audit.CLIFieldManager)
@@ -462,7 +461,7 @@ func TestAuditDeletionPlatform(t *testing.T) {
 // A user cannot let a deletion go before it is recorded by removing the
 // finalizer: the webhook keeps it, and the entry names the deleter.
 func TestAuditFinalizerIsKept(t *testing.T) {
-	ns := namespace(t)
+	ns := env.Namespace(t, "audit")
 	ctx := context.Background()
 	frank := asUser(t, ns, "frank", "")
 	rg := routeGate(ns, "held", waygatev1.RouteGateSpec{Route: "GET:/held"})
@@ -487,7 +486,7 @@ func TestAuditFinalizerIsKept(t *testing.T) {
 
 // Dry-run creates and updates record nothing.
 func TestAuditDryRun(t *testing.T) {
-	ns := namespace(t)
+	ns := env.Namespace(t, "audit")
 	ctx := context.Background()
 	dave := asUser(t, ns, "dave", "")
 	rg := routeGate(ns, "dry", waygatev1.RouteGateSpec{Route: "GET:/dry", State: waygatev1.RouteMaintenance})
@@ -510,7 +509,7 @@ func TestAuditDryRun(t *testing.T) {
 
 // waygate.dev/audit: "false" is honoured for the trusted seeder only.
 func TestAuditSuppression(t *testing.T) {
-	ns := namespace(t)
+	ns := env.Namespace(t, "audit")
 	ctx := context.Background()
 	for user, want := range map[string]int{"seeder": 0, "eve": 1} {
 		c := asUser(t, ns, user, "")
@@ -529,7 +528,7 @@ func TestAuditSuppression(t *testing.T) {
 // GetAuditLog reads entries newest first, filtered by path, limited; the
 // retention prunes by count and by age and exports what it prunes.
 func TestAuditLogAndRetention(t *testing.T) {
-	ns := namespace(t)
+	ns := env.Namespace(t, "audit")
 	ctx := context.Background()
 	base := time.Now().Add(-time.Hour).UTC()
 	for i := range 6 {
@@ -595,7 +594,7 @@ func TestAuditLogAndRetention(t *testing.T) {
 	}
 
 	// A failed delete does not stop the others: all are tried, all reported.
-	nobody, err := cp.As("nobody")
+	nobody, err := env.As("nobody")
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -634,7 +633,7 @@ func TestAuditLogAndRetention(t *testing.T) {
 // A change the audit webhook cannot read is refused, saying which field is
 // wrong, rather than let through unrecorded.
 func TestAuditRefusesWhatItCannotRead(t *testing.T) {
-	ns := namespace(t)
+	ns := env.Namespace(t, "audit")
 	u := &unstructured.Unstructured{Object: map[string]any{
 		"apiVersion": "waygate.dev/v1alpha1", "kind": "RateLimitPolicy",
 		"metadata": map[string]any{"name": "odd", "namespace": ns},
@@ -654,14 +653,14 @@ func TestAuditRefusesWhatItCannotRead(t *testing.T) {
 // deletion makes two (the record of the DELETE on the object, the finalizer
 // let go); the webhook sees neither.
 func TestOperatorWritesSkipTheAuditWebhook(t *testing.T) {
-	ns := namespace(t)
+	ns := env.Namespace(t, "audit")
 	webhookUpdates := func() float64 {
 		t.Helper()
-		rc, err := rest.HTTPClientFor(cp.Admin)
+		rc, err := rest.HTTPClientFor(env.Admin)
 		if err != nil {
 			t.Fatal(err)
 		}
-		resp, err := rc.Get(strings.TrimSuffix(cp.Admin.Host, "/") + "/metrics")
+		resp, err := rc.Get(strings.TrimSuffix(env.Admin.Host, "/") + "/metrics")
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -699,7 +698,7 @@ func TestOperatorWritesSkipTheAuditWebhook(t *testing.T) {
 // */status right still cannot raise status.auditSequence (which would drop
 // changes before they are recorded), nor touch the state it reports.
 func TestOnlyTheOperatorWritesStatus(t *testing.T) {
-	ns := namespace(t)
+	ns := env.Namespace(t, "audit")
 	ctx := context.Background()
 	create(t, &rbacv1.Role{
 		ObjectMeta: metav1.ObjectMeta{Namespace: ns, Name: "status-writer"},
@@ -739,7 +738,7 @@ func TestOnlyTheOperatorWritesStatus(t *testing.T) {
 // A deletion of an object that no finalizer holds (written by the operator's
 // own identity, or older than the webhook) is recorded all the same.
 func TestAuditDeletionWithoutFinalizer(t *testing.T) {
-	ns := namespace(t)
+	ns := env.Namespace(t, "audit")
 	ctx := context.Background()
 	dan := asUser(t, ns, "dan", "")
 	// An object without the finalizer, as before the webhook was installed:
@@ -769,7 +768,7 @@ func TestAuditDeletionWithoutFinalizer(t *testing.T) {
 // identity, which the webhook does not see) is recorded as audit_tampered,
 // not as the change it claims; one dated ahead does not stall the drain.
 func TestAuditTamperedJournal(t *testing.T) {
-	ns := namespace(t)
+	ns := env.Namespace(t, "audit")
 	ctx := context.Background()
 	rg := routeGate(ns, "planted", waygatev1.RouteGateSpec{Route: "GET:/planted", State: waygatev1.RouteMaintenance})
 	create(t, rg)

@@ -26,7 +26,7 @@ func auditEntry(ns, name, path, actor string) *waygatev1.AuditEntry {
 // Entries are found by path and actor with field selectors, served by the
 // API server from the CRD's selectableFields.
 func TestAuditEntryFieldSelectors(t *testing.T) {
-	ns := namespace(t)
+	ns := env.Namespace(t, "entries")
 	ctx := context.Background()
 	for _, e := range []*waygatev1.AuditEntry{
 		auditEntry(ns, "a", "GET:/payments", "alice"), auditEntry(ns, "b", "GET:/payments", "bob"), auditEntry(ns, "c", "POST:/refunds", "alice"),
@@ -64,7 +64,7 @@ func TestAuditEntryFieldSelectors(t *testing.T) {
 
 // An entry's spec cannot be changed once written.
 func TestAuditEntrySpecIsImmutable(t *testing.T) {
-	ns := namespace(t)
+	ns := env.Namespace(t, "entries")
 	e := auditEntry(ns, "a", "GET:/payments", "alice")
 	if err := operator.Create(context.Background(), e); err != nil {
 		t.Fatal(err)

@@ -20,7 +20,7 @@ import (
 
 // The real-cluster install is accepted by the API server as a whole.
 func TestDefaultInstallDryRun(t *testing.T) {
-	if err := cp.Apply(context.Background(), filepath.Join(cp.Root, "config", "default"), client.DryRunAll); err != nil {
+	if err := env.Apply(context.Background(), filepath.Join(env.Root, "config", "default"), client.DryRunAll); err != nil {
 		t.Fatalf("config/default rejected by a server-side dry run: %v", err)
 	}
 }
@@ -29,12 +29,12 @@ func TestDefaultInstallDryRun(t *testing.T) {
 // admission policy and the audit webhook's matchCondition name the
 // operator's service account in that namespace, not waygate-system.
 func TestInstallIntoAnotherNamespace(t *testing.T) {
-	raw, err := os.ReadFile(filepath.Join(cp.Root, "config", "default", "kustomization.yaml"))
+	raw, err := os.ReadFile(filepath.Join(env.Root, "config", "default", "kustomization.yaml"))
 	if err != nil {
 		t.Fatal(err)
 	}
 	// An overlay as a user would write it: config/default with a namespace.
-	dir, err := os.MkdirTemp(filepath.Join(cp.Root, "bin"), "install-")
+	dir, err := os.MkdirTemp(filepath.Join(env.Root, "bin"), "install-")
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -43,7 +43,7 @@ func TestInstallIntoAnotherNamespace(t *testing.T) {
 	if err := os.WriteFile(filepath.Join(dir, "kustomization.yaml"), []byte(k), 0o644); err != nil {
 		t.Fatal(err)
 	}
-	out, err := cp.Render(dir)
+	out, err := env.Render(dir)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -66,7 +66,7 @@ func TestInstallIntoAnotherNamespace(t *testing.T) {
 // admin roles is checked by label; the rules are checked by binding the
 // roles themselves.)
 func TestAggregatedRoles(t *testing.T) {
-	ns := namespace(t)
+	ns := env.Namespace(t, "deploy")
 	ctx := context.Background()
 	aggregatesTo := map[string][]string{"waygate-view": {"view", "edit", "admin"}, "waygate-edit": {"edit", "admin"}}
 	for role, builtins := range aggregatesTo {
@@ -91,7 +91,7 @@ func TestAggregatedRoles(t *testing.T) {
 		}
 	}
 	as := func(user string) client.Client {
-		c, err := cp.As(user)
+		c, err := env.As(user)
 		if err != nil {
 			t.Fatal(err)
 		}

@@ -48,7 +48,7 @@ func wantMessage(t *testing.T, c *metav1.Condition, parts ...string) {
 }
 
 func TestFlagPrerequisites(t *testing.T) {
-	ns := namespace(t)
+	ns := env.Namespace(t, "flags")
 	// Applied out of order, as GitOps may: the dependent first.
 	child := boolFlag(ns, "child", waygatev1.Prerequisite{Flag: "parent", Variation: "on"})
 	create(t, child)
@@ -69,7 +69,7 @@ func TestFlagPrerequisites(t *testing.T) {
 }
 
 func TestFlagPrerequisiteCycle(t *testing.T) {
-	ns := namespace(t)
+	ns := env.Namespace(t, "flags")
 	a := boolFlag(ns, "a", waygatev1.Prerequisite{Flag: "b", Variation: "on"})
 	b := boolFlag(ns, "b", waygatev1.Prerequisite{Flag: "c", Variation: "on"})
 	create(t, a)
@@ -103,7 +103,7 @@ func TestFlagPrerequisiteCycle(t *testing.T) {
 }
 
 func TestFlagSegmentsAndKeys(t *testing.T) {
-	ns := namespace(t)
+	ns := env.Namespace(t, "flags")
 	ff := boolFlag(ns, "beta-only")
 	ff.Spec.Key = "checkout.beta"
 	ff.Spec.Rules = []waygatev1.FlagRule{{
@@ -131,7 +131,7 @@ func TestFlagSegmentsAndKeys(t *testing.T) {
 }
 
 func TestSegmentReferences(t *testing.T) {
-	ns := namespace(t)
+	ns := env.Namespace(t, "flags")
 	inSeg := func(key string) []waygatev1.SegmentRule {
 		return []waygatev1.SegmentRule{{Clauses: []waygatev1.Clause{{Attribute: "key", Operator: waygatev1.OperatorInSegment, Values: []string{key}}}}}
 	}
@@ -151,7 +151,7 @@ func TestSegmentReferences(t *testing.T) {
 }
 
 func TestRateLimitPolicies(t *testing.T) {
-	ns := namespace(t)
+	ns := env.Namespace(t, "flags")
 	policy := func(name string, route waygatev1.RouteKey, service waygatev1.ServiceName) *waygatev1.RateLimitPolicy {
 		return &waygatev1.RateLimitPolicy{
 			ObjectMeta: metav1.ObjectMeta{Namespace: ns, Name: name},

@@ -40,7 +40,7 @@ func waitState(t *testing.T, rg *waygatev1.RouteGate, want waygatev1.RouteState)
 }
 
 func TestRouteGateStates(t *testing.T) {
-	ns := namespace(t)
+	ns := env.Namespace(t, "routes")
 	cases := []struct {
 		name   string
 		spec   waygatev1.RouteGateSpec
@@ -73,7 +73,7 @@ func TestRouteGateStates(t *testing.T) {
 func skipTo(at time.Time) { clk.Skip(at.Sub(clk.Now())) }
 
 func TestRouteGateWindowTurnsMaintenanceOnAndOff(t *testing.T) {
-	ns := namespace(t)
+	ns := env.Namespace(t, "routes")
 	// The API stores times to the second.
 	start := clk.Now().Add(time.Minute).Truncate(time.Second)
 	end := start.Add(time.Minute)
@@ -135,7 +135,7 @@ func TestRouteGateWindowTurnsMaintenanceOnAndOff(t *testing.T) {
 }
 
 func TestServiceWideMaintenance(t *testing.T) {
-	ns := namespace(t)
+	ns := env.Namespace(t, "routes")
 	ctx := context.Background()
 	pay := routeGate(ns, "pay", waygatev1.RouteGateSpec{Route: "GET:/payments", Service: "payments"})
 	health := routeGate(ns, "health", waygatev1.RouteGateSpec{Route: "GET:/health", Service: "payments"})
@@ -184,7 +184,7 @@ func TestServiceWideMaintenance(t *testing.T) {
 }
 
 func TestDuplicateRouteGate(t *testing.T) {
-	ns := namespace(t)
+	ns := env.Namespace(t, "routes")
 	first := routeGate(ns, "first", waygatev1.RouteGateSpec{Route: "GET:/x", State: waygatev1.RouteDisabled})
 	create(t, first)
 	waitReady(t, first, func() []metav1.Condition { return first.Status.Conditions }, metav1.ConditionTrue, controllers.ReasonStateApplied)
@@ -204,7 +204,7 @@ func TestDuplicateRouteGate(t *testing.T) {
 // An edit that lands between a window's start and the reconcile that would
 // record it does not lose the transition: both are recorded, in order.
 func TestWindowStartAndAnEditJustAfter(t *testing.T) {
-	ns := namespace(t)
+	ns := env.Namespace(t, "routes")
 	start := clk.Now().Add(time.Minute).Truncate(time.Second)
 	rg := routeGate(ns, "edited", waygatev1.RouteGateSpec{
 		Route: "GET:/reports", Reason: "re-index",

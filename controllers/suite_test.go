@@ -4,17 +4,13 @@ import (
 	"context"
 	"fmt"
 	"os"
-	"sync/atomic"
 	"testing"
 	"time"
 
-	corev1 "k8s.io/api/core/v1"
 	"k8s.io/apimachinery/pkg/api/meta"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/client-go/util/retry"
-	ctrl "sigs.k8s.io/controller-runtime"
 	"sigs.k8s.io/controller-runtime/pkg/client"
-	"sigs.k8s.io/controller-runtime/pkg/log/zap"
 
 	waygatev1 "github.com/waygate-dev/waygate/api/v1alpha1"
 	"github.com/waygate-dev/waygate/controllers/operatortest"
@@ -24,55 +20,26 @@ import (
 // One control plane and one operator for the whole package; each test works
 // in its own namespace.
 var (
-	cp  *controlplane.ControlPlane
+	env *operatortest.Env
 	k8s client.Client
 	// operator is a client as the operator's service account.
 	operator client.Client
-	// stopOperator stops the running operator (tests may restart it).
-	stopOperator func()
 	// clk is the operator's clock: tests skip ahead to a window's boundary.
 	clk = operatortest.NewClock(context.Background())
 )
 
 func TestMain(m *testing.M) {
-	os.Exit(runSuite(m))
-}
-
-func runSuite(m *testing.M) int {
-	ctrl.SetLogger(zap.New(zap.WriteTo(os.Stderr)))
-	var err error
-	if cp, err = controlplane.Start(); err != nil {
-		fmt.Fprintln(os.Stderr, err)
-		return 1
-	}
-	defer func() { _ = cp.Stop() }()
-	k8s = cp.Client
-	if operator, err = client.New(cp.Operator, client.Options{Scheme: controlplane.Scheme}); err != nil {
-		fmt.Fprintln(os.Stderr, err)
-		return 1
-	}
-
-	if stopOperator, err = startOperator(); err != nil {
-		fmt.Fprintln(os.Stderr, err)
-		return 1
-	}
-	defer func() { stopOperator() }()
-	return m.Run()
-}
-
-// startOperator runs the operator; "seeder" may suppress auditing.
-func startOperator() (stop func(), err error) { return operatortest.Start(cp, clk, "seeder") }
-
-var nsCount atomic.Int32
-
-// namespace creates a fresh namespace for one test.
-func namespace(t *testing.T) string {
-	t.Helper()
-	name := fmt.Sprintf("test-%d", nsCount.Add(1))
-	if err := k8s.Create(context.Background(), &corev1.Namespace{ObjectMeta: metav1.ObjectMeta{Name: name}}); err != nil {
-		t.Fatalf("creating namespace %s: %v", name, err)
-	}
-	return name
+	os.Exit(operatortest.Run(operatortest.RunInput{
+		M: m, Clock: clk,
+		// "seeder" may suppress auditing.
+		AuditSuppressors: []string{"seeder"},
+		Setup: func(e *operatortest.Env) (func(), error) {
+			env, k8s = e, e.Client
+			var err error
+			operator, err = client.New(e.Operator, client.Options{Scheme: controlplane.Scheme})
+			return nil, err
+		},
+	}))
 }
 
 // eventually polls cond until it returns nil or the timeout passes.

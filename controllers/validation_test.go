@@ -18,7 +18,7 @@ import (
 // Every invalid manifest is rejected by the API server, with a message that
 // names the field and says how to fix it.
 func TestInvalidManifestsAreRejected(t *testing.T) {
-	ns := namespace(t)
+	ns := env.Namespace(t, "valid")
 	const flagHead = `
 apiVersion: waygate.dev/v1alpha1
 kind: FeatureFlag
@@ -141,8 +141,8 @@ spec:
 
 // The samples are valid and every one of them becomes Ready.
 func TestSamplesAreAcceptedAndReady(t *testing.T) {
-	ns := namespace(t)
-	files, err := filepath.Glob(filepath.Join(cp.Root, "config", "samples", "*.yaml"))
+	ns := env.Namespace(t, "valid")
+	files, err := filepath.Glob(filepath.Join(env.Root, "config", "samples", "*.yaml"))
 	if err != nil {
 		t.Fatal(err)
 	}

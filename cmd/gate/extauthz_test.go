@@ -51,7 +51,7 @@ func headerOf(opts []*corev3.HeaderValueOption, name string) string {
 }
 
 func TestExtAuthz(t *testing.T) {
-	ns := namespace(t)
+	ns := env.Namespace(t, "gate")
 	conn, err := grpc.NewClient(gw.GRPC, grpc.WithTransportCredentials(insecure.NewCredentials()))
 	if err != nil {
 		t.Fatal(err)

@@ -23,7 +23,7 @@ import (
 // the tests run the configuration users copy.
 func documented(t *testing.T, lang string) string {
 	t.Helper()
-	doc, err := os.ReadFile(filepath.Join(cp.Root, "docs", "gateways.md"))
+	doc, err := os.ReadFile(filepath.Join(env.Root, "docs", "gateways.md"))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -122,7 +122,7 @@ func ingressNginx(t *testing.T, ns, addr string, up *realservers.Upstream) strin
 func TestGateways(t *testing.T) {
 	for _, g := range gateways {
 		t.Run(g.name, func(t *testing.T) {
-			ns := namespace(t)
+			ns := env.Namespace(t, "gate")
 			up := realservers.NewUpstream(t)
 			addr := realservers.FreeAddr(t)
 			g.start(t, ns, addr, up)

@@ -14,9 +14,9 @@ import (
 // behind nginx as documented; a forged token, or headers claiming a user,
 // a tier or a role, identify no one.
 func TestVerifiedIdentitiesThroughNginx(t *testing.T) {
-	ns := namespace(t)
+	ns := env.Namespace(t, "gate")
 	issuer, forger := jwttest.NewIssuer(t), jwttest.NewIssuer(t)
-	g, err := cp.StartGate(context.Background(), gateBin, t.TempDir(), "jwt-gate", "",
+	g, err := env.StartGate(context.Background(), gateBin, t.TempDir(), "jwt-gate", "",
 		"--jwt-jwks-file", issuer.KeySet(), "--jwt-issuer", "https://id.example", "--jwt-audience", "shop")
 	if err != nil {
 		t.Fatal(err)

@@ -10,15 +10,10 @@ import (
 	"os/exec"
 	"path/filepath"
 	"strings"
-	"sync/atomic"
 	"testing"
 	"time"
 
-	corev1 "k8s.io/api/core/v1"
-	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
-	ctrl "sigs.k8s.io/controller-runtime"
 	"sigs.k8s.io/controller-runtime/pkg/client"
-	"sigs.k8s.io/controller-runtime/pkg/log/zap"
 
 	"github.com/waygate-dev/waygate/controllers/operatortest"
 	"github.com/waygate-dev/waygate/internal/controlplane"
@@ -26,9 +21,9 @@ import (
 
 // One control plane, operator and gate binary for the package; the gate
 // shared by most tests serves the environment "production". Each test works
-// in its own namespace.
+// in its own namespace (env.Namespace).
 var (
-	cp         *controlplane.ControlPlane
+	env        *operatortest.Env
 	k8s        client.Client
 	gateBin    string
 	dir        string
@@ -37,64 +32,33 @@ var (
 )
 
 func TestMain(m *testing.M) {
-	os.Exit(runSuite(m))
-}
-
-func runSuite(m *testing.M) int {
-	ctrl.SetLogger(zap.New(zap.WriteTo(os.Stderr)))
-	var err error
-	if dir, err = os.MkdirTemp("", "waygate-gate"); err != nil {
-		fmt.Fprintln(os.Stderr, err)
-		return 1
-	}
-	defer func() { _ = os.RemoveAll(dir) }()
-	// The binary that ships, built from this package.
-	gateBin = filepath.Join(dir, "gate")
-	if out, err := exec.Command("go", "build", "-o", gateBin, ".").CombinedOutput(); err != nil {
-		fmt.Fprintf(os.Stderr, "building the gate: %v\n%s", err, out)
-		return 1
-	}
-	if cp, err = controlplane.Start(); err != nil {
-		fmt.Fprintln(os.Stderr, err)
-		return 1
-	}
-	defer func() { _ = cp.Stop() }()
-	k8s = cp.Client
-	kubeconfig = filepath.Join(dir, "admin.kubeconfig")
-	if err := controlplane.WriteKubeconfig(cp.Admin, kubeconfig); err != nil {
-		fmt.Fprintln(os.Stderr, err)
-		return 1
-	}
-	stop, err := operatortest.Start(cp, nil)
-	if err != nil {
-		fmt.Fprintln(os.Stderr, err)
-		return 1
-	}
-	defer stop()
-	if gw, err = cp.StartGate(context.Background(), gateBin, dir, "gate", ""); err != nil {
-		fmt.Fprintln(os.Stderr, err)
-		return 1
-	}
-	defer gw.Stop()
-	code := m.Run()
-	if code != 0 {
+	os.Exit(operatortest.Run(operatortest.RunInput{M: m, Setup: setup, OnFailure: func() {
 		if log, err := os.ReadFile(gw.Log); err == nil {
 			fmt.Fprintf(os.Stderr, "--- the shared gate's log:\n%s", log)
 		}
-	}
-	return code
+	}}))
 }
 
-var nsCount atomic.Int32
-
-// namespace creates a fresh namespace for one test.
-func namespace(t *testing.T) string {
-	t.Helper()
-	name := fmt.Sprintf("gate-%d", nsCount.Add(1))
-	if err := k8s.Create(context.Background(), &corev1.Namespace{ObjectMeta: metav1.ObjectMeta{Name: name}}); err != nil {
-		t.Fatalf("creating namespace %s: %v", name, err)
+// setup builds the gate binary that ships from this package, and starts the
+// shared gate.
+func setup(e *operatortest.Env) (cleanup func(), err error) {
+	env, k8s = e, e.Client
+	if dir, err = os.MkdirTemp("", "waygate-gate"); err != nil {
+		return nil, err
 	}
-	return name
+	cleanup = func() { _ = os.RemoveAll(dir) }
+	gateBin = filepath.Join(dir, "gate")
+	if out, err := exec.Command("go", "build", "-o", gateBin, ".").CombinedOutput(); err != nil {
+		return cleanup, fmt.Errorf("building the gate: %w\n%s", err, out)
+	}
+	kubeconfig = filepath.Join(dir, "admin.kubeconfig")
+	if err := controlplane.WriteKubeconfig(env.Admin, kubeconfig); err != nil {
+		return cleanup, err
+	}
+	if gw, err = env.StartGate(context.Background(), gateBin, dir, "gate", ""); err != nil {
+		return cleanup, err
+	}
+	return func() { gw.Stop(); cleanup() }, nil
 }
 
 // kubectl runs kubectl as the admin, with stdin.
@@ -108,7 +72,7 @@ func kubectl(t *testing.T, stdin string, args ...string) string {
 }
 
 func runKubectl(stdin string, args ...string) (string, error) {
-	cmd := exec.Command(filepath.Join(controlplane.AssetsDir(cp.Root), "kubectl"), append([]string{"--kubeconfig", kubeconfig}, args...)...)
+	cmd := exec.Command(filepath.Join(controlplane.AssetsDir(env.Root), "kubectl"), append([]string{"--kubeconfig", kubeconfig}, args...)...)
 	cmd.Stdin = strings.NewReader(stdin)
 	out, err := cmd.CombinedOutput()
 	if err != nil {

@@ -27,7 +27,7 @@ func nodeClient(t *testing.T) string {
 		t.Fatal(err)
 	}
 	sum := sha256.Sum256(lock)
-	dst := filepath.Join(cp.Root, "bin", "node", "ofrep-"+hex.EncodeToString(sum[:6]))
+	dst := filepath.Join(env.Root, "bin", "node", "ofrep-"+hex.EncodeToString(sum[:6]))
 	if err := os.MkdirAll(dst, 0o755); err != nil {
 		t.Fatal(err)
 	}

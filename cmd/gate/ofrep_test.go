@@ -56,7 +56,7 @@ func ofrepCases(t *testing.T) []ofrepCase {
 // waits until the gate serves its flags.
 func applyOFREPFlags(t *testing.T) string {
 	t.Helper()
-	ns := namespace(t)
+	ns := env.Namespace(t, "gate")
 	kubectl(t, "", "apply", "-n", ns, "-f", "testdata/ofrep-flags.yaml")
 	eventually(t, 10*time.Second, func() error {
 		if a := ofrep(t, ns, "banner", `{"context":{}}`); a.Status != http.StatusOK {
@@ -452,7 +452,7 @@ func TestOFREPAbuse(t *testing.T) {
 				ofrepAddr = realservers.FreeAddr(t)
 				args = append(args, "--ofrep-bind-address", ofrepAddr)
 			}
-			g, err := cp.StartGate(context.Background(), gateBin, t.TempDir(), fmt.Sprint("abuse-", i), "", args...)
+			g, err := env.StartGate(context.Background(), gateBin, t.TempDir(), fmt.Sprint("abuse-", i), "", args...)
 			if err != nil {
 				t.Fatal(err)
 			}
@@ -610,7 +610,7 @@ func abuse(t *testing.T, g *controlplane.Gate, ofrepAddr, ns string) *abuseLoad 
 // gate's container.
 func manifestMemoryLimit(t *testing.T) int64 {
 	t.Helper()
-	raw, err := cp.Render(filepath.Join(cp.Root, "config", "gate", "gate.yaml"))
+	raw, err := env.Render(filepath.Join(env.Root, "config", "gate", "gate.yaml"))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -659,7 +659,7 @@ func peakRSS(t *testing.T, pid int) int64 {
 // 4 KiB would answer them 431, which nginx turns into a 500) up to
 // --http-max-header-bytes, and no body worth speaking of.
 func TestForwardAuthRequestLimits(t *testing.T) {
-	ns := namespace(t)
+	ns := env.Namespace(t, "gate")
 	cases := []struct {
 		name       string
 		cookie     int // bytes

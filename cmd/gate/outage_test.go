@@ -41,12 +41,12 @@ func metric(t *testing.T, g *controlplane.Gate, sample string) float64 {
 }
 
 func TestRedisSharedCounters(t *testing.T) {
-	ns := namespace(t)
+	ns := env.Namespace(t, "gate")
 	redis := realservers.Redis(t)
 	url := "redis://" + redis.Addr + "/0"
 	var gates [2]*controlplane.Gate
 	for i := range gates {
-		g, err := cp.StartGate(context.Background(), gateBin, t.TempDir(), fmt.Sprint("gate-", i), "", "--redis-url", url, "--redis-timeout", "100ms")
+		g, err := env.StartGate(context.Background(), gateBin, t.TempDir(), fmt.Sprint("gate-", i), "", "--redis-url", url, "--redis-timeout", "100ms")
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -135,7 +135,7 @@ func TestRedisSharedCounters(t *testing.T) {
 }
 
 func TestAPIServerOutage(t *testing.T) {
-	ns := namespace(t)
+	ns := env.Namespace(t, "gate")
 	kubectl(t, `
 apiVersion: waygate.dev/v1alpha1
 kind: RouteGate
@@ -147,13 +147,13 @@ spec: {route: "GET:/payments", service: payments, state: maintenance, reason: Mi
 		t.Fatalf("snapshot age %v with the API server up", age)
 	}
 
-	if err := cp.StopAPIServer(); err != nil {
+	if err := env.StopAPIServer(); err != nil {
 		t.Fatal(err)
 	}
 	restarted := false
 	defer func() {
 		if !restarted {
-			_ = cp.StartAPIServer(context.Background())
+			_ = env.StartAPIServer(context.Background())
 		}
 	}()
 	// The gate keeps enforcing what it saw, and says its view is getting old.
@@ -176,7 +176,7 @@ spec: {route: "GET:/payments", service: payments, state: maintenance, reason: Mi
 		t.Errorf("snapshot age %v after 3 s down", age)
 	}
 
-	if err := cp.StartAPIServer(context.Background()); err != nil {
+	if err := env.StartAPIServer(context.Background()); err != nil {
 		t.Fatal(err)
 	}
 	restarted = true

@@ -35,7 +35,7 @@ func TestGoProvider(t *testing.T) {
 	ctx := context.Background()
 	ns := applyOFREPFlags(t)
 	// A gate of the test's own, to stop.
-	g, err := cp.StartGate(ctx, gateBin, dir, "provider-gate", "")
+	g, err := env.StartGate(ctx, gateBin, dir, "provider-gate", "")
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -156,7 +156,7 @@ func waitEvent(t *testing.T, ch chan of.EventDetails, what string) {
 func TestGoProviderFromCluster(t *testing.T) {
 	ctx := context.Background()
 	ns := applyOFREPFlags(t)
-	app := rest.CopyConfig(cp.Admin)
+	app := rest.CopyConfig(env.Admin)
 	app.Impersonate = rest.ImpersonationConfig{UserName: "system:serviceaccount:" + ns + ":shop"}
 
 	api := isolated.NewAPI()

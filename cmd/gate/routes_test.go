@@ -15,7 +15,7 @@ import (
 )
 
 func TestMaintenanceWithKubectl(t *testing.T) {
-	ns := namespace(t)
+	ns := env.Namespace(t, "gate")
 	kubectl(t, `
 apiVersion: waygate.dev/v1alpha1
 kind: RouteGate
@@ -52,7 +52,7 @@ spec: {route: "GET:/payments/{id}", service: payments, state: maintenance, reaso
 }
 
 func TestWindowsSwitchOnTheGateClock(t *testing.T) {
-	ns := namespace(t)
+	ns := env.Namespace(t, "gate")
 	// Whole seconds: the API stores times to the second.
 	start := time.Now().Add(5 * time.Second).Truncate(time.Second)
 	end := start.Add(2 * time.Second)
@@ -95,7 +95,7 @@ func TestWindowsSwitchOnTheGateClock(t *testing.T) {
 }
 
 func TestServiceWideGateWithExemptTemplate(t *testing.T) {
-	ns := namespace(t)
+	ns := env.Namespace(t, "gate")
 	kubectl(t, `
 apiVersion: waygate.dev/v1alpha1
 kind: RouteGate
@@ -133,7 +133,7 @@ spec: {route: "GET:/status", service: orders, state: active, forceActive: true}
 }
 
 func TestEnvironments(t *testing.T) {
-	ns := namespace(t)
+	ns := env.Namespace(t, "gate")
 	kubectl(t, `
 apiVersion: waygate.dev/v1alpha1
 kind: RouteGate
@@ -151,7 +151,7 @@ spec: {route: /debug, service: payments, state: env_gated, allowedEnvs: [dev, st
 }
 
 func TestDeprecationHeaders(t *testing.T) {
-	ns := namespace(t)
+	ns := env.Namespace(t, "gate")
 	kubectl(t, `
 apiVersion: waygate.dev/v1alpha1
 kind: RouteGate
@@ -173,7 +173,7 @@ spec:
 }
 
 func TestRateLimitHeaders(t *testing.T) {
-	ns := namespace(t)
+	ns := env.Namespace(t, "gate")
 	p := &waygatev1.RateLimitPolicy{ObjectMeta: metav1.ObjectMeta{Namespace: ns, Name: "search"}, Spec: waygatev1.RateLimitPolicySpec{
 		Route: "GET:/search", Service: "api", Limit: "3/hour", Algorithm: waygatev1.FixedWindow, KeyStrategy: waygatev1.KeyByIP, Enabled: true,
 	}}

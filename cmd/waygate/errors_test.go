@@ -81,7 +81,7 @@ func TestGitOpsManagedNeedsForce(t *testing.T) {
 		rg := &waygatev1.RouteGate{Spec: waygatev1.RouteGateSpec{Route: waygatev1.RouteKey("GET:/" + name), State: waygatev1.RouteActive}}
 		rg.Namespace, rg.Name = ns, name
 		meta(rg)
-		if err := cp.Client.Create(ctx, rg); err != nil {
+		if err := env.Client.Create(ctx, rg); err != nil {
 			t.Fatal(err)
 		}
 	}
@@ -98,7 +98,7 @@ func TestGitOpsManagedNeedsForce(t *testing.T) {
 	golden(t, ns, must(t, "alice", ns, "disable", "GET:/argo", "--force", "-r", "Hotfix"),
 		`GET:/argo: active → disabled "Hotfix" (routegate <ns>/argo)`)
 	var rg waygatev1.RouteGate
-	if err := cp.Client.Get(ctx, client.ObjectKey{Namespace: ns, Name: "flux"}, &rg); err != nil || rg.Spec.State != waygatev1.RouteActive {
+	if err := env.Client.Get(ctx, client.ObjectKey{Namespace: ns, Name: "flux"}, &rg); err != nil || rg.Spec.State != waygatev1.RouteActive {
 		t.Errorf("flux gate changed without --force: %v %s", err, rg.Spec.State)
 	}
 	if out := must(t, "carol", ns, "status", "GET:/argo"); !strings.Contains(out, "Managed by:  Argo CD") {

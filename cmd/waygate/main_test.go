@@ -10,11 +10,9 @@ import (
 	"regexp"
 	"strings"
 	"sync"
-	"sync/atomic"
 	"testing"
 	"time"
 
-	corev1 "k8s.io/api/core/v1"
 	rbacv1 "k8s.io/api/rbac/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/cli-runtime/pkg/genericiooptions"
@@ -29,17 +27,13 @@ import (
 // own namespace, where alice and bob may edit, carol may only view, and
 // dave may do nothing. auditor may view every namespace.
 var (
-	cp         *controlplane.ControlPlane
+	env        *operatortest.Env
 	kubeconfig string
 )
 
 func TestMain(m *testing.M) {
-	os.Exit(runSuite(m))
-}
-
-func runSuite(m *testing.M) int {
-	return operatortest.Run(m, func(c *controlplane.ControlPlane) (func(), error) {
-		cp = c
+	os.Exit(operatortest.Run(operatortest.RunInput{M: m, Setup: func(e *operatortest.Env) (func(), error) {
+		env = e
 		dir, err := os.MkdirTemp("", "waygate-cli")
 		if err != nil {
 			return nil, err
@@ -50,22 +44,20 @@ func runSuite(m *testing.M) int {
 			RoleRef:    rbacv1.RoleRef{APIGroup: rbacv1.GroupName, Kind: "ClusterRole", Name: "waygate-view"},
 			Subjects:   []rbacv1.Subject{{Kind: rbacv1.UserKind, APIGroup: rbacv1.GroupName, Name: "auditor"}},
 		}
-		if err := cp.Client.Create(context.Background(), auditor); err != nil {
+		if err := env.Client.Create(context.Background(), auditor); err != nil {
 			return cleanup, err
 		}
 		kubeconfig = filepath.Join(dir, "kubeconfig")
-		return cleanup, controlplane.WriteKubeconfig(cp.Admin, kubeconfig)
-	})
+		return cleanup, controlplane.WriteKubeconfig(env.Admin, kubeconfig)
+	}}))
 }
-
-var nsCount atomic.Int32
 
 // namespace creates a namespace for one test, with the users' roles.
 func namespace(t *testing.T) string {
 	t.Helper()
 	ctx := context.Background()
-	ns := fmt.Sprintf("cli-%d", nsCount.Add(1))
-	objs := []client.Object{&corev1.Namespace{ObjectMeta: metav1.ObjectMeta{Name: ns}}}
+	ns := env.Namespace(t, "cli")
+	var objs []client.Object
 	for user, roles := range map[string][]string{"alice": {"waygate-view", "waygate-edit"}, "bob": {"waygate-view", "waygate-edit"}, "carol": {"waygate-view"}} {
 		for _, role := range roles {
 			objs = append(objs, &rbacv1.RoleBinding{
@@ -76,7 +68,7 @@ func namespace(t *testing.T) string {
 		}
 	}
 	for _, o := range objs {
-		if err := cp.Client.Create(ctx, o); err != nil {
+		if err := env.Client.Create(ctx, o); err != nil {
 			t.Fatal(err)
 		}
 	}

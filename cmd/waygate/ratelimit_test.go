@@ -43,7 +43,7 @@ RateLimitPolicy:  <ns>/get-payments`)
 	golden(t, ns, must(t, "bob", ns, "rl", "delete", "GET:/payments"),
 		`GET:/payments: 200/minute (token_bucket, api_key, burst 20), deleted (ratelimitpolicy <ns>/get-payments)`)
 	eventually(t, 20*time.Second, func() error {
-		err := cp.Client.Get(context.Background(), client.ObjectKey{Namespace: ns, Name: "get-payments"}, &waygatev1.RateLimitPolicy{})
+		err := env.Client.Get(context.Background(), client.ObjectKey{Namespace: ns, Name: "get-payments"}, &waygatev1.RateLimitPolicy{})
 		if apierrors.IsNotFound(err) {
 			return nil
 		}

@@ -51,7 +51,7 @@ func TestRouteCommandsAreAudited(t *testing.T) {
 	}
 	// What the gates ask for is what the commands said.
 	var rg waygatev1.RouteGate
-	if err := cp.Client.Get(context.Background(), client.ObjectKey{Namespace: ns, Name: "get-payments"}, &rg); err != nil {
+	if err := env.Client.Get(context.Background(), client.ObjectKey{Namespace: ns, Name: "get-payments"}, &rg); err != nil {
 		t.Fatal(err)
 	}
 	if w := rg.Spec.Window; w == nil || !w.Start.Time.Equal(at("2030-06-01T03:00:00Z")) || !w.End.Time.Equal(at("2030-06-01T04:00:00Z")) ||

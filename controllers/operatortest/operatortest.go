@@ -1,21 +1,27 @@
-// Package operatortest runs the operator (controllers and admission webhooks)
-// in the test process, against an embedded control plane, for the envtest
-// suites of the packages that need it running, and has the helpers they share.
+// Package operatortest is the one envtest harness of Waygate's suites: a
+// package's TestMain calls Run, which starts an embedded control plane and
+// the operator (composed as cmd/manager composes it), lets the suite add
+// its fixtures, runs the tests, and fails the run if a reconciler or an
+// admission webhook panicked, even when every test passed. Tests work in
+// namespaces of their own (Env.Namespace).
 package operatortest
 
 import (
 	"context"
 	"fmt"
 	"os"
+	"strings"
 	"sync"
 	"testing"
 	"time"
 
+	corev1 "k8s.io/api/core/v1"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/utils/clock"
 	clocktesting "k8s.io/utils/clock/testing"
 	ctrl "sigs.k8s.io/controller-runtime"
 	"sigs.k8s.io/controller-runtime/pkg/log/zap"
-
+	"sigs.k8s.io/controller-runtime/pkg/metrics"
 	metricsserver "sigs.k8s.io/controller-runtime/pkg/metrics/server"
 	"sigs.k8s.io/controller-runtime/pkg/webhook"
 
@@ -23,46 +29,31 @@ import (
 	"github.com/waygate-dev/waygate/internal/controlplane"
 )
 
-// Start runs the operator, composed as cmd/manager composes it
-// (controllers.NewManager), as its service account with the RBAC of config/rbac,
-// until stop is called. Its time is clk (nil: the wall clock);
-// suppressors may suppress auditing of their changes.
-func Start(cp *controlplane.ControlPlane, clk clock.WithTicker, suppressors ...string) (stop func(), err error) {
-	ctx, cancel := context.WithCancel(context.Background())
-	mgr, err := controllers.NewManager(ctx, cp.Operator, controllers.ManagerOptions{
-		Metrics:   metricsserver.Options{BindAddress: "0"},
-		ProbeAddr: "0",
-		Webhook: webhook.Options{
-			Host: cp.Webhook.LocalServingHost, Port: cp.Webhook.LocalServingPort, CertDir: cp.Webhook.LocalServingCertDir,
-		},
-		Namespace:        controlplane.OperatorNamespace,
-		Concurrency:      4,
-		AuditSuppressors: suppressors,
-		// Retention as shipped; the tests' entries are far from its limits.
-		AuditMaxAge: 90 * 24 * time.Hour, AuditMaxEntries: 10000, AuditPruneInterval: 10 * time.Minute,
-		// Tests start the operator more than once in one process.
-		SkipNameValidation: true,
-		Clock:              clk,
-	})
-	if err != nil {
-		cancel()
-		return nil, err
-	}
-	done := make(chan error)
-	go func() { done <- mgr.Start(ctx) }()
-	return func() {
-		cancel()
-		if err := <-done; err != nil {
-			fmt.Fprintln(os.Stderr, "manager:", err)
-		}
-	}, nil
+// RunInput is what a suite asks of the harness.
+type RunInput struct {
+	M *testing.M
+	// Clock is the operator's time (nil: the wall clock).
+	Clock clock.WithTicker
+	// AuditSuppressors may suppress the audit of their changes.
+	AuditSuppressors []string
+	// Setup, when set, prepares the suite's fixtures once the control
+	// plane and the operator run; its cleanup runs after the tests.
+	Setup func(env *Env) (cleanup func(), err error)
+	// OnFailure, when set, is called after tests that failed, before the
+	// cleanup (to print the log of a server the suite started, say).
+	OnFailure func()
 }
 
-// Run is the TestMain of a package whose tests need the control plane and
-// the operator (on the wall clock): it starts both, lets setup prepare
-// the package's own fixtures (its cleanup runs after the tests), runs the
-// tests and stops everything. It returns the exit code.
-func Run(m *testing.M, setup func(cp *controlplane.ControlPlane) (cleanup func(), err error)) int {
+// Env is a suite's control plane, with its operator running.
+type Env struct {
+	*controlplane.ControlPlane
+	in   RunInput
+	stop func()
+}
+
+// Run is a suite's TestMain: it returns the exit code, 1 when the set-up
+// failed, a test failed, or a reconciler or webhook panicked.
+func Run(in RunInput) int {
 	ctrl.SetLogger(zap.New(zap.WriteTo(os.Stderr)))
 	cp, err := controlplane.Start()
 	if err != nil {
@@ -70,21 +61,117 @@ func Run(m *testing.M, setup func(cp *controlplane.ControlPlane) (cleanup func()
 		return 1
 	}
 	defer func() { _ = cp.Stop() }()
-	stop, err := Start(cp, nil)
-	if err != nil {
+	env := &Env{ControlPlane: cp, in: in}
+	if err := env.StartOperator(); err != nil {
 		fmt.Fprintln(os.Stderr, err)
 		return 1
 	}
-	defer stop()
-	cleanup, err := setup(cp)
-	if cleanup != nil {
-		defer cleanup()
+	defer func() { env.StopOperator() }()
+	if in.Setup != nil {
+		cleanup, err := in.Setup(env)
+		if cleanup != nil {
+			defer cleanup()
+		}
+		if err != nil {
+			fmt.Fprintln(os.Stderr, err)
+			return 1
+		}
 	}
-	if err != nil {
-		fmt.Fprintln(os.Stderr, err)
+	code := in.M.Run()
+	if code != 0 && in.OnFailure != nil {
+		in.OnFailure()
+	}
+	if panics := Panics(); panics != "" {
+		fmt.Fprintln(os.Stderr, "FAIL: the operator panicked during the tests (see the log above):", panics)
 		return 1
 	}
-	return m.Run()
+	return code
+}
+
+// panicMetrics are controller-runtime's counts of recovered panics.
+var panicMetrics = map[string]string{
+	"controller_runtime_reconcile_panics_total": "reconcile panics",
+	"controller_runtime_webhook_panics_total":   "admission webhook panics",
+}
+
+// Panics says which reconcilers and webhooks of this process have
+// panicked so far ("" when none has), from controller-runtime's metrics.
+func Panics() string {
+	families, err := metrics.Registry.Gather()
+	if err != nil {
+		return "reading the panic metrics: " + err.Error()
+	}
+	var found []string
+	for _, f := range families {
+		what, ok := panicMetrics[f.GetName()]
+		if !ok {
+			continue
+		}
+		for _, m := range f.GetMetric() {
+			if n := m.GetCounter().GetValue(); n > 0 {
+				var labels []string
+				for _, l := range m.GetLabel() {
+					labels = append(labels, l.GetName()+"="+l.GetValue())
+				}
+				found = append(found, fmt.Sprintf("%s %v (%s)", what, n, strings.Join(labels, ", ")))
+			}
+		}
+	}
+	return strings.Join(found, "; ")
+}
+
+// StartOperator runs the operator, composed as cmd/manager composes it
+// (controllers.NewManager), as its service account with the RBAC of
+// config/rbac, until StopOperator.
+func (env *Env) StartOperator() error {
+	ctx, cancel := context.WithCancel(context.Background())
+	mgr, err := controllers.NewManager(ctx, env.Operator, controllers.ManagerOptions{
+		Metrics:   metricsserver.Options{BindAddress: "0"},
+		ProbeAddr: "0",
+		Webhook: webhook.Options{
+			Host: env.Webhook.LocalServingHost, Port: env.Webhook.LocalServingPort, CertDir: env.Webhook.LocalServingCertDir,
+		},
+		Namespace:        controlplane.OperatorNamespace,
+		Concurrency:      4,
+		AuditSuppressors: env.in.AuditSuppressors,
+		// Retention as shipped; the tests' entries are far from its limits.
+		AuditMaxAge: 90 * 24 * time.Hour, AuditMaxEntries: 10000, AuditPruneInterval: 10 * time.Minute,
+		// Tests may restart the operator in one process.
+		SkipNameValidation: true,
+		Clock:              env.in.Clock,
+	})
+	if err != nil {
+		cancel()
+		return err
+	}
+	done := make(chan error)
+	go func() { done <- mgr.Start(ctx) }()
+	env.stop = func() {
+		cancel()
+		if err := <-done; err != nil {
+			fmt.Fprintln(os.Stderr, "manager:", err)
+		}
+	}
+	return nil
+}
+
+// StopOperator stops the operator StartOperator started.
+func (env *Env) StopOperator() {
+	if env.stop != nil {
+		env.stop()
+		env.stop = nil
+	}
+}
+
+// Namespace creates a namespace for one test, named after prefix with a
+// suffix of the API server's choosing, and returns its name.
+func (env *Env) Namespace(t testing.TB, prefix string) string {
+	t.Helper()
+	ns := &corev1.Namespace{ObjectMeta: metav1.ObjectMeta{GenerateName: prefix + "-"}}
+	if err := env.Client.Create(context.Background(), ns); err != nil {
+		t.Fatalf("creating a namespace %s-...: %v", prefix, err)
+	}
+	return ns.Name
 }
 
 // Clock is the wall clock, moved forward by tests (Skip) so that they reach

@@ -38,33 +38,34 @@ var (
 
 const shop = "shop"
 
-func TestMain(m *testing.M) { os.Exit(runSuite(m)) }
+func TestMain(m *testing.M) {
+	os.Exit(operatortest.Run(operatortest.RunInput{M: m, Setup: setup}))
+}
 
-func runSuite(m *testing.M) int {
-	return operatortest.Run(m, func(c *controlplane.ControlPlane) (func(), error) {
-		cp, k8s = c, c.Client
-		if err := people(context.Background()); err != nil {
-			return nil, err
-		}
-		srv, err := dashboard.New(dashboard.Options{Cluster: &rest.Config{Host: cp.Admin.Host, TLSClientConfig: rest.TLSClientConfig{CAData: cp.Admin.CAData}}, Namespace: shop})
-		if err != nil {
-			return nil, err
-		}
-		site = httptest.NewServer(srv)
-		chromium, err := exec.LookPath("chromium")
-		if err != nil {
-			return site.Close, errors.New("the dashboard tests drive Chromium: apt-get install chromium (hack/test-deps.sh does)")
-		}
-		alloc, cancelAlloc := chromedp.NewExecAllocator(context.Background(), append(chromedp.DefaultExecAllocatorOptions[:],
-			chromedp.ExecPath(chromium), chromedp.NoSandbox, chromedp.WindowSize(1400, 900))...)
-		var cancelBrowser context.CancelFunc
-		browser, cancelBrowser = chromedp.NewContext(alloc)
-		cleanup := func() { cancelBrowser(); cancelAlloc(); site.Close() }
-		if err := chromedp.Do(browser); err != nil {
-			return cleanup, fmt.Errorf("starting Chromium: %w", err)
-		}
-		return cleanup, nil
-	})
+// setup creates the people, and starts the dashboard and Chromium.
+func setup(env *operatortest.Env) (func(), error) {
+	cp, k8s = env.ControlPlane, env.Client
+	if err := people(context.Background()); err != nil {
+		return nil, err
+	}
+	srv, err := dashboard.New(dashboard.Options{Cluster: &rest.Config{Host: cp.Admin.Host, TLSClientConfig: rest.TLSClientConfig{CAData: cp.Admin.CAData}}, Namespace: shop})
+	if err != nil {
+		return nil, err
+	}
+	site = httptest.NewServer(srv)
+	chromium, err := exec.LookPath("chromium")
+	if err != nil {
+		return site.Close, errors.New("the dashboard tests drive Chromium: apt-get install chromium (hack/test-deps.sh does)")
+	}
+	alloc, cancelAlloc := chromedp.NewExecAllocator(context.Background(), append(chromedp.DefaultExecAllocatorOptions[:],
+		chromedp.ExecPath(chromium), chromedp.NoSandbox, chromedp.WindowSize(1400, 900))...)
+	var cancelBrowser context.CancelFunc
+	browser, cancelBrowser = chromedp.NewContext(alloc)
+	cleanup := func() { cancelBrowser(); cancelAlloc(); site.Close() }
+	if err := chromedp.Do(browser); err != nil {
+		return cleanup, fmt.Errorf("starting Chromium: %w", err)
+	}
+	return cleanup, nil
 }
 
 // people creates shop's ServiceAccounts, binds Waygate's roles, and asks
