@@ -42,7 +42,7 @@ bench-flags: ## Measure the flag engine: evaluations in-process (flagd's anchor:
 	go test -run '^$$' -bench . -benchmem ./pkg/flags/
 
 .PHONY: bench-gate
-bench-gate: envtest-assets build test-deps ## Measure the gate: decisions in-process, forward-auth with wrk against nginx, Redis against memory, apply → enforced.
+bench-gate: envtest-assets build test-deps ## Measure the gate: decisions in-process, forward-auth with wrk against nginx, Redis against memory, apply → enforced, OFREP with wrk (BENCH_ARGS=--phases=ofrep for that alone).
 	go test -run '^$$' -bench . -benchmem ./internal/gate/
 	go test -run '^$$' -bench ForwardAuth -benchmem ./internal/dataplane/
 	go run ./hack/bench-gate --manager bin/manager --gate bin/gate $(BENCH_ARGS)
@@ -69,7 +69,7 @@ envtest-assets: ## Build kube-apiserver, etcd and kubectl from source into bin/k
 	K8S_VERSION=$(K8S_VERSION) ./hack/build-controlplane.sh
 
 .PHONY: test-deps
-test-deps: ## Install nginx, Caddy, Redis and wrk (apt-get) when missing: the gate's tests put it between them.
+test-deps: ## Install nginx, Caddy, Redis, wrk, Node with npm and Chromium (apt-get) when missing: see hack/test-deps.sh.
 	./hack/test-deps.sh
 
 .PHONY: generate

@@ -1,10 +1,16 @@
 package main
 
 import (
+	"context"
+	"encoding/json"
 	"fmt"
 	"strings"
 	"testing"
 	"time"
+
+	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
+
+	waygatev1 "github.com/waygate-dev/waygate/api/v1alpha1"
 )
 
 // Every flags and segments command says what it changed, and is audited
@@ -24,7 +30,7 @@ func TestFlagsAndSegments(t *testing.T) {
 		{"alice", "segments exclude beta carol",
 			"segment:beta: 3 included, 0 excluded, 0 rules → 2 included, 1 excluded, 0 rules (segment <ns>/beta)", "segment_updated"},
 		{"alice", "flags create new-checkout",
-			"flag:new-checkout: disabled, fallthrough on, 0 rules, 0 targeted (created featureflag <ns>/new-checkout)", "flag_created"},
+			"flag:new-checkout: disabled, fallthrough on, 0 rules, 0 targeted, serving off to everyone until `waygate flags enable new-checkout` (created featureflag <ns>/new-checkout)", "flag_created"},
 		{"bob", "flags add-rule new-checkout --clause key in_segment beta --rollout on=25,off=75",
 			"flag:new-checkout: disabled, fallthrough on, 0 rules, 0 targeted → disabled, fallthrough on, 1 rule, 0 targeted (featureflag <ns>/new-checkout)", "flag_updated"},
 		{"alice", "flags target new-checkout on alice bob",
@@ -120,6 +126,41 @@ func splitArgs(s string) []string {
 		}
 	}
 	return out
+}
+
+// flags create makes a flag disabled, serving its off variation, and says
+// so; with --enabled, enabled. A FeatureFlag written without spec.enabled,
+// as kubectl applies a manifest, is enabled: the schema's default.
+func TestFlagCreateState(t *testing.T) {
+	ns := namespace(t)
+	golden(t, ns, must(t, "alice", ns, "flags", "create", "dark-mode", "--enabled"),
+		"flag:dark-mode: enabled, fallthrough on, 0 rules, 0 targeted (created featureflag <ns>/dark-mode)")
+	golden(t, ns, must(t, "alice", ns, "flags", "create", "theme", "--type", "string", "--variation", "classic=classic", "--variation", "bold=bold", "--off", "classic", "--fallthrough", "bold"),
+		"flag:theme: disabled, fallthrough bold, 0 rules, 0 targeted, serving classic to everyone until `waygate flags enable theme` (created featureflag <ns>/theme)")
+	manifest := &unstructured.Unstructured{Object: map[string]any{
+		"apiVersion": waygatev1.GroupVersion.String(), "kind": "FeatureFlag",
+		"metadata": map[string]any{"namespace": ns, "name": "from-manifest"},
+		"spec": map[string]any{"type": "boolean", "offVariation": "off", "fallthrough": map[string]any{"variation": "on"},
+			"variations": []any{map[string]any{"name": "on", "value": true}, map[string]any{"name": "off", "value": false}}},
+	}}
+	if err := cp.Client.Create(context.Background(), manifest); err != nil {
+		t.Fatal(err)
+	}
+	golden(t, ns, settled(t, ns, "flags", "list"), `
+KEY  TYPE  ENABLED  VARIATIONS  OFF  FALLTHROUGH  RULES  TARGETED  READY
+dark-mode  boolean  true  on,off  off  on  0  0  True
+from-manifest  boolean  true  on,off  off  on  0  0  True
+theme  string  false  classic,bold  classic  bold  0  0  True`)
+	// Served to everyone: value, variant, reason.
+	for key, want := range map[string]string{"dark-mode": "true on STATIC", "from-manifest": "true on STATIC", "theme": "classic classic DISABLED"} {
+		var r struct{ Value, Variant, Reason any }
+		if err := json.Unmarshal([]byte(must(t, "carol", ns, "flags", "eval", key, "--context", "key=alice", "-o", "json")), &r); err != nil {
+			t.Fatal(err)
+		}
+		if got := fmt.Sprint(r.Value, " ", r.Variant, " ", r.Reason); got != want {
+			t.Errorf("flags eval %s: %s, want %s", key, got, want)
+		}
+	}
 }
 
 // flags eval evaluates with the gate's engine, from the flags as stored.

@@ -8,6 +8,8 @@ import (
 	"testing"
 	"time"
 
+	"sigs.k8s.io/yaml"
+
 	waygatev1 "github.com/waygate-dev/waygate/api/v1alpha1"
 )
 
@@ -90,11 +92,7 @@ TIME  ACTOR  PLATFORM  ACTION  PATH  OLD → NEW  REASON
 	}
 
 	// --watch: the existing entry, then the new one.
-	ctx, cancel := context.WithCancel(context.Background())
-	defer cancel()
-	var out lockedBuffer
-	done := make(chan error)
-	go func() { done <- run(ctx, &out, &out, "carol", ns, "audit", "POST:/refunds", "--watch") }()
+	out, stop := watching(t, ns, "audit", "POST:/refunds", "--watch")
 	eventually(t, 10*time.Second, func() error {
 		if !strings.Contains(out.String(), "active → disabled") {
 			return fmt.Errorf("no table yet: %q", out.String())
@@ -108,14 +106,85 @@ TIME  ACTOR  PLATFORM  ACTION  PATH  OLD → NEW  REASON
 		}
 		return nil
 	})
-	cancel()
-	if err := <-done; err != nil {
+	if err := stop(); err != nil {
 		t.Errorf("audit --watch ended by Ctrl-C: %v, want no error", err)
 	}
 	golden(t, ns, out.String(), `
 TIME  ACTOR  PLATFORM  ACTION  PATH  OLD → NEW  REASON
 <time>  bob  cli  disable  POST:/refunds  active → disabled  -
 <time>  alice  cli  enable  POST:/refunds  disabled → active  Ledger ready`)
+}
+
+// audit --watch -o json prints every entry, those there and those written
+// while it runs, as one JSON object a line (JSON lines, as kubectl get -w
+// -o json); -o yaml prints each as a YAML document, separated by ---.
+func TestAuditWatchStructured(t *testing.T) {
+	ns := namespace(t)
+	must(t, "bob", ns, "disable", "POST:/refunds", "-r", "Ledger move")
+	must(t, "bob", ns, "disable", "GET:/payments", "-r", "Outage")
+	waitAudit(t, ns, 2)
+	for _, s := range []struct {
+		format string
+		split  func(string) []string
+		decode func([]byte, any) error
+		change []string // made while watching
+		want   []string // action and reason of the entries printed
+	}{
+		{"json", func(s string) []string { return strings.Split(strings.TrimSuffix(s, "\n"), "\n") }, json.Unmarshal,
+			[]string{"enable", "POST:/refunds", "-r", "Ledger ready"},
+			[]string{"disable Ledger move", "enable Ledger ready"}},
+		{"yaml", func(s string) []string { return strings.Split(s, "\n---\n") }, func(b []byte, v any) error { return yaml.UnmarshalStrict(b, v) },
+			[]string{"disable", "POST:/refunds", "-r", "Ledger moves again"},
+			[]string{"enable Ledger ready", "disable Ledger move", "disable Ledger moves again"}},
+	} {
+		out, stop := watching(t, ns, "audit", "POST:/refunds", "--watch", "-o", s.format)
+		eventually(t, 10*time.Second, func() error {
+			if !strings.Contains(out.String(), "Ledger move") {
+				return fmt.Errorf("no entry yet: %q", out.String())
+			}
+			return nil
+		})
+		must(t, "alice", ns, s.change...)
+		last := s.change[len(s.change)-1]
+		eventually(t, 20*time.Second, func() error {
+			if !strings.Contains(out.String(), last) {
+				return fmt.Errorf("--watch -o %s printed no new entry:\n%s", s.format, out.String())
+			}
+			return nil
+		})
+		if err := stop(); err != nil {
+			t.Errorf("audit --watch -o %s ended by Ctrl-C: %v, want no error", s.format, err)
+		}
+		var got []string
+		for _, doc := range s.split(out.String()) {
+			var e waygatev1.AuditEntry
+			if err := s.decode([]byte(doc), &e); err != nil {
+				t.Fatalf("-o %s: %q is not one AuditEntry: %v\n%s", s.format, doc, err, out.String())
+			}
+			if e.Kind != "AuditEntry" || e.APIVersion != waygatev1.GroupVersion.String() || e.Spec.Path != "POST:/refunds" {
+				t.Errorf("-o %s: kind %q, apiVersion %q, path %q, want an AuditEntry of POST:/refunds", s.format, e.Kind, e.APIVersion, e.Spec.Path)
+			}
+			got = append(got, e.Spec.Action+" "+e.Spec.Reason)
+		}
+		if fmt.Sprint(got) != fmt.Sprint(s.want) {
+			t.Errorf("audit --watch -o %s printed %q, want %q", s.format, got, s.want)
+		}
+	}
+}
+
+// watching runs the CLI as carol in ns until stop is called (Ctrl-C), for
+// commands that watch; what it prints is in out as it prints it.
+func watching(t *testing.T, ns string, args ...string) (out *lockedBuffer, stop func() error) {
+	t.Helper()
+	ctx, cancel := context.WithCancel(context.Background())
+	t.Cleanup(cancel)
+	out = &lockedBuffer{}
+	done := make(chan error)
+	go func() { done <- run(ctx, out, out, "carol", ns, args...) }()
+	return out, func() error {
+		cancel()
+		return <-done
+	}
 }
 
 // Shell completion offers the route keys of the namespace.

@@ -35,7 +35,8 @@ __global__ for namespace-wide maintenance.`,
   waygate audit GET:/payments      # filter to a route
   waygate audit --limit 100
   waygate audit --actor alice --since 1h
-  waygate audit --watch`,
+  waygate audit --watch
+  waygate audit --watch -o json    # one entry per line, as they are written`,
 		Args:              cobra.MaximumNArgs(1),
 		ValidArgsFunction: gateKind.complete(o),
 		RunE: o.run(func(ctx context.Context, args []string) error {
@@ -57,6 +58,16 @@ __global__ for namespace-wide maintenance.`,
 				return err
 			}
 			entries, version := page.Entries, page.ResourceVersion
+			if follow && (o.Output == "json" || o.Output == "yaml") {
+				// As kubectl get -w -o json|yaml: one object per entry, no list.
+				show := streamer[*waygatev1.AuditEntry](o)
+				for i := range entries {
+					if err := show(&entries[i]); err != nil {
+						return err
+					}
+				}
+				return o.follow(ctx, q, version, show)
+			}
 			if ok, err := o.structured(&waygatev1.AuditEntryList{Items: entries}); ok || err != nil {
 				return err
 			}
@@ -68,7 +79,12 @@ __global__ for namespace-wide maintenance.`,
 			if !follow {
 				return nil
 			}
-			return o.follow(ctx, q, version, all, widths)
+			return o.follow(ctx, q, version, func(e *waygatev1.AuditEntry) error {
+				for _, row := range auditRows(o, []waygatev1.AuditEntry{*e}, all) {
+					o.printRow(widths, row)
+				}
+				return nil
+			})
 		}),
 	}
 	c.Flags().IntVar(&q.Limit, "limit", 20, "How many of the newest entries to show.")
@@ -76,7 +92,7 @@ __global__ for namespace-wide maintenance.`,
 	c.Flags().StringVar(&q.Action, "action", "", "Only this action, e.g. maintenance_on, disable, flag_enabled.")
 	c.Flags().DurationVar(&since, "since", 0, "Only the changes of this last while, e.g. 1h or 30m.")
 	c.Flags().BoolVarP(&all, "all-namespaces", "A", false, "Show the entries of every namespace.")
-	c.Flags().BoolVarP(&follow, "watch", "w", false, "After the entries, print new ones as they are written, until interrupted.")
+	c.Flags().BoolVarP(&follow, "watch", "w", false, "After the entries, print new ones as they are written, until interrupted (with -o json one entry a line, with -o yaml one document each).")
 	return c
 }
 
@@ -85,12 +101,12 @@ func isAuditPath(p string) bool {
 	return p == "__global__" || strings.HasPrefix(p, "flag:") || strings.HasPrefix(p, "segment:") || strings.HasPrefix(p, "service:")
 }
 
-// follow prints the entries written after version that q selects, until
-// ctx ends (Ctrl-C is the normal way out). client-go's RetryWatcher watches
-// again from the last version seen whenever the API server closes the
-// watch; bookmarks keep that version current through quiet hours, so that
+// follow prints, with show, the entries written after version that q
+// selects, until ctx ends (Ctrl-C is the normal way out). client-go's
+// RetryWatcher watches again from the last version seen whenever the API
+// server closes the watch; bookmarks keep that version current through quiet hours, so that
 // it is not too old to watch from when the watch is closed.
-func (o *Options) follow(ctx context.Context, q audit.Query, version string, all bool, widths []int) error {
+func (o *Options) follow(ctx context.Context, q audit.Query, version string, show func(*waygatev1.AuditEntry) error) error {
 	entries := &cache.ListWatch{WatchFuncWithContext: func(ctx context.Context, opts metav1.ListOptions) (watch.Interface, error) {
 		opts.AllowWatchBookmarks = true
 		return o.client.Watch(ctx, &waygatev1.AuditEntryList{}, client.InNamespace(q.Namespace), q.Fields(), &client.ListOptions{Raw: &opts})
@@ -111,8 +127,8 @@ func (o *Options) follow(ctx context.Context, q audit.Query, version string, all
 			switch obj := ev.Object.(type) {
 			case *waygatev1.AuditEntry:
 				if ev.Type == watch.Added && q.Keeps(obj) {
-					for _, row := range auditRows(o, []waygatev1.AuditEntry{*obj}, all) {
-						o.printRow(widths, row)
+					if err := show(obj); err != nil {
+						return err
 					}
 				}
 			case *metav1.Status:

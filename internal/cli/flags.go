@@ -116,6 +116,10 @@ func flagCreateCommand(o *Options) *cobra.Command {
 	c := &cobra.Command{
 		Use:   "create KEY",
 		Short: "Create a feature flag (boolean on/off unless --type and --variation say otherwise)",
+		Long: `Create a feature flag. It is created disabled, serving its off variation to
+everyone, unless --enabled: turn it on with "waygate flags enable KEY" once
+its targeting is as it should be. (A FeatureFlag written without
+spec.enabled, as with kubectl apply, is enabled: the resource's default.)`,
 		Example: `  waygate flags create new-checkout
   waygate flags create checkout-theme --type string --variation classic=classic --variation bold=bold --off classic --fallthrough bold`,
 		Args: cobra.ExactArgs(1),
@@ -149,7 +153,12 @@ func flagCreateCommand(o *Options) *cobra.Command {
 			if f.Name != key {
 				f.Spec.Key = waygatev1.Key(key)
 			}
-			return o.create(ctx, "flag:"+key, f, func() string { return describeFlag(f) })
+			return o.create(ctx, "flag:"+key, f, func() string {
+				if f.Spec.Enabled {
+					return describeFlag(f)
+				}
+				return fmt.Sprintf("%s, serving %s to everyone until `waygate flags enable %s`", describeFlag(f), f.Spec.OffVariation, key)
+			})
 		}),
 	}
 	c.Flags().StringVar(&typ, "type", "boolean", "boolean, string, integer, float or json.")

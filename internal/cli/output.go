@@ -48,10 +48,43 @@ func (o *Options) structured(obj runtime.Object) (bool, error) {
 	if o.Output != "json" && o.Output != "yaml" {
 		return false, nil
 	}
+	setKind(obj)
+	return true, o.encode(obj)
+}
+
+// setKind sets obj's apiVersion and kind, which objects read from the API
+// server lack.
+func setKind(obj runtime.Object) {
 	if gvk, err := apiutil.GVKForObject(obj, scheme.Scheme); err == nil {
 		obj.GetObjectKind().SetGroupVersionKind(gvk)
 	}
-	return true, o.encode(obj)
+}
+
+// streamer prints objects one at a time, with their kind set, as kubectl
+// get -w -o json|yaml prints events: with -o json one object a line (JSON
+// lines), with -o yaml one document each, separated by "---".
+func streamer[T runtime.Object](o *Options) func(T) error {
+	first := true
+	return func(obj T) error {
+		setKind(obj)
+		raw, err := json.Marshal(obj)
+		if err != nil {
+			return err
+		}
+		if o.Output == "yaml" {
+			if raw, err = yaml.JSONToYAML(raw); err != nil {
+				return err
+			}
+			if !first {
+				raw = append([]byte("---\n"), raw...)
+			}
+		} else {
+			raw = append(raw, '\n')
+		}
+		first = false
+		_, err = o.Out.Write(raw)
+		return err
+	}
 }
 
 // encode prints v as JSON, or YAML with -o yaml.
