@@ -143,7 +143,7 @@ func TestFlagCreateState(t *testing.T) {
 		"spec": map[string]any{"type": "boolean", "offVariation": "off", "fallthrough": map[string]any{"variation": "on"},
 			"variations": []any{map[string]any{"name": "on", "value": true}, map[string]any{"name": "off", "value": false}}},
 	}}
-	if err := cp.Client.Create(context.Background(), manifest); err != nil {
+	if err := env.Client.Create(context.Background(), manifest); err != nil {
 		t.Fatal(err)
 	}
 	golden(t, ns, settled(t, ns, "flags", "list"), `
