@@ -41,24 +41,25 @@ func TestMain(m *testing.M) {
 
 // setup builds the gate binary that ships from this package, and starts the
 // shared gate.
-func setup(e *operatortest.Env) (cleanup func(), err error) {
+func setup(e *operatortest.Env) (func(), error) {
 	env, k8s = e, e.Client
+	var err error
 	if dir, err = os.MkdirTemp("", "waygate-gate"); err != nil {
 		return nil, err
 	}
-	cleanup = func() { _ = os.RemoveAll(dir) }
+	removeDir := func() { _ = os.RemoveAll(dir) }
 	gateBin = filepath.Join(dir, "gate")
 	if out, err := exec.Command("go", "build", "-o", gateBin, ".").CombinedOutput(); err != nil {
-		return cleanup, fmt.Errorf("building the gate: %w\n%s", err, out)
+		return removeDir, fmt.Errorf("building the gate: %w\n%s", err, out)
 	}
 	kubeconfig = filepath.Join(dir, "admin.kubeconfig")
 	if err := controlplane.WriteKubeconfig(env.Admin, kubeconfig); err != nil {
-		return cleanup, err
+		return removeDir, err
 	}
 	if gw, err = env.StartGate(context.Background(), gateBin, dir, "gate", ""); err != nil {
-		return cleanup, err
+		return removeDir, err
 	}
-	return func() { gw.Stop(); cleanup() }, nil
+	return func() { gw.Stop(); removeDir() }, nil
 }
 
 // kubectl runs kubectl as the admin, with stdin.

@@ -173,9 +173,10 @@ var (
 // namespace), and the padding between columns, which follows their widths,
 // by two spaces.
 func masked(s, ns string) string {
+	// The namespace first: its generated suffix may read as an age.
+	s = strings.ReplaceAll(s, ns, "<ns>")
 	s = clock.ReplaceAllString(s, "<time>")
 	s = ages.ReplaceAllString(s, "<age>")
-	s = strings.ReplaceAll(s, ns, "<ns>")
 	lines := strings.Split(strings.TrimSpace(s), "\n")
 	for i, l := range lines {
 		lines[i] = spaces.ReplaceAllString(strings.TrimRight(l, " "), "  ")
