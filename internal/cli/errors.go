@@ -8,13 +8,20 @@ import (
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	"k8s.io/apimachinery/pkg/api/meta"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+
+	"github.com/waygate-dev/waygate/internal/edit"
 )
 
-// explain turns an API error into one line that says what is wrong and how
-// to fix it; other errors pass as they are.
+// explain turns an API error, or a refusal to change what GitOps manages,
+// into one line that says what is wrong and how to fix it; other errors
+// pass as they are.
 func explain(err error) error {
 	if meta.IsNoMatchError(err) {
 		return fmt.Errorf("this cluster has no Waygate API (waygate.dev/v1alpha1): install Waygate (make deploy), or pick another cluster with --context")
+	}
+	if managed := (*edit.ManagedError)(nil); errors.As(err, &managed) {
+		return fmt.Errorf("%s %s/%s is managed by %s (%s): the next sync reverts a change made here; change it in Git, or pass --force to change it anyway",
+			strings.ToLower(managed.Kind), managed.Namespace, managed.Name, managed.Tool, managed.Mark)
 	}
 	var status apierrors.APIStatus
 	if err == nil || !errors.As(err, &status) {

@@ -10,6 +10,7 @@ import (
 	"k8s.io/apimachinery/pkg/runtime"
 	"sigs.k8s.io/controller-runtime/pkg/client"
 
+	"github.com/waygate-dev/waygate/internal/edit"
 	"github.com/waygate-dev/waygate/internal/routes"
 )
 
@@ -152,16 +153,6 @@ func (k kind[T, P]) lookup(ctx context.Context, o *Options, arg, service string)
 	return key, items, p, err
 }
 
-// freeName is the name a new object for key (in service) gets: derived from
-// the key, with a suffix when an object of the namespace has it already.
-func (k kind[T, P]) freeName(items []T, service, key string) string {
-	name := routes.ObjectName(service, key)
-	if slices.ContainsFunc(items, func(t T) bool { return P(&t).GetName() == name }) {
-		return routes.UniqueName(name, service, key)
-	}
-	return name
-}
-
 // complete completes the keys of the namespace's objects.
 func (k kind[T, P]) complete(o *Options) cobra.CompletionFunc {
 	return func(cmd *cobra.Command, args []string, _ string) ([]string, cobra.ShellCompDirective) {
@@ -217,7 +208,7 @@ func (k kind[T, P]) showCommand(o *Options, use, short string, show func(ctx con
 func (k kind[T, P]) changeCommand(o *Options, use, short string, more func(*cobra.Command), change func(p P, args []string) error) *cobra.Command {
 	var force bool
 	c := k.command(o, use, short, func(ctx context.Context, p P, args []string) error {
-		before, err := update(ctx, o, p, force, func(p P) error { return change(p, args) })
+		before, err := edit.Update(ctx, o.writer, p, force, func(p P) error { return change(p, args) })
 		if err != nil {
 			return err
 		}

@@ -1,12 +1,15 @@
 package cli
 
 import (
+	"fmt"
 	"slices"
 	"testing"
 
 	"k8s.io/apimachinery/pkg/api/meta"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/runtime/schema"
+
+	"github.com/waygate-dev/waygate/internal/edit"
 )
 
 func TestCloseMatches(t *testing.T) {
@@ -32,6 +35,14 @@ func TestExplainNoWaygateAPI(t *testing.T) {
 	err := explain(&meta.NoKindMatchError{GroupKind: schema.GroupKind{Group: "waygate.dev", Kind: "RouteGate"}, SearchedVersions: []string{"v1alpha1"}})
 	if err == nil || err.Error() != "this cluster has no Waygate API (waygate.dev/v1alpha1): install Waygate (make deploy), or pick another cluster with --context" {
 		t.Errorf("explain(no match) = %v", err)
+	}
+}
+
+func TestExplainManaged(t *testing.T) {
+	err := explain(fmt.Errorf("marking for deletion: %w", &edit.ManagedError{Kind: "RateLimitPolicy", Namespace: "shop", Name: "get-search", Tool: "Flux", Mark: "label kustomize.toolkit.fluxcd.io/name"}))
+	want := "ratelimitpolicy shop/get-search is managed by Flux (label kustomize.toolkit.fluxcd.io/name): the next sync reverts a change made here; change it in Git, or pass --force to change it anyway"
+	if err == nil || err.Error() != want {
+		t.Errorf("explain(managed) = %v, want %s", err, want)
 	}
 }
 

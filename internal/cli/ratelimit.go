@@ -16,6 +16,7 @@ import (
 
 	waygatev1 "github.com/waygate-dev/waygate/api/v1alpha1"
 	"github.com/waygate-dev/waygate/internal/audit"
+	"github.com/waygate-dev/waygate/internal/edit"
 )
 
 func rateLimitCommand(o *Options) *cobra.Command {
@@ -133,19 +134,22 @@ func rlSetCommand(o *Options) *cobra.Command {
 					p.Spec.Burst = burstSize
 				}
 			}
-			route, items, p, err := policyKind.lookup(ctx, o, args[0], f.service)
+			route, _, p, err := policyKind.lookup(ctx, o, args[0], f.service)
 			if err != nil && !isNotFound(err) {
 				return err
 			}
 			if p == nil {
 				p = &waygatev1.RateLimitPolicy{
-					ObjectMeta: metav1.ObjectMeta{Namespace: o.namespace, Name: policyKind.freeName(items, f.service, route)},
+					ObjectMeta: metav1.ObjectMeta{Namespace: o.namespace},
 					Spec:       waygatev1.RateLimitPolicySpec{Route: waygatev1.RouteKey(route), Service: waygatev1.ServiceName(f.service), Enabled: true},
 				}
 				set(p)
+				if err := o.writer.NameForRoute(ctx, p, f.service, route); err != nil {
+					return err
+				}
 				return o.create(ctx, policyKind.label(p), p, func() string { return describeLimit(p) })
 			}
-			before, err := update(ctx, o, p, f.force, func(p *waygatev1.RateLimitPolicy) error {
+			before, err := edit.Update(ctx, o.writer, p, f.force, func(p *waygatev1.RateLimitPolicy) error {
 				set(p)
 				return nil
 			})
@@ -191,7 +195,7 @@ func rlResetCommand(o *Options) *cobra.Command {
 		func(ctx context.Context, p *waygatev1.RateLimitPolicy, _ []string) error {
 			at := o.Now().UTC().Format(time.RFC3339Nano)
 			// A reset changes no spec, so GitOps does not revert it.
-			if _, err := update(ctx, o, p, true, setAnnotation[*waygatev1.RateLimitPolicy](audit.ResetAnnotation, at)); err != nil {
+			if _, err := edit.Update(ctx, o.writer, p, true, edit.SetAnnotation[*waygatev1.RateLimitPolicy](audit.ResetAnnotation, at)); err != nil {
 				return err
 			}
 			return o.report(p, "%s: counters reset requested at %s (%s %s/%s)", policyKind.label(p), o.formatTime(o.Now()), kindOf(p), p.Namespace, p.Name)

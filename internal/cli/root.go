@@ -15,6 +15,7 @@ import (
 	"sigs.k8s.io/controller-runtime/pkg/client"
 
 	"github.com/waygate-dev/waygate/internal/audit"
+	"github.com/waygate-dev/waygate/internal/edit"
 	"github.com/waygate-dev/waygate/internal/scheme"
 )
 
@@ -38,6 +39,7 @@ type Options struct {
 	Version string
 
 	client    client.WithWatch
+	writer    *edit.Writer // writes with client, as the CLI
 	namespace string
 }
 
@@ -92,6 +94,7 @@ func (o *Options) connect() error {
 	if o.client, err = client.NewWithWatch(cfg, client.Options{Scheme: scheme.Scheme}); err != nil {
 		return err
 	}
+	o.writer = edit.New(o.client, FieldManager)
 	o.namespace, _, err = o.Kube.ToRawKubeConfigLoader().Namespace()
 	return err
 }

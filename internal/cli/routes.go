@@ -11,6 +11,7 @@ import (
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 
 	waygatev1 "github.com/waygate-dev/waygate/api/v1alpha1"
+	"github.com/waygate-dev/waygate/internal/edit"
 )
 
 // routeFlags are the flags of every command that changes a route.
@@ -147,7 +148,7 @@ func (o *Options) changeRoute(ctx context.Context, arg string, f routeFlags, cre
 	if rg == nil {
 		return o.createGate(ctx, gates, key, f.service, change)
 	}
-	before, err := update(ctx, o, rg, f.force, func(rg *waygatev1.RouteGate) error { return change(&rg.Spec) })
+	before, err := edit.Update(ctx, o.writer, rg, f.force, func(rg *waygatev1.RouteGate) error { return change(&rg.Spec) })
 	if err != nil {
 		return err
 	}
@@ -173,10 +174,13 @@ func withReason(change func(*waygatev1.RouteGateSpec) error, reason string) func
 // createGate creates the RouteGate of a route that has none.
 func (o *Options) createGate(ctx context.Context, gates []waygatev1.RouteGate, key, service string, change func(*waygatev1.RouteGateSpec) error) error {
 	rg := &waygatev1.RouteGate{
-		ObjectMeta: metav1.ObjectMeta{Namespace: o.namespace, Name: gateKind.freeName(gates, service, key)},
+		ObjectMeta: metav1.ObjectMeta{Namespace: o.namespace},
 		Spec:       waygatev1.RouteGateSpec{Route: waygatev1.RouteKey(key), Service: waygatev1.ServiceName(service), State: waygatev1.RouteActive},
 	}
 	if err := change(&rg.Spec); err != nil {
+		return err
+	}
+	if err := o.writer.NameForRoute(ctx, rg, service, key); err != nil {
 		return err
 	}
 	if err := o.create(ctx, gateKind.label(rg), rg, func() string { return o.describeSpec(&rg.Spec) }); err != nil {

@@ -2,42 +2,18 @@ package cli
 
 import (
 	"context"
+	"strings"
 
 	"k8s.io/apimachinery/pkg/api/equality"
-	"k8s.io/client-go/util/retry"
 	"sigs.k8s.io/controller-runtime/pkg/client"
 
-	waygatev1 "github.com/waygate-dev/waygate/api/v1alpha1"
-	"github.com/waygate-dev/waygate/internal/audit"
+	"github.com/waygate-dev/waygate/internal/scheme"
 )
-
-// update applies mutate to the latest version of obj and writes it as the
-// CLI, unless GitOps manages obj and force is not set, or mutate changes
-// nothing. It returns obj as it was before.
-func update[T client.Object](ctx context.Context, o *Options, obj T, force bool, mutate func(T) error) (before T, err error) {
-	if err := checkGitOps(obj, force); err != nil {
-		return before, err
-	}
-	err = retry.RetryOnConflict(retry.DefaultRetry, func() error {
-		if err := o.client.Get(ctx, client.ObjectKeyFromObject(obj), obj); err != nil {
-			return err
-		}
-		before = obj.DeepCopyObject().(T)
-		if err := mutate(obj); err != nil {
-			return err
-		}
-		if equality.Semantic.DeepEqual(before, obj) {
-			return nil
-		}
-		return o.client.Update(ctx, obj, client.FieldOwner(FieldManager))
-	})
-	return before, err
-}
 
 // create creates obj as the CLI and says so: "<what>: <describe()> (created
 // ...)", describing obj as the API server stored it (with its defaults).
 func (o *Options) create(ctx context.Context, what string, obj client.Object, describe func() string) error {
-	if err := o.client.Create(ctx, obj, client.FieldOwner(FieldManager)); err != nil {
+	if err := o.writer.Create(ctx, obj); err != nil {
 		return err
 	}
 	return o.report(obj, "%s: %s (created %s %s/%s)", what, describe(), kindOf(obj), obj.GetNamespace(), obj.GetName())
@@ -63,40 +39,20 @@ func (o *Options) report(obj client.Object, format string, a ...any) error {
 }
 
 // delete deletes obj as the CLI, unless GitOps manages it and force is not
-// set, and says so: "<what>: <was>, deleted (...)". A DELETE request
-// carries no field manager, so it first marks obj as deleted from the CLI
-// (audit.PlatformAnnotation) for the audit log; without the right to
-// update obj, the deletion is audited with platform api.
+// set, and says so: "<what>: <was>, deleted (...)". The audit log records
+// the deletion with platform cli (edit.Writer.Delete).
 func (o *Options) delete(ctx context.Context, what, was string, obj client.Object, force bool) error {
-	if err := checkGitOps(obj, force); err != nil {
-		return err
-	}
-	_, markErr := update(ctx, o, obj, true, setAnnotation[client.Object](audit.PlatformAnnotation, string(waygatev1.PlatformCLI)))
-	if err := o.client.Delete(ctx, obj); err != nil {
-		if markErr == nil {
-			// Not deleted: take the mark back, so that it says nothing of
-			// a later deletion by someone else.
-			_, _ = update(ctx, o, obj, true, setAnnotation[client.Object](audit.PlatformAnnotation, ""))
-		}
+	if err := o.writer.Delete(ctx, obj, force); err != nil {
 		return err
 	}
 	return o.report(obj, "%s: %s, deleted (%s %s/%s)", what, was, kindOf(obj), obj.GetNamespace(), obj.GetName())
 }
 
-// setAnnotation is a change that sets an annotation, or removes it when
-// value is empty.
-func setAnnotation[T client.Object](key, value string) func(T) error {
-	return func(obj T) error {
-		ann := obj.GetAnnotations()
-		if ann == nil {
-			ann = map[string]string{}
-		}
-		if value == "" {
-			delete(ann, key)
-		} else {
-			ann[key] = value
-		}
-		obj.SetAnnotations(ann)
-		return nil
+// kindOf is the lower-case kind of obj: routegate, featureflag, ...
+func kindOf(obj client.Object) string {
+	gvks, _, err := scheme.Scheme.ObjectKinds(obj)
+	if err != nil || len(gvks) == 0 {
+		return "object"
 	}
+	return strings.ToLower(gvks[0].Kind)
 }

@@ -15,11 +15,11 @@ import (
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/watch"
-	"k8s.io/client-go/util/retry"
 	"sigs.k8s.io/controller-runtime/pkg/client"
 
 	waygatev1 "github.com/waygate-dev/waygate/api/v1alpha1"
 	"github.com/waygate-dev/waygate/internal/audit"
+	"github.com/waygate-dev/waygate/internal/edit"
 	"github.com/waygate-dev/waygate/internal/routes"
 	"github.com/waygate-dev/waygate/pkg/flags"
 )
@@ -88,9 +88,14 @@ func (s *Server) namespace(r *http.Request) string {
 	return s.o.Namespace
 }
 
-// apiError is what the page says of an API error: its message, which names
-// the user and what they may not do.
+// apiError is what the page says of an error: of an API error its message,
+// which names the user and what they may not do; of a refusal to change
+// what GitOps manages, how to change it anyway.
 func apiError(err error) string {
+	if managed := (*edit.ManagedError)(nil); errors.As(err, &managed) {
+		return fmt.Sprintf("%s %s is managed by %s (%s): the next sync reverts a change made here. Change it in Git, or tick \"change anyway\"",
+			managed.Kind, managed.Name, managed.Tool, managed.Mark)
+	}
 	if status, ok := err.(apierrors.APIStatus); ok {
 		return status.Status().Message
 	}
@@ -280,24 +285,15 @@ func (s *Server) changeWith(tab, title string, load view, do func(r *http.Reques
 	}
 }
 
-// update changes the object the form names (ns, name) as the user, field
-// manager waygate-dashboard, with mutate applied to its latest version. An
-// object a GitOps tool manages is changed only when forced: when the form
-// confirms it, as the CLI asks for --force.
-func update[T client.Object](r *http.Request, sess *session, kind string, obj T, force bool, mutate func(T) error) error {
-	key := client.ObjectKey{Namespace: r.FormValue("ns"), Name: r.FormValue("name")}
-	return retry.RetryOnConflict(retry.DefaultRetry, func() error {
-		if err := sess.client.Get(r.Context(), key, obj); err != nil {
-			return err
-		}
-		if tool, mark := audit.ManagedBy(obj); tool != "" && !force {
-			return fmt.Errorf("%s %s is managed by %s (%s): the next sync reverts a change made here. Change it in Git, or tick \"change anyway\"", kind, key.Name, tool, mark)
-		}
-		if err := mutate(obj); err != nil {
-			return err
-		}
-		return sess.client.Update(r.Context(), obj, client.FieldOwner(audit.DashboardFieldManager))
-	})
+// update changes the object the form names (ns, name) as the user, with
+// mutate applied to its latest version. An object a GitOps tool manages is
+// changed only when forced: when the form confirms it, as the CLI asks for
+// --force.
+func update[T client.Object](r *http.Request, sess *session, obj T, force bool, mutate func(T) error) error {
+	obj.SetNamespace(r.FormValue("ns"))
+	obj.SetName(r.FormValue("name"))
+	_, err := edit.Update(r.Context(), sess.writer, obj, force, mutate)
+	return err
 }
 
 // confirmed tells whether the form's "change anyway" box is ticked.
@@ -348,7 +344,7 @@ func changeRoute(r *http.Request, sess *session) (string, error) {
 	if err != nil {
 		return "", err
 	}
-	return "RouteGate " + r.FormValue("name") + ": " + string(state), update(r, sess, "RouteGate", &waygatev1.RouteGate{}, confirmed(r), func(rg *waygatev1.RouteGate) error {
+	return "RouteGate " + r.FormValue("name") + ": " + string(state), update(r, sess, &waygatev1.RouteGate{}, confirmed(r), func(rg *waygatev1.RouteGate) error {
 		apply(&rg.Spec)
 		return nil
 	})
@@ -369,7 +365,7 @@ func createRoute(r *http.Request, sess *session) (string, error) {
 		return "", err
 	}
 	rg := &waygatev1.RouteGate{
-		ObjectMeta: metav1.ObjectMeta{Namespace: r.FormValue("ns"), Name: routes.ObjectName(service, key)},
+		ObjectMeta: metav1.ObjectMeta{Namespace: r.FormValue("ns")},
 		Spec:       waygatev1.RouteGateSpec{Route: waygatev1.RouteKey(key), Service: waygatev1.ServiceName(service)},
 	}
 	apply(&rg.Spec)
@@ -380,13 +376,10 @@ func createRoute(r *http.Request, sess *session) (string, error) {
 		}
 		rg.Spec.Exempt = append(rg.Spec.Exempt, waygatev1.RouteKey(ek))
 	}
-	err = sess.client.Create(r.Context(), rg, client.FieldOwner(audit.DashboardFieldManager))
-	if apierrors.IsAlreadyExists(err) {
-		// The name is another route's.
-		rg.Name = routes.UniqueName(rg.Name, service, key)
-		err = sess.client.Create(r.Context(), rg, client.FieldOwner(audit.DashboardFieldManager))
+	if err := sess.writer.NameForRoute(r.Context(), rg, service, key); err != nil {
+		return "", err
 	}
-	return "RouteGate " + rg.Name + " created: " + key + " " + string(state), err
+	return "RouteGate " + rg.Name + " created: " + key + " " + string(state), sess.writer.Create(r.Context(), rg)
 }
 
 // routeForm reads the state, reason, environments and window of a route
@@ -477,7 +470,7 @@ func switchFlag(r *http.Request, sess *session) (string, error) {
 	if on {
 		notice = "FeatureFlag " + r.FormValue("name") + ": enabled"
 	}
-	return notice, update(r, sess, "FeatureFlag", &waygatev1.FeatureFlag{}, confirmed(r), func(f *waygatev1.FeatureFlag) error {
+	return notice, update(r, sess, &waygatev1.FeatureFlag{}, confirmed(r), func(f *waygatev1.FeatureFlag) error {
 		f.Spec.Enabled = on
 		return nil
 	})
@@ -510,16 +503,11 @@ func changeRateLimit(r *http.Request, sess *session) (string, error) {
 	name := r.FormValue("name")
 	if r.FormValue("reset") != "" {
 		// A reset changes no spec, so GitOps does not revert it.
-		return "RateLimitPolicy " + name + ": counters reset", update(r, sess, "RateLimitPolicy", &waygatev1.RateLimitPolicy{}, true, func(p *waygatev1.RateLimitPolicy) error {
-			if p.Annotations == nil {
-				p.Annotations = map[string]string{}
-			}
-			p.Annotations[waygatev1.ResetAnnotation] = time.Now().UTC().Format(time.RFC3339Nano)
-			return nil
-		})
+		at := time.Now().UTC().Format(time.RFC3339Nano)
+		return "RateLimitPolicy " + name + ": counters reset", update(r, sess, &waygatev1.RateLimitPolicy{}, true, edit.SetAnnotation[*waygatev1.RateLimitPolicy](waygatev1.ResetAnnotation, at))
 	}
 	limit, algorithm := strings.TrimSpace(r.FormValue("limit")), waygatev1.RateLimitAlgorithm(r.FormValue("algorithm"))
-	return "RateLimitPolicy " + name + ": " + limit + " (" + string(algorithm) + ")", update(r, sess, "RateLimitPolicy", &waygatev1.RateLimitPolicy{}, confirmed(r), func(p *waygatev1.RateLimitPolicy) error {
+	return "RateLimitPolicy " + name + ": " + limit + " (" + string(algorithm) + ")", update(r, sess, &waygatev1.RateLimitPolicy{}, confirmed(r), func(p *waygatev1.RateLimitPolicy) error {
 		p.Spec.Limit, p.Spec.Algorithm = limit, algorithm
 		return nil
 	})

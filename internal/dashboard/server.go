@@ -25,6 +25,8 @@ import (
 	"k8s.io/client-go/rest"
 	"sigs.k8s.io/controller-runtime/pkg/client"
 
+	"github.com/waygate-dev/waygate/internal/audit"
+	"github.com/waygate-dev/waygate/internal/edit"
 	"github.com/waygate-dev/waygate/internal/kube"
 	"github.com/waygate-dev/waygate/internal/scheme"
 )
@@ -78,6 +80,7 @@ type session struct {
 	user    string
 	csrf    string
 	client  client.WithWatch
+	writer  *edit.Writer // writes with client, as the dashboard
 	expires time.Time
 	// notice says what the last change did, until a page shows it.
 	notice string
@@ -252,7 +255,7 @@ func (s *Server) start(w http.ResponseWriter, r *http.Request, user string, cfg 
 			delete(s.sessions, k)
 		}
 	}
-	s.sessions[id] = &session{user: user, csrf: randomToken(), client: c, expires: time.Now().Add(s.o.SessionTTL)}
+	s.sessions[id] = &session{user: user, csrf: randomToken(), client: c, writer: edit.New(c, audit.DashboardFieldManager), expires: time.Now().Add(s.o.SessionTTL)}
 	s.mu.Unlock()
 	http.SetCookie(w, s.cookie(r, sessionCookie, id, "/"))
 	return nil
