@@ -30,7 +30,7 @@ func gate(t *testing.T, ns, name, route string, labels map[string]string) *wayga
 		ObjectMeta: metav1.ObjectMeta{Namespace: ns, Name: name, Labels: labels},
 		Spec:       waygatev1.RouteGateSpec{Route: waygatev1.RouteKey(route), State: waygatev1.RouteActive},
 	}
-	if err := cp.Client.Create(context.Background(), rg); err != nil {
+	if err := env.Client.Create(context.Background(), rg); err != nil {
 		t.Fatal(err)
 	}
 	return rg
@@ -43,7 +43,7 @@ func relabel(t *testing.T, rg *waygatev1.RouteGate, labels map[string]string) {
 	err := retry.RetryOnConflict(retry.DefaultRetry, func() error {
 		latest := stored(t, rg)
 		latest.Labels = labels
-		return cp.Client.Update(context.Background(), latest)
+		return env.Client.Update(context.Background(), latest)
 	})
 	if err != nil {
 		t.Fatal(err)
@@ -54,7 +54,7 @@ func relabel(t *testing.T, rg *waygatev1.RouteGate, labels map[string]string) {
 func stored(t *testing.T, rg client.Object) *waygatev1.RouteGate {
 	t.Helper()
 	latest := &waygatev1.RouteGate{}
-	if err := cp.Client.Get(context.Background(), client.ObjectKeyFromObject(rg), latest); err != nil {
+	if err := env.Client.Get(context.Background(), client.ObjectKeyFromObject(rg), latest); err != nil {
 		t.Fatal(err)
 	}
 	return latest
@@ -168,7 +168,7 @@ func TestUpdateRetriesOnConflict(t *testing.T) {
 			if err := retry.RetryOnConflict(retry.DefaultRetry, func() error {
 				bobs := stored(t, rg)
 				bobs.Spec.AllowedEnvs = []string{"staging"}
-				return cp.Client.Update(context.Background(), bobs)
+				return env.Client.Update(context.Background(), bobs)
 			}); err != nil {
 				return err
 			}
@@ -229,7 +229,7 @@ func TestDeleteIsAuditedWithPlatform(t *testing.T) {
 				t.Fatal(err)
 			}
 			operatortest.Eventually(t, 20*time.Second, func() error {
-				page, err := audit.Query{Namespace: ns, Path: route, Action: audit.ActionRouteDeleted}.Run(ctx, cp.Client)
+				page, err := audit.Query{Namespace: ns, Path: route, Action: audit.ActionRouteDeleted}.Run(ctx, env.Client)
 				if err != nil {
 					return err
 				}

@@ -6,38 +6,30 @@ import (
 	"testing"
 	"time"
 
-	corev1 "k8s.io/api/core/v1"
 	rbacv1 "k8s.io/api/rbac/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"sigs.k8s.io/controller-runtime/pkg/client"
 
 	waygatev1 "github.com/waygate-dev/waygate/api/v1alpha1"
 	"github.com/waygate-dev/waygate/controllers/operatortest"
-	"github.com/waygate-dev/waygate/internal/controlplane"
 )
 
 // One control plane and operator for the package; each test works in its
 // own namespace, where alice may edit, carol may only view, and erin may
 // change Waygate's objects but not delete them.
-var cp *controlplane.ControlPlane
+var env *operatortest.Env
 
 func TestMain(m *testing.M) {
-	os.Exit(operatortest.Run(m, func(c *controlplane.ControlPlane) (func(), error) {
-		cp = c
-		return nil, nil
-	}))
+	os.Exit(operatortest.Run(operatortest.RunInput{M: m, Setup: func(e *operatortest.Env) (func(), error) { env = e; return nil, nil }}))
 }
 
 // namespace creates a namespace for one test, with the people's roles.
 func namespace(t *testing.T) string {
 	t.Helper()
 	ctx := context.Background()
-	ns := &corev1.Namespace{ObjectMeta: metav1.ObjectMeta{GenerateName: "edit-"}}
-	if err := cp.Client.Create(ctx, ns); err != nil {
-		t.Fatal(err)
-	}
+	ns := env.Namespace(t, "edit")
 	noDelete := &rbacv1.Role{
-		ObjectMeta: metav1.ObjectMeta{Namespace: ns.Name, Name: "waygate-change"},
+		ObjectMeta: metav1.ObjectMeta{Namespace: ns, Name: "waygate-change"},
 		Rules: []rbacv1.PolicyRule{{
 			APIGroups: []string{waygatev1.GroupVersion.Group},
 			Resources: []string{"routegates", "featureflags", "segments", "ratelimitpolicies"},
@@ -53,14 +45,14 @@ func namespace(t *testing.T) string {
 		for _, role := range roles {
 			role.APIGroup = rbacv1.GroupName
 			objs = append(objs, &rbacv1.RoleBinding{
-				ObjectMeta: metav1.ObjectMeta{Namespace: ns.Name, Name: user + "-" + role.Name},
+				ObjectMeta: metav1.ObjectMeta{Namespace: ns, Name: user + "-" + role.Name},
 				RoleRef:    role,
 				Subjects:   []rbacv1.Subject{{Kind: rbacv1.UserKind, APIGroup: rbacv1.GroupName, Name: user}},
 			})
 		}
 	}
 	for _, o := range objs {
-		if err := cp.Client.Create(ctx, o); err != nil {
+		if err := env.Client.Create(ctx, o); err != nil {
 			t.Fatal(err)
 		}
 	}
@@ -68,16 +60,16 @@ func namespace(t *testing.T) string {
 	for _, user := range []string{"alice", "carol", "erin"} {
 		c := as(t, user)
 		operatortest.Eventually(t, 10*time.Second, func() error {
-			return c.List(ctx, &waygatev1.RouteGateList{}, client.InNamespace(ns.Name))
+			return c.List(ctx, &waygatev1.RouteGateList{}, client.InNamespace(ns))
 		})
 	}
-	return ns.Name
+	return ns
 }
 
 // as is a client that impersonates user.
 func as(t *testing.T, user string) client.Client {
 	t.Helper()
-	c, err := cp.As(user)
+	c, err := env.As(user)
 	if err != nil {
 		t.Fatal(err)
 	}
