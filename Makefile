@@ -27,11 +27,11 @@ test: envtest-assets test-deps ## Run all tests (unit and envtest) with the race
 	go test -race -count=1 ./...
 
 .PHONY: verify
-verify: generate manifests lint ## Check generated code, manifests and go.mod are committed; vet and lint.
+verify: generate manifests chart lint ## Check generated code, manifests, the chart and go.mod are committed; vet and lint.
 	go vet ./...
 	@go mod tidy -diff || { echo "go.mod/go.sum are not tidy: run 'go mod tidy' and commit the result"; exit 1; }
-	@git diff --exit-code -- api config || { echo "generated files are out of date: run 'make generate manifests' and commit the result"; exit 1; }
-	@test -z "$$(git status --porcelain -- api config)" || { git status --porcelain -- api config; echo "untracked generated files: run 'make generate manifests' and commit the result"; exit 1; }
+	@git diff --exit-code -- api config charts || { echo "generated files are out of date: run 'make generate manifests chart' and commit the result"; exit 1; }
+	@test -z "$$(git status --porcelain -- api config charts)" || { git status --porcelain -- api config charts; echo "untracked generated files: run 'make generate manifests chart' and commit the result"; exit 1; }
 
 .PHONY: bench-audit
 bench-audit: envtest-assets build ## Measure the audit pipeline: throughput, latency, operator memory (BENCH_ARGS=--profile=DIR for CPU profiles).
@@ -55,6 +55,18 @@ build: ## Build the operator into bin/manager, the gate into bin/gate, the dashb
 	go build -o bin/gate ./cmd/gate
 	go build -o bin/dashboard ./cmd/dashboard
 	go build -o bin/waygate ./cmd/waygate
+
+VERSION ?= v0.1.0
+PLATFORMS ?= linux/amd64,linux/arm64
+
+.PHONY: images
+images: ## Build the operator, gate and dashboard images (no Docker: static binaries, non-root, PLATFORMS) into the OCI layout dist/images.
+	go run ./hack/images --out dist/images --version $(VERSION) --platforms $(PLATFORMS)
+
+.PHONY: push
+push: ## Push the images of dist/images to REGISTRY (e.g. REGISTRY=ghcr.io/waygate-dev) as waygate-<component>:$(VERSION).
+	@test -n "$(REGISTRY)" || { echo "set REGISTRY, e.g. make push REGISTRY=ghcr.io/waygate-dev"; exit 1; }
+	go run ./hack/images --out dist/images --version $(VERSION) --push $(REGISTRY)
 
 INSTALL_DIR ?= $(shell go env GOPATH)/bin
 
@@ -82,6 +94,10 @@ manifests: ## Generate CRDs, RBAC and webhook configurations.
 		output:crd:artifacts:config=config/crd/bases \
 		output:rbac:artifacts:config=config/rbac \
 		output:webhook:artifacts:config=config/webhook
+
+.PHONY: chart
+chart: envtest-assets ## Generate the Helm chart's templates (charts/waygate/templates) from config/.
+	go run ./hack/chart
 
 .PHONY: lint
 lint: $(GOLANGCI_LINT) ## Run golangci-lint.

@@ -176,24 +176,37 @@ func (cp *ControlPlane) Apply(ctx context.Context, path string, opts ...client.A
 	if err != nil {
 		return err
 	}
-	dec := utilyaml.NewYAMLOrJSONDecoder(bytes.NewReader(docs), 4096)
-	for {
-		var u unstructured.Unstructured
-		if err := dec.Decode(&u.Object); err != nil {
-			if errors.Is(err, io.EOF) {
-				return nil
-			}
-			return fmt.Errorf("reading %s: %w", path, err)
-		}
-		if len(u.Object) == 0 {
-			continue
-		}
-		if namespaced, err := cp.Client.IsObjectNamespaced(&u); err == nil && namespaced && u.GetNamespace() == "" {
+	objs, err := Decode(docs)
+	if err != nil {
+		return fmt.Errorf("reading %s: %w", path, err)
+	}
+	for _, u := range objs {
+		if namespaced, err := cp.Client.IsObjectNamespaced(u); err == nil && namespaced && u.GetNamespace() == "" {
 			u.SetNamespace(metav1.NamespaceDefault)
 		}
 		opts := append([]client.ApplyOption{client.FieldOwner("waygate-local"), client.ForceOwnership}, opts...)
-		if err := cp.Client.Apply(ctx, client.ApplyConfigurationFromUnstructured(&u), opts...); err != nil {
+		if err := cp.Client.Apply(ctx, client.ApplyConfigurationFromUnstructured(u), opts...); err != nil {
 			return fmt.Errorf("applying %s %s from %s: %w", u.GetKind(), u.GetName(), path, err)
+		}
+	}
+	return nil
+}
+
+// Decode reads the objects of a YAML (or JSON) stream, skipping empty
+// documents.
+func Decode(docs []byte) ([]*unstructured.Unstructured, error) {
+	var objs []*unstructured.Unstructured
+	dec := utilyaml.NewYAMLOrJSONDecoder(bytes.NewReader(docs), 4096)
+	for {
+		u := &unstructured.Unstructured{}
+		if err := dec.Decode(&u.Object); err != nil {
+			if errors.Is(err, io.EOF) {
+				return objs, nil
+			}
+			return nil, err
+		}
+		if len(u.Object) > 0 {
+			objs = append(objs, u)
 		}
 	}
 }
@@ -203,7 +216,7 @@ func (cp *ControlPlane) Apply(ctx context.Context, path string, opts ...client.A
 // pointing at the local webhook server.
 func webhookConfigurations(root string) (envtest.WebhookInstallOptions, error) {
 	var opts envtest.WebhookInstallOptions
-	docs, err := render(root, filepath.Join(root, "config", "webhook"))
+	docs, err := Render(root, filepath.Join(root, "config", "webhook"))
 	if err != nil {
 		return opts, err
 	}
@@ -238,10 +251,11 @@ func webhookConfigurations(root string) (envtest.WebhookInstallOptions, error) {
 
 // Render reads a YAML file, or builds a kustomization directory, as Apply
 // does.
-func (cp *ControlPlane) Render(path string) ([]byte, error) { return render(cp.Root, path) }
+func (cp *ControlPlane) Render(path string) ([]byte, error) { return Render(cp.Root, path) }
 
-// render reads a YAML file, or builds a kustomization directory.
-func render(root, path string) ([]byte, error) {
+// Render reads a YAML file, or builds a kustomization directory (with the
+// kubectl of the control-plane binaries under root).
+func Render(root, path string) ([]byte, error) {
 	info, err := os.Stat(path)
 	if err != nil {
 		return nil, err

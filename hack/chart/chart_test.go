@@ -1,0 +1,218 @@
+package main
+
+import (
+	"context"
+	"fmt"
+	"io"
+	"os"
+	"path/filepath"
+	"slices"
+	"strings"
+	"testing"
+
+	"helm.sh/helm/v4/pkg/action"
+	"helm.sh/helm/v4/pkg/chart/common"
+	"helm.sh/helm/v4/pkg/chart/loader"
+	kubefake "helm.sh/helm/v4/pkg/kube/fake"
+	release "helm.sh/helm/v4/pkg/release/v1"
+	"helm.sh/helm/v4/pkg/storage"
+	"helm.sh/helm/v4/pkg/storage/driver"
+	"k8s.io/apimachinery/pkg/api/equality"
+	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
+	"sigs.k8s.io/controller-runtime/pkg/client"
+
+	"github.com/waygate-dev/waygate/controllers/operatortest"
+	"github.com/waygate-dev/waygate/internal/controlplane"
+)
+
+var env *operatortest.Env
+
+func TestMain(m *testing.M) {
+	os.Exit(operatortest.Run(operatortest.RunInput{M: m, Setup: func(e *operatortest.Env) (func(), error) { env = e; return nil, nil }}))
+}
+
+func chartDir() string { return filepath.Join(env.Root, "charts", "waygate") }
+
+// The chart's generated templates are what config/ makes of them now: a
+// change to config/ without make chart fails here.
+func TestChartInStepWithConfig(t *testing.T) {
+	dir := t.TempDir()
+	if err := generate(env.Root, dir); err != nil {
+		t.Fatal(err)
+	}
+	files, err := filepath.Glob(filepath.Join(dir, "*.yaml"))
+	if err != nil || len(files) == 0 {
+		t.Fatalf("generated nothing (%v)", err)
+	}
+	for _, f := range files {
+		want, _ := os.ReadFile(f)
+		got, err := os.ReadFile(filepath.Join(chartDir(), "templates", filepath.Base(f)))
+		if err != nil || string(got) != string(want) {
+			t.Errorf("charts/waygate/templates/%s is not what config/ generates: run make chart and commit the result", filepath.Base(f))
+		}
+	}
+}
+
+func TestChartLints(t *testing.T) {
+	lint := action.NewLint()
+	lint.Strict = true
+	lint.Namespace = controlplane.OperatorNamespace
+	res := lint.Run([]string{chartDir()}, nil)
+	for _, err := range res.Errors {
+		t.Error(err)
+	}
+	for _, m := range res.Messages {
+		t.Log(m)
+	}
+}
+
+// template renders the chart as helm template would, into the operator's
+// namespace, with values.
+func template(t *testing.T, values map[string]any) []*unstructured.Unstructured {
+	t.Helper()
+	chrt, err := loader.Load(chartDir())
+	if err != nil {
+		t.Fatal(err)
+	}
+	cfg := action.NewConfiguration()
+	cfg.Releases = storage.Init(driver.NewMemory())
+	cfg.KubeClient = &kubefake.PrintingKubeClient{Out: io.Discard}
+	cfg.Capabilities = common.DefaultCapabilities
+	install := action.NewInstall(cfg)
+	install.DryRunStrategy = action.DryRunClient
+	install.ReleaseName, install.Namespace = "waygate", controlplane.OperatorNamespace
+	install.Replace, install.IncludeCRDs = true, true
+	if install.KubeVersion, err = common.ParseKubeVersion("v" + controlplane.KubernetesVersion); err != nil {
+		t.Fatal(err)
+	}
+	rel, err := install.Run(chrt, values)
+	if err != nil {
+		t.Fatalf("helm template with %v: %v", values, err)
+	}
+	objs, err := controlplane.Decode([]byte(rel.(*release.Release).Manifest))
+	if err != nil {
+		t.Fatal(err)
+	}
+	return objs
+}
+
+// Every object the chart renders, with its defaults and with every value
+// set, is accepted by the API server (server-side dry run).
+func TestChartApplies(t *testing.T) {
+	for name, values := range map[string]map[string]any{
+		"defaults": nil,
+		"everything set": {
+			"dashboard": map[string]any{"enabled": true},
+			"manager": map[string]any{
+				"image":        map[string]any{"digest": "sha256:" + strings.Repeat("ab", 32)},
+				"audit":        map[string]any{"export": "-", "suppressors": []any{"seeder"}},
+				"extraArgs":    []any{"--concurrency=8"},
+				"nodeSelector": map[string]any{"kubernetes.io/os": "linux"},
+			},
+			"gate": map[string]any{
+				"redis":       map[string]any{"existingSecret": "waygate-redis"},
+				"trustedHops": 1,
+				"jwt":         map[string]any{"jwksURL": "https://issuer.example/jwks", "issuer": "https://issuer.example", "audience": "shop"},
+				"tolerations": []any{map[string]any{"key": "dedicated", "operator": "Exists"}},
+			},
+		},
+	} {
+		t.Run(name, func(t *testing.T) {
+			objs := template(t, values)
+			for _, u := range objs {
+				if err := env.Client.Apply(context.Background(), client.ApplyConfigurationFromUnstructured(u), client.FieldOwner("helm"), client.ForceOwnership, client.DryRunAll); err != nil {
+					t.Errorf("%s %s: %v", u.GetKind(), u.GetName(), err)
+				}
+			}
+		})
+	}
+}
+
+// The chart's values reach the Deployments.
+func TestChartValues(t *testing.T) {
+	objs := template(t, map[string]any{
+		"manager": map[string]any{"replicas": 3, "image": map[string]any{"digest": "sha256:" + strings.Repeat("ab", 32)}},
+		"gate":    map[string]any{"redis": map[string]any{"existingSecret": "waygate-redis"}, "environment": "staging"},
+	})
+	manager, gate := find(objs, "Deployment", "waygate-manager"), find(objs, "Deployment", "waygate-gate")
+	if manager == nil || gate == nil {
+		t.Fatalf("no Deployments waygate-manager and waygate-gate among %d objects", len(objs))
+	}
+	if n, _, _ := unstructured.NestedFieldNoCopy(manager.Object, "spec", "replicas"); fmt.Sprint(n) != "3" {
+		t.Errorf("manager replicas %v, want 3", n)
+	}
+	if img := container(manager)["image"]; img != "ghcr.io/waygate-dev/waygate-manager@sha256:"+strings.Repeat("ab", 32) {
+		t.Errorf("manager image %v, want it by digest", img)
+	}
+	args := fmt.Sprint(container(gate)["args"])
+	for _, want := range []string{"--environment=staging", "--redis-url=$(WAYGATE_REDIS_URL)"} {
+		if !strings.Contains(args, want) {
+			t.Errorf("gate args %s lack %s", args, want)
+		}
+	}
+	if strings.Contains(args, "--environment=production") {
+		t.Errorf("gate args %s keep config's environment too", args)
+	}
+	if env := fmt.Sprint(container(gate)["env"]); !strings.Contains(env, "waygate-redis") {
+		t.Errorf("gate env %s does not take the Redis URL from the Secret", env)
+	}
+	if find(template(t, nil), "Deployment", "waygate-dashboard") != nil {
+		t.Error("the dashboard is installed by default")
+	}
+}
+
+// The chart and kustomize (config/default) install the same CRDs, RBAC,
+// webhooks, admission policies, NetworkPolicies and PodDisruptionBudgets.
+func TestChartInstallsWhatKustomizeDoes(t *testing.T) {
+	raw, err := env.Render(filepath.Join(env.Root, "config", "default"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	want, err := controlplane.Decode(raw)
+	if err != nil {
+		t.Fatal(err)
+	}
+	got := template(t, nil)
+	kinds := []string{"CustomResourceDefinition", "ServiceAccount", "Role", "ClusterRole", "RoleBinding", "ClusterRoleBinding",
+		"MutatingWebhookConfiguration", "ValidatingWebhookConfiguration", "ValidatingAdmissionPolicy", "ValidatingAdmissionPolicyBinding",
+		"NetworkPolicy", "PodDisruptionBudget", "Service"}
+	compared := 0
+	for _, w := range want {
+		if !slices.Contains(kinds, w.GetKind()) {
+			continue
+		}
+		g := find(got, w.GetKind(), w.GetName())
+		if g == nil {
+			t.Errorf("the chart installs no %s %s", w.GetKind(), w.GetName())
+			continue
+		}
+		if ann := g.GetAnnotations(); ann["helm.sh/resource-policy"] == "keep" {
+			delete(ann, "helm.sh/resource-policy")
+			g.SetAnnotations(ann)
+			if len(ann) == 0 {
+				unstructured.RemoveNestedField(g.Object, "metadata", "annotations")
+			}
+		}
+		if !equality.Semantic.DeepEqual(g.Object, w.Object) {
+			t.Errorf("%s %s differs between the chart and kustomize:\nchart:     %v\nkustomize: %v", w.GetKind(), w.GetName(), g.Object, w.Object)
+		}
+		compared++
+	}
+	if compared < 20 {
+		t.Errorf("compared %d objects; config/default has more of those kinds", compared)
+	}
+}
+
+func find(objs []*unstructured.Unstructured, kind, name string) *unstructured.Unstructured {
+	for _, o := range objs {
+		if o.GetKind() == kind && o.GetName() == name {
+			return o
+		}
+	}
+	return nil
+}
+
+func container(d *unstructured.Unstructured) map[string]any {
+	cs, _, _ := unstructured.NestedSlice(d.Object, "spec", "template", "spec", "containers")
+	return cs[0].(map[string]any)
+}
