@@ -36,6 +36,9 @@ type RunInput struct {
 	Clock clock.WithTicker
 	// AuditSuppressors may suppress the audit of their changes.
 	AuditSuppressors []string
+	// Env, when set, is set to the suite's environment before Setup and
+	// the tests run.
+	Env **Env
 	// Setup, when set, prepares the suite's fixtures once the control
 	// plane and the operator run; its cleanup runs after the tests.
 	Setup func(env *Env) (cleanup func(), err error)
@@ -67,6 +70,9 @@ func Run(in RunInput) int {
 		return 1
 	}
 	defer func() { env.StopOperator() }()
+	if in.Env != nil {
+		*in.Env = env
+	}
 	if in.Setup != nil {
 		cleanup, err := in.Setup(env)
 		if cleanup != nil {

@@ -28,7 +28,7 @@ import (
 var env *operatortest.Env
 
 func TestMain(m *testing.M) {
-	os.Exit(operatortest.Run(operatortest.RunInput{M: m, Setup: func(e *operatortest.Env) (func(), error) { env = e; return nil, nil }}))
+	os.Exit(operatortest.Run(operatortest.RunInput{M: m, Env: &env}))
 }
 
 func chartDir() string { return filepath.Join(env.Root, "charts", "waygate") }

@@ -181,7 +181,7 @@ func packageChart(root, work, out, version, registry string, refs map[string]str
 func pinValues(values []byte, component, registry, digest string) ([]byte, error) {
 	start := bytes.Index(values, []byte("\n"+component+":\n"))
 	if start < 0 {
-		return nil, fmt.Errorf("values.yaml has no %s:", component)
+		return nil, fmt.Errorf("values.yaml has no section %q", component)
 	}
 	section := values[start:]
 	for old, repl := range map[string]string{
@@ -190,7 +190,7 @@ func pinValues(values []byte, component, registry, digest string) ([]byte, error
 	} {
 		i := bytes.Index(section, []byte(old))
 		if i < 0 {
-			return nil, fmt.Errorf("values.yaml: no %q under %s:", old, component)
+			return nil, fmt.Errorf("values.yaml: no %q in section %q", old, component)
 		}
 		section = slices.Concat(section[:i], []byte(repl), section[i+len(old):])
 	}

@@ -20,7 +20,7 @@ import (
 var env *operatortest.Env
 
 func TestMain(m *testing.M) {
-	os.Exit(operatortest.Run(operatortest.RunInput{M: m, Setup: func(e *operatortest.Env) (func(), error) { env = e; return nil, nil }}))
+	os.Exit(operatortest.Run(operatortest.RunInput{M: m, Env: &env}))
 }
 
 // namespace creates a namespace for one test, with the people's roles.

@@ -25,7 +25,7 @@ import (
 var env *operatortest.Env
 
 func TestMain(m *testing.M) {
-	os.Exit(operatortest.Run(operatortest.RunInput{M: m, Setup: func(e *operatortest.Env) (func(), error) { env = e; return nil, nil }}))
+	os.Exit(operatortest.Run(operatortest.RunInput{M: m, Env: &env}))
 }
 
 // The gate's image, built for two platforms, pushed to a registry and
