@@ -68,6 +68,10 @@ push: ## Push the images of dist/images to REGISTRY (e.g. REGISTRY=ghcr.io/wayga
 	@test -n "$(REGISTRY)" || { echo "set REGISTRY, e.g. make push REGISTRY=ghcr.io/waygate-dev"; exit 1; }
 	go run ./hack/images --out dist/images --version $(VERSION) --push $(REGISTRY)
 
+.PHONY: release
+release: envtest-assets ## Write a release into dist/ (VERSION=vX.Y.Z): the images, install.yaml, crds.yaml, the Helm chart, the CLI archives and the krew manifest, naming the images in REGISTRY (default ghcr.io/waygate-dev); make push pushes them.
+	go run ./hack/release --out dist --version $(VERSION) --registry $(or $(REGISTRY),ghcr.io/waygate-dev)
+
 INSTALL_DIR ?= $(shell go env GOPATH)/bin
 
 .PHONY: install-cli

@@ -27,19 +27,32 @@ func TestDefaultInstallDryRun(t *testing.T) {
 
 // Installed into another namespace (config/default's namespace field), the
 // admission policy and the audit webhook's matchCondition name the
-// operator's service account in that namespace, not waygate-system.
+// operator's service account in that namespace, not waygate-system; the
+// dashboard follows too, and images: renames the images (docs/install.md,
+// "With kustomize").
 func TestInstallIntoAnotherNamespace(t *testing.T) {
 	raw, err := os.ReadFile(filepath.Join(env.Root, "config", "default", "kustomization.yaml"))
 	if err != nil {
 		t.Fatal(err)
 	}
-	// An overlay as a user would write it: config/default with a namespace.
+	// A copy of config/default's kustomization as docs/install.md has users
+	// write it: its resources in config/, a namespace, the dashboard, and
+	// their own registry.
 	dir, err := os.MkdirTemp(filepath.Join(env.Root, "bin"), "install-")
 	if err != nil {
 		t.Fatal(err)
 	}
 	defer func() { _ = os.RemoveAll(dir) }()
 	k := "namespace: acme-waygate\n" + strings.ReplaceAll(string(raw), "- ../", "- ../../config/")
+	k = strings.Replace(k, "resources:\n", "resources:\n- ../../config/dashboard\n", 1)
+	for _, c := range []string{"manager", "gate"} {
+		name := "- name: ghcr.io/waygate-dev/waygate-" + c + "\n"
+		if !strings.Contains(k, name) {
+			t.Fatalf("config/default/kustomization.yaml has no image %q", name)
+		}
+		k = strings.Replace(k, name, name+"  newName: registry.example.com/waygate/waygate-"+c+"\n", 1)
+	}
+	k = strings.Replace(k, "images:\n", "images:\n- name: ghcr.io/waygate-dev/waygate-dashboard\n  newName: registry.example.com/waygate/waygate-dashboard\n  newTag: v0.1.0\n", 1)
 	if err := os.WriteFile(filepath.Join(dir, "kustomization.yaml"), []byte(k), 0o644); err != nil {
 		t.Fatal(err)
 	}
@@ -50,6 +63,9 @@ func TestInstallIntoAnotherNamespace(t *testing.T) {
 	for _, want := range []string{
 		"request.userInfo.username == 'system:serviceaccount:acme-waygate:waygate-manager'",
 		"request.userInfo.username != 'system:serviceaccount:acme-waygate:waygate-manager'",
+		"image: registry.example.com/waygate/waygate-manager:v0.1.0",
+		"image: registry.example.com/waygate/waygate-gate:v0.1.0",
+		"image: registry.example.com/waygate/waygate-dashboard:v0.1.0",
 	} {
 		if !strings.Contains(string(out), want) {
 			t.Errorf("the install into acme-waygate has no %q", want)
@@ -57,6 +73,9 @@ func TestInstallIntoAnotherNamespace(t *testing.T) {
 	}
 	if strings.Contains(string(out), "waygate-system") {
 		t.Error("the install into acme-waygate still names waygate-system")
+	}
+	if strings.Contains(string(out), "ghcr.io") {
+		t.Error("the install with images of registry.example.com still names ghcr.io")
 	}
 }
 
