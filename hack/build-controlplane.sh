@@ -2,8 +2,9 @@
 # Builds the control-plane binaries envtest and `make run` need (kube-apiserver,
 # etcd, kubectl) from Go sources through the module proxy, into
 # $KUBEBUILDER_ASSETS (the Makefile's bin/k8s/<version>/). There is no prebuilt
-# download on our machines; the build takes 5-10 minutes on 2 cores the first
-# time and is a no-op once the binaries exist.
+# download on our machines; the build takes 10-15 minutes on 2 busy cores the
+# first time (kube-apiserver is most of it) and is a no-op once the binaries
+# exist.
 #
 # A kubectl on PATH within one minor of <version> (kubectl's supported version
 # skew) is used instead of building one: <assets>/kubectl is then a symlink to
@@ -90,7 +91,7 @@ build() { # module-dir output package estimate
   echo "built $name v$version in $(elapsed $((SECONDS - start)))" >&2
 }
 
-build kubernetes kube-apiserver k8s.io/kubernetes/cmd/kube-apiserver "about 5-10 minutes on 2 cores"
-build kubernetes kubectl k8s.io/kubernetes/cmd/kubectl "about 1-2 minutes after kube-apiserver"
+build kubernetes kube-apiserver k8s.io/kubernetes/cmd/kube-apiserver "about 5-15 minutes on 2 cores, depending on how busy they are"
+build kubernetes kubectl k8s.io/kubernetes/cmd/kubectl "under a minute after kube-apiserver"
 build etcd etcd go.etcd.io/etcd/server/v3 "about 1-2 minutes"
 echo "control plane v$version ready in $out after $(elapsed $((SECONDS - started))), reused from now on" >&2
