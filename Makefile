@@ -81,7 +81,7 @@ install-cli: build ## Install the CLI as waygate and as the kubectl plugin kubec
 	@echo "installed $(INSTALL_DIR)/waygate and $(INSTALL_DIR)/kubectl-waygate; make sure $(INSTALL_DIR) is on your PATH"
 
 .PHONY: envtest-assets
-envtest-assets: ## Build kube-apiserver, etcd and kubectl from source into bin/k8s/$(K8S_VERSION) (once).
+envtest-assets: ## Build kube-apiserver, etcd and kubectl from source into bin/k8s/$(K8S_VERSION) (once; a kubectl on PATH within one minor is linked instead).
 	K8S_VERSION=$(K8S_VERSION) ./hack/build-controlplane.sh
 
 .PHONY: test-deps

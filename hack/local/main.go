@@ -10,6 +10,7 @@ import (
 	"flag"
 	"fmt"
 	"os"
+	"os/exec"
 	"os/signal"
 	"path/filepath"
 	"syscall"
@@ -90,8 +91,8 @@ func run(manager, gateBin, gateAddr string, samples bool) error {
 	rel, _ := filepath.Rel(cp.Root, kubeconfig)
 	fmt.Printf(`waygate: ready
   gate: forward-auth http://%[2]s/v1/check/<namespace>/<service>, ext_authz %[3]s, metrics http://%[4]s/metrics
-  export KUBECONFIG=%[1]s
-  kubectl get waygate                        # every Waygate resource
+  export KUBECONFIG=$PWD/%[1]s
+%[5]s  kubectl get waygate                        # every Waygate resource
   kubectl get routegates -o wide             # routes and the state in effect
   kubectl get auditentries                   # who changed what, newest first
   kubectl explain routegate.spec             # field documentation
@@ -99,10 +100,11 @@ func run(manager, gateBin, gateAddr string, samples bool) error {
   bin/waygate --as alice disable GET:/reports -r "Re-index"   # alice may change
   bin/waygate status                         # the CLI: routes, then
   bin/waygate disable POST:/refunds -r "Ledger move" && bin/waygate audit
+  bin/waygate dashboard                      # the dashboard in your browser; its Audit tab is the audit log
   curl -i -H 'X-Forwarded-Method: GET' -H 'X-Forwarded-Uri: /payments' \
     http://%[2]s/v1/check/default/payments   # 503 MAINTENANCE_MODE: the gate enforces
 Ctrl-C stops the gate, the operator and the control plane.
-`, rel, gate.HTTP, gate.GRPC, gate.Metrics)
+`, rel, gate.HTTP, gate.GRPC, gate.Metrics, kubectlHint(cp.Root))
 
 	select {
 	case <-ctx.Done():
@@ -112,6 +114,29 @@ Ctrl-C stops the gate, the operator and the control plane.
 	case <-gate.Exited():
 		return fmt.Errorf("the gate exited: %w (see %s)", gate.Err(), gate.Log)
 	}
+}
+
+// kubectlHint is a line of the hints that puts the control plane's kubectl
+// first on PATH, or "" when the kubectl on PATH is that one already
+// (hack/build-controlplane.sh links one within one minor instead of building).
+func kubectlHint(root string) string {
+	dir := controlplane.AssetsDir(root)
+	if onPath, err := exec.LookPath("kubectl"); err == nil && sameFile(onPath, filepath.Join(dir, "kubectl")) {
+		return ""
+	}
+	if rel, err := filepath.Rel(root, dir); err == nil && filepath.IsLocal(rel) {
+		dir = "$PWD/" + rel
+	}
+	return fmt.Sprintf("  %-42s # the kubectl for v%s\n", "export PATH="+dir+":$PATH", controlplane.KubernetesVersion)
+}
+
+func sameFile(a, b string) bool {
+	fa, err := os.Stat(a)
+	if err != nil {
+		return false
+	}
+	fb, err := os.Stat(b)
+	return err == nil && os.SameFile(fa, fb)
 }
 
 // waitSamplesReady waits until the operator has reported on every sample, so
