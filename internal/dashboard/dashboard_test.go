@@ -615,6 +615,73 @@ func TestRoutesGatedAndScheduled(t *testing.T) {
 	})
 }
 
+// From the Routes page alice disables a route until a time, after which
+// it is served again by itself; until goes with Disable only, and in the
+// future. A route with no gate yet can be disabled until a time too.
+func TestDisableUntilFromTheRoutesPage(t *testing.T) {
+	ctx := context.Background()
+	gate(t, "get-exports", "GET:/exports")
+	tb := tab(t)
+	if err := chromedp.Do(tb, signIn("alice")); err != nil {
+		t.Fatal(err)
+	}
+	change := func(state, until string) string {
+		t.Helper()
+		if err := chromedp.Do(tb, chromedp.Navigate(site.URL+"/routes?ns="+shop),
+			chromedp.WaitVisible(chromedp.ID("state-get-exports")),
+			chromedp.SetValue(chromedp.ID("state-get-exports"), state),
+			chromedp.Click(chromedp.CSS(`#state-get-exports ~ details.more summary`)),
+			chromedp.SetValue(chromedp.ID("until-get-exports"), until),
+			chromedp.Submit(chromedp.ID("reason-get-exports")),
+			chromedp.WaitVisible(chromedp.CSS("p.notice, p.error")),
+		); err != nil {
+			t.Fatal(err)
+		}
+		return text(tb, t, "p.notice, p.error")
+	}
+	until := time.Now().UTC().Add(time.Hour).Truncate(time.Minute)
+	if n := change("active", until.Format("2006-01-02T15:04")); !strings.Contains(n, "until ends a disable: choose Disable, or leave until empty") {
+		t.Errorf("enable with an until: %q", n)
+	}
+	if n := change("disabled", until.Add(-2*time.Hour).Format("2006-01-02T15:04")); !strings.Contains(n, "is not in the future: give a later time") {
+		t.Errorf("disable until a past time: %q", n)
+	}
+	if n := change("disabled", until.Format("2006-01-02T15:04")); n != "RouteGate get-exports: disabled" {
+		t.Fatalf("disable until a time: %q", n)
+	}
+	var rg waygatev1.RouteGate
+	eventually(t, 10*time.Second, func() error {
+		if err := k8s.Get(ctx, client.ObjectKey{Namespace: shop, Name: "get-exports"}, &rg); err != nil {
+			return err
+		}
+		if rg.Spec.State != waygatev1.RouteDisabled || rg.Spec.Until == nil || !rg.Spec.Until.Time.Equal(until) {
+			return fmt.Errorf("spec %+v, want disabled until %s", rg.Spec, until)
+		}
+		if rg.Status.State != waygatev1.RouteDisabled || rg.Status.NextTransition == nil || !rg.Status.NextTransition.Time.Equal(until) {
+			return fmt.Errorf("status %+v, want disabled with the until next", rg.Status)
+		}
+		return nil
+	})
+
+	if err := chromedp.Do(tb, chromedp.Navigate(site.URL+"/routes?ns="+shop),
+		chromedp.Click(chromedp.CSS("details.new summary")),
+		chromedp.WaitVisible(chromedp.ID("new-route")),
+		chromedp.SendKeys(chromedp.ID("new-route"), "GET:/imports"),
+		chromedp.SetValue(chromedp.ID("new-state"), "disabled"),
+		chromedp.SetValue(chromedp.ID("new-until"), until.Format("2006-01-02T15:04")),
+		chromedp.Click(chromedp.ID("new-submit")),
+		chromedp.WaitVisible(chromedp.CSS("p.notice, p.error")),
+	); err != nil {
+		t.Fatal(err)
+	}
+	if n := text(tb, t, "p.notice, p.error"); n != "RouteGate get-imports created: GET:/imports disabled" {
+		t.Fatalf("creating a gate disabled until a time: %q", n)
+	}
+	if err := k8s.Get(ctx, client.ObjectKey{Namespace: shop, Name: "get-imports"}, &rg); err != nil || rg.Spec.Until == nil || !rg.Spec.Until.Time.Equal(until) {
+		t.Errorf("created gate: %v %+v, want disabled until %s", err, rg.Spec, until)
+	}
+}
+
 // A gate that Helm manages changes only with "change anyway" ticked: the
 // next sync would revert it.
 func TestGitOpsNeedsConfirmation(t *testing.T) {
