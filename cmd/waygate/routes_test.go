@@ -76,7 +76,7 @@ func TestDisableUntil(t *testing.T) {
 	golden(t, ns, must(t, "alice", ns, "disable", "GET:/exports", "--until", "2h", "-r", "Bad deploy"),
 		`GET:/exports: disabled until <time> "Bad deploy" (created routegate <ns>/get-exports)`)
 	if rg := get(); rg.Spec.State != waygatev1.RouteDisabled || rg.Spec.Until == nil ||
-		rg.Spec.Until.Time.Before(before.Add(2*time.Hour)) || rg.Spec.Until.Time.After(time.Now().Add(2*time.Hour)) {
+		rg.Spec.Until.Time.Before(before.Add(2*time.Hour)) || rg.Spec.Until.After(time.Now().Add(2*time.Hour)) {
 		t.Fatalf("after disable --until 2h: %+v, want disabled until 2 h from now", rg.Spec)
 	}
 	waitAudit(t, ns, 1, "--actor", "alice", "--action", "disable", "GET:/exports")
