@@ -33,11 +33,13 @@ const (
 	ReasonStateApplied       = "StateApplied"
 	ReasonWindowScheduled    = "WindowScheduled"
 	ReasonWindowOpen         = "WindowOpen"
+	ReasonDisabledUntil      = "DisabledUntil"
 	ReasonServiceMaintenance = "ServiceMaintenance"
 )
 
 // RouteGateReconciler computes the state in effect of each route: its own
-// state, its maintenance window, and the service-wide gates that cover it.
+// state, its maintenance window or the end of its disable, and the
+// service-wide gates that cover it.
 type RouteGateReconciler struct {
 	client.Client
 	Audit    *audit.Writer
@@ -50,7 +52,7 @@ type RouteGateReconciler struct {
 // +kubebuilder:rbac:groups=events.k8s.io,resources=events,verbs=create;patch
 
 // Reconcile computes and records the state in effect of one RouteGate, and
-// asks to be called again when a window starts or ends.
+// asks to be called again when a window starts or ends, or a disable ends.
 func (r *RouteGateReconciler) Reconcile(ctx context.Context, req reconcile.Request) (reconcile.Result, error) {
 	return reconcileKind(ctx, r.Client, r.Audit, req.NamespacedName, func(rg, was *waygatev1.RouteGate) (reconcile.Result, error) {
 		return r.compute(ctx, rg, was)
@@ -86,9 +88,9 @@ func (r *RouteGateReconciler) compute(ctx context.Context, rg, was *waygatev1.Ro
 		reason, msg := readyReason(rg, eff)
 		setReady(rg.Common(), rg.Generation, true, reason, msg)
 	}
-	// The window's boundaries passed since the status was last computed
-	// (or since the edit that made this generation) are the scheduler's
-	// changes: recorded before the status that shows them.
+	// The window's boundaries (or the disable's end) passed since the status
+	// was last computed (or since the edit that made this generation) are the
+	// scheduler's changes: recorded before the status that shows them.
 	journal, err := audit.Journal(was)
 	if err != nil {
 		return reconcile.Result{}, err
@@ -138,8 +140,10 @@ func readyReason(rg *waygatev1.RouteGate, eff routes.RouteState) (string, string
 	switch {
 	case eff.GovernedBy != "":
 		return ReasonServiceMaintenance, fmt.Sprintf("in maintenance by service-wide RouteGate %q", eff.GovernedBy)
-	case eff.Window != nil:
-		return ReasonWindowOpen, fmt.Sprintf("maintenance window open until %s", eff.Window.End.UTC().Format(time.RFC3339))
+	case !eff.Ends.IsZero() && rg.Spec.Window != nil:
+		return ReasonWindowOpen, fmt.Sprintf("maintenance window open until %s", eff.Ends.UTC().Format(time.RFC3339))
+	case !eff.Ends.IsZero():
+		return ReasonDisabledUntil, fmt.Sprintf("route is disabled until %s", eff.Ends.UTC().Format(time.RFC3339))
 	case rg.Spec.Window != nil && !eff.Next.IsZero():
 		return ReasonWindowScheduled, fmt.Sprintf("%s; maintenance window starts %s", eff.State, rg.Spec.Window.Start.UTC().Format(time.RFC3339))
 	default:

@@ -57,6 +57,10 @@ func TestRouteGateStates(t *testing.T) {
 			Start: metav1.NewTime(clk.Now().Add(-time.Hour)), End: metav1.NewTime(clk.Now().Add(time.Hour))}}, waygatev1.RouteMaintenance, controllers.ReasonWindowOpen},
 		{"past-window", waygatev1.RouteGateSpec{Route: "/g", State: waygatev1.RouteMaintenance, Window: &waygatev1.MaintenanceWindow{
 			Start: metav1.NewTime(clk.Now().Add(-2 * time.Hour)), End: metav1.NewTime(clk.Now().Add(-time.Hour))}}, waygatev1.RouteActive, controllers.ReasonStateApplied},
+		{"disabled-until", waygatev1.RouteGateSpec{Route: "/h", State: waygatev1.RouteDisabled, Until: &metav1.Time{Time: clk.Now().Add(time.Hour)}},
+			waygatev1.RouteDisabled, controllers.ReasonDisabledUntil},
+		{"past-until", waygatev1.RouteGateSpec{Route: "/i", State: waygatev1.RouteDisabled, Until: &metav1.Time{Time: clk.Now().Add(-time.Hour)}},
+			waygatev1.RouteActive, controllers.ReasonStateApplied},
 	}
 	for _, tc := range cases {
 		t.Run(tc.name, func(t *testing.T) {
@@ -132,6 +136,48 @@ func TestRouteGateWindowTurnsMaintenanceOnAndOff(t *testing.T) {
 		}
 		return nil
 	})
+}
+
+// A disable with an until ends by itself: the route is active from the
+// until on, with no write to its spec, and the scheduler records the end as
+// an enable.
+func TestRouteGateDisableUntilEnds(t *testing.T) {
+	ns := env.Namespace(t, "routes")
+	until := clk.Now().Add(time.Minute).Truncate(time.Second)
+	rg := routeGate(ns, "until", waygatev1.RouteGateSpec{
+		Route: "GET:/exports", State: waygatev1.RouteDisabled, Reason: "bad deploy", Until: &metav1.Time{Time: until},
+	})
+	create(t, rg)
+	waitState(t, rg, waygatev1.RouteDisabled)
+	if rg.Status.Reason != "bad deploy" || rg.Status.NextTransition == nil || !rg.Status.NextTransition.Time.Equal(until) {
+		t.Fatalf("disabled: reason %q, nextTransition %v; want bad deploy, the until %v", rg.Status.Reason, rg.Status.NextTransition, until)
+	}
+	c := waitReady(t, rg, func() []metav1.Condition { return rg.Status.Conditions }, metav1.ConditionTrue, controllers.ReasonDisabledUntil)
+	if want := "route is disabled until " + until.UTC().Format(time.RFC3339); c.Message != want {
+		t.Errorf("Ready message %q, want %q", c.Message, want)
+	}
+	generation := rg.Generation
+
+	skipTo(until.Add(-2 * time.Second))
+	time.Sleep(300 * time.Millisecond)
+	waitState(t, rg, waygatev1.RouteDisabled)
+
+	skipTo(until.Add(1500 * time.Millisecond))
+	waitState(t, rg, waygatev1.RouteActive)
+	if rg.Status.NextTransition != nil || rg.Status.Reason != "" {
+		t.Fatalf("after the until: nextTransition %v, reason %q; want none", rg.Status.NextTransition, rg.Status.Reason)
+	}
+	if rg.Generation != generation || rg.Spec.State != waygatev1.RouteDisabled {
+		t.Errorf("the end changed the spec: generation %d → %d, state %s", generation, rg.Generation, rg.Spec.State)
+	}
+	waitReady(t, rg, func() []metav1.Condition { return rg.Status.Conditions }, metav1.ConditionTrue, controllers.ReasonStateApplied)
+	wantEntries(t, waitEntries(t, ns, "until", 2),
+		entry{"admin", "api", "disable", "GET:/exports", "active", "disabled", "bad deploy"},
+		entry{"system:scheduler", "system", "enable", "GET:/exports", "disabled", "active", "bad deploy"},
+	)
+	if got := entriesOf(t, ns, "until"); !got[1].Spec.Timestamp.Time.Equal(until) {
+		t.Errorf("the end recorded at %v, want the until %v", got[1].Spec.Timestamp, until)
+	}
 }
 
 func TestServiceWideMaintenance(t *testing.T) {

@@ -28,6 +28,7 @@ const AllRoutes = "*"
 // +kubebuilder:validation:XValidation:rule="!has(self.exempt) || size(self.exempt) == 0 || self.route == '*'",message="spec.exempt is only allowed when route is \"*\" (a service-wide gate); remove it or set route to \"*\"",fieldPath=".exempt"
 // +kubebuilder:validation:XValidation:rule="self.route != '*' || self.state in ['active', 'maintenance']",message="a service-wide gate (route \"*\") can only be active or maintenance; gate single routes to disable or env-gate them",fieldPath=".state"
 // +kubebuilder:validation:XValidation:rule="!has(self.window) || self.state in ['active', 'maintenance']",message="spec.window schedules maintenance and needs state active or maintenance; remove the window or change the state",fieldPath=".window"
+// +kubebuilder:validation:XValidation:rule="!has(self.until) || self.state == 'disabled'",message="spec.until ends a disable and needs state disabled; remove until, or set state disabled (for maintenance that ends by itself, use spec.window)",fieldPath=".until"
 // +kubebuilder:validation:XValidation:rule="!has(self.forceActive) || !self.forceActive || (self.state == 'active' && !has(self.window) && self.route != '*')",message="spec.forceActive keeps a single route active: it needs state active, no window and a route other than \"*\"",fieldPath=".forceActive"
 // +kubebuilder:validation:XValidation:rule="!has(self.includeForceActive) || !self.includeForceActive || self.route == '*'",message="spec.includeForceActive only applies to a service-wide gate (route \"*\")",fieldPath=".includeForceActive"
 // +kubebuilder:validation:XValidation:rule="self.state != 'deprecated' || has(self.deprecation)",message="spec.deprecation is required when state is deprecated: give at least a sunset time or a successor",fieldPath=".deprecation"
@@ -45,7 +46,8 @@ type RouteGateSpec struct {
 	Service ServiceName `json:"service,omitempty"`
 
 	// state is the desired state of the route. With a window, maintenance is in
-	// effect only between window.start and window.end.
+	// effect only between window.start and window.end; with until, a disable
+	// is in effect only until then.
 	// +kubebuilder:default=active
 	// +optional
 	State RouteState `json:"state,omitempty"`
@@ -70,6 +72,14 @@ type RouteGateSpec struct {
 	// Retry-After until end.
 	// +optional
 	Window *MaintenanceWindow `json:"window,omitempty"`
+
+	// until ends a disable by itself (state disabled only): the route is
+	// disabled until this time (RFC 3339, e.g. 2026-06-01T05:00:00Z) and
+	// active from it, with no further write; the operator records the end
+	// in the audit log as system:scheduler's enable. Disabled responses
+	// carry Retry-After until then.
+	// +optional
+	Until *metav1.Time `json:"until,omitempty"`
 
 	// exempt lists route keys that stay served during a service-wide gate's
 	// maintenance (route "*" only), e.g. GET:/health.
@@ -132,7 +142,8 @@ type RouteGateStatus struct {
 	CommonStatus `json:",inline"`
 
 	// state is the state in effect now: the spec's state, maintenance inside a
-	// window, or maintenance imposed by a service-wide gate.
+	// window, active once a disable's until has passed, or maintenance
+	// imposed by a service-wide gate.
 	// +optional
 	State RouteState `json:"state,omitempty"`
 
@@ -146,7 +157,7 @@ type RouteGateStatus struct {
 	GovernedBy string `json:"governedBy,omitempty"`
 
 	// nextTransition is when the state in effect will next change on its own
-	// (a window starting or ending).
+	// (a window starting or ending, a disable reaching its until).
 	// +optional
 	NextTransition *metav1.Time `json:"nextTransition,omitempty"`
 }
@@ -163,7 +174,7 @@ type RouteGateStatus struct {
 // +kubebuilder:printcolumn:name="Desired",type=string,JSONPath=`.spec.state`,priority=1
 // +kubebuilder:printcolumn:name="Ready",type=string,JSONPath=`.status.conditions[?(@.type=="Ready")].status`
 // +kubebuilder:printcolumn:name="Reason",type=string,JSONPath=`.status.reason`
-// +kubebuilder:printcolumn:name="Next",type=string,JSONPath=`.status.nextTransition`,priority=1,description="When the state in effect changes next (a window starting or ending)"
+// +kubebuilder:printcolumn:name="Next",type=string,JSONPath=`.status.nextTransition`,priority=1,description="When the state in effect changes next (a window starting or ending, a disable reaching its until)"
 // +kubebuilder:printcolumn:name="Age",type=date,JSONPath=`.metadata.creationTimestamp`
 type RouteGate struct {
 	metav1.TypeMeta   `json:",inline"`

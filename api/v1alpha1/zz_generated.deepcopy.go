@@ -573,6 +573,10 @@ func (in *RouteGateSpec) DeepCopyInto(out *RouteGateSpec) {
 		*out = new(MaintenanceWindow)
 		(*in).DeepCopyInto(*out)
 	}
+	if in.Until != nil {
+		in, out := &in.Until, &out.Until
+		*out = (*in).DeepCopy()
+	}
 	if in.Exempt != nil {
 		in, out := &in.Exempt, &out.Exempt
 		*out = make([]RouteKey, len(*in))

@@ -94,6 +94,49 @@ func TestWindowsSwitchOnTheGateClock(t *testing.T) {
 	}
 }
 
+// A disable with an until ends on the gate at the until, on the gate's own
+// clock: no write to the API tells it (the operator writes its status a
+// second later, and the spec never changes). Until then its refusals say
+// when to retry.
+func TestDisableUntilEndsOnTheGateClock(t *testing.T) {
+	ns := env.Namespace(t, "gate")
+	// Whole seconds: the API stores times to the second.
+	until := time.Now().Add(4 * time.Second).Truncate(time.Second)
+	rg := &waygatev1.RouteGate{ObjectMeta: metav1.ObjectMeta{Namespace: ns, Name: "exports"}, Spec: waygatev1.RouteGateSpec{
+		Route: "GET:/exports", Service: "payments", State: waygatev1.RouteDisabled, Reason: "Bad deploy",
+		Until: &metav1.Time{Time: until},
+	}}
+	if err := k8s.Create(context.Background(), rg); err != nil {
+		t.Fatal(err)
+	}
+	var asked time.Time
+	ask := func() answer {
+		asked = time.Now()
+		return check(t, gw, ns, "payments", "GET", "/exports")
+	}
+	a := waitFor(t, http.StatusServiceUnavailable, "ROUTE_DISABLED", ask)
+	if asked.After(until) {
+		t.Fatal("the until passed before the gate saw the disable (more than 3 s after the create)")
+	}
+	want := `{"error":{"code":"ROUTE_DISABLED","message":"This endpoint has been disabled","path":"/exports","reason":"Bad deploy"}}`
+	if a.Body != want {
+		t.Errorf("body %s, want %s", a.Body, want)
+	}
+	if ra, _ := strconv.Atoi(a.Header.Get("Retry-After")); ra < 1 || ra > 4 {
+		t.Errorf("Retry-After %q, want the seconds to the until", a.Header.Get("Retry-After"))
+	}
+	waitFor(t, http.StatusOK, "", ask)
+	switch {
+	case asked.Before(until):
+		t.Fatalf("allowed at %s, before the until %s", asked.Format(time.StampMilli), until.Format(time.StampMilli))
+	case asked.After(until.Add(time.Second)):
+		t.Errorf("allowed only at %s, more than a second after the until %s", asked.Format(time.StampMilli), until.Format(time.StampMilli))
+	}
+	if err := k8s.Get(context.Background(), client.ObjectKeyFromObject(rg), rg); err != nil || rg.Generation != 1 {
+		t.Errorf("after the until: %v, generation %d; want the spec as created", err, rg.Generation)
+	}
+}
+
 func TestServiceWideGateWithExemptTemplate(t *testing.T) {
 	ns := env.Namespace(t, "gate")
 	kubectl(t, `

@@ -60,6 +60,48 @@ func TestRouteCommandsAreAudited(t *testing.T) {
 	}
 }
 
+// disable --until sets spec.until, which the route's other changes drop: a
+// plain disable is for good, enable serves it again.
+func TestDisableUntil(t *testing.T) {
+	ns := namespace(t)
+	get := func() *waygatev1.RouteGate {
+		t.Helper()
+		var rg waygatev1.RouteGate
+		if err := env.Client.Get(context.Background(), client.ObjectKey{Namespace: ns, Name: "get-exports"}, &rg); err != nil {
+			t.Fatal(err)
+		}
+		return &rg
+	}
+	before := time.Now().Truncate(time.Second)
+	golden(t, ns, must(t, "alice", ns, "disable", "GET:/exports", "--until", "2h", "-r", "Bad deploy"),
+		`GET:/exports: disabled until <time> "Bad deploy" (created routegate <ns>/get-exports)`)
+	if rg := get(); rg.Spec.State != waygatev1.RouteDisabled || rg.Spec.Until == nil ||
+		rg.Spec.Until.Time.Before(before.Add(2*time.Hour)) || rg.Spec.Until.After(time.Now().Add(2*time.Hour)) {
+		t.Fatalf("after disable --until 2h: %+v, want disabled until 2 h from now", rg.Spec)
+	}
+	waitAudit(t, ns, 1, "--actor", "alice", "--action", "disable", "GET:/exports")
+	if out := settled(t, ns, "status", "GET:/exports"); !strings.Contains(masked(out, ns), "Next change:  <time> (<age>)") {
+		t.Errorf("status shows no next change:\n%s", out)
+	}
+
+	golden(t, ns, must(t, "alice", ns, "disable", "GET:/exports", "--until", "2030-06-01T18:00:00Z"),
+		`GET:/exports: disabled until <time> "Bad deploy" → disabled until <time> "Bad deploy" (routegate <ns>/get-exports)`)
+	if rg := get(); rg.Spec.Until == nil || !rg.Spec.Until.Time.Equal(at("2030-06-01T18:00:00Z")) {
+		t.Fatalf("after disable --until 2030-06-01T18:00:00Z: %+v", rg.Spec)
+	}
+	golden(t, ns, must(t, "alice", ns, "disable", "GET:/exports"),
+		`GET:/exports: disabled until <time> "Bad deploy" → disabled "Bad deploy" (routegate <ns>/get-exports)`)
+	if rg := get(); rg.Spec.Until != nil {
+		t.Fatalf("a plain disable kept the until: %+v", rg.Spec)
+	}
+	must(t, "alice", ns, "disable", "GET:/exports", "--until", "1h")
+	golden(t, ns, must(t, "alice", ns, "enable", "GET:/exports"),
+		`GET:/exports: disabled until <time> "Bad deploy" → active (routegate <ns>/get-exports)`)
+	if rg := get(); rg.Spec.State != waygatev1.RouteActive || rg.Spec.Until != nil {
+		t.Fatalf("after enable: %+v", rg.Spec)
+	}
+}
+
 // waitAudit waits until `waygate audit args...` finds n entries: the
 // operator writes entries a moment after the changes, those of different
 // objects in any order.

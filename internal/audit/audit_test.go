@@ -112,6 +112,7 @@ func TestDescribe(t *testing.T) {
 		return p
 	}
 	window := &waygatev1.MaintenanceWindow{Start: metav1.NewTime(now.Add(time.Hour)), End: metav1.NewTime(now.Add(2 * time.Hour))}
+	earlier, later := metav1.NewTime(now.Add(-time.Hour)), metav1.NewTime(now.Add(2*time.Hour))
 	cases := []struct {
 		name     string
 		old, new client.Object
@@ -124,6 +125,11 @@ func TestDescribe(t *testing.T) {
 			"maintenance_scheduled /r active→active  [spec.window set to {\"end\":\"2026-06-01T05:00:00Z\",\"start\":\"2026-06-01T04:00:00Z\"}]"},
 		{"reason edited", rg(waygatev1.RouteGateSpec{Route: "/r", State: "disabled", Reason: "a"}), rg(waygatev1.RouteGateSpec{Route: "/r", State: "disabled", Reason: "b"}),
 			"route_updated /r disabled→disabled b [spec.reason: a → b]"},
+		{"disabled until later", rg(waygatev1.RouteGateSpec{Route: "/r", State: "active"}), rg(waygatev1.RouteGateSpec{Route: "/r", State: "disabled", Reason: "bad deploy", Until: &later}),
+			"disable /r active→disabled bad deploy [spec.reason set to bad deploy|spec.state: active → disabled|spec.until set to 2026-06-01T05:00:00Z]"},
+		// Once its until has passed, a disable is over: disabling again is one.
+		{"disabled again after the until", rg(waygatev1.RouteGateSpec{Route: "/r", State: "disabled", Until: &earlier}), rg(waygatev1.RouteGateSpec{Route: "/r", State: "disabled", Until: &later}),
+			"disable /r active→disabled  [spec.until: 2026-06-01T02:00:00Z → 2026-06-01T05:00:00Z]"},
 		// A deletion is always route_deleted; old → new is its effect.
 		{"route deleted in maintenance", rg(waygatev1.RouteGateSpec{Route: "/r", State: "maintenance"}), nil, "route_deleted /r maintenance→active  []"},
 		{"route deleted disabled", rg(waygatev1.RouteGateSpec{Route: "/r", State: "disabled", Reason: "gone"}), nil, "route_deleted /r disabled→active gone []"},
@@ -365,17 +371,23 @@ func TestUnrecorded(t *testing.T) {
 		next     *metav1.Time
 		journal  []Record
 		now      time.Time
-		want     []string // actions, in order
+		want     []string // "action old→new at", in order
+		// until disables the route until end instead of the window.
+		until bool
 	}{
-		{"before the start", 2, at(0), nil, start.Add(-time.Second), nil},
-		{"the start, status of this generation expecting it", 2, at(0), nil, start.Add(time.Second), []string{"maintenance_on"}},
-		{"the start is in the status already", 2, &metav1.Time{Time: end}, nil, start.Add(time.Second), nil},
-		{"both, in order", 2, at(0), nil, end.Add(time.Second), []string{"maintenance_on", "maintenance_off"}},
-		{"status of this generation expecting nothing", 2, nil, []Record{edit(2, -time.Minute)}, end.Add(time.Second), nil},
-		{"status of an older generation: since this generation's edit", 1, at(0), []Record{edit(2, -time.Minute)}, start.Add(time.Second), []string{"maintenance_on"}},
-		{"status of an older generation: the edit came after the start", 1, nil, []Record{edit(2, time.Minute)}, start.Add(2 * time.Minute), nil},
-		{"status of an older generation, no edit of this one in the journal", 1, at(0), []Record{edit(1, -time.Minute)}, end.Add(time.Second), nil},
-		{"never computed: since the creation", 0, nil, []Record{edit(2, -time.Minute)}, start.Add(time.Second), []string{"maintenance_on"}},
+		{"before the start", 2, at(0), nil, start.Add(-time.Second), nil, false},
+		{"the start, status of this generation expecting it", 2, at(0), nil, start.Add(time.Second), []string{"maintenance_on active→maintenance 03:00"}, false},
+		{"the start is in the status already", 2, &metav1.Time{Time: end}, nil, start.Add(time.Second), nil, false},
+		{"both, in order", 2, at(0), nil, end.Add(time.Second), []string{"maintenance_on active→maintenance 03:00", "maintenance_off maintenance→active 04:00"}, false},
+		{"status of this generation expecting nothing", 2, nil, []Record{edit(2, -time.Minute)}, end.Add(time.Second), nil, false},
+		{"status of an older generation: since this generation's edit", 1, at(0), []Record{edit(2, -time.Minute)}, start.Add(time.Second), []string{"maintenance_on active→maintenance 03:00"}, false},
+		{"status of an older generation: the edit came after the start", 1, nil, []Record{edit(2, time.Minute)}, start.Add(2 * time.Minute), nil, false},
+		{"status of an older generation, no edit of this one in the journal", 1, at(0), []Record{edit(1, -time.Minute)}, end.Add(time.Second), nil, false},
+		{"never computed: since the creation", 0, nil, []Record{edit(2, -time.Minute)}, start.Add(time.Second), []string{"maintenance_on active→maintenance 03:00"}, false},
+		{"before the until", 2, at(time.Hour), nil, end.Add(-time.Second), nil, true},
+		{"the until, status of this generation expecting it", 2, at(time.Hour), nil, end.Add(time.Second), []string{"enable disabled→active 04:00"}, true},
+		{"the until, status of an older generation: since this generation's edit", 1, nil, []Record{edit(2, -time.Minute)}, end.Add(time.Second), []string{"enable disabled→active 04:00"}, true},
+		{"the until is in the status already", 2, nil, nil, end.Add(time.Second), nil, true},
 	}
 	for _, tc := range cases {
 		t.Run(tc.name, func(t *testing.T) {
@@ -384,13 +396,16 @@ func TestUnrecorded(t *testing.T) {
 				Spec: waygatev1.RouteGateSpec{Route: "GET:/reports", State: waygatev1.RouteActive,
 					Window: &waygatev1.MaintenanceWindow{Start: metav1.NewTime(start), End: metav1.NewTime(end)}},
 			}
+			if tc.until {
+				rg.Spec = waygatev1.RouteGateSpec{Route: "GET:/reports", State: waygatev1.RouteDisabled, Until: &metav1.Time{Time: end}}
+			}
 			rg.Status.ObservedGeneration, rg.Status.NextTransition = tc.observed, tc.next
 			var got []string
 			for _, r := range Unrecorded(rg, tc.journal, tc.now) {
-				if r.Actor != SchedulerActor || r.Generation != 2 {
+				if r.Actor != SchedulerActor || r.Platform != waygatev1.PlatformSystem || r.Generation != 2 {
 					t.Errorf("record %+v: want the scheduler's, of generation 2", r)
 				}
-				got = append(got, r.Action)
+				got = append(got, r.Action+" "+r.Old+"→"+r.New+" "+r.Time.UTC().Format("15:04"))
 			}
 			if !slices.Equal(got, tc.want) {
 				t.Errorf("Unrecorded = %v, want %v", got, tc.want)

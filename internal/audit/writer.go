@@ -25,8 +25,8 @@ import (
 
 // Actors of changes no person made.
 const (
-	// SchedulerActor makes the changes a maintenance window makes at its
-	// start and end.
+	// SchedulerActor makes the changes the clock makes: a maintenance
+	// window's start and end, a disable's until.
 	SchedulerActor = "system:scheduler"
 	// UnknownActor is recorded for a deletion whose request the webhook did
 	// not see (the webhook was not installed yet when it happened).
@@ -149,7 +149,7 @@ func (w *Writer) Drain(ctx context.Context, obj Object) (retryAfter time.Duratio
 }
 
 // Write records changes of obj straight away, not through its journal: a
-// change the clock made (an Unrecorded window transition), or the deletion of an
+// change the clock made (an Unrecorded transition), or the deletion of an
 // object no finalizer holds.
 func (w *Writer) Write(ctx context.Context, obj client.Object, recs ...Record) error {
 	kind, err := apiutil.GVKForObject(obj, w.Client.Scheme())
@@ -164,37 +164,35 @@ func (w *Writer) Write(ctx context.Context, obj client.Object, recs ...Record) e
 	return nil
 }
 
-// windowTransitions are the records, as the scheduler makes them, of the
-// boundaries of rg's window from since to until (both included). Their IDs
-// name the generation and the boundary, so that the controller (after a
-// reconcile) and the webhook (before an edit) record each once.
-func windowTransitions(rg *waygatev1.RouteGate, since, until time.Time) []Record {
-	w := rg.Spec.Window
-	if w == nil {
-		return nil
-	}
+// transitions are the records, as the scheduler makes them, of the changes
+// rg's own state makes by itself (its window's start and end, its disable's
+// until) from since to upTo (both included): each at the Next of the state
+// before it, as the gate and the status see them. Their IDs name the
+// generation and the instant, so that the controller (after a reconcile)
+// and the webhook (before an edit) record each once.
+func transitions(rg *waygatev1.RouteGate, since, upTo time.Time) []Record {
 	var recs []Record
-	for _, b := range []time.Time{w.Start.Time, w.End.Time} {
-		if b.Before(since) || b.After(until) {
-			continue
-		}
-		from, to := routes.OwnState(&rg.Spec, b.Add(-time.Nanosecond)).State, routes.OwnState(&rg.Spec, b).State
+	for before := routes.OwnState(&rg.Spec, since.Add(-time.Nanosecond)); !before.Next.IsZero() && !before.Next.After(upTo); {
+		b := before.Next
+		after := routes.OwnState(&rg.Spec, b)
 		recs = append(recs, Record{
 			ID:     fmt.Sprintf("scheduler/%d/%d", rg.Generation, b.Unix()),
 			Path:   RoutePath(rg.Spec.Route, rg.Spec.Service),
-			Action: RouteAction(rg.Spec.Route == waygatev1.AllRoutes, from, to),
-			Old:    string(from), New: string(to), Reason: rg.Spec.Reason,
+			Action: RouteAction(rg.Spec.Route == waygatev1.AllRoutes, before.State, after.State),
+			Old:    string(before.State), New: string(after.State), Reason: rg.Spec.Reason,
 			Actor: SchedulerActor, Platform: waygatev1.PlatformSystem, Time: metav1.NewMicroTime(b.UTC()), Generation: rg.Generation,
 		})
+		before = after
 	}
 	return recs
 }
 
-// Unrecorded are the window transitions of rg, as last stored, that passed
-// before now and that no status of its generation shows: those since its
-// status was computed (status.nextTransition; none when it expected none)
-// or, when the status is of an older generation, since the edit that made
-// this one (in journal). The controller records them before it writes a
+// Unrecorded are the scheduler's transitions of rg (a window's start and
+// end, a disable's until), as last stored, that passed before now and that
+// no status of its generation shows: those since its status was computed
+// (status.nextTransition; none when it expected none) or, when the status
+// is of an older generation, since the edit that made this one (in
+// journal). The controller records them before it writes a
 // status; an edit records them first, so that a window boundary and an edit
 // just after it are both in the log, in order, though the controller then
 // computes the new generation only. Each transition's record has one ID,
@@ -216,7 +214,7 @@ func Unrecorded(rg *waygatev1.RouteGate, journal []Record, now time.Time) []Reco
 	if since.IsZero() {
 		return nil
 	}
-	return windowTransitions(rg, since, now)
+	return transitions(rg, since, now)
 }
 
 // write creates an entry; one that exists already was written by an

@@ -32,14 +32,10 @@ func routeCommands(o *Options) []*cobra.Command {
 		statusCommand(o),
 		routeCommand(o, "enable ROUTE", "Serve a route normally again (state active, no window)", false,
 			func(spec *waygatev1.RouteGateSpec, _ []string) error {
-				spec.State, spec.Window = waygatev1.RouteActive, nil
+				spec.State, spec.Window, spec.Until = waygatev1.RouteActive, nil, nil
 				return nil
 			}, nil),
-		routeCommand(o, "disable ROUTE", "Answer a route with 503 ROUTE_DISABLED", true,
-			func(spec *waygatev1.RouteGateSpec, _ []string) error {
-				spec.State, spec.Window = waygatev1.RouteDisabled, nil
-				return nil
-			}, nil),
+		disableCommand(o),
 		maintenanceCommand(o, "maintenance ROUTE", "Put a route into maintenance (503 MAINTENANCE_MODE), now or in a window", false),
 		maintenanceCommand(o, "schedule ROUTE", "Schedule a maintenance window: active until --start, maintenance until --end", true),
 		envCommand(o),
@@ -68,11 +64,33 @@ func routeCommand(o *Options, use, short string, create bool, change func(*wayga
 	return c
 }
 
+func disableCommand(o *Options) *cobra.Command {
+	var until string
+	return routeCommand(o, "disable ROUTE", "Answer a route with 503 ROUTE_DISABLED, for good or --until a time", true,
+		func(spec *waygatev1.RouteGateSpec, _ []string) error {
+			spec.State, spec.Window, spec.Until = waygatev1.RouteDisabled, nil, nil
+			if until == "" {
+				return nil
+			}
+			t, err := o.parseTime("--until", until)
+			if err != nil {
+				return err
+			}
+			if !t.After(o.Now()) {
+				return fmt.Errorf("--until %s is not in the future (%s): give a later time, or a delay from now such as 2h", until, o.formatTime(t))
+			}
+			spec.Until = &metav1.Time{Time: t}
+			return nil
+		}, func(c *cobra.Command) {
+			c.Flags().StringVar(&until, "until", "", "Serve the route again by itself at this time (2030-06-01T18:00:00Z, 2030-06-01 18:00 in local time) or after this delay (2h); audited as system:scheduler's enable.")
+		})
+}
+
 func maintenanceCommand(o *Options, use, short string, window bool) *cobra.Command {
 	var start, end string
 	c := routeCommand(o, use, short, true, func(spec *waygatev1.RouteGateSpec, _ []string) error {
 		if !window && start == "" && end == "" {
-			spec.State, spec.Window = waygatev1.RouteMaintenance, nil
+			spec.State, spec.Window, spec.Until = waygatev1.RouteMaintenance, nil, nil
 			return nil
 		}
 		w, err := o.window(start, end)
@@ -80,7 +98,7 @@ func maintenanceCommand(o *Options, use, short string, window bool) *cobra.Comma
 			return err
 		}
 		// Active outside the window, maintenance inside it.
-		spec.State, spec.Window = waygatev1.RouteActive, w
+		spec.State, spec.Window, spec.Until = waygatev1.RouteActive, w, nil
 		return nil
 	}, func(c *cobra.Command) {
 		c.Flags().StringVar(&start, "start", "", "When maintenance starts: a time (2030-06-01T03:00:00Z, 2030-06-01 03:00 in local time) or a delay from now (30m).")
@@ -97,7 +115,7 @@ func envCommand(o *Options) *cobra.Command {
 	env := &cobra.Command{Use: "env", Short: "Serve a route only in some environments (403 ENV_GATED elsewhere)"}
 	set := routeCommand(o, "set ROUTE ENV...", "Serve ROUTE only in the environments ENV...", true,
 		func(spec *waygatev1.RouteGateSpec, envs []string) error {
-			spec.State, spec.Window, spec.AllowedEnvs = waygatev1.RouteEnvGated, nil, envs
+			spec.State, spec.Window, spec.Until, spec.AllowedEnvs = waygatev1.RouteEnvGated, nil, nil, envs
 			return nil
 		}, nil)
 	set.Args = cobra.MinimumNArgs(2)
@@ -128,7 +146,7 @@ func deprecateCommand(o *Options) *cobra.Command {
 				}
 				d.Sunset = &metav1.Time{Time: t}
 			}
-			spec.State, spec.Window, spec.Deprecation = waygatev1.RouteDeprecated, nil, d
+			spec.State, spec.Window, spec.Until, spec.Deprecation = waygatev1.RouteDeprecated, nil, nil, d
 			return nil
 		}, func(c *cobra.Command) {
 			c.Flags().StringVar(&sunset, "sunset", "", "When the route stops being served: a time (2030-01-01) or a delay from now (720h).")
@@ -199,6 +217,8 @@ func (o *Options) describeSpec(spec *waygatev1.RouteGateSpec) string {
 	switch {
 	case spec.Window != nil:
 		s = fmt.Sprintf("maintenance from %s to %s", o.formatTime(spec.Window.Start.Time), o.formatTime(spec.Window.End.Time))
+	case spec.Until != nil:
+		s += " until " + o.formatTime(spec.Until.Time)
 	case spec.State == waygatev1.RouteEnvGated:
 		s += " [" + strings.Join(spec.AllowedEnvs, ", ") + "]"
 	case spec.State == waygatev1.RouteDeprecated && spec.Deprecation != nil:

@@ -72,6 +72,16 @@ func text(ctx context.Context, t *testing.T, sel string) string {
 	return s
 }
 
+// submit runs steps that fill in and send a form, and returns the notice
+// (or the error) the page answers with.
+func submit(ctx context.Context, t *testing.T, steps ...chromedp.Action[chromedp.Void]) string {
+	t.Helper()
+	if err := chromedp.Do(ctx, append(steps, chromedp.WaitVisible(chromedp.CSS("p.notice, p.error")))...); err != nil {
+		t.Fatal(err)
+	}
+	return text(ctx, t, "p.notice, p.error")
+}
+
 // screenshot saves the page as docs/<name>.png.
 func screenshot(ctx context.Context, t *testing.T, name string) {
 	t.Helper()
@@ -538,14 +548,15 @@ func TestFlagsAndRateLimits(t *testing.T) {
 }
 
 // From the Routes page alice puts a whole service into maintenance but one
-// route, gates a route to staging, and schedules a window on a gate.
+// route, gates a route to staging, disables a route with no gate yet until
+// a time, and schedules a window on a gate.
 func TestRoutesGatedAndScheduled(t *testing.T) {
 	ctx := context.Background()
 	gate(t, "get-reports", "GET:/reports")
 	tb := tab(t)
-	create := func(route, service, state, reason, exempt, envs string) string {
+	create := func(route, service, state, reason, exempt, envs, until string) string {
 		t.Helper()
-		if err := chromedp.Do(tb, chromedp.Navigate(site.URL+"/routes?ns="+shop),
+		return submit(tb, t, chromedp.Navigate(site.URL+"/routes?ns="+shop),
 			chromedp.Click(chromedp.CSS("details.new summary")),
 			chromedp.WaitVisible(chromedp.ID("new-route")),
 			chromedp.SendKeys(chromedp.ID("new-route"), route),
@@ -554,17 +565,14 @@ func TestRoutesGatedAndScheduled(t *testing.T) {
 			chromedp.SendKeys(chromedp.ID("new-reason"), reason),
 			chromedp.SendKeys(chromedp.ID("new-exempt"), exempt),
 			chromedp.SendKeys(chromedp.ID("new-envs"), envs),
+			chromedp.SetValue(chromedp.ID("new-until"), until),
 			chromedp.Click(chromedp.ID("new-submit")),
-			chromedp.WaitVisible(chromedp.CSS("p.notice, p.error")),
-		); err != nil {
-			t.Fatal(err)
-		}
-		return text(tb, t, "p.notice, p.error")
+		)
 	}
 	if err := chromedp.Do(tb, signIn("alice")); err != nil {
 		t.Fatal(err)
 	}
-	if n := create("*", "api", "maintenance", "Upgrade", "GET:/health", ""); n != "RouteGate api-all-routes created: * maintenance" {
+	if n := create("*", "api", "maintenance", "Upgrade", "GET:/health", "", ""); n != "RouteGate api-all-routes created: * maintenance" {
 		t.Fatalf("service-wide maintenance: %q", n)
 	}
 	var rg waygatev1.RouteGate
@@ -575,30 +583,33 @@ func TestRoutesGatedAndScheduled(t *testing.T) {
 		len(rg.Spec.Exempt) != 1 || rg.Spec.Exempt[0] != "GET:/health" || rg.Spec.Reason != "Upgrade" {
 		t.Errorf("service-wide gate %+v", rg.Spec)
 	}
-	if n := create("get:beta", "", "env_gated", "", "", "staging"); n != "RouteGate get-beta created: GET:/beta env_gated" {
+	if n := create("get:beta", "", "env_gated", "", "", "staging", ""); n != "RouteGate get-beta created: GET:/beta env_gated" {
 		t.Fatalf("environments only: %q", n)
 	}
 	if err := k8s.Get(ctx, client.ObjectKey{Namespace: shop, Name: "get-beta"}, &rg); err != nil || len(rg.Spec.AllowedEnvs) != 1 || rg.Spec.AllowedEnvs[0] != "staging" {
 		t.Errorf("environment-gated route: %v %+v", err, rg.Spec)
 	}
-	if n := create("GET:/gamma", "", "env_gated", "", "", ""); !strings.Contains(n, "name the environments") {
+	if n := create("GET:/gamma", "", "env_gated", "", "", "", ""); !strings.Contains(n, "name the environments") {
 		t.Errorf("environments only without environments: %q", n)
+	}
+	until := time.Now().UTC().Add(time.Hour).Truncate(time.Minute)
+	if n := create("GET:/imports", "", "disabled", "", "", "", until.Format("2006-01-02T15:04")); n != "RouteGate get-imports created: GET:/imports disabled" {
+		t.Fatalf("disabled until a time: %q", n)
+	}
+	if err := k8s.Get(ctx, client.ObjectKey{Namespace: shop, Name: "get-imports"}, &rg); err != nil || rg.Spec.Until == nil || !rg.Spec.Until.Time.Equal(until) {
+		t.Errorf("gate disabled until a time: %v %+v, want until %s", err, rg.Spec, until)
 	}
 
 	start := time.Now().UTC().Add(time.Hour).Truncate(time.Minute)
 	end := start.Add(time.Hour)
-	if err := chromedp.Do(tb, chromedp.Navigate(site.URL+"/routes?ns="+shop),
+	if n := submit(tb, t, chromedp.Navigate(site.URL+"/routes?ns="+shop),
 		chromedp.WaitVisible(chromedp.ID("state-get-reports")),
 		chromedp.SetValue(chromedp.ID("state-get-reports"), "active"),
 		chromedp.Click(chromedp.CSS(`#state-get-reports ~ details.more summary`)),
 		chromedp.SetValue(chromedp.ID("start-get-reports"), start.Format("2006-01-02T15:04")),
 		chromedp.SetValue(chromedp.ID("end-get-reports"), end.Format("2006-01-02T15:04")),
 		chromedp.Submit(chromedp.ID("reason-get-reports")),
-		chromedp.WaitVisible(chromedp.CSS("p.notice, p.error")),
-	); err != nil {
-		t.Fatal(err)
-	}
-	if n := text(tb, t, "p.notice, p.error"); n != "RouteGate get-reports: active" {
+	); n != "RouteGate get-reports: active" {
 		t.Fatalf("scheduling a window: %q", n)
 	}
 	eventually(t, 10*time.Second, func() error {
@@ -610,6 +621,51 @@ func TestRoutesGatedAndScheduled(t *testing.T) {
 		}
 		if rg.Status.NextTransition == nil || !rg.Status.NextTransition.Time.Equal(start) {
 			return fmt.Errorf("next transition %v, want the window's start", rg.Status.NextTransition)
+		}
+		return nil
+	})
+}
+
+// From the Routes page alice disables a route until a time, after which
+// it is served again by itself; until goes with Disable only, and in the
+// future.
+func TestDisableUntilFromTheRoutesPage(t *testing.T) {
+	ctx := context.Background()
+	gate(t, "get-exports", "GET:/exports")
+	tb := tab(t)
+	if err := chromedp.Do(tb, signIn("alice")); err != nil {
+		t.Fatal(err)
+	}
+	change := func(state, until string) string {
+		t.Helper()
+		return submit(tb, t, chromedp.Navigate(site.URL+"/routes?ns="+shop),
+			chromedp.WaitVisible(chromedp.ID("state-get-exports")),
+			chromedp.SetValue(chromedp.ID("state-get-exports"), state),
+			chromedp.Click(chromedp.CSS(`#state-get-exports ~ details.more summary`)),
+			chromedp.SetValue(chromedp.ID("until-get-exports"), until),
+			chromedp.Submit(chromedp.ID("reason-get-exports")),
+		)
+	}
+	until := time.Now().UTC().Add(time.Hour).Truncate(time.Minute)
+	if n := change("active", until.Format("2006-01-02T15:04")); !strings.Contains(n, "until ends a disable: choose Disable, or leave until empty") {
+		t.Errorf("enable with an until: %q", n)
+	}
+	if n := change("disabled", until.Add(-2*time.Hour).Format("2006-01-02T15:04")); !strings.Contains(n, "is not in the future: give a later time") {
+		t.Errorf("disable until a past time: %q", n)
+	}
+	if n := change("disabled", until.Format("2006-01-02T15:04")); n != "RouteGate get-exports: disabled" {
+		t.Fatalf("disable until a time: %q", n)
+	}
+	var rg waygatev1.RouteGate
+	eventually(t, 10*time.Second, func() error {
+		if err := k8s.Get(ctx, client.ObjectKey{Namespace: shop, Name: "get-exports"}, &rg); err != nil {
+			return err
+		}
+		if rg.Spec.State != waygatev1.RouteDisabled || rg.Spec.Until == nil || !rg.Spec.Until.Time.Equal(until) {
+			return fmt.Errorf("spec %+v, want disabled until %s", rg.Spec, until)
+		}
+		if rg.Status.State != waygatev1.RouteDisabled || rg.Status.NextTransition == nil || !rg.Status.NextTransition.Time.Equal(until) {
+			return fmt.Errorf("status %+v, want disabled with the until next", rg.Status)
 		}
 		return nil
 	})

@@ -382,8 +382,12 @@ func createRoute(r *http.Request, sess *session) (string, error) {
 	return "RouteGate " + rg.Name + " created: " + key + " " + string(state), sess.writer.Create(r.Context(), rg)
 }
 
-// routeForm reads the state, reason, environments and window of a route
-// form into apply, which sets them on a spec.
+// datetimeLocal is what an <input type="datetime-local"> sends; the
+// Routes forms read it as UTC.
+const datetimeLocal = "2006-01-02T15:04"
+
+// routeForm reads the state, reason, environments, window and until of a
+// route form into apply, which sets them on a spec.
 func routeForm(r *http.Request, apply *func(*waygatev1.RouteGateSpec)) (waygatev1.RouteState, error) {
 	state, reason := waygatev1.RouteState(r.FormValue("state")), strings.TrimSpace(r.FormValue("reason"))
 	if !slices.ContainsFunc(routeActions, func(a routeAction) bool { return a.Value == string(state) }) {
@@ -395,12 +399,25 @@ func routeForm(r *http.Request, apply *func(*waygatev1.RouteGateSpec)) (waygatev
 	}
 	var window *waygatev1.MaintenanceWindow
 	if start, end := r.FormValue("start"), r.FormValue("end"); start != "" || end != "" {
-		s, err1 := time.Parse("2006-01-02T15:04", start)
-		e, err2 := time.Parse("2006-01-02T15:04", end)
+		s, err1 := time.Parse(datetimeLocal, start)
+		e, err2 := time.Parse(datetimeLocal, end)
 		if err1 != nil || err2 != nil {
 			return "", errors.New("a window needs both its start and its end (UTC)")
 		}
 		window = &waygatev1.MaintenanceWindow{Start: metav1.NewTime(s), End: metav1.NewTime(e)}
+	}
+	var until *metav1.Time
+	if v := r.FormValue("until"); v != "" {
+		u, err := time.Parse(datetimeLocal, v)
+		switch {
+		case err != nil:
+			return "", fmt.Errorf("disable until %q: give a date and time (UTC)", v)
+		case state != waygatev1.RouteDisabled:
+			return "", errors.New("until ends a disable: choose Disable, or leave until empty")
+		case !u.After(time.Now()):
+			return "", fmt.Errorf("disable until %s UTC is not in the future: give a later time", u.Format("2006-01-02 15:04"))
+		}
+		until = &metav1.Time{Time: u}
 	}
 	*apply = func(spec *waygatev1.RouteGateSpec) {
 		spec.State = state
@@ -414,6 +431,8 @@ func routeForm(r *http.Request, apply *func(*waygatev1.RouteGateSpec)) (waygatev
 		if window != nil {
 			spec.Window = window
 		}
+		// A disable lasts until the given time, or for good.
+		spec.Until = until
 	}
 	return state, nil
 }

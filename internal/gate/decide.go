@@ -99,7 +99,8 @@ type Decision struct {
 	// Reason explains a maintenance or disabled route.
 	Reason string
 	// RetryAt is when a refused request may succeed: the end of a
-	// maintenance window, or when a rate limit allows again; zero if unknown.
+	// maintenance window or of a disable (spec.until), or when a rate limit
+	// allows again; zero if unknown.
 	RetryAt time.Time
 	// Environment and AllowedEnvs explain an env_gated refusal.
 	Environment string
@@ -410,9 +411,7 @@ func (e *Engine) limit(ctx context.Context, req *Request, d *Decision, layers *[
 
 func (d *Decision) refuse(v Verdict, st routes.RouteState) {
 	d.Verdict, d.Reason = v, st.Reason
-	if st.Window != nil {
-		d.RetryAt = st.Window.End.Time
-	}
+	d.RetryAt = st.Ends
 }
 
 // What a policy does with a request.

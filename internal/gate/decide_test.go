@@ -50,6 +50,7 @@ func TestDecideRoutes(t *testing.T) {
 		maintenance = waygatev1.RouteMaintenance
 	)
 	sunset := metav1.NewTime(t0.Add(24 * time.Hour))
+	until := metav1.NewTime(t0.Add(30 * time.Minute))
 	objs := Objects{
 		RouteGates: []waygatev1.RouteGate{
 			rg("shop", "get-payments", waygatev1.RouteGateSpec{Route: "GET:/payments", Service: "payments", State: maintenance, Reason: "migration"}),
@@ -68,6 +69,7 @@ func TestDecideRoutes(t *testing.T) {
 			rg("shop", "payments-metrics", waygatev1.RouteGateSpec{Route: "/metrics", Service: "payments", State: active}),
 			rg("lab", "all", waygatev1.RouteGateSpec{Route: "*", State: maintenance, Reason: "lab closed", IncludeForceActive: true}),
 			rg("lab", "pinned", waygatev1.RouteGateSpec{Route: "/ping", Service: "x", State: active, ForceActive: true}),
+			rg("shop", "exports", waygatev1.RouteGateSpec{Route: "GET:/exports", Service: "payments", State: waygatev1.RouteDisabled, Reason: "bad deploy", Until: &until}),
 		},
 		Environments: map[string]string{"lab": "staging"},
 	}
@@ -86,6 +88,7 @@ func TestDecideRoutes(t *testing.T) {
 		{"shop", "payments", "POST", "/refunds", Allowed, "", time.Time{}},
 		{"shop", "payments", "GET", "/reports", Maintenance, "reindex", t0.Add(time.Hour)},
 		{"shop", "payments", "GET", "/debug", EnvGated, "", time.Time{}},
+		{"shop", "payments", "GET", "/exports", Disabled, "bad deploy", until.Time},
 		{"shop", "payments", "GET", "/metrics", Allowed, "", time.Time{}},
 		{"shop", "orders", "GET", "/metrics", Maintenance, "upgrade", time.Time{}},
 		{"shop", "billing", "GET", "/metrics", Disabled, "internal", time.Time{}},
@@ -126,6 +129,18 @@ func TestDecideRoutes(t *testing.T) {
 			e.Swap(NewSnapshot(objs))
 			if d := e.Decide(context.Background(), &Request{Namespace: "shop", Service: "payments", Method: "POST", Path: "/refunds"}); d.Verdict != at.want {
 				t.Errorf("at start%+v: %s, want %s", at.d-time.Hour, d.Verdict, at.want)
+			}
+		}
+	})
+	t.Run("a disable ends on the clock", func(t *testing.T) {
+		for _, at := range []struct {
+			d    time.Duration
+			want Verdict
+		}{{30*time.Minute - time.Nanosecond, Disabled}, {30 * time.Minute, Allowed}} {
+			e := &Engine{Now: func() time.Time { return t0.Add(at.d) }}
+			e.Swap(NewSnapshot(objs))
+			if d := e.Decide(context.Background(), &Request{Namespace: "shop", Service: "payments", Method: "GET", Path: "/exports"}); d.Verdict != at.want {
+				t.Errorf("at until%+v: %s, want %s", at.d-30*time.Minute, d.Verdict, at.want)
 			}
 		}
 	})
@@ -177,6 +192,8 @@ func TestResponses(t *testing.T) {
 			`{"error":{"code":"MAINTENANCE_MODE","message":"This endpoint is temporarily unavailable for maintenance","path":"/p","reason":"r","retry_after":null}}`, map[string]string{}},
 		{"disabled", Decision{At: now, Verdict: Disabled, Path: "/refunds", Reason: "moved"}, 503,
 			`{"error":{"code":"ROUTE_DISABLED","message":"This endpoint has been disabled","path":"/refunds","reason":"moved"}}`, map[string]string{}},
+		{"disabled until later", Decision{At: now, Verdict: Disabled, Path: "/refunds", Reason: "moved", RetryAt: now.Add(time.Hour)}, 503,
+			`{"error":{"code":"ROUTE_DISABLED","message":"This endpoint has been disabled","path":"/refunds","reason":"moved"}}`, map[string]string{"Retry-After": "3600"}},
 		{"env gated", Decision{At: now, Verdict: EnvGated, Path: "/debug", Environment: "production", AllowedEnvs: []string{"dev", "staging"}}, 403,
 			`{"error":{"code":"ENV_GATED","message":"This endpoint is not available in this environment","path":"/debug","current_env":"production","allowed_envs":["dev","staging"]}}`, map[string]string{}},
 		{"rate limited", Decision{At: now, Verdict: RateLimited, Path: "/p", RetryAt: now.Add(1500 * time.Millisecond), Limit: LimitStatus{Text: "10/minute", Count: 10, Reset: now.Add(30 * time.Second)}}, 429,

@@ -1,7 +1,7 @@
 // Package routes is the route vocabulary every part of Waygate shares: route
 // keys and the methods they name, the names of RouteGates made for them, and
-// the state in effect for a route at a moment (a window, a service-wide
-// gate). The operator reports that state and the gate enforces it from this
+// the state in effect for a route at a moment (a window, a disable's until,
+// a service-wide gate). The operator reports that state and the gate enforces it from this
 // one code, so both agree.
 package routes
 
@@ -23,28 +23,36 @@ type RouteState struct {
 	// Next is when the state in effect will next change on its own; zero if
 	// it never will.
 	Next time.Time
-	// Window is the window whose maintenance is in effect, if any; its end
-	// is the Retry-After of maintenance responses.
-	Window *waygatev1.MaintenanceWindow
+	// Ends is when the route's own refusal in effect ends by itself (an
+	// open window's end, a disable's until), if it will: the Retry-After of
+	// the gate's refusals.
+	Ends time.Time
 }
 
 // OwnState is the state a gate's own spec puts in effect at now, ignoring
 // service-wide gates. A window puts the route into maintenance between start
-// and end, and leaves it active outside.
+// and end, and leaves it active outside; until ends a disable, leaving the
+// route active from then.
 func OwnState(spec *waygatev1.RouteGateSpec, now time.Time) RouteState {
 	w := spec.Window
 	if w == nil {
-		if spec.State == waygatev1.RouteActive {
+		switch {
+		case spec.State == waygatev1.RouteActive:
 			return RouteState{State: spec.State}
+		case spec.Until == nil:
+			return RouteState{State: spec.State, Reason: spec.Reason}
+		case now.Before(spec.Until.Time):
+			return RouteState{State: spec.State, Reason: spec.Reason, Next: spec.Until.Time, Ends: spec.Until.Time}
+		default:
+			return RouteState{State: waygatev1.RouteActive}
 		}
-		return RouteState{State: spec.State, Reason: spec.Reason}
 	}
 	start, end := w.Start.Time, w.End.Time
 	switch {
 	case now.Before(start):
 		return RouteState{State: waygatev1.RouteActive, Next: start}
 	case now.Before(end):
-		return RouteState{State: waygatev1.RouteMaintenance, Reason: spec.Reason, Next: end, Window: w}
+		return RouteState{State: waygatev1.RouteMaintenance, Reason: spec.Reason, Next: end, Ends: end}
 	default:
 		return RouteState{State: waygatev1.RouteActive}
 	}

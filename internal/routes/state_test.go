@@ -21,6 +21,8 @@ func gate(name string, spec waygatev1.RouteGateSpec) waygatev1.RouteGate {
 
 func at(d time.Duration) time.Time { return t0.Add(d) }
 
+func until(d time.Duration) *metav1.Time { u := metav1.NewTime(t0.Add(d)); return &u }
+
 func TestEffective(t *testing.T) {
 	const (
 		active      = waygatev1.RouteActive
@@ -33,6 +35,9 @@ func TestEffective(t *testing.T) {
 		change(&s)
 		return s
 	}
+	disabledUntil := func(reason string, d time.Duration) waygatev1.RouteGateSpec {
+		return with(func(s *waygatev1.RouteGateSpec) { s.State, s.Reason, s.Until = disabled, reason, until(d) })
+	}
 	serviceDown := gate("payments-all", waygatev1.RouteGateSpec{Route: "*", Service: "payments", State: maintenance, Reason: "upgrade"})
 
 	cases := []struct {
@@ -43,6 +48,7 @@ func TestEffective(t *testing.T) {
 		reason     string
 		governedBy string
 		next       time.Time
+		ends       time.Time
 	}{
 		{name: "active", route: route, want: active},
 		{name: "active drops the reason", route: with(func(s *waygatev1.RouteGateSpec) { s.Reason = "old" }), want: active},
@@ -50,7 +56,7 @@ func TestEffective(t *testing.T) {
 		{name: "before the window", route: with(func(s *waygatev1.RouteGateSpec) { s.Window, s.Reason = window(time.Minute, time.Hour), "reindex" }),
 			want: active, next: at(time.Minute)},
 		{name: "window start is inclusive", route: with(func(s *waygatev1.RouteGateSpec) { s.Window, s.Reason = window(0, time.Hour), "reindex" }),
-			want: maintenance, reason: "reindex", next: at(time.Hour)},
+			want: maintenance, reason: "reindex", next: at(time.Hour), ends: at(time.Hour)},
 		{name: "window end is exclusive", route: with(func(s *waygatev1.RouteGateSpec) { s.Window = window(-time.Hour, 0) }), want: active},
 		{name: "maintenance with a window is bounded by it", route: with(func(s *waygatev1.RouteGateSpec) { s.State, s.Window = maintenance, window(time.Hour, 2*time.Hour) }),
 			want: active, next: at(time.Hour)},
@@ -69,7 +75,15 @@ func TestEffective(t *testing.T) {
 		{name: "service window not yet open sets the next transition", route: route,
 			gates: []waygatev1.RouteGate{gate("g", waygatev1.RouteGateSpec{Route: "*", Window: window(time.Hour, 2*time.Hour)})}, want: active, next: at(time.Hour)},
 		{name: "earliest transition of route and gate", route: with(func(s *waygatev1.RouteGateSpec) { s.Window = window(-time.Minute, 30*time.Minute) }),
-			gates: []waygatev1.RouteGate{gate("g", waygatev1.RouteGateSpec{Route: "*", Window: window(10*time.Minute, 2*time.Hour)})}, want: maintenance, next: at(10 * time.Minute)},
+			gates: []waygatev1.RouteGate{gate("g", waygatev1.RouteGateSpec{Route: "*", Window: window(10*time.Minute, 2*time.Hour)})}, want: maintenance, next: at(10 * time.Minute), ends: at(30 * time.Minute)},
+		{name: "disabled until later", route: disabledUntil("bad deploy", 2*time.Hour),
+			want: disabled, reason: "bad deploy", next: at(2 * time.Hour), ends: at(2 * time.Hour)},
+		{name: "until is exclusive", route: disabledUntil("bad deploy", 0), want: active},
+		{name: "past until", route: disabledUntil("bad deploy", -time.Hour), want: active},
+		{name: "service maintenance wins over a disable until, which is still the next transition", route: disabledUntil("bad deploy", time.Hour),
+			gates: []waygatev1.RouteGate{serviceDown}, want: maintenance, reason: "upgrade", governedBy: "payments-all", next: at(time.Hour)},
+		{name: "a service window opening before the until", route: disabledUntil("", time.Hour),
+			gates: []waygatev1.RouteGate{gate("g", waygatev1.RouteGateSpec{Route: "*", Window: window(10*time.Minute, 2*time.Hour)})}, want: disabled, next: at(10 * time.Minute), ends: at(time.Hour)},
 		{name: "a service gate itself ignores others", route: waygatev1.RouteGateSpec{Route: "*", Service: "payments", State: active},
 			gates: []waygatev1.RouteGate{gate("all", waygatev1.RouteGateSpec{Route: "*", State: maintenance})}, want: active},
 	}
@@ -80,8 +94,8 @@ func TestEffective(t *testing.T) {
 			if got.State != tc.want || got.Reason != tc.reason || got.GovernedBy != tc.governedBy {
 				t.Errorf("got state %q reason %q governedBy %q, want %q %q %q", got.State, got.Reason, got.GovernedBy, tc.want, tc.reason, tc.governedBy)
 			}
-			if !got.Next.Equal(tc.next) {
-				t.Errorf("next %v, want %v", got.Next, tc.next)
+			if !got.Next.Equal(tc.next) || !got.Ends.Equal(tc.ends) {
+				t.Errorf("next %v ends %v, want %v %v", got.Next, got.Ends, tc.next, tc.ends)
 			}
 		})
 	}
