@@ -172,22 +172,11 @@ func (cp *ControlPlane) As(user string, groups ...string) (client.Client, error)
 // YAML file) by server-side apply, as `kubectl apply --server-side -k` would;
 // opts can add client.DryRunAll.
 func (cp *ControlPlane) Apply(ctx context.Context, path string, opts ...client.ApplyOption) error {
-	docs, err := cp.Render(path)
+	objs, err := cp.RenderObjects(path)
 	if err != nil {
 		return err
 	}
-	dec := utilyaml.NewYAMLOrJSONDecoder(bytes.NewReader(docs), 4096)
-	for {
-		var u unstructured.Unstructured
-		if err := dec.Decode(&u.Object); err != nil {
-			if errors.Is(err, io.EOF) {
-				return nil
-			}
-			return fmt.Errorf("reading %s: %w", path, err)
-		}
-		if len(u.Object) == 0 {
-			continue
-		}
+	for _, u := range objs {
 		if namespaced, err := cp.Client.IsObjectNamespaced(&u); err == nil && namespaced && u.GetNamespace() == "" {
 			u.SetNamespace(metav1.NamespaceDefault)
 		}
@@ -196,6 +185,7 @@ func (cp *ControlPlane) Apply(ctx context.Context, path string, opts ...client.A
 			return fmt.Errorf("applying %s %s from %s: %w", u.GetKind(), u.GetName(), path, err)
 		}
 	}
+	return nil
 }
 
 // webhookConfigurations are the webhook configurations of config/webhook as
@@ -207,15 +197,11 @@ func webhookConfigurations(root string) (envtest.WebhookInstallOptions, error) {
 	if err != nil {
 		return opts, err
 	}
-	dec := utilyaml.NewYAMLOrJSONDecoder(bytes.NewReader(docs), 4096)
-	for {
-		var u unstructured.Unstructured
-		if err := dec.Decode(&u.Object); err != nil {
-			if errors.Is(err, io.EOF) {
-				return opts, nil
-			}
-			return opts, err
-		}
+	objs, err := decode(docs)
+	if err != nil {
+		return opts, err
+	}
+	for _, u := range objs {
 		var into any
 		switch u.GetKind() {
 		case "MutatingWebhookConfiguration":
@@ -234,11 +220,43 @@ func webhookConfigurations(root string) (envtest.WebhookInstallOptions, error) {
 			return opts, err
 		}
 	}
+	return opts, nil
 }
 
 // Render reads a YAML file, or builds a kustomization directory, as Apply
 // does.
 func (cp *ControlPlane) Render(path string) ([]byte, error) { return render(cp.Root, path) }
+
+// RenderObjects are the objects Render reads or builds.
+func (cp *ControlPlane) RenderObjects(path string) ([]unstructured.Unstructured, error) {
+	docs, err := cp.Render(path)
+	if err != nil {
+		return nil, err
+	}
+	objs, err := decode(docs)
+	if err != nil {
+		return nil, fmt.Errorf("reading %s: %w", path, err)
+	}
+	return objs, nil
+}
+
+// decode reads the objects of a YAML stream, skipping empty documents.
+func decode(docs []byte) ([]unstructured.Unstructured, error) {
+	var objs []unstructured.Unstructured
+	dec := utilyaml.NewYAMLOrJSONDecoder(bytes.NewReader(docs), 4096)
+	for {
+		var u unstructured.Unstructured
+		if err := dec.Decode(&u.Object); err != nil {
+			if errors.Is(err, io.EOF) {
+				return objs, nil
+			}
+			return nil, err
+		}
+		if len(u.Object) > 0 {
+			objs = append(objs, u)
+		}
+	}
+}
 
 // render reads a YAML file, or builds a kustomization directory.
 func render(root, path string) ([]byte, error) {
