@@ -12,6 +12,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/prometheus/client_golang/prometheus/testutil"
 	apiextensionsv1 "k8s.io/apiextensions-apiserver/pkg/apis/apiextensions/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/util/validation"
@@ -190,8 +191,12 @@ func TestJournal(t *testing.T) {
 		full[i] = Record{ID: string(rune('A' + i)), Seq: int64(i + 1)}
 	}
 	var fullErr *JournalFullError
+	refused := testutil.ToFloat64(journalFull)
 	if _, err := Append(full, 0, Record{ID: "new"}); !errors.As(err, &fullErr) || !strings.Contains(err.Error(), "retry in a moment") {
 		t.Fatalf("append to a full journal: %v, want a refusal that says to retry", err)
+	}
+	if n := testutil.ToFloat64(journalFull) - refused; n != 1 {
+		t.Errorf("waygate_audit_journal_full_total rose by %v for one refusal, want 1", n)
 	}
 	// Full by size long before by count: records of long reasons.
 	var big []Record
@@ -222,6 +227,31 @@ func TestJournal(t *testing.T) {
 	obj.Annotations = map[string]string{JournalAnnotation: "{not json"}
 	if _, err := Journal(obj); err == nil {
 		t.Fatal("an unreadable journal was read without error")
+	}
+}
+
+func TestOldestWait(t *testing.T) {
+	now := time.Date(2026, 6, 1, 3, 0, 0, 0, time.UTC)
+	at := func(ago time.Duration) metav1.MicroTime { return metav1.NewMicroTime(now.Add(-ago)) }
+	cases := []struct {
+		name    string
+		pending []Record
+		want    time.Duration
+		ok      bool
+	}{
+		{"nothing pending", nil, 0, false},
+		{"the oldest, first in the journal", []Record{{Time: at(90 * time.Second)}, {Time: at(time.Second)}}, 90 * time.Second, true},
+		{"a tampered record's claimed time is not trusted", []Record{{Time: at(24 * time.Hour), Action: ActionTampered}, {Time: at(3 * time.Second)}}, 3 * time.Second, true},
+		{"only tampered records", []Record{{Time: at(time.Hour), Action: ActionTampered}}, 0, false},
+		{"a record from a clock ahead of ours waited no time", []Record{{Time: at(-time.Second)}}, 0, true},
+	}
+	for _, tc := range cases {
+		t.Run(tc.name, func(t *testing.T) {
+			got, ok := oldestWait(tc.pending, now)
+			if got != tc.want || ok != tc.ok {
+				t.Errorf("oldestWait = %v, %v; want %v, %v", got, ok, tc.want, tc.ok)
+			}
+		})
 	}
 }
 

@@ -143,6 +143,7 @@ func Append(journal []Record, audited int64, rec Record) ([]Record, error) {
 		size = len(raw)
 	}
 	if len(out) > MaxJournal || size > MaxJournalBytes {
+		journalFull.Inc()
 		return journal, &JournalFullError{Records: len(journal), Bytes: size}
 	}
 	return out, nil

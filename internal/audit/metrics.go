@@ -19,8 +19,17 @@ var (
 		Help:    "Changes waiting in an object's journal when the controller drains it.",
 		Buckets: []float64{0, 1, 2, 4, 8, 16, 32, 64},
 	})
+	drainLag = prometheus.NewHistogram(prometheus.HistogramOpts{
+		Name:    "waygate_audit_drain_lag_seconds",
+		Help:    "How long the oldest change in an object's journal had waited, since the webhook admitted it, when the controller drains the journal.",
+		Buckets: []float64{0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60, 120, 300, 600},
+	})
+	journalFull = prometheus.NewCounter(prometheus.CounterOpts{
+		Name: "waygate_audit_journal_full_total",
+		Help: "Changes refused (429, for the client to retry) because the object's journal was full: the operator has not drained it, being behind or not running.",
+	})
 )
 
 func init() {
-	metrics.Registry.MustRegister(entriesWritten, writeErrors, journalDepth)
+	metrics.Registry.MustRegister(entriesWritten, writeErrors, journalDepth, drainLag, journalFull)
 }

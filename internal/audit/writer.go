@@ -92,6 +92,9 @@ func (w *Writer) Drain(ctx context.Context, obj Object) (retryAfter time.Duratio
 	}
 	if len(pending) > 0 {
 		journalDepth.Observe(float64(len(pending)))
+		if waited, ok := oldestWait(pending, w.Clock.Now()); ok {
+			drainLag.Observe(waited.Seconds())
+		}
 	}
 
 	var todo []Record
@@ -146,6 +149,18 @@ func (w *Writer) Drain(ctx context.Context, obj Object) (retryAfter time.Duratio
 		return retryAfter, true, w.Client.Update(ctx, obj)
 	}
 	return retryAfter, false, nil
+}
+
+// oldestWait is how long the oldest of the pending records has waited at
+// now. Records the webhook did not write are left out: the time they claim
+// is anyone's.
+func oldestWait(pending []Record, now time.Time) (time.Duration, bool) {
+	for _, rec := range pending {
+		if rec.Action != ActionTampered {
+			return max(now.Sub(rec.Time.Time), 0), true
+		}
+	}
+	return 0, false
 }
 
 // Write records changes of obj straight away, not through its journal: a

@@ -172,13 +172,9 @@ func (cp *ControlPlane) As(user string, groups ...string) (client.Client, error)
 // YAML file) by server-side apply, as `kubectl apply --server-side -k` would;
 // opts can add client.DryRunAll.
 func (cp *ControlPlane) Apply(ctx context.Context, path string, opts ...client.ApplyOption) error {
-	docs, err := cp.Render(path)
+	objs, err := cp.RenderObjects(path)
 	if err != nil {
 		return err
-	}
-	objs, err := Decode(docs)
-	if err != nil {
-		return fmt.Errorf("reading %s: %w", path, err)
 	}
 	for _, u := range objs {
 		if namespaced, err := cp.Client.IsObjectNamespaced(u); err == nil && namespaced && u.GetNamespace() == "" {
@@ -220,15 +216,11 @@ func webhookConfigurations(root string) (envtest.WebhookInstallOptions, error) {
 	if err != nil {
 		return opts, err
 	}
-	dec := utilyaml.NewYAMLOrJSONDecoder(bytes.NewReader(docs), 4096)
-	for {
-		var u unstructured.Unstructured
-		if err := dec.Decode(&u.Object); err != nil {
-			if errors.Is(err, io.EOF) {
-				return opts, nil
-			}
-			return opts, err
-		}
+	objs, err := Decode(docs)
+	if err != nil {
+		return opts, err
+	}
+	for _, u := range objs {
 		var into any
 		switch u.GetKind() {
 		case "MutatingWebhookConfiguration":
@@ -247,11 +239,25 @@ func webhookConfigurations(root string) (envtest.WebhookInstallOptions, error) {
 			return opts, err
 		}
 	}
+	return opts, nil
 }
 
 // Render reads a YAML file, or builds a kustomization directory, as Apply
 // does.
 func (cp *ControlPlane) Render(path string) ([]byte, error) { return Render(cp.Root, path) }
+
+// RenderObjects are the objects Render reads or builds.
+func (cp *ControlPlane) RenderObjects(path string) ([]*unstructured.Unstructured, error) {
+	docs, err := cp.Render(path)
+	if err != nil {
+		return nil, err
+	}
+	objs, err := Decode(docs)
+	if err != nil {
+		return nil, fmt.Errorf("reading %s: %w", path, err)
+	}
+	return objs, nil
+}
 
 // Render reads a YAML file, or builds a kustomization directory (with the
 // kubectl of the control-plane binaries under root).
