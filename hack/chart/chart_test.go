@@ -203,6 +203,30 @@ func TestChartInstallsWhatKustomizeDoes(t *testing.T) {
 	}
 }
 
+// With the values that turn them on, the chart installs config/prometheus's
+// ServiceMonitors and alerts as they are (the alerts' Prometheus templates
+// included); by default, none.
+func TestChartMonitoring(t *testing.T) {
+	want, err := env.RenderObjects(filepath.Join(env.Root, "config", "prometheus"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	on := template(t, map[string]any{"metrics": map[string]any{"serviceMonitor": map[string]any{"enabled": true}, "prometheusRule": map[string]any{"enabled": true}}})
+	off := template(t, nil)
+	for _, w := range want {
+		if find(off, w.GetKind(), w.GetName()) != nil {
+			t.Errorf("%s %s is installed by default", w.GetKind(), w.GetName())
+		}
+		g := find(on, w.GetKind(), w.GetName())
+		if g == nil || !equality.Semantic.DeepEqual(g.Object, w.Object) {
+			t.Errorf("%s %s: the chart renders %v, kustomize %v", w.GetKind(), w.GetName(), g, w.Object)
+		}
+	}
+	if len(want) < 3 {
+		t.Errorf("config/prometheus has %d objects, want the two ServiceMonitors and the rules", len(want))
+	}
+}
+
 func find(objs []*unstructured.Unstructured, kind, name string) *unstructured.Unstructured {
 	for _, o := range objs {
 		if o.GetKind() == kind && o.GetName() == name {

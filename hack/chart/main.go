@@ -50,6 +50,10 @@ func generate(root, dir string) error {
 	if err != nil {
 		return err
 	}
+	monitoring, err := objects(root, "prometheus")
+	if err != nil {
+		return err
+	}
 	files := map[string][]string{}
 	for _, o := range install {
 		switch {
@@ -66,9 +70,16 @@ func generate(root, dir string) error {
 	for _, o := range dashboard {
 		files["dashboard.yaml"] = append(files["dashboard.yaml"], templated(o, "dashboard"))
 	}
+	for _, o := range monitoring {
+		name := strings.ToLower(o.GetKind()) + "s.yaml"
+		files[name] = append(files[name], templated(o, ""))
+	}
 	for name, docs := range files {
 		text := header
-		wrap := map[string]string{"crds.yaml": ".Values.crds.install", "dashboard.yaml": ".Values.dashboard.enabled"}[name]
+		wrap := map[string]string{
+			"crds.yaml": ".Values.crds.install", "dashboard.yaml": ".Values.dashboard.enabled",
+			"servicemonitors.yaml": ".Values.metrics.serviceMonitor.enabled", "prometheusrules.yaml": ".Values.metrics.prometheusRule.enabled",
+		}[name]
 		if wrap != "" {
 			text += "{{- if " + wrap + " }}\n"
 		}
@@ -115,10 +126,15 @@ func templated(o *unstructured.Unstructured, component string) string {
 	if o.GetKind() == "Deployment" {
 		deployment(o)
 	}
-	text := toYAML(o)
+	// What looks like a template in config/ (the alerts' Prometheus
+	// templates) is text to Helm.
+	text := braces.Replace(toYAML(o))
 	text = strings.ReplaceAll(text, namespace, "{{ .Release.Namespace }}")
 	return expand(text, component)
 }
+
+// braces quotes template delimiters for Helm.
+var braces = strings.NewReplacer("{{", `{{ "{{" }}`, "}}", `{{ "}}" }}`)
 
 // Sentinels a Deployment's fields are set to, which expand turns into
 // template expressions.
