@@ -211,14 +211,27 @@ func TestChartMonitoring(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	on := template(t, map[string]any{"metrics": map[string]any{"serviceMonitor": map[string]any{"enabled": true}, "prometheusRule": map[string]any{"enabled": true}}})
+	on := template(t, map[string]any{"metrics": map[string]any{
+		"serviceMonitor": map[string]any{"enabled": true}, "prometheusRule": map[string]any{"enabled": true},
+		"labels": map[string]any{"release": "kube-prometheus-stack"},
+	}})
 	off := template(t, nil)
 	for _, w := range want {
 		if find(off, w.GetKind(), w.GetName()) != nil {
 			t.Errorf("%s %s is installed by default", w.GetKind(), w.GetName())
 		}
 		g := find(on, w.GetKind(), w.GetName())
-		if g == nil || !equality.Semantic.DeepEqual(g.Object, w.Object) {
+		if g == nil {
+			t.Errorf("the chart installs no %s %s", w.GetKind(), w.GetName())
+			continue
+		}
+		labels := g.GetLabels()
+		if labels["release"] != "kube-prometheus-stack" {
+			t.Errorf("%s %s has labels %v, want the release label of the values", w.GetKind(), w.GetName(), labels)
+		}
+		delete(labels, "release")
+		g.SetLabels(labels)
+		if !equality.Semantic.DeepEqual(g.Object, w.Object) {
 			t.Errorf("%s %s: the chart renders %v, kustomize %v", w.GetKind(), w.GetName(), g, w.Object)
 		}
 	}

@@ -72,7 +72,15 @@ func generate(root, dir string) error {
 	}
 	for _, o := range monitoring {
 		name := strings.ToLower(o.GetKind()) + "s.yaml"
-		files[name] = append(files[name], templated(o, ""))
+		// A Prometheus may select them by label (kube-prometheus-stack's
+		// release label).
+		labels := o.GetLabels()
+		if labels == nil {
+			labels = map[string]string{}
+		}
+		labels[extraLabels] = "x"
+		o.SetLabels(labels)
+		files[name] = append(files[name], templated(o, "metrics"))
 	}
 	for name, docs := range files {
 		text := header
@@ -139,12 +147,13 @@ var braces = strings.NewReplacer("{{", `{{ "{{" }}`, "}}", `{{ "}}" }}`)
 // Sentinels a Deployment's fields are set to, which expand turns into
 // template expressions.
 const (
-	replicas   = "__REPLICAS__"
-	image      = "__IMAGE__"
-	resources  = "__RESOURCES__"
-	args       = "__ARGS__"
-	envList    = "__ENV__"
-	scheduling = "__SCHEDULING__"
+	replicas    = "__REPLICAS__"
+	image       = "__IMAGE__"
+	resources   = "__RESOURCES__"
+	args        = "__ARGS__"
+	envList     = "__ENV__"
+	scheduling  = "__SCHEDULING__"
+	extraLabels = "__LABELS__"
 )
 
 // deployment puts the sentinels in o, a Deployment of one container.
@@ -196,6 +205,8 @@ func expand(text, component string) string {
 			lines[i] = pad + `{{- include "waygate.` + component + `.args" . | nindent ` + fmt.Sprint(indent) + " }}"
 		case "- " + envList:
 			lines[i] = pad + `{{- include "waygate.` + component + `.env" . | nindent ` + fmt.Sprint(indent) + " }}"
+		case extraLabels + ": x":
+			lines[i] = pad + "{{- with " + values + ".labels }}\n" + pad + "{{- toYaml . | nindent " + fmt.Sprint(indent) + " }}\n" + pad + "{{- end }}"
 		case scheduling + ": x":
 			var b strings.Builder
 			for _, field := range []string{"nodeSelector", "tolerations", "affinity"} {
