@@ -7,10 +7,12 @@ package edit
 
 import (
 	"context"
+	"encoding/json"
 	"fmt"
 
 	"k8s.io/apimachinery/pkg/api/equality"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
+	"k8s.io/apimachinery/pkg/types"
 	"k8s.io/client-go/util/retry"
 	"sigs.k8s.io/controller-runtime/pkg/client"
 	"sigs.k8s.io/controller-runtime/pkg/client/apiutil"
@@ -118,21 +120,37 @@ func (w *Writer) NameForRoute(ctx context.Context, obj client.Object, service, k
 // the mark back when the deletion fails. Without the right to update obj,
 // the deletion is audited with platform api.
 func (w *Writer) Delete(ctx context.Context, obj client.Object, force bool) error {
-	// Marking reads the latest obj, and checks the guard on it; when it
-	// could not read obj, the guard judges obj as given.
-	_, markErr := Update(ctx, w, obj, force, SetAnnotation[client.Object](audit.PlatformAnnotation, string(w.platform)))
+	// The guard judges the latest obj, or obj as given when it cannot be
+	// read.
+	_ = w.client.Get(ctx, client.ObjectKeyFromObject(obj), obj)
 	if err := w.guard(obj, force); err != nil {
 		return err
 	}
+	markErr := w.mark(ctx, obj, string(w.platform))
 	if err := w.client.Delete(ctx, obj); err != nil {
 		if markErr == nil {
 			// Not deleted: take the mark back, so that it says nothing of
 			// a later deletion by someone else.
-			_, _ = Update(ctx, w, obj, true, SetAnnotation[client.Object](audit.PlatformAnnotation, ""))
+			_ = w.mark(ctx, obj, "")
 		}
 		return err
 	}
 	return nil
+}
+
+// mark sets the platform annotation of obj, or removes it when platform is
+// empty, by a merge patch: unlike an update, no write of the operator's
+// in between (a drained journal, a status) can make it fail on a conflict.
+func (w *Writer) mark(ctx context.Context, obj client.Object, platform string) error {
+	var value any
+	if platform != "" {
+		value = platform
+	}
+	patch, err := json.Marshal(map[string]any{"metadata": map[string]any{"annotations": map[string]any{audit.PlatformAnnotation: value}}})
+	if err != nil {
+		return err
+	}
+	return w.client.Patch(ctx, obj, client.RawPatch(types.MergePatchType, patch), client.FieldOwner(w.fieldManager))
 }
 
 // SetAnnotation is a mutation for Update that sets an annotation, or
