@@ -87,7 +87,7 @@ func Run(in RunInput) int {
 	if code != 0 && in.OnFailure != nil {
 		in.OnFailure()
 	}
-	if panics := Panics(); panics != "" {
+	if panics := panicked(); panics != "" {
 		fmt.Fprintln(os.Stderr, "FAIL: the operator panicked during the tests (see the log above):", panics)
 		return 1
 	}
@@ -100,9 +100,9 @@ var panicMetrics = map[string]string{
 	"controller_runtime_webhook_panics_total":   "admission webhook panics",
 }
 
-// Panics says which reconcilers and webhooks of this process have
+// panicked says which reconcilers and webhooks of this process have
 // panicked so far ("" when none has), from controller-runtime's metrics.
-func Panics() string {
+func panicked() string {
 	families, err := metrics.Registry.Gather()
 	if err != nil {
 		return "reading the panic metrics: " + err.Error()

@@ -104,15 +104,7 @@ func generate(root, dir string) error {
 
 // objects are those kustomize builds from config/<dir>.
 func objects(root, dir string) ([]*unstructured.Unstructured, error) {
-	raw, err := controlplane.Render(root, filepath.Join(root, "config", dir))
-	if err != nil {
-		return nil, err
-	}
-	objs, err := controlplane.Decode(raw)
-	if err != nil {
-		return nil, fmt.Errorf("config/%s: %w", dir, err)
-	}
-	return objs, nil
+	return controlplane.RenderObjects(root, filepath.Join(root, "config", dir))
 }
 
 // crd is a CustomResourceDefinition that an uninstall keeps: deleting it

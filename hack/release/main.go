@@ -101,11 +101,7 @@ func run(ctx context.Context, out, version, registry string) error {
 func manifests(root, out, registry string, refs map[string]string) error {
 	var install, crds []byte
 	for _, dir := range []string{"default", "dashboard"} {
-		raw, err := controlplane.Render(root, filepath.Join(root, "config", dir))
-		if err != nil {
-			return err
-		}
-		objs, err := controlplane.Decode(raw)
+		objs, err := controlplane.RenderObjects(root, filepath.Join(root, "config", dir))
 		if err != nil {
 			return err
 		}

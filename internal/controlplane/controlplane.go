@@ -248,7 +248,12 @@ func (cp *ControlPlane) Render(path string) ([]byte, error) { return Render(cp.R
 
 // RenderObjects are the objects Render reads or builds.
 func (cp *ControlPlane) RenderObjects(path string) ([]*unstructured.Unstructured, error) {
-	docs, err := cp.Render(path)
+	return RenderObjects(cp.Root, path)
+}
+
+// RenderObjects are the objects Render reads or builds under root.
+func RenderObjects(root, path string) ([]*unstructured.Unstructured, error) {
+	docs, err := Render(root, path)
 	if err != nil {
 		return nil, err
 	}

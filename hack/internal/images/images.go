@@ -47,8 +47,8 @@ var Components = []Component{
 // Platforms are those images are built for by default.
 var Platforms = []v1.Platform{{OS: "linux", Architecture: "amd64"}, {OS: "linux", Architecture: "arm64"}}
 
-// NonRoot is the user (and group) the images run as.
-const NonRoot = 65532
+// nonRoot is the user (and group) the images run as.
+const nonRoot = 65532
 
 // Source is where the images come from, for their labels and timestamps.
 type Source struct {
@@ -122,17 +122,17 @@ func image(src Source, c Component, p v1.Platform, base v1.Layer, bin string) (v
 	cfg.Created = v1.Time{Time: src.Created}
 	cfg.Config = v1.Config{
 		Entrypoint: []string{"/" + c.Name},
-		User:       fmt.Sprintf("%d:%d", NonRoot, NonRoot),
+		User:       fmt.Sprintf("%d:%d", nonRoot, nonRoot),
 		WorkingDir: "/",
 		Env:        []string{"SSL_CERT_FILE=/etc/ssl/certs/ca-certificates.crt"},
-		Labels:     Labels(src, c),
+		Labels:     labels(src, c),
 	}
 	cfg.History = nil
 	return mutate.ConfigFile(img, cfg)
 }
 
-// Labels are the image's OCI annotations, as labels.
-func Labels(src Source, c Component) map[string]string {
+// labels are the image's OCI annotations, as labels.
+func labels(src Source, c Component) map[string]string {
 	return map[string]string{
 		"org.opencontainers.image.title":       "waygate-" + c.Name,
 		"org.opencontainers.image.description": c.Description,
@@ -158,16 +158,16 @@ func baseLayer(created time.Time) (v1.Layer, error) {
 			return nil, err
 		}
 	}
-	user := fmt.Sprintf("nonroot:x:%d:%d:nonroot:/home/nonroot:/sbin/nologin\n", NonRoot, NonRoot)
+	user := fmt.Sprintf("nonroot:x:%d:%d:nonroot:/home/nonroot:/sbin/nologin\n", nonRoot, nonRoot)
 	return layer(created, []file{
 		{name: "etc/", mode: 0o755},
-		{name: "etc/group", mode: 0o644, data: fmt.Appendf(nil, "root:x:0:\nnonroot:x:%d:\n", NonRoot)},
+		{name: "etc/group", mode: 0o644, data: fmt.Appendf(nil, "root:x:0:\nnonroot:x:%d:\n", nonRoot)},
 		{name: "etc/passwd", mode: 0o644, data: []byte("root:x:0:0:root:/root:/sbin/nologin\n" + user)},
 		{name: "etc/ssl/", mode: 0o755},
 		{name: "etc/ssl/certs/", mode: 0o755},
 		{name: "etc/ssl/certs/ca-certificates.crt", mode: 0o644, data: certs.Bytes()},
 		{name: "home/", mode: 0o755},
-		{name: "home/nonroot/", mode: 0o700, uid: NonRoot},
+		{name: "home/nonroot/", mode: 0o700, uid: nonRoot},
 		{name: "tmp/", mode: 0o1777},
 	})
 }
