@@ -51,6 +51,7 @@ bench-gate: envtest-assets build test-deps ## Measure the gate: decisions in-pro
 
 .PHONY: build
 build: ## Build the operator into bin/manager, the gate into bin/gate, the dashboard into bin/dashboard and the CLI into bin/waygate.
+	@echo "building the operator, the gate, the dashboard and the CLI into bin/ (the first build takes about 3 minutes on 2 cores; later ones seconds)"
 	go build -o bin/manager ./cmd/manager
 	go build -o bin/gate ./cmd/gate
 	go build -o bin/dashboard ./cmd/dashboard

@@ -74,6 +74,9 @@ func NewManager(ctx context.Context, cfg *rest.Config, o ManagerOptions) (ctrl.M
 		LeaderElection:          o.LeaderElect,
 		LeaderElectionID:        "waygate-manager.waygate.dev",
 		LeaderElectionNamespace: o.Namespace,
+		// The process ends when the manager does: hand the lease over at
+		// once (a rolling update need not wait for it to expire).
+		LeaderElectionReleaseOnCancel: true,
 		WebhookServer:           webhook.NewServer(o.Webhook),
 		Controller:              config.Controller{SkipNameValidation: ptr.To(o.SkipNameValidation)},
 	})
@@ -97,7 +100,7 @@ func NewManager(ctx context.Context, cfg *rest.Config, o ManagerOptions) (ctrl.M
 		return nil, err
 	}
 	webhooks := waygatewebhook.Options{Operator: me, AuditSuppressors: o.AuditSuppressors, Keys: keys, Clock: o.Clock}
-	if err := addWebhooks(mgr, webhooks, o); err != nil {
+	if err := addWebhooks(ctx, mgr, webhooks, o); err != nil {
 		return nil, err
 	}
 	return mgr, nil

@@ -1,10 +1,14 @@
 package controllers
 
 import (
+	"context"
 	"errors"
 	"fmt"
 	"net/http"
+	"os"
+	"path/filepath"
 	"sync/atomic"
+	"time"
 
 	"github.com/open-policy-agent/cert-controller/pkg/rotator"
 	"k8s.io/apimachinery/pkg/types"
@@ -35,10 +39,11 @@ const (
 // +kubebuilder:rbac:groups=authorization.k8s.io,resources=subjectaccessreviews,verbs=create
 
 // addWebhooks serves the admission webhooks once a certificate is in place:
-// at once when it is given, or after the rotator has written it (with
-// o.RotateCerts). Until then the operator is not ready; a registration that
+// after the rotator has written it (with o.RotateCerts), else once it is in
+// o.Webhook.CertDir (at once, or when another issuer such as cert-manager
+// has written it). Until then the operator is not ready; a registration that
 // fails afterwards makes it unhealthy, so that the kubelet restarts it.
-func addWebhooks(mgr ctrl.Manager, webhooks waygatewebhook.Options, o ManagerOptions) error {
+func addWebhooks(ctx context.Context, mgr ctrl.Manager, webhooks waygatewebhook.Options, o ManagerOptions) error {
 	var started atomic.Pointer[healthz.Checker]
 	var failed atomic.Pointer[error]
 	setup := func() error {
@@ -49,21 +54,30 @@ func addWebhooks(mgr ctrl.Manager, webhooks waygatewebhook.Options, o ManagerOpt
 		started.Store(&checker)
 		return nil
 	}
-	if o.RotateCerts {
-		certsReady := make(chan struct{})
+	certsReady := make(chan struct{})
+	switch {
+	case o.RotateCerts:
 		if err := addRotator(mgr, o, certsReady); err != nil {
 			return err
 		}
-		go func() {
-			<-certsReady
+	case certsPresent(o.Webhook.CertDir):
+		close(certsReady)
+	default:
+		// Another issuer (cert-manager) writes the certificate into the
+		// Secret, which reaches the pod a while after it starts.
+		ctrl.Log.Info("waiting for the webhook serving certificate", "dir", o.Webhook.CertDir)
+		go awaitCerts(ctx, o.Webhook.CertDir, certsReady)
+	}
+	go func() {
+		select {
+		case <-certsReady:
 			if err := setup(); err != nil {
 				ctrl.Log.Error(err, "the operator cannot serve its webhooks")
 				failed.Store(&err)
 			}
-		}()
-	} else if err := setup(); err != nil {
-		return err
-	}
+		case <-ctx.Done():
+		}
+	}()
 	if err := mgr.AddHealthzCheck("healthz", func(*http.Request) error {
 		if err := failed.Load(); err != nil {
 			return *err
@@ -79,6 +93,30 @@ func addWebhooks(mgr ctrl.Manager, webhooks waygatewebhook.Options, o ManagerOpt
 		}
 		return (*checker)(req)
 	})
+}
+
+// certsPresent says whether dir holds a serving certificate and its key.
+func certsPresent(dir string) bool {
+	for _, name := range []string{"tls.crt", "tls.key"} {
+		if _, err := os.Stat(filepath.Join(dir, name)); err != nil {
+			return false
+		}
+	}
+	return true
+}
+
+// awaitCerts closes ready once dir holds a serving certificate.
+func awaitCerts(ctx context.Context, dir string, ready chan<- struct{}) {
+	tick := time.NewTicker(time.Second)
+	defer tick.Stop()
+	for !certsPresent(dir) {
+		select {
+		case <-ctx.Done():
+			return
+		case <-tick.C:
+		}
+	}
+	close(ready)
 }
 
 // addRotator creates and rotates the webhook serving certificate in

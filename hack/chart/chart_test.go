@@ -203,6 +203,106 @@ func TestChartInstallsWhatKustomizeDoes(t *testing.T) {
 	}
 }
 
+// With its default values (and the dashboard on), the chart runs the
+// Deployments kustomize does: the same pods (arguments in any order,
+// images aside), so that hack/shipped, which runs kustomize's, covers the
+// chart's too.
+func TestChartDeploymentsAreKustomizes(t *testing.T) {
+	var want []*unstructured.Unstructured
+	for _, dir := range []string{"default", "dashboard"} {
+		objs, err := env.RenderObjects(filepath.Join(env.Root, "config", dir))
+		if err != nil {
+			t.Fatal(err)
+		}
+		want = append(want, objs...)
+	}
+	compareDeployments(t, template(t, map[string]any{"dashboard": map[string]any{"enabled": true}}), want, 3)
+}
+
+// compareDeployments checks that the chart's Deployments (got) are want's.
+func compareDeployments(t *testing.T, got, want []*unstructured.Unstructured, n int) {
+	t.Helper()
+	compared := 0
+	for _, w := range want {
+		if w.GetKind() != "Deployment" {
+			continue
+		}
+		g := find(got, "Deployment", w.GetName())
+		if g == nil {
+			t.Errorf("the chart installs no Deployment %s", w.GetName())
+			continue
+		}
+		if gp, wp := pod(g), pod(w); !equality.Semantic.DeepEqual(gp, wp) {
+			t.Errorf("Deployment %s: the chart's pod differs from kustomize's:\nchart:     %v\nkustomize: %v", w.GetName(), gp, wp)
+		}
+		compared++
+	}
+	if compared != n {
+		t.Errorf("compared %d Deployments, want %d", compared, n)
+	}
+}
+
+// pod is a Deployment's pod template without what differs by design: the
+// images (a tag or a digest, a pull policy) and the order of the arguments.
+func pod(d *unstructured.Unstructured) map[string]any {
+	tmpl := d.DeepCopy().Object["spec"].(map[string]any)["template"].(map[string]any)
+	for _, c := range tmpl["spec"].(map[string]any)["containers"].([]any) {
+		c := c.(map[string]any)
+		delete(c, "image")
+		delete(c, "imagePullPolicy")
+		args, _ := c["args"].([]any)
+		slices.SortFunc(args, func(a, b any) int { return strings.Compare(a.(string), b.(string)) })
+	}
+	return tmpl
+}
+
+// With certManager.enabled the chart installs what config/default-certmanager
+// (config/default with the config/certmanager component) does: the Issuer
+// and Certificate, the CA injection into the webhook configurations, and
+// the operator without its rotation; with an issuerRef, that issuer signs
+// and the chart creates none.
+func TestChartCertManager(t *testing.T) {
+	want, err := env.RenderObjects(filepath.Join(env.Root, "config", "default-certmanager"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	got := template(t, map[string]any{"certManager": map[string]any{"enabled": true}})
+	for _, kind := range []string{"Issuer", "Certificate", "ValidatingWebhookConfiguration", "MutatingWebhookConfiguration"} {
+		found := false
+		for _, w := range want {
+			if w.GetKind() != kind {
+				continue
+			}
+			found = true
+			if g := find(got, kind, w.GetName()); g == nil || !equality.Semantic.DeepEqual(g.Object, w.Object) {
+				t.Errorf("%s %s: the chart renders %v, kustomize %v", kind, w.GetName(), g, w.Object)
+			}
+		}
+		if !found {
+			t.Errorf("config/default-certmanager has no %s", kind)
+		}
+	}
+	compareDeployments(t, got, want, 2)
+	if args := fmt.Sprint(container(find(got, "Deployment", "waygate-manager"))["args"]); !strings.Contains(args, "--cert-rotation=false") {
+		t.Errorf("manager args %s still rotate the certificate", args)
+	}
+	for _, o := range template(t, nil) {
+		if o.GetKind() == "Certificate" || o.GetKind() == "Issuer" || o.GetAnnotations()["cert-manager.io/inject-ca-from"] != "" {
+			t.Errorf("%s %s is installed without certManager.enabled", o.GetKind(), o.GetName())
+		}
+	}
+
+	own := map[string]any{"kind": "ClusterIssuer", "name": "corp-ca"}
+	got = template(t, map[string]any{"certManager": map[string]any{"enabled": true, "issuerRef": own}})
+	if find(got, "Issuer", "waygate-selfsigned") != nil {
+		t.Error("the self-signed Issuer is installed though issuerRef names another")
+	}
+	cert := find(got, "Certificate", "waygate-webhook-cert")
+	if ref, _, _ := unstructured.NestedMap(cert.Object, "spec", "issuerRef"); !equality.Semantic.DeepEqual(ref, own) {
+		t.Errorf("the Certificate's issuerRef is %v, want %v", ref, own)
+	}
+}
+
 // With the values that turn them on, the chart installs config/prometheus's
 // ServiceMonitors and alerts as they are (the alerts' Prometheus templates
 // included); by default, none.

@@ -54,6 +54,10 @@ func generate(root, dir string) error {
 	if err != nil {
 		return err
 	}
+	certs, err := objects(root, filepath.Join("certmanager", "certificate.yaml"))
+	if err != nil {
+		return err
+	}
 	files := map[string][]string{}
 	for _, o := range install {
 		switch {
@@ -63,6 +67,11 @@ func generate(root, dir string) error {
 			files["crds.yaml"] = append(files["crds.yaml"], crd(o))
 		case strings.HasPrefix(o.GetName(), "waygate-gate"):
 			files["gate.yaml"] = append(files["gate.yaml"], templated(o, "gate"))
+		case strings.HasSuffix(o.GetKind(), "WebhookConfiguration"):
+			// With certManager.enabled, cert-manager's CA injector fills
+			// the caBundle.
+			o.Object["metadata"].(map[string]any)[injectCA] = "x"
+			files["operator.yaml"] = append(files["operator.yaml"], templated(o, "manager"))
 		default:
 			files["operator.yaml"] = append(files["operator.yaml"], templated(o, "manager"))
 		}
@@ -82,10 +91,19 @@ func generate(root, dir string) error {
 		o.SetLabels(labels)
 		files[name] = append(files[name], templated(o, "metrics"))
 	}
+	for _, o := range certs {
+		text := templated(o, "certManager")
+		if o.GetKind() == "Issuer" {
+			// The self-signed Issuer signs unless issuerRef names another.
+			text = "{{- if not .Values.certManager.issuerRef }}\n" + text + "{{- end }}\n"
+		}
+		files["certmanager.yaml"] = append(files["certmanager.yaml"], text)
+	}
 	for name, docs := range files {
 		text := header
 		wrap := map[string]string{
 			"crds.yaml": ".Values.crds.install", "dashboard.yaml": ".Values.dashboard.enabled",
+			"certmanager.yaml":     ".Values.certManager.enabled",
 			"servicemonitors.yaml": ".Values.metrics.serviceMonitor.enabled", "prometheusrules.yaml": ".Values.metrics.prometheusRule.enabled",
 		}[name]
 		if wrap != "" {
@@ -123,14 +141,19 @@ func crd(o *unstructured.Unstructured) string {
 // replicas, image, resources, scheduling and flags come from the values
 // of component.
 func templated(o *unstructured.Unstructured, component string) string {
-	if o.GetKind() == "Deployment" {
+	var issuer string
+	switch o.GetKind() {
+	case "Deployment":
 		deployment(o)
+	case "Certificate":
+		issuer = marshal(o.Object["spec"].(map[string]any)["issuerRef"])
+		o.Object["spec"].(map[string]any)["issuerRef"] = issuerRef
 	}
 	// What looks like a template in config/ (the alerts' Prometheus
 	// templates) is text to Helm.
 	text := braces.Replace(toYAML(o))
 	text = strings.ReplaceAll(text, namespace, "{{ .Release.Namespace }}")
-	return expand(text, component)
+	return expand(text, component, issuer)
 }
 
 // braces quotes template delimiters for Helm.
@@ -144,8 +167,11 @@ const (
 	resources   = "__RESOURCES__"
 	args        = "__ARGS__"
 	envList     = "__ENV__"
+	envBlock    = "__ENV_BLOCK__"
 	scheduling  = "__SCHEDULING__"
 	extraLabels = "__LABELS__"
+	injectCA    = "__INJECT_CA__"
+	issuerRef   = "__ISSUER__"
 )
 
 // deployment puts the sentinels in o, a Deployment of one container.
@@ -166,20 +192,26 @@ func deployment(o *unstructured.Unstructured) {
 		}
 	}
 	c["args"] = append(kept, args)
-	c["env"] = append(asList(c["env"]), envList)
+	if env := asList(c["env"]); len(env) > 0 {
+		c["env"] = append(env, envList)
+	} else {
+		// No env at all unless the values give some.
+		c["env"] = envBlock
+	}
 }
 
 // valueFlags are the flags of config/'s Deployments that chart values set.
-var valueFlags = []string{"--environment"}
+var valueFlags = []string{"--environment", "--cert-rotation", "--audit-max-age", "--audit-max-entries"}
 
 func asList(v any) []any {
 	l, _ := v.([]any)
 	return l
 }
 
-// expand replaces the sentinels of component's Deployment by the template
-// expressions of its values, at their lines' indentation.
-func expand(text, component string) string {
+// expand replaces the sentinels of component's objects by the template
+// expressions of its values, at their lines' indentation; issuer is the
+// YAML of config's issuerRef, the Certificate's when the values name none.
+func expand(text, component, issuer string) string {
 	values := ".Values." + component
 	lines := strings.Split(text, "\n")
 	for i, l := range lines {
@@ -197,8 +229,17 @@ func expand(text, component string) string {
 			lines[i] = pad + `{{- include "waygate.` + component + `.args" . | nindent ` + fmt.Sprint(indent) + " }}"
 		case "- " + envList:
 			lines[i] = pad + `{{- include "waygate.` + component + `.env" . | nindent ` + fmt.Sprint(indent) + " }}"
+		case "env: " + envBlock:
+			lines[i] = pad + `{{- with include "waygate.` + component + `.env" . }}` + "\n" + pad + "env:\n" +
+				pad + "{{- . | nindent " + fmt.Sprint(indent) + " }}\n" + pad + "{{- end }}"
 		case extraLabels + ": x":
 			lines[i] = pad + "{{- with " + values + ".labels }}\n" + pad + "{{- toYaml . | nindent " + fmt.Sprint(indent) + " }}\n" + pad + "{{- end }}"
+		case injectCA + ": x":
+			lines[i] = pad + "{{- if .Values.certManager.enabled }}\n" + pad + "annotations:\n" + pad +
+				"  cert-manager.io/inject-ca-from: {{ .Release.Namespace }}/waygate-webhook-cert\n" + pad + "{{- end }}"
+		case "issuerRef: " + issuerRef:
+			lines[i] = pad + "{{- with .Values.certManager.issuerRef }}\n" + pad + "issuerRef:\n" + pad + "  {{- toYaml . | nindent " + fmt.Sprint(indent+2) + " }}\n" +
+				pad + "{{- else }}\n" + pad + "issuerRef:\n" + indentLines(issuer, pad+"  ") + pad + "{{- end }}"
 		case scheduling + ": x":
 			var b strings.Builder
 			for _, field := range []string{"nodeSelector", "tolerations", "affinity"} {
@@ -210,8 +251,21 @@ func expand(text, component string) string {
 	return strings.Join(lines, "\n")
 }
 
-func toYAML(o *unstructured.Unstructured) string {
-	b, err := yaml.Marshal(o.Object)
+// indentLines indents each line of text by pad.
+func indentLines(text, pad string) string {
+	var b strings.Builder
+	for _, l := range strings.SplitAfter(text, "\n") {
+		if l != "" {
+			b.WriteString(pad + l)
+		}
+	}
+	return b.String()
+}
+
+func toYAML(o *unstructured.Unstructured) string { return marshal(o.Object) }
+
+func marshal(v any) string {
+	b, err := yaml.Marshal(v)
 	if err != nil {
 		panic(err) // a map decoded from YAML always encodes
 	}

@@ -14,6 +14,11 @@ over a tag; the tag defaults to the chart's appVersion.
 
 {{/* The operator's flags that values set. */}}
 {{- define "waygate.manager.args" -}}
+{{- if .Values.certManager.enabled }}
+- --cert-rotation=false
+{{- else }}
+- --cert-rotation
+{{- end }}
 {{- with .Values.manager.audit }}
 - --audit-max-age={{ .maxAge }}
 - --audit-max-entries={{ .maxEntries }}
