@@ -1,9 +1,7 @@
 package controllers_test
 
 import (
-	"bytes"
 	"context"
-	"encoding/json"
 	"fmt"
 	"strings"
 	"testing"
@@ -13,6 +11,7 @@ import (
 
 	waygatev1 "github.com/waygate-dev/waygate/api/v1alpha1"
 	"github.com/waygate-dev/waygate/internal/audit"
+	auditlog "github.com/waygate-dev/waygate/pkg/audit"
 )
 
 // GetAuditLog reads entries newest first, filtered by path, limited; the
@@ -28,7 +27,7 @@ func TestAuditLogAndRetention(t *testing.T) {
 		}
 		at := base.Add(time.Duration(i) * time.Minute)
 		// Named as the operator names entries: time first.
-		e := auditEntry(ns, audit.TimeKey(at)+fmt.Sprintf("-e%d", i), path, "alice")
+		e := auditEntry(ns, auditlog.TimeKey(at)+fmt.Sprintf("-e%d", i), path, "alice")
 		e.Spec.Timestamp = metav1.NewMicroTime(at)
 		if err := operator.Create(ctx, e); err != nil {
 			t.Fatal(err)
@@ -52,7 +51,7 @@ func TestAuditLogAndRetention(t *testing.T) {
 		{"POST:/refunds", 1, "e5"},
 		{"flag:none", 0, ""},
 	} {
-		got, err := audit.GetAuditLog(ctx, operator, ns, tc.path, tc.limit)
+		got, err := auditlog.GetAuditLog(ctx, operator, ns, tc.path, tc.limit)
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -63,7 +62,7 @@ func TestAuditLogAndRetention(t *testing.T) {
 
 	// Pages by continue token, each the next older entries; Since stops
 	// the reading at the first older entry.
-	q := audit.Query{Namespace: ns, Limit: 2}
+	q := auditlog.Query{Namespace: ns, Limit: 2}
 	var pages []string
 	for {
 		page, err := q.Run(ctx, operator)
@@ -78,7 +77,7 @@ func TestAuditLogAndRetention(t *testing.T) {
 	if got := strings.Join(pages, " | "); got != "e5,e4 | e3,e2 | e1,e0" {
 		t.Errorf("pages [%s], want [e5,e4 | e3,e2 | e1,e0]", got)
 	}
-	page, err := audit.Query{Namespace: ns, Limit: 10, Since: base.Add(210 * time.Second)}.Run(ctx, operator)
+	page, err := auditlog.Query{Namespace: ns, Limit: 10, Since: base.Add(210 * time.Second)}.Run(ctx, operator)
 	if err != nil || names(page.Entries) != "e5,e4" || page.Continue != "" {
 		t.Errorf("since 3.5 minutes in: [%s] continue %q (%v), want [e5,e4] and no continue", names(page.Entries), page.Continue, err)
 	}
@@ -93,29 +92,59 @@ func TestAuditLogAndRetention(t *testing.T) {
 		t.Fatalf("pruning without the right to delete: %d pruned, %v; want 0 and three failures", n, err)
 	}
 
-	var exported bytes.Buffer
-	r := &audit.Retention{Reader: operator, Client: operator, Namespace: ns, MaxPerNamespace: 4, MaxAge: 58 * time.Minute, Export: &exported}
-	n, err := r.Prune(ctx, time.Now())
+	// With an export, only what it delivered is pruned: nothing before it
+	// has delivered anything, then what is at or below its cursor. Each run
+	// that prunes records it, as system:retention.
+	versions := map[string]string{}
+	all, err := auditlog.GetAuditLog(ctx, operator, ns, "", 0)
 	if err != nil {
 		t.Fatal(err)
 	}
-	// Count keeps e2..e5; age (58 minutes) also takes e2 (58+ minutes old).
-	left, err := audit.GetAuditLog(ctx, operator, ns, "", 0)
-	if err != nil {
-		t.Fatal(err)
+	for _, e := range all {
+		versions[names([]waygatev1.AuditEntry{e})] = e.ResourceVersion
 	}
-	if n != 3 || names(left) != "e5,e4,e3" {
-		t.Fatalf("pruned %d, left [%s]; want 3 pruned, [e5,e4,e3] left", n, names(left))
-	}
-	lines := strings.Split(strings.TrimSpace(exported.String()), "\n")
-	if len(lines) != 3 {
-		t.Fatalf("exported %d lines, want 3:\n%s", len(lines), exported.String())
-	}
-	// Pruned as read: newest first.
-	for i, want := range []string{"e2", "e1", "e0"} {
-		var e waygatev1.AuditEntry
-		if err := json.Unmarshal([]byte(lines[i]), &e); err != nil || !strings.HasSuffix(e.Name, "-"+want) || e.Spec.Actor != "alice" {
-			t.Errorf("export line %d = %s (%v), want entry %s", i, lines[i], err, want)
+	cursor := ""
+	r := &audit.Retention{Reader: operator, Client: operator, Namespace: ns, MaxPerNamespace: 4, MaxAge: 58 * time.Minute,
+		Delivered: func(context.Context) (string, error) { return cursor, nil }}
+	prune := func(want int, left string) []waygatev1.AuditEntry {
+		t.Helper()
+		n, err := r.Prune(ctx, time.Now())
+		if err != nil {
+			t.Fatal(err)
 		}
+		entries, err := auditlog.GetAuditLog(ctx, operator, ns, "", 0)
+		if err != nil {
+			t.Fatal(err)
+		}
+		var changes, records []waygatev1.AuditEntry
+		for _, e := range entries {
+			if e.Spec.Action == audit.ActionPruned {
+				records = append(records, e)
+			} else {
+				changes = append(changes, e)
+			}
+		}
+		if n != want || names(changes) != left {
+			t.Fatalf("pruned %d, left [%s]; want %d pruned, [%s] left", n, names(changes), want, left)
+		}
+		return records
+	}
+	if records := prune(0, "e5,e4,e3,e2,e1,e0"); len(records) != 0 {
+		t.Fatalf("nothing pruned, yet recorded: %v", records)
+	}
+	cursor = versions["e1"]
+	records := prune(2, "e5,e4,e3,e2")
+	if len(records) != 1 {
+		t.Fatalf("%d audit_pruned entries, want 1", len(records))
+	}
+	if s := records[0].Spec; s.Actor != audit.RetentionActor || s.Platform != waygatev1.PlatformSystem || s.Path != audit.AuditPath ||
+		!strings.HasPrefix(s.Reason, "pruned 2 entries written from "+base.Format(time.RFC3339)+" to "+base.Add(time.Minute).Format(time.RFC3339)) {
+		t.Errorf("the pruning is recorded as %+v", s)
+	}
+	// Without an export: count keeps the record and e5..e3; age takes e2
+	// (58+ minutes old) too.
+	r.Delivered = nil
+	if records := prune(1, "e5,e4,e3"); len(records) != 2 {
+		t.Errorf("%d audit_pruned entries, want one a run", len(records))
 	}
 }

@@ -4,13 +4,13 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"io"
 	"time"
 
 	"k8s.io/client-go/rest"
 	"k8s.io/utils/clock"
 	"k8s.io/utils/ptr"
 	ctrl "sigs.k8s.io/controller-runtime"
+	"sigs.k8s.io/controller-runtime/pkg/client"
 	"sigs.k8s.io/controller-runtime/pkg/config"
 	metricsserver "sigs.k8s.io/controller-runtime/pkg/metrics/server"
 	"sigs.k8s.io/controller-runtime/pkg/webhook"
@@ -39,7 +39,9 @@ type ManagerOptions struct {
 	AuditMaxAge        time.Duration
 	AuditMaxEntries    int
 	AuditPruneInterval time.Duration
-	AuditExport        io.Writer
+	// AuditExport receives every audit entry as it is written (nil: no
+	// export); retention then prunes only what it delivered.
+	AuditExport audit.Sink
 	// SkipNameValidation lets one process start the operator more than once
 	// (tests that restart it).
 	SkipNameValidation bool
@@ -77,8 +79,8 @@ func NewManager(ctx context.Context, cfg *rest.Config, o ManagerOptions) (ctrl.M
 		// The process ends when the manager does: hand the lease over at
 		// once (a rolling update need not wait for it to expire).
 		LeaderElectionReleaseOnCancel: true,
-		WebhookServer:           webhook.NewServer(o.Webhook),
-		Controller:              config.Controller{SkipNameValidation: ptr.To(o.SkipNameValidation)},
+		WebhookServer:                 webhook.NewServer(o.Webhook),
+		Controller:                    config.Controller{SkipNameValidation: ptr.To(o.SkipNameValidation)},
 	})
 	if err != nil {
 		return nil, fmt.Errorf("creating the manager: %w", err)
@@ -93,10 +95,19 @@ func NewManager(ctx context.Context, cfg *rest.Config, o ManagerOptions) (ctrl.M
 	if err := Setup(mgr, o.Concurrency, keys, o.Clock); err != nil {
 		return nil, fmt.Errorf("setting up controllers: %w", err)
 	}
-	if err := mgr.Add(&audit.Retention{
+	retention := &audit.Retention{
 		Reader: mgr.GetAPIReader(), Client: mgr.GetClient(),
-		MaxAge: o.AuditMaxAge, MaxPerNamespace: o.AuditMaxEntries, Interval: o.AuditPruneInterval, Export: o.AuditExport,
-	}); err != nil {
+		MaxAge: o.AuditMaxAge, MaxPerNamespace: o.AuditMaxEntries, Interval: o.AuditPruneInterval, Clock: o.Clock,
+	}
+	if o.AuditExport != nil {
+		if err := addExport(mgr, cfg, o); err != nil {
+			return nil, err
+		}
+		retention.Delivered = func(ctx context.Context) (string, error) {
+			return audit.ReadCursor(ctx, mgr.GetAPIReader(), o.Namespace)
+		}
+	}
+	if err := mgr.Add(retention); err != nil {
 		return nil, err
 	}
 	webhooks := waygatewebhook.Options{Operator: me, AuditSuppressors: o.AuditSuppressors, Keys: keys, Clock: o.Clock}
@@ -104,4 +115,17 @@ func NewManager(ctx context.Context, cfg *rest.Config, o ManagerOptions) (ctrl.M
 		return nil, err
 	}
 	return mgr, nil
+}
+
+// addExport sends every audit entry to o.AuditExport, from the leader.
+func addExport(mgr ctrl.Manager, cfg *rest.Config, o ManagerOptions) error {
+	// Entries are never cached: the export watches them itself.
+	c, err := client.NewWithWatch(cfg, client.Options{Scheme: mgr.GetScheme()})
+	if err != nil {
+		return err
+	}
+	return mgr.Add(&audit.Exporter{
+		Client: c, Namespace: o.Namespace, Sink: o.AuditExport,
+		BatchSize: 256, FlushInterval: 200 * time.Millisecond, Backoff: time.Second, MaxBackoff: 30 * time.Second,
+	})
 }

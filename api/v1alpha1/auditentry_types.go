@@ -81,8 +81,9 @@ type AuditEntrySpec struct {
 
 // AuditTarget identifies the object an audit entry is about.
 type AuditTarget struct {
-	// kind is the kind of the object, e.g. RouteGate.
-	// +kubebuilder:validation:Enum=RouteGate;FeatureFlag;Segment;RateLimitPolicy
+	// kind is the kind of the object, e.g. RouteGate; AuditEntry for the
+	// entries retention pruned (action audit_pruned).
+	// +kubebuilder:validation:Enum=RouteGate;FeatureFlag;Segment;RateLimitPolicy;AuditEntry
 	Kind string `json:"kind"`
 
 	// name is the object's name.

@@ -18,7 +18,11 @@ import (
 	"sigs.k8s.io/controller-runtime/pkg/webhook"
 
 	"github.com/waygate-dev/waygate/controllers"
+	"github.com/waygate-dev/waygate/internal/audit"
 )
+
+// version is the release, set when the images are built.
+var version = "dev"
 
 func main() {
 	var o controllers.ManagerOptions
@@ -44,7 +48,7 @@ func main() {
 	flag.DurationVar(&o.AuditMaxAge, "audit-max-age", 90*24*time.Hour, "Prune audit entries older than this; 0 keeps them forever.")
 	flag.IntVar(&o.AuditMaxEntries, "audit-max-entries", 10000, "Keep at most this many audit entries per namespace (the newest); 0 is no limit.")
 	flag.DurationVar(&o.AuditPruneInterval, "audit-prune-interval", 10*time.Minute, "How often to prune audit entries.")
-	flag.StringVar(&auditExport, "audit-export", "", "Write every pruned audit entry as a JSON line to this file (appended), or to stdout with \"-\"; empty exports nothing.")
+	flag.StringVar(&auditExport, "audit-export", "", "Send every audit entry, as it is written, to an OpenTelemetry collector (otlp: configured by the OTEL_EXPORTER_OTLP_* environment variables) or to stdout as JSON lines (stdout); empty exports nothing. With an export, retention prunes only delivered entries.")
 	flag.StringVar(&o.Namespace, "namespace", os.Getenv("POD_NAMESPACE"), "Namespace the operator runs in (for leader election and the certificate Secret).")
 	zapOpts := zap.Options{}
 	zapOpts.BindFlags(flag.CommandLine)
@@ -66,24 +70,25 @@ func main() {
 }
 
 func run(o controllers.ManagerOptions, auditExport string, qps float64, burst int) error {
+	ctx := ctrl.SetupSignalHandler()
 	switch auditExport {
 	case "":
-	case "-":
-		o.AuditExport = os.Stdout
-	default:
-		f, err := os.OpenFile(auditExport, os.O_APPEND|os.O_CREATE|os.O_WRONLY, 0o600)
+	case "stdout":
+		o.AuditExport = audit.JSONLines{W: os.Stdout}
+	case "otlp":
+		sink, err := audit.NewOTLP(ctx, version)
 		if err != nil {
-			return fmt.Errorf("opening the audit export file: %w", err)
+			return fmt.Errorf("--audit-export=otlp: %w", err)
 		}
-		defer func() { _ = f.Close() }()
-		o.AuditExport = f
+		o.AuditExport = sink
+	default:
+		return fmt.Errorf("--audit-export=%s: use otlp (to an OpenTelemetry collector) or stdout (JSON lines)", auditExport)
 	}
 	cfg := ctrl.GetConfigOrDie()
 	// Every audited change costs the operator two requests; client-side
 	// throttling at controller-runtime's default (20/s) would cap the audit
 	// trail at about ten changes a second.
 	cfg.QPS, cfg.Burst = float32(qps), burst
-	ctx := ctrl.SetupSignalHandler()
 	mgr, err := controllers.NewManager(ctx, cfg, o)
 	if err != nil {
 		return err

@@ -9,7 +9,9 @@ package operatortest
 import (
 	"context"
 	"fmt"
+	"net"
 	"os"
+	"strconv"
 	"strings"
 	"sync"
 	"testing"
@@ -150,7 +152,7 @@ func (env *Env) StartOperator() error {
 		cancel()
 		return err
 	}
-	done := make(chan error)
+	done := make(chan error, 1)
 	go func() { done <- mgr.Start(ctx) }()
 	env.stop = func() {
 		cancel()
@@ -158,7 +160,25 @@ func (env *Env) StartOperator() error {
 			fmt.Fprintln(os.Stderr, "manager:", err)
 		}
 	}
-	return nil
+	// Tests write through the webhooks at once: wait until they are served.
+	addr := net.JoinHostPort(env.Webhook.LocalServingHost, strconv.Itoa(env.Webhook.LocalServingPort))
+	for deadline := time.Now().Add(time.Minute); ; time.Sleep(20 * time.Millisecond) {
+		conn, err := net.Dial("tcp", addr)
+		if err == nil {
+			_ = conn.Close()
+			return nil
+		}
+		select {
+		case err := <-done:
+			cancel()
+			env.stop = nil
+			return fmt.Errorf("the operator stopped before it served its webhooks: %v", err)
+		default:
+		}
+		if time.Now().After(deadline) {
+			return fmt.Errorf("the operator does not serve its webhooks on %s after a minute: %w", addr, err)
+		}
+	}
 }
 
 // StopOperator stops the operator StartOperator started.

@@ -16,8 +16,8 @@ import (
 	"sigs.k8s.io/controller-runtime/pkg/client"
 
 	waygatev1 "github.com/waygate-dev/waygate/api/v1alpha1"
-	"github.com/waygate-dev/waygate/internal/audit"
 	"github.com/waygate-dev/waygate/internal/controlplane"
+	auditlog "github.com/waygate-dev/waygate/pkg/audit"
 )
 
 // fillerEntry is an entry as the operator would write it (named by its
@@ -25,7 +25,7 @@ import (
 func fillerEntry(ns, name string, i int) *waygatev1.AuditEntry {
 	now := metav1.NowMicro()
 	return &waygatev1.AuditEntry{
-		ObjectMeta: metav1.ObjectMeta{Namespace: ns, Name: audit.EntryName(now.Time, name, "bench", name)},
+		ObjectMeta: metav1.ObjectMeta{Namespace: ns, Name: auditlog.EntryName(now.Time, name, "bench", name)},
 		Spec: waygatev1.AuditEntrySpec{
 			Path: fmt.Sprintf("GET:/items/%d", i), Action: "maintenance_on", Actor: "bench", Platform: waygatev1.PlatformAPI,
 			OldStatus: "active", NewStatus: "maintenance", Reason: "benchmark", Timestamp: now,
@@ -105,7 +105,7 @@ func readLog(ctx context.Context, cp *controlplane.ControlPlane, dir string, ent
 	fmt.Printf("waygate audit --limit 20 with %d entries in the namespace: median %s, max %s over %d runs (target <= 150ms)\n",
 		entries, runs[len(runs)/2].Round(time.Millisecond), runs[len(runs)-1].Round(time.Millisecond), len(runs))
 
-	q := audit.Query{Namespace: memoryNamespace, Limit: 20}
+	q := auditlog.Query{Namespace: memoryNamespace, Limit: 20}
 	var pages []string
 	var last *waygatev1.AuditEntry
 	for range 6 {

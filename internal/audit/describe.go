@@ -16,6 +16,14 @@ import (
 // GlobalPath is the audit path of namespace-wide gates and policies.
 const GlobalPath = "__global__"
 
+// The audit log's entries about itself: a retention run that pruned
+// entries records it under AuditPath as RetentionActor.
+const (
+	AuditPath      = "__audit__"
+	ActionPruned   = "audit_pruned"
+	RetentionActor = "system:retention"
+)
+
 // Actions beyond route state changes (which RouteAction names).
 const (
 	ActionRouteCreated         = "route_created"

@@ -2,31 +2,32 @@ package audit
 
 import (
 	"context"
-	"encoding/json"
 	"errors"
 	"fmt"
-	"io"
-	"sync"
+	"strings"
 	"time"
 
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/runtime"
+	"k8s.io/apimachinery/pkg/util/resourceversion"
 	"k8s.io/apimachinery/pkg/util/wait"
 	"k8s.io/client-go/tools/pager"
+	"k8s.io/utils/clock"
 	ctrl "sigs.k8s.io/controller-runtime"
 	"sigs.k8s.io/controller-runtime/pkg/client"
 
 	waygatev1 "github.com/waygate-dev/waygate/api/v1alpha1"
+	auditlog "github.com/waygate-dev/waygate/pkg/audit"
 )
 
-// pageSize is how many entries one list call returns.
-const pageSize = 500
-
 // Retention prunes audit entries older than MaxAge and, per namespace, all
-// but the newest MaxPerNamespace, after writing each one it prunes to Export
-// as a JSON line. It pages through entries with an uncached reader (client-go's
-// pager): entries are never held in an informer, nor all in memory.
+// but the newest MaxPerNamespace; with an export, only those the export has
+// delivered. Each run that prunes in a namespace records it there, as an
+// audit_pruned entry (how many, written when), so that a flush of the log
+// is itself on the record. It pages through entries with an uncached reader
+// (client-go's pager): entries are never held in an informer, nor all in
+// memory.
 type Retention struct {
 	Reader client.Reader
 	Client client.Client
@@ -34,17 +35,19 @@ type Retention struct {
 	MaxAge time.Duration
 	// MaxPerNamespace is how many entries a namespace keeps; 0 is no limit.
 	MaxPerNamespace int
-	// Export receives every pruned entry as a JSON line; nil exports nothing.
-	Export io.Writer
+	// Delivered, with an export, tells how far it has delivered (its
+	// cursor, "" when nothing yet): entries past it are kept. Nil without
+	// an export.
+	Delivered func(context.Context) (string, error)
 	// Interval is the time between prunes.
 	Interval time.Duration
 	// Namespace limits pruning to one namespace; empty prunes them all.
 	Namespace string
-
-	exportMu sync.Mutex
+	// Clock stamps the audit_pruned entries (the wall clock when nil).
+	Clock clock.PassiveClock
 }
 
-// +kubebuilder:rbac:groups=waygate.dev,resources=auditentries,verbs=get;list;delete
+// +kubebuilder:rbac:groups=waygate.dev,resources=auditentries,verbs=get;list;delete;create
 
 // Start prunes at once and then every Interval until ctx ends (a
 // manager.Runnable; it runs on the leader only).
@@ -63,27 +66,44 @@ func (r *Retention) Start(ctx context.Context) error {
 // NeedLeaderElection makes only the leader prune.
 func (r *Retention) NeedLeaderElection() bool { return true }
 
+// pruned is what one run pruned in a namespace.
+type pruned struct {
+	count          int
+	oldest, newest time.Time
+	tooOld         int
+}
+
 // Prune removes the entries retention says to remove at now, and returns
 // how many it removed. A namespace lists its entries newest first (their
 // names are in time order), so an entry is pruned as soon as it is read:
-// past the namespace's first MaxPerNamespace, or older than MaxAge. Each
-// costs one delete; a failure does not stop the others, and all failures
-// are returned together.
+// past the namespace's first MaxPerNamespace, or older than MaxAge, unless
+// the export has not delivered it. Each costs one delete; a failure does
+// not stop the others, and all failures are returned together.
 func (r *Retention) Prune(ctx context.Context, now time.Time) (int, error) {
 	if r.MaxAge == 0 && r.MaxPerNamespace == 0 {
 		return 0, nil
+	}
+	delivered, exporting := "", r.Delivered != nil
+	if exporting {
+		var err error
+		if delivered, err = r.Delivered(ctx); err != nil {
+			return 0, fmt.Errorf("reading how far the export has delivered: %w", err)
+		}
+		if delivered == "" {
+			return 0, nil // the export has delivered nothing yet
+		}
 	}
 	entries := pager.New(func(ctx context.Context, opts metav1.ListOptions) (runtime.Object, error) {
 		var list waygatev1.AuditEntryList
 		err := r.Reader.List(ctx, &list, client.InNamespace(r.Namespace), &client.ListOptions{Raw: &opts})
 		return &list, err
 	})
-	entries.PageSize = pageSize
+	entries.PageSize = auditlog.PageSize
 	var (
 		namespace string
 		kept      int
-		pruned    int
 		failed    []error
+		done      = map[string]*pruned{}
 	)
 	err := entries.EachListItemWithAlloc(ctx, metav1.ListOptions{}, func(obj runtime.Object) error {
 		e := obj.(*waygatev1.AuditEntry)
@@ -96,36 +116,73 @@ func (r *Retention) Prune(ctx context.Context, now time.Time) (int, error) {
 			kept++
 			return nil
 		}
-		if err := r.prune(ctx, e); err != nil {
-			failed = append(failed, err)
+		if exporting {
+			if c, err := resourceversion.CompareResourceVersion(e.ResourceVersion, delivered); err != nil || c > 0 {
+				kept++ // not delivered yet: kept until it is
+				return nil
+			}
+		}
+		if err := r.Client.Delete(ctx, e); err != nil && !apierrors.IsNotFound(err) {
+			failed = append(failed, fmt.Errorf("deleting audit entry %s/%s: %w", e.Namespace, e.Name, err))
 			return nil
 		}
-		pruned++
+		entriesPruned.Inc()
+		p := done[e.Namespace]
+		if p == nil {
+			p = &pruned{oldest: e.Spec.Timestamp.Time, newest: e.Spec.Timestamp.Time}
+			done[e.Namespace] = p
+		}
+		p.count++
+		if t := e.Spec.Timestamp.Time; t.Before(p.oldest) {
+			p.oldest = t
+		} else if t.After(p.newest) {
+			p.newest = t
+		}
+		if tooOld {
+			p.tooOld++
+		}
 		return nil
 	})
 	if err != nil {
 		failed = append(failed, fmt.Errorf("listing audit entries: %w", err))
 	}
-	return pruned, errors.Join(failed...)
+	total := 0
+	for ns, p := range done {
+		total += p.count
+		if err := r.record(ctx, ns, p); err != nil {
+			failed = append(failed, err)
+		}
+	}
+	return total, errors.Join(failed...)
 }
 
-// prune exports one entry, then deletes it.
-func (r *Retention) prune(ctx context.Context, e *waygatev1.AuditEntry) error {
-	if r.Export != nil {
-		line, err := json.Marshal(e)
-		if err != nil {
-			return err
-		}
-		r.exportMu.Lock()
-		_, err = r.Export.Write(append(line, '\n'))
-		r.exportMu.Unlock()
-		if err != nil {
-			// Keep the entry: it is not pruned before it is exported.
-			return fmt.Errorf("exporting audit entry %s/%s: %w", e.Namespace, e.Name, err)
-		}
+// record writes the audit_pruned entry of a run in namespace.
+func (r *Retention) record(ctx context.Context, namespace string, p *pruned) error {
+	c := r.Clock
+	if c == nil {
+		c = clock.RealClock{}
 	}
-	if err := r.Client.Delete(ctx, e); err != nil && !apierrors.IsNotFound(err) {
-		return fmt.Errorf("deleting audit entry %s/%s: %w", e.Namespace, e.Name, err)
+	now := metav1.NewMicroTime(c.Now().UTC())
+	why := []string{}
+	if p.tooOld > 0 {
+		why = append(why, fmt.Sprintf("%d older than %v", p.tooOld, r.MaxAge))
 	}
+	if n := p.count - p.tooOld; n > 0 {
+		why = append(why, fmt.Sprintf("%d past the newest %d of the namespace", n, r.MaxPerNamespace))
+	}
+	e := &waygatev1.AuditEntry{
+		ObjectMeta: metav1.ObjectMeta{Namespace: namespace, Name: auditlog.EntryName(now.Time, "audit-pruned", "retention", now.Format(time.RFC3339Nano))},
+		Spec: waygatev1.AuditEntrySpec{
+			Path: AuditPath, Action: ActionPruned, Actor: RetentionActor, Platform: waygatev1.PlatformSystem,
+			Reason: fmt.Sprintf("pruned %d entries written from %s to %s (%s)", p.count,
+				p.oldest.UTC().Format(time.RFC3339), p.newest.UTC().Format(time.RFC3339), strings.Join(why, ", ")),
+			Timestamp: now,
+			Target:    waygatev1.AuditTarget{Kind: "AuditEntry", Name: "entries", Namespace: namespace},
+		},
+	}
+	if err := r.Client.Create(ctx, e); err != nil && !apierrors.IsAlreadyExists(err) {
+		return fmt.Errorf("recording the pruning of %d audit entries in %s: %w", p.count, namespace, err)
+	}
+	entriesWritten.WithLabelValues(ActionPruned).Inc()
 	return nil
 }

@@ -2,17 +2,13 @@ package audit
 
 import (
 	"context"
-	"crypto/sha256"
-	"encoding/hex"
 	"fmt"
-	"strings"
 	"time"
 
 	"golang.org/x/sync/errgroup"
 	corev1 "k8s.io/api/core/v1"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
-	"k8s.io/apimachinery/pkg/util/validation"
 	"k8s.io/utils/clock"
 	ctrl "sigs.k8s.io/controller-runtime"
 	"sigs.k8s.io/controller-runtime/pkg/client"
@@ -21,6 +17,7 @@ import (
 
 	waygatev1 "github.com/waygate-dev/waygate/api/v1alpha1"
 	"github.com/waygate-dev/waygate/internal/routes"
+	auditlog "github.com/waygate-dev/waygate/pkg/audit"
 )
 
 // Actors of changes no person made.
@@ -261,7 +258,7 @@ func entryFor(obj client.Object, kind string, rec Record) *waygatev1.AuditEntry 
 		id = "delete" // one deletion per object
 	}
 	return &waygatev1.AuditEntry{
-		ObjectMeta: metav1.ObjectMeta{Namespace: obj.GetNamespace(), Name: EntryName(rec.Time.Time, obj.GetName(), string(obj.GetUID()), id)},
+		ObjectMeta: metav1.ObjectMeta{Namespace: obj.GetNamespace(), Name: auditlog.EntryName(rec.Time.Time, obj.GetName(), string(obj.GetUID()), id)},
 		Spec: waygatev1.AuditEntrySpec{
 			Path: rec.Path, Action: rec.Action, Actor: rec.Actor, Platform: rec.Platform,
 			OldStatus: truncate(rec.Old, 256), NewStatus: truncate(rec.New, 256), Reason: truncate(rec.Reason, 1024),
@@ -269,33 +266,4 @@ func entryFor(obj client.Object, kind string, rec Record) *waygatev1.AuditEntry 
 			Target: waygatev1.AuditTarget{Kind: kind, Name: obj.GetName(), Namespace: obj.GetNamespace(), UID: string(obj.GetUID()), Generation: rec.Generation},
 		},
 	}
-}
-
-// EntryName is "<time key>-<object name>-<hash of uid and id>", cut so
-// that it is a valid name. The time key counts down from the year 2286 in
-// microseconds, 16 digits, so that name order is time order, newest first:
-// the API server lists a namespace's entries in name order, so its first
-// page is the newest entries and `kubectl get ae` reads like `waygate audit`.
-func EntryName(at time.Time, name, uid, id string) string {
-	sum := sha256.Sum256([]byte(uid + "/" + id))
-	prefix := TimeKey(at) + "-"
-	suffix := "-" + hex.EncodeToString(sum[:])[:12]
-	room := validation.DNS1123SubdomainMaxLength - len(prefix) - len(suffix)
-	if len(name) > room {
-		name = strings.TrimRight(name[:room], "-.")
-	}
-	return prefix + name + suffix
-}
-
-// lastMicro is the last microsecond time keys can count down from, and
-// timeKeyLen the length of a time key.
-const (
-	lastMicro  = 9_999_999_999_999_999
-	timeKeyLen = 16
-)
-
-// TimeKey is the name prefix of entries written at at: later times give
-// smaller keys.
-func TimeKey(at time.Time) string {
-	return fmt.Sprintf("%016d", lastMicro-max(at.UnixMicro(), 0))
 }

@@ -2,25 +2,19 @@ package cli
 
 import (
 	"context"
-	"errors"
 	"fmt"
 	"strings"
 	"time"
 
 	"github.com/spf13/cobra"
-	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
-	"k8s.io/apimachinery/pkg/watch"
-	"k8s.io/client-go/tools/cache"
-	watchtools "k8s.io/client-go/tools/watch"
-	"sigs.k8s.io/controller-runtime/pkg/client"
 
 	waygatev1 "github.com/waygate-dev/waygate/api/v1alpha1"
-	"github.com/waygate-dev/waygate/internal/audit"
 	"github.com/waygate-dev/waygate/internal/routes"
+	auditlog "github.com/waygate-dev/waygate/pkg/audit"
 )
 
 func auditCommand(o *Options) *cobra.Command {
-	var q audit.Query
+	var q auditlog.Query
 	var all, follow bool
 	var since time.Duration
 	c := &cobra.Command{
@@ -102,47 +96,10 @@ func isAuditPath(p string) bool {
 }
 
 // follow prints, with show, the entries written after version that q
-// selects, until ctx ends (Ctrl-C is the normal way out). client-go's
-// RetryWatcher watches again from the last version seen whenever the API
-// server closes the watch; bookmarks keep that version current through quiet hours, so that
-// it is not too old to watch from when the watch is closed.
-func (o *Options) follow(ctx context.Context, q audit.Query, version string, show func(*waygatev1.AuditEntry) error) error {
-	entries := &cache.ListWatch{WatchFuncWithContext: func(ctx context.Context, opts metav1.ListOptions) (watch.Interface, error) {
-		opts.AllowWatchBookmarks = true
-		return o.client.Watch(ctx, &waygatev1.AuditEntryList{}, client.InNamespace(q.Namespace), q.Fields(), &client.ListOptions{Raw: &opts})
-	}}
-	w, err := watchtools.NewRetryWatcherWithContext(ctx, version, entries)
-	if err != nil {
-		return err
-	}
-	defer w.Stop()
-	for {
-		select {
-		case <-ctx.Done():
-			return nil
-		case ev, ok := <-w.ResultChan():
-			if !ok {
-				return unlessEnded(ctx, errors.New("watching the audit log stopped; run the command again to go on"))
-			}
-			switch obj := ev.Object.(type) {
-			case *waygatev1.AuditEntry:
-				if ev.Type == watch.Added && q.Keeps(obj) {
-					if err := show(obj); err != nil {
-						return err
-					}
-				}
-			case *metav1.Status:
-				return unlessEnded(ctx, fmt.Errorf("watching the audit log stopped: %s; run the command again to go on", obj.Message))
-			}
-		}
-	}
-}
-
-// unlessEnded is err, or nil once ctx has ended: the user stopped the
-// command, and what failed then is no news.
-func unlessEnded(ctx context.Context, err error) error {
-	if ctx.Err() == nil {
-		return err
+// selects, until ctx ends (Ctrl-C is the normal way out).
+func (o *Options) follow(ctx context.Context, q auditlog.Query, version string, show func(*waygatev1.AuditEntry) error) error {
+	if err := q.Watch(ctx, o.client, version, show); err != nil && ctx.Err() == nil {
+		return fmt.Errorf("%w; run the command again to go on", err)
 	}
 	return nil
 }

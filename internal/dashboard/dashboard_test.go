@@ -24,9 +24,9 @@ import (
 
 	waygatev1 "github.com/waygate-dev/waygate/api/v1alpha1"
 	"github.com/waygate-dev/waygate/controllers/operatortest"
-	"github.com/waygate-dev/waygate/internal/audit"
 	"github.com/waygate-dev/waygate/internal/controlplane"
 	"github.com/waygate-dev/waygate/internal/dashboard"
+	auditlog "github.com/waygate-dev/waygate/pkg/audit"
 )
 
 var eventually = operatortest.Eventually
@@ -152,7 +152,7 @@ func entries(t *testing.T, ns, path string, n int, start time.Time) {
 		at := metav1.NewMicroTime(start.Add(time.Duration(i) * time.Millisecond))
 		id := fmt.Sprintf("%s-%d", path, i)
 		e := &waygatev1.AuditEntry{
-			ObjectMeta: metav1.ObjectMeta{Namespace: ns, Name: audit.EntryName(at.Time, "history", "uid", id)},
+			ObjectMeta: metav1.ObjectMeta{Namespace: ns, Name: auditlog.EntryName(at.Time, "history", "uid", id)},
 			Spec: waygatev1.AuditEntrySpec{Path: path, Action: "maintenance_on", Actor: "seeder", Platform: waygatev1.PlatformAPI,
 				OldStatus: "active", NewStatus: "maintenance", Reason: fmt.Sprintf("entry %d of %s", i, path), Timestamp: at,
 				Target: waygatev1.AuditTarget{Kind: "RouteGate", Name: "history", Namespace: ns}},
@@ -532,7 +532,7 @@ func TestFlagsAndRateLimits(t *testing.T) {
 	// Every change is in the log as alice's, from the dashboard.
 	for path, action := range map[string]string{"flag:new-checkout": "flag_enabled", "GET:/search": "rl_reset"} {
 		eventually(t, 10*time.Second, func() error {
-			page, err := audit.Query{Namespace: shop, Path: path, Action: action, Limit: 1}.Run(ctx, k8s)
+			page, err := auditlog.Query{Namespace: shop, Path: path, Action: action, Limit: 1}.Run(ctx, k8s)
 			if err != nil {
 				return err
 			}

@@ -2,6 +2,7 @@ package dashboard
 
 import (
 	"bytes"
+	"context"
 	"errors"
 	"fmt"
 	"html/template"
@@ -10,17 +11,18 @@ import (
 	"slices"
 	"strconv"
 	"strings"
+	"sync"
 	"time"
 
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
-	"k8s.io/apimachinery/pkg/watch"
 	"sigs.k8s.io/controller-runtime/pkg/client"
 
 	waygatev1 "github.com/waygate-dev/waygate/api/v1alpha1"
 	"github.com/waygate-dev/waygate/internal/audit"
 	"github.com/waygate-dev/waygate/internal/edit"
 	"github.com/waygate-dev/waygate/internal/routes"
+	auditlog "github.com/waygate-dev/waygate/pkg/audit"
 	"github.com/waygate-dev/waygate/pkg/flags"
 )
 
@@ -123,7 +125,7 @@ type auditData struct {
 
 func (s *Server) auditPage(r *http.Request, sess *session) (auditData, error) {
 	ns, f := s.namespace(r), filterOf(r)
-	p, err := audit.Query{Namespace: ns, Path: f.Path, Actor: f.Actor, Action: f.Action, Limit: auditPageSize, Continue: r.URL.Query().Get("continue")}.
+	p, err := auditlog.Query{Namespace: ns, Path: f.Path, Actor: f.Actor, Action: f.Action, Limit: auditPageSize, Continue: r.URL.Query().Get("continue")}.
 		Run(r.Context(), sess.client)
 	if err != nil {
 		return auditData{}, err
@@ -170,8 +172,8 @@ func (s *Server) auditRows(w http.ResponseWriter, r *http.Request, sess *session
 }
 
 // auditEvents streams, as server-sent events, the rows of entries written
-// after the page was read: a watch from its resource version, as the user,
-// resumed from the last version seen when the API server ends it.
+// after the page was read: a watch from its resource version, as the user.
+// When that version is too old to watch from, the page reloads itself.
 func (s *Server) auditEvents(w http.ResponseWriter, r *http.Request, sess *session) {
 	flusher, ok := w.(http.Flusher)
 	if !ok {
@@ -179,67 +181,45 @@ func (s *Server) auditEvents(w http.ResponseWriter, r *http.Request, sess *sessi
 		return
 	}
 	f := filterOf(r)
-	fields := audit.Query{Path: f.Path, Actor: f.Actor, Action: f.Action}.Fields()
-	ns, rv := s.namespace(r), r.URL.Query().Get("rv")
-	ctx := r.Context()
-	watchFrom := func(rv string) (watch.Interface, error) {
-		opts := &client.ListOptions{Namespace: ns, Raw: &metav1.ListOptions{ResourceVersion: rv, AllowWatchBookmarks: true}}
-		if len(fields) > 0 {
-			fields.ApplyToList(opts)
-		}
-		return sess.client.Watch(ctx, &waygatev1.AuditEntryList{}, opts)
-	}
-	wi, err := watchFrom(rv)
-	if err != nil {
-		http.Error(w, apiError(err), http.StatusBadGateway)
-		return
-	}
-	defer func() { wi.Stop() }()
+	q := auditlog.Query{Namespace: s.namespace(r), Path: f.Path, Actor: f.Actor, Action: f.Action}
 	w.Header().Set("Content-Type", "text/event-stream")
 	w.Header().Set("Cache-Control", "no-store")
 	flusher.Flush()
-	keepalive := time.NewTicker(15 * time.Second)
-	defer keepalive.Stop()
-	for {
-		select {
-		case <-ctx.Done():
-			return
-		case <-keepalive.C:
-			_, _ = fmt.Fprint(w, ": keepalive\n\n")
-		case ev, open := <-wi.ResultChan():
-			if !open {
-				wi.Stop()
-				if wi, err = watchFrom(rv); err != nil {
-					// Too old to resume: the page reloads itself.
-					_, _ = fmt.Fprint(w, "event: reload\ndata: \n\n")
-					flusher.Flush()
-					return
-				}
-				continue
-			}
-			if ev.Type == watch.Error {
-				// Most often 410 Gone: rv is too old to resume from, and
-				// watching again from it would fail the same way at once.
-				// The page reloads itself and starts from now.
-				_, _ = fmt.Fprint(w, "event: reload\ndata: \n\n")
-				flusher.Flush()
-				return
-			}
-			e, isEntry := ev.Object.(*waygatev1.AuditEntry)
-			if !isEntry {
-				continue
-			}
-			rv = e.ResourceVersion
-			if ev.Type != watch.Added {
-				continue
-			}
-			var b bytes.Buffer
-			if err := s.pages.ExecuteTemplate(&b, "audit-row", e); err != nil {
-				return
-			}
-			_, _ = fmt.Fprintf(w, "event: entry\ndata: %s\n\n", sseData(b.String()))
-		}
+	var mu sync.Mutex // the keepalives and the rows write to one stream
+	send := func(event string) {
+		mu.Lock()
+		defer mu.Unlock()
+		_, _ = fmt.Fprint(w, event)
 		flusher.Flush()
+	}
+	ctx, cancel := context.WithCancel(r.Context())
+	var keepalives sync.WaitGroup
+	keepalives.Go(func() {
+		tick := time.NewTicker(15 * time.Second)
+		defer tick.Stop()
+		for {
+			select {
+			case <-ctx.Done():
+				return
+			case <-tick.C:
+				send(": keepalive\n\n")
+			}
+		}
+	})
+	defer keepalives.Wait()
+	defer cancel()
+	err := q.Watch(ctx, sess.client, r.URL.Query().Get("rv"), func(e *waygatev1.AuditEntry) error {
+		var b bytes.Buffer
+		if err := s.pages.ExecuteTemplate(&b, "audit-row", e); err != nil {
+			return err
+		}
+		send(fmt.Sprintf("event: entry\ndata: %s\n\n", sseData(b.String())))
+		return nil
+	})
+	if err != nil && ctx.Err() == nil {
+		// Most often the version is too old to resume from: the page
+		// reloads itself and starts from now.
+		send("event: reload\ndata: \n\n")
 	}
 }
 

@@ -17,6 +17,7 @@ import (
 	"github.com/waygate-dev/waygate/internal/audit"
 	"github.com/waygate-dev/waygate/internal/edit"
 	"github.com/waygate-dev/waygate/internal/routes"
+	auditlog "github.com/waygate-dev/waygate/pkg/audit"
 )
 
 // helm is the mark Helm puts on what it manages.
@@ -229,7 +230,7 @@ func TestDeleteIsAuditedWithPlatform(t *testing.T) {
 				t.Fatal(err)
 			}
 			operatortest.Eventually(t, 20*time.Second, func() error {
-				page, err := audit.Query{Namespace: ns, Path: route, Action: audit.ActionRouteDeleted}.Run(ctx, env.Client)
+				page, err := auditlog.Query{Namespace: ns, Path: route, Action: audit.ActionRouteDeleted}.Run(ctx, env.Client)
 				if err != nil {
 					return err
 				}

@@ -14,6 +14,9 @@ import (
 // DefaultLimit is how many entries GetAuditLog returns when asked for none.
 const DefaultLimit = 100
 
+// PageSize is how many entries one list call asks the API server for.
+const PageSize = 500
+
 // GetAuditLog returns the audit entries of namespace (all namespaces when
 // empty), newest first: those of path only when path is set (a route key
 // such as GET:/payments, flag:<key>, segment:<key>, __global__), at most
@@ -65,7 +68,7 @@ func (q Query) Run(ctx context.Context, c client.Reader) (Page, error) {
 	for cont := q.Continue; ; {
 		// Each read ends where the page ends, so that its Continue starts
 		// right after the page's last entry.
-		list, err := q.list(ctx, c, min(q.Limit-len(page.Entries), pageSize), cont)
+		list, err := q.list(ctx, c, min(q.Limit-len(page.Entries), PageSize), cont)
 		if err != nil {
 			return Page{}, err
 		}
@@ -92,7 +95,7 @@ func (q Query) Run(ctx context.Context, c client.Reader) (Page, error) {
 func (q Query) all(ctx context.Context, c client.Reader) (Page, error) {
 	var page Page
 	for cont := ""; ; {
-		list, err := q.list(ctx, c, pageSize, cont)
+		list, err := q.list(ctx, c, PageSize, cont)
 		if err != nil {
 			return Page{}, err
 		}
@@ -117,20 +120,6 @@ func (q Query) list(ctx context.Context, c client.Reader, size int, cont string)
 	}
 	var list waygatev1.AuditEntryList
 	return &list, c.List(ctx, &list, opts...)
-}
-
-// timeKeyed tells whether an entry's name starts with a time key (entries
-// written before names had one do not; they list after all that do).
-func timeKeyed(name string) bool {
-	if len(name) <= timeKeyLen || name[timeKeyLen] != '-' {
-		return false
-	}
-	for _, r := range name[:timeKeyLen] {
-		if r < '0' || r > '9' {
-			return false
-		}
-	}
-	return true
 }
 
 // Fields is the field selector of q's Path, Actor and Action.

@@ -1,0 +1,54 @@
+package audit
+
+import (
+	"crypto/sha256"
+	"encoding/hex"
+	"fmt"
+	"strings"
+	"time"
+
+	"k8s.io/apimachinery/pkg/util/validation"
+)
+
+// EntryName is "<time key>-<object name>-<hash of uid and id>", cut so
+// that it is a valid name. The time key counts down from the year 2286 in
+// microseconds, 16 digits, so that name order is time order, newest first:
+// the API server lists a namespace's entries in name order, so its first
+// page is the newest entries and `kubectl get ae` reads like `waygate audit`.
+func EntryName(at time.Time, name, uid, id string) string {
+	sum := sha256.Sum256([]byte(uid + "/" + id))
+	prefix := TimeKey(at) + "-"
+	suffix := "-" + hex.EncodeToString(sum[:])[:12]
+	room := validation.DNS1123SubdomainMaxLength - len(prefix) - len(suffix)
+	if len(name) > room {
+		name = strings.TrimRight(name[:room], "-.")
+	}
+	return prefix + name + suffix
+}
+
+// lastMicro is the last microsecond time keys can count down from, and
+// timeKeyLen the length of a time key.
+const (
+	lastMicro  = 9_999_999_999_999_999
+	timeKeyLen = 16
+)
+
+// timeKeyed tells whether an entry's name starts with a time key (entries
+// written before names had one do not; they list after all that do).
+func timeKeyed(name string) bool {
+	if len(name) <= timeKeyLen || name[timeKeyLen] != '-' {
+		return false
+	}
+	for _, r := range name[:timeKeyLen] {
+		if r < '0' || r > '9' {
+			return false
+		}
+	}
+	return true
+}
+
+// TimeKey is the name prefix of entries written at at: later times give
+// smaller keys.
+func TimeKey(at time.Time) string {
+	return fmt.Sprintf("%016d", lastMicro-max(at.UnixMicro(), 0))
+}
