@@ -172,7 +172,7 @@ func (env *Env) StartOperator() error {
 		case err := <-done:
 			cancel()
 			env.stop = nil
-			return fmt.Errorf("the operator stopped before it served its webhooks: %v", err)
+			return fmt.Errorf("the operator stopped before it served its webhooks: %w", err)
 		default:
 		}
 		if time.Now().After(deadline) {

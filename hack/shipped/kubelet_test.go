@@ -189,13 +189,12 @@ func (p *pod) stop() error {
 	select {
 	case err := <-p.exit:
 		if err != nil {
-			return fmt.Errorf("exited on SIGTERM with %v", err)
+			return fmt.Errorf("exited on SIGTERM with %w", err)
 		}
 		return nil
 	case <-time.After(grace):
 		_ = p.cmd.Process.Kill()
-		<-p.exit
-		return fmt.Errorf("still running %v after SIGTERM (terminationGracePeriodSeconds): killed", grace)
+		return fmt.Errorf("still running %v after SIGTERM (terminationGracePeriodSeconds): killed (%w)", grace, <-p.exit)
 	}
 }
 
@@ -529,7 +528,7 @@ func (p *pod) probe(pr *corev1.Probe, timeout time.Duration) error {
 		select {
 		case exitErr := <-p.exit:
 			p.exit <- exitErr
-			return fmt.Errorf("the container exited (%v) before its probe passed", exitErr)
+			return fmt.Errorf("the container exited (%w) before its probe passed", exitErr)
 		case <-deadline:
 			return fmt.Errorf("not passing after %v: %w", timeout, err)
 		case <-time.After(200 * time.Millisecond):

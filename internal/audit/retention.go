@@ -117,8 +117,8 @@ func (r *Retention) Prune(ctx context.Context, now time.Time) (int, error) {
 			return nil
 		}
 		if exporting {
-			if c, err := resourceversion.CompareResourceVersion(e.ResourceVersion, delivered); err != nil || c > 0 {
-				kept++ // not delivered yet: kept until it is
+			if !deliveredYet(e, delivered, &failed) {
+				kept++ // kept until it is delivered
 				return nil
 			}
 		}
@@ -154,6 +154,18 @@ func (r *Retention) Prune(ctx context.Context, now time.Time) (int, error) {
 		}
 	}
 	return total, errors.Join(failed...)
+}
+
+// deliveredYet tells whether the export has delivered e (its resource
+// version is at or below the cursor delivered); an entry whose version
+// cannot be compared is not, and the failure joins failed.
+func deliveredYet(e *waygatev1.AuditEntry, delivered string, failed *[]error) bool {
+	c, err := resourceversion.CompareResourceVersion(e.ResourceVersion, delivered)
+	if err != nil {
+		*failed = append(*failed, fmt.Errorf("audit entry %s/%s: %w", e.Namespace, e.Name, err))
+		return false
+	}
+	return c <= 0
 }
 
 // record writes the audit_pruned entry of a run in namespace.
