@@ -25,7 +25,8 @@ import (
 // but the newest MaxPerNamespace; with an export, only those the export has
 // delivered. Each run that prunes in a namespace records it there, as an
 // audit_pruned entry (how many, written when), so that a flush of the log
-// is itself on the record. It pages through entries with an uncached reader
+// is itself on the record; those records are pruned by age only, and do not
+// count against MaxPerNamespace. It pages through entries with an uncached reader
 // (client-go's pager): entries are never held in an informer, nor all in
 // memory.
 type Retention struct {
@@ -110,10 +111,15 @@ func (r *Retention) Prune(ctx context.Context, now time.Time) (int, error) {
 		if e.Namespace != namespace {
 			namespace, kept = e.Namespace, 0
 		}
-		tooMany := r.MaxPerNamespace > 0 && kept >= r.MaxPerNamespace
 		tooOld := r.MaxAge > 0 && now.Sub(e.Spec.Timestamp.Time) > r.MaxAge
+		// The records of pruning are kept until they are old: a flood of
+		// changes cannot flush the evidence that it flushed the log.
+		record := e.Spec.Action == ActionPruned
+		tooMany := !record && r.MaxPerNamespace > 0 && kept >= r.MaxPerNamespace
 		if !tooMany && !tooOld {
-			kept++
+			if !record {
+				kept++
+			}
 			return nil
 		}
 		if exporting {
