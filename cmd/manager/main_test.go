@@ -9,7 +9,6 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
-	"strconv"
 	"sync"
 	"syscall"
 	"testing"
@@ -82,7 +81,11 @@ type collector struct {
 func startCollector(t *testing.T) *collector {
 	t.Helper()
 	dir := t.TempDir()
-	c := &collector{HTTP: freeAddr(t), GRPC: freeAddr(t), dir: dir}
+	addrs, err := controlplane.FreeAddrs(2)
+	if err != nil {
+		t.Fatal(err)
+	}
+	c := &collector{HTTP: addrs[0], GRPC: addrs[1], dir: dir}
 	c.start(t)
 	t.Cleanup(c.stop)
 	return c
@@ -250,14 +253,4 @@ func (o *operator) kill(t *testing.T) {
 		t.Fatal(err)
 	}
 	<-o.Exited()
-}
-
-func freeAddr(t *testing.T) string {
-	t.Helper()
-	l, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer func() { _ = l.Close() }()
-	return "127.0.0.1:" + strconv.Itoa(l.Addr().(*net.TCPAddr).Port)
 }

@@ -304,7 +304,11 @@ func (p *pod) bindPorts(flags map[string]flag, args map[string]string, ports []c
 			return fmt.Errorf("--%s=%s binds port %s, which the container does not declare (add it to ports, or change the flag)", name, cmp.Or(args[name], f.def), port)
 		}
 	}
-	for _, port := range ports {
+	free, err := controlplane.FreeAddrs(len(ports))
+	if err != nil {
+		return err
+	}
+	for i, port := range ports {
 		number := strconv.Itoa(int(port.ContainerPort))
 		var binders []string
 		for name, f := range flags {
@@ -316,32 +320,19 @@ func (p *pod) bindPorts(flags map[string]flag, args map[string]string, ports []c
 		if len(binders) != 1 {
 			return fmt.Errorf("port %s (%d): bound by flags %v of the binary, want exactly one (is the flag's port a typo?)", port.Name, port.ContainerPort, binders)
 		}
-		free, err := freePort()
-		if err != nil {
-			return err
-		}
+		addr := free[i]
 		name := binders[0]
 		if flags[name].typ == "int" {
-			args[name] = strconv.Itoa(free)
+			_, args[name], _ = net.SplitHostPort(addr)
 		} else {
-			args[name] = "127.0.0.1:" + strconv.Itoa(free)
+			args[name] = addr
 		}
-		addr := net.JoinHostPort("127.0.0.1", strconv.Itoa(free))
 		p.addrs[number] = addr
 		if port.Name != "" {
 			p.addrs[port.Name] = addr
 		}
 	}
 	return nil
-}
-
-func freePort() (int, error) {
-	l, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		return 0, err
-	}
-	defer func() { _ = l.Close() }()
-	return l.Addr().(*net.TCPAddr).Port, nil
 }
 
 // address is where a probe's or a Service's port (a name or a number) is

@@ -47,7 +47,7 @@ type Gate struct {
 // that connect it to the control plane, logging to dir/manager.log, and
 // waits until it is ready.
 func (cp *ControlPlane) StartOperator(ctx context.Context, path, dir string, args ...string) (*Operator, error) {
-	addrs, err := freeAddrs(2)
+	addrs, err := FreeAddrs(2)
 	if err != nil {
 		return nil, err
 	}
@@ -72,7 +72,7 @@ func (cp *ControlPlane) StartOperator(ctx context.Context, path, dir string, arg
 // rest on free loopback ports, with args added, logging to dir/<name>.log,
 // and waits until it is ready (its first snapshot is in effect).
 func (cp *ControlPlane) StartGate(ctx context.Context, path, dir, name, httpAddr string, args ...string) (*Gate, error) {
-	addrs, err := freeAddrs(4)
+	addrs, err := FreeAddrs(4)
 	if err != nil {
 		return nil, err
 	}
@@ -165,7 +165,7 @@ func (p *Process) waitReady(ctx context.Context, addr string) error {
 
 // freeAddrs returns n free loopback addresses; they are held open together
 // so that they differ.
-func freeAddrs(n int) ([]string, error) {
+func FreeAddrs(n int) ([]string, error) {
 	var addrs []string
 	for range n {
 		l, err := net.Listen("tcp", "127.0.0.1:0")
