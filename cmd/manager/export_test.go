@@ -3,6 +3,7 @@ package main
 import (
 	"context"
 	"fmt"
+	"os"
 	"sort"
 	"strconv"
 	"sync"
@@ -83,12 +84,12 @@ func drained(t *testing.T, ns string, atLeast int) map[string]waygatev1.AuditEnt
 	return nil
 }
 
-// delivered waits until the collector has every entry of want, and
+// delivered waits (a minute at most) until the collector has every entry of want, and
 // returns how many records it received for each id.
-func delivered(t *testing.T, c *collector, want map[string]waygatev1.AuditEntry, within time.Duration) map[string]int {
+func delivered(t *testing.T, c *collector, want map[string]waygatev1.AuditEntry) map[string]int {
 	t.Helper()
 	var missing []string
-	for deadline := time.Now().Add(within); ; time.Sleep(100 * time.Millisecond) {
+	for deadline := time.Now().Add(time.Minute); ; time.Sleep(100 * time.Millisecond) {
 		seen := map[string]int{}
 		for _, r := range c.received(t) {
 			seen[r.Attrs["waygate.audit.id"]]++
@@ -104,7 +105,7 @@ func delivered(t *testing.T, c *collector, want map[string]waygatev1.AuditEntry,
 		}
 		if time.Now().After(deadline) {
 			sort.Strings(missing)
-			t.Fatalf("%d of %d entries did not reach the collector within %v, e.g. %v", len(missing), len(want), within, missing[:min(3, len(missing))])
+			t.Fatalf("%d of %d entries did not reach the collector within a minute, e.g. %v", len(missing), len(want), missing[:min(3, len(missing))])
 		}
 	}
 }
@@ -132,7 +133,7 @@ func TestExportBurst(t *testing.T) {
 			}
 			wg.Wait()
 			want := drained(t, ns, 120)
-			seen := delivered(t, c, want, time.Minute)
+			seen := delivered(t, c, want)
 			byID := map[string]record{}
 			for _, r := range c.received(t) {
 				byID[r.Attrs["waygate.audit.id"]] = r
@@ -173,7 +174,7 @@ func TestExportCollectorDown(t *testing.T) {
 		change(ctx, ns, i, waygatev1.RouteActive)
 	}
 	before := drained(t, ns, 3)
-	delivered(t, c, before, time.Minute)
+	delivered(t, c, before)
 
 	c.stop()
 	for i := 3; i < 33; i++ {
@@ -193,7 +194,7 @@ func TestExportCollectorDown(t *testing.T) {
 	for id, e := range during {
 		all[id] = e
 	}
-	delivered(t, c, all, time.Minute)
+	delivered(t, c, all)
 	// With everything delivered, retention catches up, and says so.
 	var pruned map[string]waygatev1.AuditEntry
 	for deadline := time.Now().Add(30 * time.Second); ; time.Sleep(200 * time.Millisecond) {
@@ -213,13 +214,15 @@ func TestExportCollectorDown(t *testing.T) {
 			t.Fatalf("retention left %d changes (want 5) and %d audit_pruned entries", changes, len(pruned))
 		}
 	}
-	delivered(t, c, pruned, time.Minute)
+	delivered(t, c, pruned)
 }
 
 // Entries written while the operator is killed mid-export, replaced, and
 // handed over by a graceful stop all arrive (some twice, with one id).
 func TestExportAcrossRestartsAndLeaderChanges(t *testing.T) {
-	t.Skip("in progress: after a kill and a handover, some journals stay undrained (issue 18)")
+	if os.Getenv("WAYGATE_TEST_EXPORT_RESTARTS") == "" {
+		t.Skip("in progress (issue 18): after a kill and a handover some journals stay undrained; WAYGATE_TEST_EXPORT_RESTARTS=1 runs it")
+	}
 	c := startCollector(t)
 	environ, args := otlp(c, "http/protobuf")
 	first := startOperator(t, environ, args...)
@@ -251,7 +254,7 @@ func TestExportAcrossRestartsAndLeaderChanges(t *testing.T) {
 	wg.Wait()
 
 	want := drained(t, ns, int(made.Load()))
-	seen := delivered(t, c, want, time.Minute)
+	seen := delivered(t, c, want)
 	twice := 0
 	for id := range want {
 		if seen[id] > 1 {
