@@ -105,7 +105,7 @@ func TestChartApplies(t *testing.T) {
 			"dashboard": map[string]any{"enabled": true},
 			"manager": map[string]any{
 				"image":        map[string]any{"digest": "sha256:" + strings.Repeat("ab", 32)},
-				"audit":        map[string]any{"export": "-", "suppressors": []any{"seeder"}},
+				"audit":        map[string]any{"export": "stdout", "suppressors": []any{"seeder"}},
 				"extraArgs":    []any{"--concurrency=8"},
 				"nodeSelector": map[string]any{"kubernetes.io/os": "linux"},
 			},
