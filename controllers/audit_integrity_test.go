@@ -2,14 +2,18 @@ package controllers_test
 
 import (
 	"context"
+	"encoding/base64"
 	"fmt"
 	"io"
+	"os/exec"
+	"path/filepath"
 	"strconv"
 	"strings"
 	"testing"
 	"time"
 
 	authorizationv1 "k8s.io/api/authorization/v1"
+	corev1 "k8s.io/api/core/v1"
 	rbacv1 "k8s.io/api/rbac/v1"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
@@ -19,6 +23,7 @@ import (
 
 	waygatev1 "github.com/waygate-dev/waygate/api/v1alpha1"
 	"github.com/waygate-dev/waygate/internal/audit"
+	"github.com/waygate-dev/waygate/internal/controlplane"
 )
 
 // Audit entries are append-only for everyone but the operator, cluster
@@ -205,5 +210,154 @@ func TestAuditTamperedJournal(t *testing.T) {
 	// The gate is still there: a planted deletion deletes nothing.
 	if err := k8s.Get(ctx, client.ObjectKeyFromObject(rg), rg); err != nil || rg.DeletionTimestamp != nil {
 		t.Fatalf("the gate after a planted deletion: %v, deleting %v", err, rg.DeletionTimestamp)
+	}
+}
+
+// A change written past the webhook (with the operator's identity, which
+// the webhook does not see) leaves a trace: the generation no record
+// accounts for becomes an audit_gap entry; so do journal records removed
+// past it. Changes made as usual afterwards are recorded as usual.
+func TestAuditGapPastTheWebhook(t *testing.T) {
+	ns := env.Namespace(t, "audit")
+	ctx := context.Background()
+	rg := routeGate(ns, "bypassed", waygatev1.RouteGateSpec{Route: "GET:/bypassed", State: waygatev1.RouteActive})
+	create(t, rg)
+	waitEntries(t, ns, "bypassed", 1)
+	eventually(t, 10*time.Second, func() error {
+		if err := operator.Get(ctx, client.ObjectKeyFromObject(rg), rg); err != nil {
+			return err
+		}
+		rg.Spec.State = waygatev1.RouteDisabled
+		return operator.Update(ctx, rg)
+	})
+	got := waitEntries(t, ns, "bypassed", 2)
+	if s := got[1].Spec; s.Action != audit.ActionGap || s.Actor != audit.UnknownActor || s.Path != "GET:/bypassed" || s.Target.Generation != 2 ||
+		!strings.Contains(s.Reason, "generation 2 of RouteGate "+ns+"/bypassed was written past the audit webhook") {
+		t.Fatalf("after a change past the webhook:\n%s\nwant an audit_gap entry for generation 2", describeEntries(got))
+	}
+
+	update(t, rg, func(g *waygatev1.RouteGate) { g.Spec.State = waygatev1.RouteMaintenance })
+	got = waitEntries(t, ns, "bypassed", 3)
+	if s := got[2].Spec; s.Actor != "admin" || s.Action == audit.ActionGap {
+		t.Fatalf("a change through the webhook after the gap:\n%s\nwant it recorded as admin's", describeEntries(got))
+	}
+
+	// Records removed from the journal: the operator's identity plants one
+	// numbered two past the last, as if two had been taken out.
+	eventually(t, 10*time.Second, func() error {
+		if err := operator.Get(ctx, client.ObjectKeyFromObject(rg), rg); err != nil {
+			return err
+		}
+		if rg.Status.AuditSequence < 2 {
+			return fmt.Errorf("the change is not acknowledged yet")
+		}
+		next := rg.Status.AuditSequence + 3
+		if err := audit.SetJournal(rg, []audit.Record{{ID: "planted", Seq: next, Time: metav1.NowMicro(), Actor: "ceo",
+			Action: "maintenance_off", Path: "GET:/bypassed", Generation: rg.Generation}}); err != nil {
+			t.Fatal(err)
+		}
+		return operator.Update(ctx, rg)
+	})
+	got = waitEntries(t, ns, "bypassed", 5)
+	var gap, planted bool
+	for _, e := range got[3:] {
+		gap = gap || e.Spec.Action == audit.ActionGap && strings.Contains(e.Spec.Reason, "journal records 3 to 4 of RouteGate "+ns+"/bypassed are missing")
+		planted = planted || e.Spec.Action == audit.ActionTampered
+	}
+	if !gap || !planted {
+		t.Fatalf("after records were removed past the webhook:\n%s\nwant an audit_gap for records 3 to 4 and the planted one as audit_tampered", describeEntries(got))
+	}
+}
+
+// A manifest with metadata.generateName, created with kubectl, is recorded
+// as its creator's: the webhook names the object before it signs the
+// record, so the controller verifies what was signed.
+func TestAuditGenerateName(t *testing.T) {
+	ns := env.Namespace(t, "audit")
+	asUser(t, ns, "alice", "")
+	kubeconfig := filepath.Join(t.TempDir(), "admin.kubeconfig")
+	if err := controlplane.WriteKubeconfig(env.Admin, kubeconfig); err != nil {
+		t.Fatal(err)
+	}
+	cmd := exec.Command(filepath.Join(controlplane.AssetsDir(env.Root), "kubectl"), "--kubeconfig", kubeconfig, "--as", "alice",
+		"create", "-o", "name", "-f", "-")
+	cmd.Stdin = strings.NewReader(`apiVersion: waygate.dev/v1alpha1
+kind: RouteGate
+metadata:
+  generateName: payments-
+  namespace: ` + ns + `
+spec:
+  route: GET:/payments
+  state: maintenance
+  reason: migrating the ledger
+`)
+	out, err := cmd.CombinedOutput()
+	if err != nil {
+		t.Fatalf("kubectl create: %v\n%s", err, out)
+	}
+	name := strings.TrimPrefix(strings.TrimSpace(string(out)), "routegate.waygate.dev/")
+	if !strings.HasPrefix(name, "payments-") || len(name) != len("payments-")+5 {
+		t.Fatalf("kubectl created %q, want payments- and five characters", out)
+	}
+	got := waitEntries(t, ns, name, 1)
+	if s := got[0].Spec; s.Actor != "alice" || s.Platform != waygatev1.PlatformKubectl || s.Action == audit.ActionTampered || s.Reason != "migrating the ledger" {
+		t.Fatalf("a generateName create:\n%s\nwant it recorded as alice's, from kubectl", describeEntries(got))
+	}
+}
+
+// Two webhook replicas and the leader during a key rotation, in the order
+// that hurts: the leader reads the keys, the rotation (a new key first)
+// reaches one webhook replica, which signs a change with the new key at
+// once, while the other still signs with the old one. The leader, on the
+// old keys read a moment before, records both changes as their actors'.
+func TestAuditKeyRotationAcrossReplicas(t *testing.T) {
+	ns := env.Namespace(t, "audit") // the keys of this test live here
+	ctx := context.Background()
+	b64 := func(s string) string { return base64.StdEncoding.EncodeToString([]byte(s)) }
+	keys := &corev1.Secret{
+		ObjectMeta: metav1.ObjectMeta{Namespace: ns, Name: audit.KeySecret},
+		Data:       map[string][]byte{"keys": []byte(b64("the-old-key-0123456789") + "\n")},
+	}
+	create(t, keys)
+	load := func() *audit.Keyring {
+		t.Helper()
+		k, err := audit.LoadKeyring(ctx, k8s, k8s, ns)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return k
+	}
+	leader, oldReplica := load(), load()
+	keys.Data["keys"] = []byte(b64("the-new-key-0123456789") + "\n" + b64("the-old-key-0123456789") + "\n")
+	if err := k8s.Update(ctx, keys); err != nil {
+		t.Fatal(err)
+	}
+	newReplica := load()
+
+	rg := routeGate(ns, "rotated", waygatev1.RouteGateSpec{Route: "GET:/rotated", State: waygatev1.RouteMaintenance})
+	rg.UID, rg.Generation, rg.Finalizers = "0b9c5b8e-rotated", 2, []string{audit.Finalizer}
+	recs := []audit.Record{
+		{ID: "by-the-old-key", Seq: 1, Time: metav1.NewMicroTime(time.Now().Add(-time.Second)), Actor: "alice", Platform: waygatev1.PlatformKubectl,
+			Action: "route_created", Path: "GET:/rotated", New: "active", Generation: 1},
+		{ID: "by-the-new-key", Seq: 2, Time: metav1.NowMicro(), Actor: "bob", Platform: waygatev1.PlatformKubectl,
+			Action: "maintenance_on", Path: "GET:/rotated", Old: "active", New: "maintenance", Generation: 2},
+	}
+	oldReplica.Sign(rg, &recs[0])
+	newReplica.Sign(rg, &recs[1])
+	if leader.Verify(rg, recs[1]) {
+		t.Fatal("the leader's keys verify the new key's signature: the test does not rotate")
+	}
+	if err := audit.SetJournal(rg, recs); err != nil {
+		t.Fatal(err)
+	}
+	w := &audit.Writer{Client: operator, Keys: leader, Clock: clk}
+	if _, _, err := w.Drain(ctx, rg); err != nil {
+		t.Fatal(err)
+	}
+	got := waitEntries(t, ns, "rotated", 2)
+	for i, want := range []string{"alice", "bob"} {
+		if s := got[i].Spec; s.Actor != want || s.Action == audit.ActionTampered {
+			t.Fatalf("after a rotation:\n%s\nwant the changes of alice (old key) and bob (new key) as theirs", describeEntries(got))
+		}
 	}
 }

@@ -23,7 +23,7 @@ func Setup(mgr ctrl.Manager, concurrency int, keys *audit.Keyring, clk clock.Wit
 			return workqueue.NewTypedRateLimitingQueueWithConfig(limiter, workqueue.TypedRateLimitingQueueConfig[reconcile.Request]{Name: name, Clock: clk})
 		},
 	}
-	c, w := mgr.GetClient(), &audit.Writer{Client: mgr.GetClient(), Keys: keys, Clock: clk}
+	c, w := mgr.GetClient(), &audit.Writer{Client: mgr.GetClient(), Reader: mgr.GetAPIReader(), Keys: keys, Clock: clk}
 	if err := (&RouteGateReconciler{Client: c, Audit: w, Recorder: mgr.GetEventRecorder("waygate"), Clock: clk}).SetupWithManager(mgr, opts); err != nil {
 		return err
 	}

@@ -34,13 +34,17 @@ type AuditEntrySpec struct {
 	// flag_disabled, flag_deleted, segment_created, segment_updated,
 	// segment_deleted, route_created, route_updated, route_deleted,
 	// maintenance_scheduled; audit_tampered for a journal record the audit
-	// webhook did not write.
+	// webhook did not write, audit_gap for changes written past the audit
+	// webhook (a generation or journal records missing), audit_pruned for a
+	// retention run that deleted entries.
 	// +kubebuilder:validation:MinLength=1
 	// +kubebuilder:validation:MaxLength=64
 	Action string `json:"action"`
 
 	// actor is who made the change: the Kubernetes username of the request,
-	// or system:scheduler for changes a maintenance window made.
+	// system:scheduler for changes a maintenance window or a disable's until
+	// made, system:retention for audit_pruned, or unknown when nobody can
+	// tell (a deletion the webhook did not see, audit_tampered, audit_gap).
 	// +kubebuilder:validation:MinLength=1
 	// +kubebuilder:validation:MaxLength=256
 	Actor string `json:"actor"`

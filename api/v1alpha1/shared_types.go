@@ -29,6 +29,13 @@ type CommonStatus struct {
 	// written to the audit log (as an AuditEntry).
 	// +optional
 	AuditSequence int64 `json:"auditSequence,omitempty"`
+
+	// auditedGeneration is the metadata.generation up to which every change
+	// of the spec is accounted for in the audit log. A generation above it
+	// that no journal record describes was written past the audit webhook,
+	// and is recorded as an audit_gap entry.
+	// +optional
+	AuditedGeneration int64 `json:"auditedGeneration,omitempty"`
 }
 
 // Operator compares a context attribute with a clause's values.

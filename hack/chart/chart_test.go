@@ -105,7 +105,10 @@ func TestChartApplies(t *testing.T) {
 			"dashboard": map[string]any{"enabled": true},
 			"manager": map[string]any{
 				"image":        map[string]any{"digest": "sha256:" + strings.Repeat("ab", 32)},
-				"audit":        map[string]any{"export": "stdout", "suppressors": []any{"seeder"}},
+				"audit": map[string]any{"export": "otlp", "suppressors": []any{"seeder"}, "otlp": map[string]any{
+					"endpoint": "https://otel-collector.observability:4317", "protocol": "grpc",
+					"headers": map[string]any{"secretName": "otlp-auth"}, "tls": map[string]any{"secretName": "otlp-tls", "clientCertificate": true},
+				}},
 				"extraArgs":    []any{"--concurrency=8"},
 				"nodeSelector": map[string]any{"kubernetes.io/os": "linux"},
 			},
@@ -158,6 +161,55 @@ func TestChartValues(t *testing.T) {
 	}
 	if find(template(t, nil), "Deployment", "waygate-dashboard") != nil {
 		t.Error("the dashboard is installed by default")
+	}
+}
+
+// The audit export's values become the OpenTelemetry exporter's variables,
+// the headers from a Secret and the TLS files from a mounted one; stdout
+// needs none of them.
+func TestChartAuditExport(t *testing.T) {
+	manager := find(template(t, map[string]any{"manager": map[string]any{"audit": map[string]any{"export": "otlp", "otlp": map[string]any{
+		"endpoint": "https://otel-collector.observability:4318",
+		"headers":  map[string]any{"secretName": "otlp-auth", "key": "token"}, "tls": map[string]any{"secretName": "otlp-tls", "clientCertificate": true},
+	}}}}), "Deployment", "waygate-manager")
+	c := container(manager)
+	if args := fmt.Sprint(c["args"]); !strings.Contains(args, "--audit-export=otlp") {
+		t.Errorf("manager args %s lack --audit-export=otlp", args)
+	}
+	vars := map[string]string{}
+	for _, e := range asList(c["env"]) {
+		e := e.(map[string]any)
+		vars[e["name"].(string)] = fmt.Sprint(e["value"])
+		if ref, ok, _ := unstructured.NestedMap(e, "valueFrom", "secretKeyRef"); ok {
+			vars[e["name"].(string)] = fmt.Sprintf("secret %v/%v", ref["name"], ref["key"])
+		}
+	}
+	for name, want := range map[string]string{
+		"OTEL_EXPORTER_OTLP_ENDPOINT": "https://otel-collector.observability:4318", "OTEL_EXPORTER_OTLP_PROTOCOL": "http/protobuf",
+		"OTEL_EXPORTER_OTLP_HEADERS": "secret otlp-auth/token", "OTEL_EXPORTER_OTLP_CERTIFICATE": "/etc/waygate/otlp/ca.crt",
+		"OTEL_EXPORTER_OTLP_CLIENT_CERTIFICATE": "/etc/waygate/otlp/tls.crt", "OTEL_EXPORTER_OTLP_CLIENT_KEY": "/etc/waygate/otlp/tls.key",
+	} {
+		if vars[name] != want {
+			t.Errorf("manager env %s = %q, want %q", name, vars[name], want)
+		}
+	}
+	mounted := false
+	for _, m := range asList(c["volumeMounts"]) {
+		mounted = mounted || m.(map[string]any)["mountPath"] == "/etc/waygate/otlp"
+	}
+	volume := false
+	for _, v := range asList(pod(manager)["volumes"]) {
+		secret, _, _ := unstructured.NestedString(v.(map[string]any), "secret", "secretName")
+		volume = volume || secret == "otlp-tls"
+	}
+	if !mounted || !volume {
+		t.Errorf("the TLS Secret otlp-tls is not mounted at /etc/waygate/otlp (mount %v, volume %v)", mounted, volume)
+	}
+
+	stdout := container(find(template(t, map[string]any{"manager": map[string]any{"audit": map[string]any{"export": "stdout",
+		"otlp": map[string]any{"endpoint": "http://ignored:4318"}}}}), "Deployment", "waygate-manager"))
+	if env := fmt.Sprint(stdout["env"]); strings.Contains(env, "OTEL_") {
+		t.Errorf("export stdout sets %s", env)
 	}
 }
 

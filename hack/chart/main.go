@@ -168,6 +168,8 @@ const (
 	args        = "__ARGS__"
 	envList     = "__ENV__"
 	envBlock    = "__ENV_BLOCK__"
+	volumes     = "__VOLUMES__"
+	mounts      = "__MOUNTS__"
 	scheduling  = "__SCHEDULING__"
 	extraLabels = "__LABELS__"
 	injectCA    = "__INJECT_CA__"
@@ -192,6 +194,11 @@ func deployment(o *unstructured.Unstructured) {
 		}
 	}
 	c["args"] = append(kept, args)
+	// Values may mount more (a Deployment with volumes only).
+	if v := asList(pod["volumes"]); len(v) > 0 {
+		pod["volumes"] = append(v, volumes)
+		c["volumeMounts"] = append(asList(c["volumeMounts"]), mounts)
+	}
 	if env := asList(c["env"]); len(env) > 0 {
 		c["env"] = append(env, envList)
 	} else {
@@ -229,6 +236,10 @@ func expand(text, component, issuer string) string {
 			lines[i] = pad + `{{- include "waygate.` + component + `.args" . | nindent ` + fmt.Sprint(indent) + " }}"
 		case "- " + envList:
 			lines[i] = pad + `{{- include "waygate.` + component + `.env" . | nindent ` + fmt.Sprint(indent) + " }}"
+		case "- " + volumes:
+			lines[i] = pad + `{{- include "waygate.` + component + `.volumes" . | nindent ` + fmt.Sprint(indent) + " }}"
+		case "- " + mounts:
+			lines[i] = pad + `{{- include "waygate.` + component + `.volumeMounts" . | nindent ` + fmt.Sprint(indent) + " }}"
 		case "env: " + envBlock:
 			lines[i] = pad + `{{- with include "waygate.` + component + `.env" . }}` + "\n" + pad + "env:\n" +
 				pad + "{{- . | nindent " + fmt.Sprint(indent) + " }}\n" + pad + "{{- end }}"

@@ -321,10 +321,11 @@ func TestKeyring(t *testing.T) {
 	}
 }
 
-// A rotation reaches replicas up to a minute apart: a record signed by a
-// webhook replica already on the new key is verified by a leader still on
-// the old ones (it reads the keys again), while a record no key signed is
-// still told apart.
+// A rotation reaches replicas minutes apart: a record signed by a webhook
+// replica already on the new key is verified by a leader that read its keys
+// before the rotation, however recently (it reads them again, since they are
+// older than the record); a forged record is still told apart, and makes
+// the keys be read again only when those in hand are older than it.
 func TestKeyringRotationOnAnotherReplica(t *testing.T) {
 	b64 := func(s string) string { return base64.StdEncoding.EncodeToString([]byte(s)) }
 	secret := b64("old-key-0123456789") + "\n"
@@ -332,11 +333,11 @@ func TestKeyringRotationOnAnotherReplica(t *testing.T) {
 	source := func(context.Context) ([]byte, error) { reads++; return []byte(secret), nil }
 	leader, webhook := &Keyring{source: source, where: "test"}, &Keyring{source: source, where: "test"}
 	ctx := context.Background()
+	// The leader read its keys a moment ago; then the rotation (the new key
+	// first) reaches the webhook replica, which signs with it.
 	if err := leader.load(ctx); err != nil {
 		t.Fatal(err)
 	}
-	leader.loaded.Store(0) // read long ago
-	// The rotation: the new key first; the webhook replica reads it.
 	secret = b64("new-key-0123456789") + "\n" + b64("old-key-0123456789") + "\n"
 	if err := webhook.load(ctx); err != nil {
 		t.Fatal(err)
@@ -344,22 +345,32 @@ func TestKeyringRotationOnAnotherReplica(t *testing.T) {
 	rg := &waygatev1.RouteGate{ObjectMeta: metav1.ObjectMeta{Namespace: "shop", Name: "payments"}}
 	rec := Record{ID: "1", Seq: 3, Actor: "alice", Action: "disable", Path: "GET:/payments", Old: "active", New: "disabled"}
 	webhook.Sign(rg, &rec)
+	seen := time.Now()
 	if leader.Verify(rg, rec) {
 		t.Fatal("the leader's old keys verify the new key's signature: the test does not rotate")
 	}
-	if !leader.VerifyCurrent(ctx, rg, rec) {
-		t.Fatal("a record signed with the rotated key is taken for tampered")
+	if ok, err := leader.VerifyCurrent(ctx, rg, rec, seen); err != nil || !ok {
+		t.Fatalf("a record signed with the rotated key: verified %v (%v), want true", ok, err)
 	}
 	forged := rec
 	forged.Actor = "ceo"
 	before := reads
-	for range 2 {
-		if leader.VerifyCurrent(ctx, rg, forged) {
-			t.Fatal("a forged record verified")
-		}
+	if ok, err := leader.VerifyCurrent(ctx, rg, forged, seen); err != nil || ok {
+		t.Fatalf("a forged record seen before the last read: verified %v (%v), want false", ok, err)
 	}
 	if reads != before {
-		t.Errorf("forged records made the keys be read %d more times right after a read, want none", reads-before)
+		t.Errorf("a forged record seen before the keys were read made them be read again")
+	}
+	if ok, err := leader.VerifyCurrent(ctx, rg, forged, time.Now()); err != nil || ok {
+		t.Fatalf("a forged record seen after the last read: verified %v (%v), want false", ok, err)
+	}
+	if reads != before+1 {
+		t.Errorf("a forged record seen after the keys were read made them be read %d times, want once", reads-before)
+	}
+	// A read that fails is not a verdict.
+	leader.source = func(context.Context) ([]byte, error) { return nil, errors.New("the API server is away") }
+	if _, err := leader.VerifyCurrent(ctx, rg, forged, time.Now()); err == nil {
+		t.Error("a failed read of the keys gave a verdict, want an error")
 	}
 }
 

@@ -72,6 +72,10 @@ type Record struct {
 	Generation int64              `json:"gen,omitempty"`
 	// Delete marks the record of a DELETE request.
 	Delete bool `json:"delete,omitempty"`
+	// NoEntry marks a change that is accounted for but has no entry: one a
+	// trusted identity kept out of the log (SuppressAnnotation), or one that
+	// changes no field the log describes but still makes a new generation.
+	NoEntry bool `json:"noEntry,omitempty"`
 	// Sig is the webhook's signature of the record (Keyring): a record
 	// without a valid one was planted by another writer.
 	Sig string `json:"sig,omitempty"`

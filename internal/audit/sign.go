@@ -9,6 +9,7 @@ import (
 	"encoding/base64"
 	"encoding/json"
 	"fmt"
+	"sync"
 	"sync/atomic"
 	"time"
 
@@ -42,15 +43,13 @@ type Keyring struct {
 	// source reads the keys line of KeySecret; where names it in errors.
 	source func(ctx context.Context) ([]byte, error)
 	where  string
-	keys   atomic.Pointer[[][]byte]
-	// loaded is when the keys were last read (Unix ns).
-	loaded atomic.Int64
+	// reading serializes reads, so that callers that need fresh keys at
+	// once share one.
+	reading sync.Mutex
+	keys    atomic.Pointer[[][]byte]
+	// read is when the read of the keys in hand began (Unix ns).
+	read atomic.Int64
 }
-
-// reloadAfter is how soon a record no key verifies may make the keys be
-// read again: a rotation reaches replicas up to a minute apart, and a
-// record signed by a replica already on the new key is genuine.
-const reloadAfter = 2 * time.Second
 
 // LoadKeyring reads the keys from KeySecret in namespace, creating it with
 // a new key when there is none yet.
@@ -82,6 +81,13 @@ func LoadKeyring(ctx context.Context, c client.Client, reader client.Reader, nam
 }
 
 func (k *Keyring) load(ctx context.Context) error {
+	k.reading.Lock()
+	defer k.reading.Unlock()
+	return k.loadLocked(ctx)
+}
+
+func (k *Keyring) loadLocked(ctx context.Context) error {
+	began := time.Now()
 	raw, err := k.source(ctx)
 	if err != nil {
 		return err
@@ -98,7 +104,7 @@ func (k *Keyring) load(ctx context.Context) error {
 		return fmt.Errorf("the audit signing keys (%s): no keys", k.where)
 	}
 	k.keys.Store(&keys)
-	k.loaded.Store(time.Now().UnixNano())
+	k.read.Store(began.UnixNano())
 	return nil
 }
 
@@ -122,21 +128,26 @@ func (k *Keyring) Sign(obj client.Object, rec *Record) {
 	rec.Sig = base64.RawStdEncoding.EncodeToString(mac((*k.keys.Load())[0], obj, rec))
 }
 
-// VerifyCurrent is Verify, reading the keys again first (at most every
-// reloadAfter) when none of those in hand verifies rec: after a rotation,
-// the replica that signed it may have read the new key before this one.
-func (k *Keyring) VerifyCurrent(ctx context.Context, obj client.Object, rec Record) bool {
+// VerifyCurrent is Verify with keys read after seen, the time the caller
+// read rec: a rotation reaches replicas minutes apart, and the webhook
+// replica that signed rec may have read a key this one has not. When none of
+// the keys in hand verifies rec and they were read before seen, it reads
+// them again (callers at once share one read) and tries those. A record is
+// taken for tampered only when keys newer than it do not verify it, so a
+// rotation in any order raises no false alarm; a read that fails is an
+// error, not a verdict.
+func (k *Keyring) VerifyCurrent(ctx context.Context, obj client.Object, rec Record, seen time.Time) (bool, error) {
 	if k.Verify(obj, rec) {
-		return true
+		return true, nil
 	}
-	if time.Since(time.Unix(0, k.loaded.Load())) < reloadAfter {
-		return false
+	k.reading.Lock()
+	defer k.reading.Unlock()
+	if k.read.Load() < seen.UnixNano() {
+		if err := k.loadLocked(ctx); err != nil {
+			return false, fmt.Errorf("re-reading the audit signing keys to verify a journal record: %w", err)
+		}
 	}
-	if err := k.load(ctx); err != nil {
-		ctrl.LoggerFrom(ctx).Error(err, "re-reading the audit signing keys; keeping the ones read before")
-		return false
-	}
-	return k.Verify(obj, rec)
+	return k.Verify(obj, rec), nil
 }
 
 // Verify reports whether rec, a record of obj, was signed with one of the

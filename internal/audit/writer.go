@@ -41,6 +41,10 @@ const staleDelete = time.Minute
 // through an informer: it only creates them, under deterministic names.
 type Writer struct {
 	Client client.Client
+	// Reader reads objects uncached: a change written past the webhook is
+	// recorded only once the API server confirms it is still unaccounted
+	// for (the cache may not show the status that accounted for it yet).
+	Reader client.Reader
 	// Keys verify journal records; without them records are trusted.
 	Keys *Keyring
 	// Clock tells how old a record is (the wall clock, or a test's).
@@ -74,9 +78,14 @@ func (w *Writer) Drain(ctx context.Context, obj Object) (retryAfter time.Duratio
 	status := obj.Common()
 	pending := Pending(journal, status.AuditSequence)
 	if w.Keys != nil {
+		seen := time.Now() // keys read after this know every key obj was signed with
 		now, prev := w.Clock.Now(), obj.GetCreationTimestamp().Time
 		for i, rec := range pending {
-			if !w.Keys.VerifyCurrent(ctx, obj, rec) {
+			ok, err := w.Keys.VerifyCurrent(ctx, obj, rec, seen)
+			if err != nil {
+				return 0, false, err
+			}
+			if !ok {
 				pending[i] = tampered(rec, now, prev)
 			}
 			prev = pending[i].Time.Time
@@ -101,6 +110,9 @@ func (w *Writer) Drain(ctx context.Context, obj Object) (retryAfter time.Duratio
 			lastDelete = i
 		}
 	}
+	// The generation up to which the spec's changes are accounted for (0:
+	// not known, on objects from before it was kept).
+	gen := status.AuditedGeneration
 	for i, rec := range pending {
 		if rec.Delete && !deleting {
 			if age := w.Clock.Since(rec.Time.Time); age < staleDelete {
@@ -112,10 +124,35 @@ func (w *Writer) Drain(ctx context.Context, obj Object) (retryAfter time.Duratio
 			status.AuditSequence = rec.Seq // a DELETE that failed
 			continue
 		}
-		if !rec.Delete || i == lastDelete {
+		if rec.Seq > status.AuditSequence+1 {
+			todo = append(todo, gap(obj, kind.Kind, rec, "seq", status.AuditSequence+1, rec.Seq-1))
+		}
+		if gen > 0 && !rec.Delete && rec.Generation > gen+1 {
+			todo = append(todo, gap(obj, kind.Kind, rec, "gen", gen+1, rec.Generation-1))
+		}
+		if !rec.Delete {
+			gen = max(gen, rec.Generation)
+		}
+		if (!rec.Delete || i == lastDelete) && !rec.NoEntry {
 			todo = append(todo, rec)
 		}
 		status.AuditSequence = rec.Seq
+	}
+	if !deleting && retryAfter == 0 {
+		// A generation no record accounts for was written past the webhook,
+		// at a time nothing tells: it is recorded when it is found (a drain
+		// that fails before it acknowledges it may record it twice).
+		if gen > 0 && obj.GetGeneration() > gen {
+			missing, err := w.unaccounted(ctx, obj)
+			if err != nil {
+				return 0, false, err
+			}
+			if missing {
+				last := Record{Time: metav1.NewMicroTime(w.Clock.Now().UTC()), Path: pathOf(obj)}
+				todo = append(todo, gap(obj, kind.Kind, last, "gen", gen+1, obj.GetGeneration()))
+			}
+		}
+		status.AuditedGeneration = max(gen, obj.GetGeneration())
 	}
 	if deleting && lastDelete < 0 {
 		// Deleted before the webhook saw it: the deleter is unknown.
@@ -146,6 +183,57 @@ func (w *Writer) Drain(ctx context.Context, obj Object) (retryAfter time.Duratio
 		return retryAfter, true, w.Client.Update(ctx, obj)
 	}
 	return retryAfter, false, nil
+}
+
+// ActionGap records changes of an object that are missing from its records:
+// journal records removed, or generations of its spec written, by a writer
+// the audit webhook does not see (the operator's identity, or a write while
+// the webhook was removed). Who made them is not known.
+const ActionGap = "audit_gap"
+
+// gap is the record of what is missing from obj's records before next
+// (the record after the gap, whose time and path it takes): journal records
+// ("seq") or generations of the spec ("gen") from to to.
+func gap(obj client.Object, kind string, next Record, what string, from, to int64) Record {
+	span := fmt.Sprint(from)
+	if to > from {
+		span = fmt.Sprintf("%d to %d", from, to)
+	}
+	reason := fmt.Sprintf("journal records %s of %s %s/%s are missing: removed by a writer the audit webhook does not see "+
+		"(the operator's identity, or while the webhook was removed)", span, kind, obj.GetNamespace(), obj.GetName())
+	generation := next.Generation
+	if what == "gen" {
+		reason = fmt.Sprintf("generation %s of %s %s/%s was written past the audit webhook (with the operator's identity, "+
+			"or while the webhook was removed): who changed it, and how, is not known", span, kind, obj.GetNamespace(), obj.GetName())
+		generation = to
+	}
+	return Record{
+		ID: fmt.Sprintf("gap/%s/%d-%d", what, from, to), Time: next.Time, Path: next.Path, Generation: generation,
+		Actor: UnknownActor, Platform: waygatev1.PlatformAPI, Action: ActionGap, Reason: reason,
+	}
+}
+
+// unaccounted tells whether obj's generation is still above the one its
+// status accounts for, as the API server has it now (a reconcile from a
+// cache that does not show the last status yet would record a gap twice).
+func (w *Writer) unaccounted(ctx context.Context, obj Object) (bool, error) {
+	if w.Reader == nil {
+		return true, nil
+	}
+	fresh := obj.DeepCopyObject().(Object)
+	if err := w.Reader.Get(ctx, client.ObjectKeyFromObject(obj), fresh); err != nil {
+		return false, err
+	}
+	return fresh.Common().AuditedGeneration < obj.GetGeneration(), nil
+}
+
+// pathOf is obj's audit path.
+func pathOf(obj client.Object) string {
+	rec, err := Describe(obj, nil, time.Time{})
+	if err != nil {
+		return ""
+	}
+	return rec.Path
 }
 
 // oldestWait is how long the oldest of the pending records has waited at

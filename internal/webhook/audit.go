@@ -14,9 +14,11 @@ import (
 	"gomodules.xyz/jsonpatch/v2"
 	admissionv1 "k8s.io/api/admission/v1"
 	"k8s.io/apimachinery/pkg/api/equality"
+	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/runtime"
 	"k8s.io/apimachinery/pkg/runtime/schema"
+	utilrand "k8s.io/apimachinery/pkg/util/rand"
 	"k8s.io/client-go/util/retry"
 	"k8s.io/utils/clock"
 	"sigs.k8s.io/controller-runtime/pkg/client"
@@ -86,7 +88,7 @@ func (a *Auditor) Handle(ctx context.Context, req admission.Request) admission.R
 	}
 	switch req.Operation {
 	case admissionv1.Create, admissionv1.Update:
-		return a.admitWrite(req, old, obj)
+		return a.admitWrite(ctx, req, old, obj)
 	case admissionv1.Delete:
 		if req.DryRun != nil && *req.DryRun {
 			return admission.Allowed("dry run: nothing recorded")
@@ -101,7 +103,7 @@ func (a *Auditor) Handle(ctx context.Context, req admission.Request) admission.R
 
 // admitWrite puts the journal back as the operator last wrote it, appends
 // this change, and keeps the finalizer.
-func (a *Auditor) admitWrite(req admission.Request, old, obj client.Object) admission.Response {
+func (a *Auditor) admitWrite(ctx context.Context, req admission.Request, old, obj client.Object) admission.Response {
 	platform := audit.PlatformOf(fieldManager(req), req.UserInfo.Username)
 	// The journal as the operator knows it, less what it has written.
 	var journal []audit.Record
@@ -114,7 +116,31 @@ func (a *Auditor) admitWrite(req admission.Request, old, obj client.Object) admi
 		audited = old.(audit.Object).Common().AuditSequence
 		journal = audit.Pending(journal, audited)
 	}
-	if a.records(req, old, obj) {
+	var ops []jsonpatch.Operation
+	if old == nil && obj.GetName() == "" && obj.GetGenerateName() != "" {
+		// The API server would name the object after admission, and the
+		// record is signed over the name: name it here, as the API server
+		// would, so that the controller verifies what was signed.
+		name, err := a.generateName(ctx, obj)
+		if err != nil {
+			return admission.Errored(http.StatusInternalServerError, err)
+		}
+		obj.SetName(name)
+		ops = append(ops, jsonpatch.NewOperation("add", "/metadata/name", name))
+	}
+	generation, err := nextGeneration(req, old)
+	if err != nil {
+		return admission.Errored(http.StatusInternalServerError, err)
+	}
+	switch verdict := a.records(req, old, obj); {
+	case verdict == suppressed || verdict == unchanged && generation > old.GetGeneration():
+		// Not in the log, but accounted for, so that the controller tells
+		// this generation from one written past the webhook (audit_gap).
+		rec := audit.Record{ID: string(req.UID), Time: metav1.NewMicroTime(a.Clock.Now().UTC()), Generation: generation, NoEntry: true}
+		if journal, err = a.appendSigned(obj, journal, audited, rec); err != nil {
+			return appendFailed(err)
+		}
+	case verdict == recorded:
 		now := a.Clock.Now()
 		// A window boundary the controller has not recorded yet goes first.
 		if rg, ok := old.(*waygatev1.RouteGate); ok {
@@ -130,10 +156,7 @@ func (a *Auditor) admitWrite(req admission.Request, old, obj client.Object) admi
 			return admission.Errored(http.StatusInternalServerError, err)
 		}
 		a.stamp(&rec, req, platform)
-		rec.Generation = 1
-		if old != nil {
-			rec.Generation = old.GetGeneration() + 1
-		}
+		rec.Generation = generation
 		if journal, err = a.appendSigned(obj, journal, audited, rec); err != nil {
 			return appendFailed(err)
 		}
@@ -156,7 +179,7 @@ func (a *Auditor) admitWrite(req admission.Request, old, obj client.Object) admi
 	if obj.GetDeletionTimestamp() == nil || (old != nil && controllerutil.ContainsFinalizer(old, audit.Finalizer)) {
 		controllerutil.AddFinalizer(meta, audit.Finalizer)
 	}
-	return admission.Patched("", metaPatch(obj, meta)...)
+	return admission.Patched("", append(ops, metaPatch(obj, meta)...)...)
 }
 
 // appendSigned appends rec to journal (audit.Append) and signs it there,
@@ -202,14 +225,76 @@ func metaPatch(obj client.Object, want *metav1.PartialObjectMetadata) []jsonpatc
 	return ops
 }
 
-// records tells whether a CREATE or UPDATE is a change to audit: a new
-// object, a changed spec or a counter reset, unless a trusted identity
-// suppressed it.
-func (a *Auditor) records(req admission.Request, old, obj client.Object) bool {
-	if obj.GetAnnotations()[audit.SuppressAnnotation] == "false" && slices.Contains(a.Suppressors, req.UserInfo.Username) {
-		return false
+// verdict is what the audit makes of a CREATE or UPDATE.
+type verdict int
+
+const (
+	// unchanged: nothing audited changed (metadata, say).
+	unchanged verdict = iota
+	// recorded: a change for the log.
+	recorded
+	// suppressed: a change a trusted identity asked to keep out of the log.
+	suppressed
+)
+
+// records tells whether a CREATE or UPDATE is a change to audit (a new
+// object, a changed spec or a counter reset), and whether a trusted
+// identity suppressed it.
+func (a *Auditor) records(req admission.Request, old, obj client.Object) verdict {
+	if old != nil && equality.Semantic.DeepEqual(specOf(old), specOf(obj)) && !audit.ResetRequested(old, obj) {
+		return unchanged
 	}
-	return old == nil || !equality.Semantic.DeepEqual(specOf(old), specOf(obj)) || audit.ResetRequested(old, obj)
+	if obj.GetAnnotations()[audit.SuppressAnnotation] == "false" && slices.Contains(a.Suppressors, req.UserInfo.Username) {
+		return suppressed
+	}
+	return recorded
+}
+
+// nextGeneration is the metadata.generation the API server gives the
+// object this request writes: 1 for a new one; for an update, one more when
+// anything outside metadata and status changes, as the API server counts.
+func nextGeneration(req admission.Request, old client.Object) (int64, error) {
+	if old == nil {
+		return 1, nil
+	}
+	var before, after map[string]any
+	if err := json.Unmarshal(req.OldObject.Raw, &before); err != nil {
+		return 0, err
+	}
+	if err := json.Unmarshal(req.Object.Raw, &after); err != nil {
+		return 0, err
+	}
+	for _, o := range []map[string]any{before, after} {
+		delete(o, "metadata")
+		delete(o, "status")
+	}
+	if equality.Semantic.DeepEqual(before, after) {
+		return old.GetGeneration(), nil
+	}
+	return old.GetGeneration() + 1, nil
+}
+
+// generateName names a new object from its metadata.generateName as the
+// API server does (the prefix, cut to leave room, and five random
+// characters), trying again while the name is taken.
+func (a *Auditor) generateName(ctx context.Context, obj client.Object) (string, error) {
+	const suffix, maxName = 5, 63
+	base := obj.GetGenerateName()
+	if len(base) > maxName-suffix {
+		base = base[:maxName-suffix]
+	}
+	probe := obj.DeepCopyObject().(client.Object)
+	for range 8 {
+		name := base + utilrand.String(suffix)
+		err := a.Reader.Get(ctx, client.ObjectKey{Namespace: obj.GetNamespace(), Name: name}, probe)
+		switch {
+		case apierrors.IsNotFound(err):
+			return name, nil
+		case err != nil:
+			return "", fmt.Errorf("naming the new object from generateName %q: %w", obj.GetGenerateName(), err)
+		}
+	}
+	return "", fmt.Errorf("naming the new object from generateName %q: every name tried is taken; use a longer prefix", obj.GetGenerateName())
 }
 
 // recordDelete appends the deletion to the live object's journal, and makes

@@ -34,7 +34,61 @@ over a tag; the tag defaults to the chart's appVersion.
 {{- end }}
 {{- end }}
 
+{{/*
+The audit export's collector, as the OpenTelemetry exporter's variables
+name it: endpoint, protocol, headers from a Secret, TLS files from a Secret
+mounted at /etc/waygate/otlp.
+*/}}
 {{- define "waygate.manager.env" -}}
+{{- with .Values.manager.audit }}
+{{- if eq .export "otlp" }}
+{{- with .otlp }}
+{{- with .endpoint }}
+- name: OTEL_EXPORTER_OTLP_ENDPOINT
+  value: {{ . | quote }}
+{{- end }}
+- name: OTEL_EXPORTER_OTLP_PROTOCOL
+  value: {{ .protocol | quote }}
+{{- with .headers.secretName }}
+- name: OTEL_EXPORTER_OTLP_HEADERS
+  valueFrom:
+    secretKeyRef:
+      name: {{ . }}
+      key: {{ $.Values.manager.audit.otlp.headers.key }}
+{{- end }}
+{{- if .tls.secretName }}
+- name: OTEL_EXPORTER_OTLP_CERTIFICATE
+  value: /etc/waygate/otlp/ca.crt
+{{- if .tls.clientCertificate }}
+- name: OTEL_EXPORTER_OTLP_CLIENT_CERTIFICATE
+  value: /etc/waygate/otlp/tls.crt
+- name: OTEL_EXPORTER_OTLP_CLIENT_KEY
+  value: /etc/waygate/otlp/tls.key
+{{- end }}
+{{- end }}
+{{- end }}
+{{- end }}
+{{- end }}
+{{- end }}
+
+{{- define "waygate.manager.volumes" -}}
+{{- with .Values.manager.audit }}
+{{- if and (eq .export "otlp") .otlp.tls.secretName }}
+- name: otlp-tls
+  secret:
+    secretName: {{ .otlp.tls.secretName }}
+{{- end }}
+{{- end }}
+{{- end }}
+
+{{- define "waygate.manager.volumeMounts" -}}
+{{- with .Values.manager.audit }}
+{{- if and (eq .export "otlp") .otlp.tls.secretName }}
+- name: otlp-tls
+  mountPath: /etc/waygate/otlp
+  readOnly: true
+{{- end }}
+{{- end }}
 {{- end }}
 
 {{/* The gate's flags that values set. */}}
@@ -87,4 +141,10 @@ over a tag; the tag defaults to the chart's appVersion.
 {{- end }}
 
 {{- define "waygate.dashboard.env" -}}
+{{- end }}
+
+{{- define "waygate.dashboard.volumes" -}}
+{{- end }}
+
+{{- define "waygate.dashboard.volumeMounts" -}}
 {{- end }}
