@@ -104,7 +104,7 @@ func TestChartApplies(t *testing.T) {
 		"everything set": {
 			"dashboard": map[string]any{"enabled": true},
 			"manager": map[string]any{
-				"image":        map[string]any{"digest": "sha256:" + strings.Repeat("ab", 32)},
+				"image": map[string]any{"digest": "sha256:" + strings.Repeat("ab", 32)},
 				"audit": map[string]any{"export": "otlp", "suppressors": []any{"seeder"}, "otlp": map[string]any{
 					"endpoint": "https://otel-collector.observability:4317", "protocol": "grpc",
 					"headers": map[string]any{"secretName": "otlp-auth"}, "tls": map[string]any{"secretName": "otlp-tls", "clientCertificate": true},
