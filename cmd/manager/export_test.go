@@ -15,10 +15,11 @@ import (
 
 	waygatev1 "github.com/waygate-dev/waygate/api/v1alpha1"
 	"github.com/waygate-dev/waygate/internal/audit"
+	"github.com/waygate-dev/waygate/internal/collector"
 )
 
 // otlp is the environment and flags that export to c over protocol.
-func otlp(c *collector, protocol string) (map[string]string, []string) {
+func otlp(c *collector.Collector, protocol string) (map[string]string, []string) {
 	endpoint := "http://" + c.HTTP
 	if protocol == "grpc" {
 		endpoint = "http://" + c.GRPC
@@ -88,12 +89,12 @@ func drained(t *testing.T, ns string, atLeast int) map[string]waygatev1.AuditEnt
 
 // delivered waits (a minute at most) until the collector has every entry of want, and
 // returns how many records it received for each id.
-func delivered(t *testing.T, c *collector, want map[string]waygatev1.AuditEntry) map[string]int {
+func delivered(t *testing.T, c *collector.Collector, want map[string]waygatev1.AuditEntry) map[string]int {
 	t.Helper()
 	var missing []string
 	for deadline := time.Now().Add(time.Minute); ; time.Sleep(100 * time.Millisecond) {
 		seen := map[string]int{}
-		for _, r := range c.received(t) {
+		for _, r := range received(t, c) {
 			seen[r.Attrs["waygate.audit.id"]]++
 		}
 		missing = missing[:0]
@@ -136,8 +137,8 @@ func TestExportBurst(t *testing.T) {
 			wg.Wait()
 			want := drained(t, ns, 120)
 			seen := delivered(t, c, want)
-			byID := map[string]record{}
-			for _, r := range c.received(t) {
+			byID := map[string]collector.Record{}
+			for _, r := range received(t, c) {
 				byID[r.Attrs["waygate.audit.id"]] = r
 			}
 			for id, e := range want {
@@ -178,7 +179,7 @@ func TestExportCollectorDown(t *testing.T) {
 	before := drained(t, ns, 3)
 	delivered(t, c, before)
 
-	c.stop()
+	c.Stop()
 	for i := 3; i < 33; i++ {
 		change(ctx, ns, i, waygatev1.RouteActive)
 	}
@@ -191,7 +192,9 @@ func TestExportCollectorDown(t *testing.T) {
 		}
 	}
 
-	c.start(t)
+	if err := c.Restart(); err != nil {
+		t.Fatal(err)
+	}
 	all := entries(t, ns)
 	for id, e := range during {
 		all[id] = e

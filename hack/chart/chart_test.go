@@ -198,7 +198,8 @@ func TestChartAuditExport(t *testing.T) {
 		mounted = mounted || m.(map[string]any)["mountPath"] == "/etc/waygate/otlp"
 	}
 	volume := false
-	for _, v := range asList(pod(manager)["volumes"]) {
+	vols, _, _ := unstructured.NestedSlice(manager.Object, "spec", "template", "spec", "volumes")
+	for _, v := range vols {
 		secret, _, _ := unstructured.NestedString(v.(map[string]any), "secret", "secretName")
 		volume = volume || secret == "otlp-tls"
 	}
