@@ -17,6 +17,7 @@ import (
 	rbacv1 "k8s.io/api/rbac/v1"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
 	"k8s.io/apimachinery/pkg/types"
 	"k8s.io/client-go/rest"
 	"sigs.k8s.io/controller-runtime/pkg/client"
@@ -360,4 +361,97 @@ func TestAuditKeyRotationAcrossReplicas(t *testing.T) {
 			t.Fatalf("after a rotation:\n%s\nwant the changes of alice (old key) and bob (new key) as theirs", describeEntries(got))
 		}
 	}
+}
+
+// The finalizer the operator puts back is a patch of the metadata: it
+// leaves the spec as stored (here with fields this version of the kind
+// leaves out when empty, written explicitly past the webhook) and makes no
+// generation, so the one change past the webhook is one audit_gap.
+func TestAuditFinalizerKeepsTheSpec(t *testing.T) {
+	ns := env.Namespace(t, "audit")
+	ctx := context.Background()
+	create(t, &waygatev1.RateLimitPolicy{ObjectMeta: metav1.ObjectMeta{Namespace: ns, Name: "explicit"},
+		Spec: waygatev1.RateLimitPolicySpec{Route: "GET:/explicit", Limit: "5/second"}})
+	waitEntries(t, ns, "explicit", 1)
+	u := &unstructured.Unstructured{}
+	u.SetGroupVersionKind(waygatev1.GroupVersion.WithKind("RateLimitPolicy"))
+	eventually(t, 10*time.Second, func() error {
+		if err := operator.Get(ctx, client.ObjectKey{Namespace: ns, Name: "explicit"}, u); err != nil {
+			return err
+		}
+		u.SetFinalizers(nil)
+		spec := u.Object["spec"].(map[string]any)
+		spec["caseSensitive"], spec["exemptCIDRs"] = false, []any{}
+		return operator.Update(ctx, u)
+	})
+	var p waygatev1.RateLimitPolicy
+	eventually(t, 10*time.Second, func() error {
+		if err := k8s.Get(ctx, client.ObjectKeyFromObject(u), &p); err != nil {
+			return err
+		}
+		if len(p.Finalizers) == 0 || p.Status.AuditedGeneration != p.Generation {
+			return fmt.Errorf("finalizers %v, status.auditedGeneration %d, generation %d", p.Finalizers, p.Status.AuditedGeneration, p.Generation)
+		}
+		return nil
+	})
+	time.Sleep(time.Second) // no second gap
+	got := waitEntries(t, ns, "explicit", 2)
+	if p.Generation != 2 || got[1].Spec.Action != audit.ActionGap || got[1].Spec.Target.Generation != 2 {
+		t.Fatalf("generation %d, entries:\n%s\nwant generation 2 and one audit_gap, for it", p.Generation, describeEntries(got))
+	}
+}
+
+// Writes that make a new generation without changing what the log
+// describes are accounted for, not taken for changes past the webhook: a
+// number written as 10.0 where 10 was (which the API server counts as a
+// change of the spec), and a change a trusted seeder suppressed.
+func TestAuditNoFalseGaps(t *testing.T) {
+	ns := env.Namespace(t, "audit")
+	ctx := context.Background()
+	p := &waygatev1.RateLimitPolicy{ObjectMeta: metav1.ObjectMeta{Namespace: ns, Name: "floats"},
+		Spec: waygatev1.RateLimitPolicySpec{Route: "GET:/floats", Limit: "5/second", Burst: 10}}
+	create(t, p)
+	waitEntries(t, ns, "floats", 1)
+	// The journal drained, and the request drops it: the webhook would have
+	// nothing to patch.
+	eventually(t, 10*time.Second, func() error {
+		if err := k8s.Get(ctx, client.ObjectKeyFromObject(p), p); err != nil {
+			return err
+		}
+		if p.Status.AuditSequence < 1 {
+			return fmt.Errorf("creation not acknowledged")
+		}
+		return nil
+	})
+	if err := k8s.Patch(ctx, p, client.RawPatch(types.MergePatchType, []byte(`{"metadata":{"annotations":{"waygate.dev/journal":null}},"spec":{"burst":10.0}}`))); err != nil {
+		t.Fatal(err)
+	}
+
+	seeder := asUser(t, ns, "seeder", "")
+	ff := boolFlag(ns, "seeded")
+	ff.Annotations = map[string]string{audit.SuppressAnnotation: "false"}
+	if err := seeder.Create(ctx, ff); err != nil {
+		t.Fatal(err)
+	}
+	eventually(t, 10*time.Second, func() error {
+		if err := seeder.Get(ctx, client.ObjectKeyFromObject(ff), ff); err != nil {
+			return err
+		}
+		ff.Spec.Description = "seeded again"
+		return seeder.Update(ctx, ff)
+	})
+	eventually(t, 10*time.Second, func() error {
+		for _, o := range []audit.Object{p, ff} {
+			if err := k8s.Get(ctx, client.ObjectKeyFromObject(o), o); err != nil {
+				return err
+			}
+			if o.Common().AuditedGeneration != o.GetGeneration() {
+				return fmt.Errorf("%s: status.auditedGeneration %d, generation %d", o.GetName(), o.Common().AuditedGeneration, o.GetGeneration())
+			}
+		}
+		return nil
+	})
+	time.Sleep(time.Second)
+	waitEntries(t, ns, "floats", 1)
+	waitEntries(t, ns, "seeded", 0)
 }

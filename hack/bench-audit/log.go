@@ -23,15 +23,11 @@ import (
 // fillerEntry is an entry as the operator would write it (named by its
 // time), about gate-<i>.
 func fillerEntry(ns, name string, i int) *waygatev1.AuditEntry {
-	now := metav1.NowMicro()
-	return &waygatev1.AuditEntry{
-		ObjectMeta: metav1.ObjectMeta{Namespace: ns, Name: auditlog.EntryName(now.Time, name, "bench", name)},
-		Spec: waygatev1.AuditEntrySpec{
-			Path: fmt.Sprintf("GET:/items/%d", i), Action: "maintenance_on", Actor: "bench", Platform: waygatev1.PlatformAPI,
-			OldStatus: "active", NewStatus: "maintenance", Reason: "benchmark", Timestamp: now,
-			Target: waygatev1.AuditTarget{Kind: "RouteGate", Name: fmt.Sprintf("gate-%d", i), Namespace: ns},
-		},
-	}
+	return auditlog.NewEntry(ns, name, "bench", name, waygatev1.AuditEntrySpec{
+		Path: fmt.Sprintf("GET:/items/%d", i), Action: "maintenance_on", Actor: "bench", Platform: waygatev1.PlatformAPI,
+		OldStatus: "active", NewStatus: "maintenance", Reason: "benchmark", Timestamp: metav1.NowMicro(),
+		Target: waygatev1.AuditTarget{Kind: "RouteGate", Name: fmt.Sprintf("gate-%d", i), Namespace: ns},
+	})
 }
 
 // memory fills the cluster with gates (which the operator reconciles and

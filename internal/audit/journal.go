@@ -8,6 +8,7 @@ package audit
 import (
 	"encoding/json"
 	"fmt"
+	"math"
 
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"sigs.k8s.io/controller-runtime/pkg/client"
@@ -138,6 +139,11 @@ func Append(journal []Record, audited int64, rec Record) ([]Record, error) {
 			return journal, nil
 		}
 		last = max(last, r.Seq)
+	}
+	if last > math.MaxInt64-MaxJournal {
+		// Numbered past what the webhook ever numbers: written past it.
+		return journal, fmt.Errorf("the audit journal of this object is numbered up to %d, which the audit webhook never numbers: "+
+			"it was written past the webhook (see the object's audit_gap and audit_tampered entries); recreate the object to audit it again", last)
 	}
 	rec.Seq = last + 1
 	compact(&rec)

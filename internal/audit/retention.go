@@ -188,16 +188,13 @@ func (r *Retention) record(ctx context.Context, namespace string, p *pruned) err
 	if n := p.count - p.tooOld; n > 0 {
 		why = append(why, fmt.Sprintf("%d past the newest %d of the namespace", n, r.MaxPerNamespace))
 	}
-	e := &waygatev1.AuditEntry{
-		ObjectMeta: metav1.ObjectMeta{Namespace: namespace, Name: auditlog.EntryName(now.Time, "audit-pruned", "retention", now.Format(time.RFC3339Nano))},
-		Spec: waygatev1.AuditEntrySpec{
-			Path: AuditPath, Action: ActionPruned, Actor: RetentionActor, Platform: waygatev1.PlatformSystem,
-			Reason: fmt.Sprintf("pruned %d entries written from %s to %s (%s)", p.count,
-				p.oldest.UTC().Format(time.RFC3339), p.newest.UTC().Format(time.RFC3339), strings.Join(why, ", ")),
-			Timestamp: now,
-			Target:    waygatev1.AuditTarget{Kind: "AuditEntry", Name: "entries", Namespace: namespace},
-		},
-	}
+	e := auditlog.NewEntry(namespace, "audit-pruned", "retention", now.Format(time.RFC3339Nano), waygatev1.AuditEntrySpec{
+		Path: AuditPath, Action: ActionPruned, Actor: RetentionActor, Platform: waygatev1.PlatformSystem,
+		Reason: fmt.Sprintf("pruned %d entries written from %s to %s (%s)", p.count,
+			p.oldest.UTC().Format(time.RFC3339), p.newest.UTC().Format(time.RFC3339), strings.Join(why, ", ")),
+		Timestamp: now,
+		Target:    waygatev1.AuditTarget{Kind: "AuditEntry", Name: "entries", Namespace: namespace},
+	})
 	if err := r.Client.Create(ctx, e); err != nil && !apierrors.IsAlreadyExists(err) {
 		return fmt.Errorf("recording the pruning of %d audit entries in %s: %w", p.count, namespace, err)
 	}

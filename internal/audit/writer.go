@@ -69,6 +69,18 @@ type Object interface {
 // again, if a DELETE is still under way, and whether it wrote obj itself (its
 // finalizer).
 func (w *Writer) Drain(ctx context.Context, obj Object) (retryAfter time.Duration, updated bool, err error) {
+	// The finalizer is written with a patch of the metadata alone (an
+	// update would write back the spec as this version of the kind reads
+	// it, which may differ from what is stored, and make a new generation).
+	read := obj.DeepCopyObject().(client.Object)
+	lock := client.MergeFromWithOptions(read, client.MergeFromWithOptimisticLock{})
+	deleting := obj.GetDeletionTimestamp() != nil
+	if !deleting && controllerutil.AddFinalizer(obj, Finalizer) {
+		// An object the webhook did not see created (from before it was
+		// installed, or written past it): held first; that write brings it
+		// back, to be drained.
+		return 0, true, w.Client.Patch(ctx, obj, lock)
+	}
 	journal, err := Journal(obj)
 	if err != nil {
 		// An unreadable journal cannot be recovered; keep the object (and its
@@ -91,7 +103,6 @@ func (w *Writer) Drain(ctx context.Context, obj Object) (retryAfter time.Duratio
 			prev = pending[i].Time.Time
 		}
 	}
-	deleting := obj.GetDeletionTimestamp() != nil
 	kind, err := apiutil.GVKForObject(obj, w.Client.Scheme())
 	if err != nil {
 		return 0, false, err
@@ -110,9 +121,11 @@ func (w *Writer) Drain(ctx context.Context, obj Object) (retryAfter time.Duratio
 			lastDelete = i
 		}
 	}
-	// The generation up to which the spec's changes are accounted for (0:
-	// not known, on objects from before it was kept).
+	// The generation up to which the spec's changes are accounted for: 0
+	// is none on an object nothing was recorded of yet, and not known on
+	// one whose changes were recorded before generations were counted.
 	gen := status.AuditedGeneration
+	known := gen > 0 || status.AuditSequence == 0
 	for i, rec := range pending {
 		if rec.Delete && !deleting {
 			if age := w.Clock.Since(rec.Time.Time); age < staleDelete {
@@ -127,22 +140,26 @@ func (w *Writer) Drain(ctx context.Context, obj Object) (retryAfter time.Duratio
 		if rec.Seq > status.AuditSequence+1 {
 			todo = append(todo, gap(obj, kind.Kind, rec, "seq", status.AuditSequence+1, rec.Seq-1))
 		}
-		if gen > 0 && !rec.Delete && rec.Generation > gen+1 {
-			todo = append(todo, gap(obj, kind.Kind, rec, "gen", gen+1, rec.Generation-1))
-		}
-		if !rec.Delete {
-			gen = max(gen, rec.Generation)
+		// Generations are counted from the webhook's records only, and not
+		// once the object is being deleted (its deletion makes one).
+		if counts := !rec.Delete && !deleting && rec.Action != ActionTampered; counts {
+			if known && rec.Generation > gen+1 {
+				todo = append(todo, gap(obj, kind.Kind, rec, "gen", gen+1, rec.Generation-1))
+			}
+			gen, known = max(gen, rec.Generation), true
 		}
 		if (!rec.Delete || i == lastDelete) && !rec.NoEntry {
 			todo = append(todo, rec)
 		}
 		status.AuditSequence = rec.Seq
 	}
+	status.AuditedGeneration = gen
 	if !deleting && retryAfter == 0 {
 		// A generation no record accounts for was written past the webhook,
-		// at a time nothing tells: it is recorded when it is found (a drain
-		// that fails before it acknowledges it may record it twice).
-		if gen > 0 && obj.GetGeneration() > gen {
+		// at a time nothing tells: it is recorded as of when it is found
+		// (a drain that fails before its status is written may record it
+		// again).
+		if known && obj.GetGeneration() > gen {
 			missing, err := w.unaccounted(ctx, obj)
 			if err != nil {
 				return 0, false, err
@@ -175,12 +192,8 @@ func (w *Writer) Drain(ctx context.Context, obj Object) (retryAfter time.Duratio
 		return 0, false, err
 	}
 
-	switch {
-	case deleting && controllerutil.RemoveFinalizer(obj, Finalizer):
-		return 0, true, w.Client.Update(ctx, obj)
-	case !deleting && controllerutil.AddFinalizer(obj, Finalizer):
-		// Objects from before the webhook was installed.
-		return retryAfter, true, w.Client.Update(ctx, obj)
+	if deleting && controllerutil.RemoveFinalizer(obj, Finalizer) {
+		return 0, true, w.Client.Patch(ctx, obj, lock)
 	}
 	return retryAfter, false, nil
 }
@@ -204,7 +217,7 @@ func gap(obj client.Object, kind string, next Record, what string, from, to int6
 	generation := next.Generation
 	if what == "gen" {
 		reason = fmt.Sprintf("generation %s of %s %s/%s was written past the audit webhook (with the operator's identity, "+
-			"or while the webhook was removed): who changed it, and how, is not known", span, kind, obj.GetNamespace(), obj.GetName())
+			"or while the webhook was removed or not yet installed): who changed it, and how, is not known", span, kind, obj.GetNamespace(), obj.GetName())
 		generation = to
 	}
 	return Record{
@@ -214,8 +227,8 @@ func gap(obj client.Object, kind string, next Record, what string, from, to int6
 }
 
 // unaccounted tells whether obj's generation is still above the one its
-// status accounts for, as the API server has it now (a reconcile from a
-// cache that does not show the last status yet would record a gap twice).
+// status accounts for, as the API server has it now: a reconcile from a
+// cache that does not show the last status yet would record a gap twice.
 func (w *Writer) unaccounted(ctx context.Context, obj Object) (bool, error) {
 	if w.Reader == nil {
 		return true, nil
@@ -345,13 +358,10 @@ func entryFor(obj client.Object, kind string, rec Record) *waygatev1.AuditEntry 
 	if rec.Delete {
 		id = "delete" // one deletion per object
 	}
-	return &waygatev1.AuditEntry{
-		ObjectMeta: metav1.ObjectMeta{Namespace: obj.GetNamespace(), Name: auditlog.EntryName(rec.Time.Time, obj.GetName(), string(obj.GetUID()), id)},
-		Spec: waygatev1.AuditEntrySpec{
-			Path: rec.Path, Action: rec.Action, Actor: rec.Actor, Platform: rec.Platform,
-			OldStatus: truncate(rec.Old, 256), NewStatus: truncate(rec.New, 256), Reason: truncate(rec.Reason, 1024),
-			Timestamp: rec.Time, Changes: rec.Changes,
-			Target: waygatev1.AuditTarget{Kind: kind, Name: obj.GetName(), Namespace: obj.GetNamespace(), UID: string(obj.GetUID()), Generation: rec.Generation},
-		},
-	}
+	return auditlog.NewEntry(obj.GetNamespace(), obj.GetName(), string(obj.GetUID()), id, waygatev1.AuditEntrySpec{
+		Path: rec.Path, Action: rec.Action, Actor: rec.Actor, Platform: rec.Platform,
+		OldStatus: truncate(rec.Old, 256), NewStatus: truncate(rec.New, 256), Reason: truncate(rec.Reason, 1024),
+		Timestamp: rec.Time, Changes: rec.Changes,
+		Target: waygatev1.AuditTarget{Kind: kind, Name: obj.GetName(), Namespace: obj.GetNamespace(), UID: string(obj.GetUID()), Generation: rec.Generation},
+	})
 }

@@ -151,12 +151,9 @@ func entries(t *testing.T, ns, path string, n int, start time.Time) {
 	for i := range n {
 		at := metav1.NewMicroTime(start.Add(time.Duration(i) * time.Millisecond))
 		id := fmt.Sprintf("%s-%d", path, i)
-		e := &waygatev1.AuditEntry{
-			ObjectMeta: metav1.ObjectMeta{Namespace: ns, Name: auditlog.EntryName(at.Time, "history", "uid", id)},
-			Spec: waygatev1.AuditEntrySpec{Path: path, Action: "maintenance_on", Actor: "seeder", Platform: waygatev1.PlatformAPI,
-				OldStatus: "active", NewStatus: "maintenance", Reason: fmt.Sprintf("entry %d of %s", i, path), Timestamp: at,
-				Target: waygatev1.AuditTarget{Kind: "RouteGate", Name: "history", Namespace: ns}},
-		}
+		e := auditlog.NewEntry(ns, "history", "uid", id, waygatev1.AuditEntrySpec{Path: path, Action: "maintenance_on", Actor: "seeder", Platform: waygatev1.PlatformAPI,
+			OldStatus: "active", NewStatus: "maintenance", Reason: fmt.Sprintf("entry %d of %s", i, path), Timestamp: at,
+			Target: waygatev1.AuditTarget{Kind: "RouteGate", Name: "history", Namespace: ns}})
 		if err := opc.Create(context.Background(), e); err != nil {
 			t.Fatal(err)
 		}

@@ -18,6 +18,7 @@ import (
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/runtime"
 	"k8s.io/apimachinery/pkg/runtime/schema"
+	utiljson "k8s.io/apimachinery/pkg/util/json"
 	utilrand "k8s.io/apimachinery/pkg/util/rand"
 	"k8s.io/client-go/util/retry"
 	"k8s.io/utils/clock"
@@ -179,6 +180,11 @@ func (a *Auditor) admitWrite(ctx context.Context, req admission.Request, old, ob
 	if obj.GetDeletionTimestamp() == nil || (old != nil && controllerutil.ContainsFinalizer(old, audit.Finalizer)) {
 		controllerutil.AddFinalizer(meta, audit.Finalizer)
 	}
+	// Never an empty patch: the API server then decodes the object again
+	// from JSON, as it decodes stored objects, so that a number sent as
+	// 10.0 where 10 is stored is no change of the spec there either (the
+	// generation this record names is the one the object gets).
+	ops = append(ops, jsonpatch.NewOperation("test", "/kind", req.Kind.Kind))
 	return admission.Patched("", append(ops, metaPatch(obj, meta)...)...)
 }
 
@@ -257,11 +263,13 @@ func nextGeneration(req admission.Request, old client.Object) (int64, error) {
 	if old == nil {
 		return 1, nil
 	}
+	// Numbers as the API server decodes them (integers as int64, 10.0 as a
+	// float), so that 10 and 10.0 differ here as they do there.
 	var before, after map[string]any
-	if err := json.Unmarshal(req.OldObject.Raw, &before); err != nil {
+	if err := utiljson.Unmarshal(req.OldObject.Raw, &before); err != nil {
 		return 0, err
 	}
-	if err := json.Unmarshal(req.Object.Raw, &after); err != nil {
+	if err := utiljson.Unmarshal(req.Object.Raw, &after); err != nil {
 		return 0, err
 	}
 	for _, o := range []map[string]any{before, after} {
@@ -326,6 +334,7 @@ func (a *Auditor) recordDelete(ctx context.Context, req admission.Request, old c
 		if err := a.Reader.Get(ctx, client.ObjectKeyFromObject(old), live); err != nil {
 			return client.IgnoreNotFound(err)
 		}
+		read := live.DeepCopyObject().(client.Object)
 		journal, err := audit.Journal(live)
 		if err != nil {
 			return err
@@ -346,7 +355,10 @@ func (a *Auditor) recordDelete(ctx context.Context, req admission.Request, old c
 			return err
 		}
 		controllerutil.AddFinalizer(live, audit.Finalizer)
-		return a.Client.Update(ctx, live)
+		// A patch of the metadata alone: an update would write back the
+		// spec as this version of the kind reads it, which may differ from
+		// what is stored (and make a new generation).
+		return a.Client.Patch(ctx, live, client.MergeFromWithOptions(read, client.MergeFromWithOptimisticLock{}))
 	})
 }
 

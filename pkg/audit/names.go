@@ -7,7 +7,10 @@ import (
 	"strings"
 	"time"
 
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/util/validation"
+
+	waygatev1 "github.com/waygate-dev/waygate/api/v1alpha1"
 )
 
 // EntryName is "<time key>-<object name>-<hash of uid and id>", cut so
@@ -51,4 +54,33 @@ func timeKeyed(name string) bool {
 // smaller keys.
 func TimeKey(at time.Time) string {
 	return fmt.Sprintf("%016d", lastMicro-max(at.UnixMicro(), 0))
+}
+
+// Labels of every entry the operator writes: the UTC day and hour of its
+// timestamp, so that the newest entries of the whole cluster are found by
+// asking for the latest days and hours first (Query.Run across
+// namespaces), not by reading every entry.
+const (
+	DayLabel  = "waygate.dev/day"  // 2026-12-02
+	HourLabel = "waygate.dev/hour" // 2026-12-02T13
+)
+
+// TimeLabels are the day and hour labels of an entry written at at.
+func TimeLabels(at time.Time) map[string]string {
+	return map[string]string{DayLabel: day(at), HourLabel: hour(at)}
+}
+
+func day(at time.Time) string  { return at.UTC().Format("2006-01-02") }
+func hour(at time.Time) string { return at.UTC().Format("2006-01-02T15") }
+
+// NewEntry is an AuditEntry of namespace as the operator writes it: named
+// after its time and the object name, with uid and id making the name
+// unique and the same every time it is written (EntryName), and labelled
+// with its day and hour (TimeLabels).
+func NewEntry(namespace, name, uid, id string, spec waygatev1.AuditEntrySpec) *waygatev1.AuditEntry {
+	at := spec.Timestamp.Time
+	return &waygatev1.AuditEntry{
+		ObjectMeta: metav1.ObjectMeta{Namespace: namespace, Name: EntryName(at, name, uid, id), Labels: TimeLabels(at)},
+		Spec:       spec,
+	}
 }
