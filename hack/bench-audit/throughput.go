@@ -111,7 +111,7 @@ func crdRate(ctx context.Context, cp *controlplane.ControlPlane, workers int, d 
 	}
 	var done atomic.Int64
 	err = forEachWorker(ctx, workers, d, func(i, n int) error {
-		if err := opc.Create(ctx, fillerEntry("bench-raw", fmt.Sprintf("crd-%d-%d", i, n), n)); err != nil {
+		if err := opc.Create(ctx, fillerEntry("bench-raw", fmt.Sprintf("crd-%d-%d", i, n), n, time.Now())); err != nil {
 			return err
 		}
 		done.Add(1)

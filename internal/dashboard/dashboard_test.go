@@ -11,6 +11,7 @@ import (
 	"os"
 	"path/filepath"
 	"regexp"
+	"slices"
 	"strings"
 	"testing"
 	"time"
@@ -302,6 +303,44 @@ func TestForbiddenShowsTheAPIsMessage(t *testing.T) {
 	}
 	if msg := text(ctx, t, "p.error"); !strings.Contains(msg, "cannot list resource \"auditentries\"") {
 		t.Errorf("audit of kube-system as carol: %q", msg)
+	}
+}
+
+// Someone who may read every namespace's audit log (dana) is offered it
+// on the Audit tab, and sees the newest entries of all namespaces, in time
+// order, with their namespace; someone who may not (carol) is not offered
+// it, and asking anyway says why.
+func TestAuditAllNamespaces(t *testing.T) {
+	base := time.Now().Add(30 * time.Minute) // newer than every other entry
+	for i, ns := range []string{"all-one", "all-two"} {
+		if err := k8s.Create(context.Background(), &corev1.Namespace{ObjectMeta: metav1.ObjectMeta{Name: ns}}); err != nil {
+			t.Fatal(err)
+		}
+		entries(t, ns, "GET:/"+ns, 3, base.Add(time.Duration(i)*500*time.Microsecond))
+	}
+	carol, _ := signedInClient(t, "carol")
+	if body := get(t, carol, "/audit?ns="+shop); strings.Contains(body, `name="all"`) {
+		t.Error("carol, who may not list entries cluster-wide, is offered all namespaces")
+	}
+	if body := get(t, carol, "/audit?ns="+shop+"&all=1"); !strings.Contains(body, `cannot list resource &#34;auditentries&#34; in API group &#34;waygate.dev&#34; at the cluster scope`) {
+		t.Errorf("carol asking for all namespaces: no message saying she may not:\n%s", body)
+	}
+	dana, _ := signedInClient(t, "dana")
+	if body := get(t, dana, "/audit?ns="+shop); !strings.Contains(body, `name="all"`) {
+		t.Error("dana, who may list entries cluster-wide, is not offered all namespaces")
+	}
+	body := get(t, dana, "/audit?ns="+shop+"&all=1")
+	var order []int
+	for _, want := range []string{"entry 2 of GET:/all-two", "entry 2 of GET:/all-one", "entry 1 of GET:/all-two", "entry 1 of GET:/all-one", "entry 0 of GET:/all-two", "entry 0 of GET:/all-one"} {
+		order = append(order, strings.Index(body, want))
+	}
+	if slices.Contains(order, -1) || !slices.IsSorted(order) {
+		t.Errorf("all namespaces: the six entries are not all there newest first (at %v):\n%s", order, body)
+	}
+	for _, ns := range []string{"<td>all-one</td>", "<td>all-two</td>", `<th scope="col">Namespace</th>`} {
+		if !strings.Contains(body, ns) {
+			t.Errorf("all namespaces: no %s", ns)
+		}
 	}
 }
 

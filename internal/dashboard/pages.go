@@ -14,6 +14,7 @@ import (
 	"sync"
 	"time"
 
+	authorizationv1 "k8s.io/api/authorization/v1"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"sigs.k8s.io/controller-runtime/pkg/client"
@@ -59,6 +60,8 @@ var funcs = template.FuncMap{
 	"raw": func(b []byte) string { return string(b) },
 	// share writes a rollout weight (thousandths of a percent) as a percentage.
 	"share": func(w int32) string { return strconv.FormatFloat(float64(w)/1000, 'f', -1, 64) + "%" },
+	// row is an entry as a row of the Audit tab.
+	"row": func(e waygatev1.AuditEntry, all bool) auditRow { return auditRow{&e, all} },
 }
 
 func (s *Server) render(w http.ResponseWriter, name string, p page) {
@@ -106,37 +109,64 @@ func apiError(err error) string {
 
 // --- Audit
 
-// auditFilter is the Audit tab's filter, from the request.
-type auditFilter struct{ Path, Actor, Action string }
+// auditFilter is the Audit tab's filter, from the request: All shows every
+// namespace's entries.
+type auditFilter struct {
+	Path, Actor, Action string
+	All                 bool
+}
 
 func filterOf(r *http.Request) auditFilter {
 	q := r.URL.Query()
-	return auditFilter{Path: strings.TrimSpace(q.Get("path")), Actor: strings.TrimSpace(q.Get("actor")), Action: strings.TrimSpace(q.Get("action"))}
+	return auditFilter{Path: strings.TrimSpace(q.Get("path")), Actor: strings.TrimSpace(q.Get("actor")), Action: strings.TrimSpace(q.Get("action")),
+		All: q.Get("all") == "1"}
+}
+
+// query is the log read f selects in the request's namespace (every
+// namespace with All).
+func (s *Server) query(r *http.Request, f auditFilter) auditlog.Query {
+	q := auditlog.Query{Namespace: s.namespace(r), Path: f.Path, Actor: f.Actor, Action: f.Action}
+	if f.All {
+		q.Namespace = ""
+	}
+	return q
 }
 
 // auditData is the Audit tab's table: a page of entries, newest first.
 type auditData struct {
-	Filter   auditFilter
-	Entries  []waygatev1.AuditEntry
-	More     string // the URL of the next, older rows; "" at the end
-	Events   string // the URL of the live rows
-	Filtered bool
+	Filter  auditFilter
+	Entries []waygatev1.AuditEntry
+	More    string // the URL of the next, older rows; "" at the end
+	Events  string // the URL of the live rows
+	// Filtered is set when a path, actor or action narrows the log;
+	// ListAll when the user may read every namespace's entries.
+	Filtered, ListAll bool
+}
+
+// auditRow is one row of the Audit tab; All adds the namespace column.
+type auditRow struct {
+	*waygatev1.AuditEntry
+	All bool
 }
 
 func (s *Server) auditPage(r *http.Request, sess *session) (auditData, error) {
-	ns, f := s.namespace(r), filterOf(r)
-	p, err := auditlog.Query{Namespace: ns, Path: f.Path, Actor: f.Actor, Action: f.Action, Limit: auditPageSize, Continue: r.URL.Query().Get("continue")}.
-		Run(r.Context(), sess.client)
+	f := filterOf(r)
+	q := s.query(r, f)
+	q.Limit, q.Continue = auditPageSize, r.URL.Query().Get("continue")
+	p, err := q.Run(r.Context(), sess.client)
 	if err != nil {
-		return auditData{}, err
+		return auditData{Filter: f}, err
 	}
-	v := url.Values{"ns": {ns}}
+	v := url.Values{"ns": {s.namespace(r)}}
 	for k, val := range map[string]string{"path": f.Path, "actor": f.Actor, "action": f.Action} {
 		if val != "" {
 			v.Set(k, val)
 		}
 	}
-	d := auditData{Filter: f, Entries: p.Entries, Filtered: f != auditFilter{}}
+	if f.All {
+		v.Set("all", "1")
+	}
+	d := auditData{Filter: f, Entries: p.Entries, Filtered: f.Path != "" || f.Actor != "" || f.Action != ""}
 	if p.Continue != "" {
 		more := url.Values{"continue": {p.Continue}}
 		for k, val := range v {
@@ -157,6 +187,7 @@ func (s *Server) audit(w http.ResponseWriter, r *http.Request, sess *session) {
 	if err != nil {
 		p.Error = apiError(err)
 	}
+	d.ListAll = d.Filter.All || mayListAll(r.Context(), sess.client)
 	p.Data = d
 	s.render(w, "audit", p)
 }
@@ -181,7 +212,7 @@ func (s *Server) auditEvents(w http.ResponseWriter, r *http.Request, sess *sessi
 		return
 	}
 	f := filterOf(r)
-	q := auditlog.Query{Namespace: s.namespace(r), Path: f.Path, Actor: f.Actor, Action: f.Action}
+	q := s.query(r, f)
 	w.Header().Set("Content-Type", "text/event-stream")
 	w.Header().Set("Cache-Control", "no-store")
 	flusher.Flush()
@@ -210,7 +241,7 @@ func (s *Server) auditEvents(w http.ResponseWriter, r *http.Request, sess *sessi
 	defer cancel()
 	err := q.Watch(ctx, sess.client, r.URL.Query().Get("rv"), func(e *waygatev1.AuditEntry) error {
 		var b bytes.Buffer
-		if err := s.pages.ExecuteTemplate(&b, "audit-row", e); err != nil {
+		if err := s.pages.ExecuteTemplate(&b, "audit-row", auditRow{e, f.All}); err != nil {
 			return err
 		}
 		send(fmt.Sprintf("event: entry\ndata: %s\n\n", sseData(b.String())))
@@ -221,6 +252,15 @@ func (s *Server) auditEvents(w http.ResponseWriter, r *http.Request, sess *sessi
 		// reloads itself and starts from now.
 		send("event: reload\ndata: \n\n")
 	}
+}
+
+// mayListAll tells whether the user of c may list audit entries in every
+// namespace (a SelfSubjectAccessReview): the Audit tab then offers them all.
+func mayListAll(ctx context.Context, c client.Client) bool {
+	review := &authorizationv1.SelfSubjectAccessReview{Spec: authorizationv1.SelfSubjectAccessReviewSpec{
+		ResourceAttributes: &authorizationv1.ResourceAttributes{Verb: "list", Group: waygatev1.GroupVersion.Group, Resource: "auditentries"},
+	}}
+	return c.Create(ctx, review) == nil && review.Status.Allowed
 }
 
 // sseData is text as one server-sent event's data line: without the line

@@ -78,7 +78,21 @@ func people(ctx context.Context) error {
 	if err != nil {
 		return err
 	}
-	for name, roles := range map[string][]string{"alice": {"waygate-edit", "waygate-view"}, "bob": {"waygate-edit", "waygate-view"}, "carol": {"waygate-view"}} {
+	// dana reads the audit log of every namespace, as a platform admin.
+	if err := k8s.Create(ctx, &rbacv1.ClusterRole{
+		ObjectMeta: metav1.ObjectMeta{Name: "audit-reader"},
+		Rules:      []rbacv1.PolicyRule{{APIGroups: []string{"waygate.dev"}, Resources: []string{"auditentries"}, Verbs: []string{"get", "list", "watch"}}},
+	}); err != nil {
+		return err
+	}
+	if err := k8s.Create(ctx, &rbacv1.ClusterRoleBinding{
+		ObjectMeta: metav1.ObjectMeta{Name: "dana-audit-reader"},
+		RoleRef:    rbacv1.RoleRef{APIGroup: "rbac.authorization.k8s.io", Kind: "ClusterRole", Name: "audit-reader"},
+		Subjects:   []rbacv1.Subject{{Kind: "ServiceAccount", Namespace: shop, Name: "dana"}},
+	}); err != nil {
+		return err
+	}
+	for name, roles := range map[string][]string{"alice": {"waygate-edit", "waygate-view"}, "bob": {"waygate-edit", "waygate-view"}, "carol": {"waygate-view"}, "dana": {"waygate-view"}} {
 		if err := k8s.Create(ctx, &corev1.ServiceAccount{ObjectMeta: metav1.ObjectMeta{Namespace: shop, Name: name}}); err != nil {
 			return err
 		}

@@ -22,10 +22,13 @@ import (
 // cfg stands for your cluster's connection (ctrl.GetConfig() in a program).
 var cfg *rest.Config
 
+// env is the control plane of the package's tests.
+var env *operatortest.Env
+
 func TestMain(m *testing.M) {
-	os.Exit(operatortest.Run(operatortest.RunInput{M: m, Setup: func(env *operatortest.Env) (func(), error) {
-		cfg = env.Admin
-		return nil, changePayments(env)
+	os.Exit(operatortest.Run(operatortest.RunInput{M: m, Env: &env, Setup: func(e *operatortest.Env) (func(), error) {
+		cfg = e.Admin
+		return nil, changePayments(e)
 	}}))
 }
 

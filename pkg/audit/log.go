@@ -55,8 +55,9 @@ type Page struct {
 // Run returns the first page of the entries q selects. In one namespace it
 // reads the API server's pages in name order, which is time order, and
 // stops when it has Limit entries (or reaches Since): the cost is the page,
-// not the log. Across namespaces, whose entries the API server lists
-// namespace by namespace, it reads them all and has no Continue.
+// not the log. Across namespaces it reads the newest Limit of each
+// namespace, latest hours and days first, and stops at the first period
+// that holds Limit entries (across.go); that page has no Continue.
 func (q Query) Run(ctx context.Context, c client.Reader) (Page, error) {
 	if q.Limit <= 0 {
 		q.Limit = DefaultLimit
@@ -88,27 +89,6 @@ func (q Query) Run(ctx context.Context, c client.Reader) (Page, error) {
 			return page, nil
 		}
 		cont = list.Continue
-	}
-}
-
-// all reads the entries of every namespace and keeps the newest.
-func (q Query) all(ctx context.Context, c client.Reader) (Page, error) {
-	var page Page
-	for cont := ""; ; {
-		list, err := q.list(ctx, c, PageSize, cont)
-		if err != nil {
-			return Page{}, err
-		}
-		page.ResourceVersion = cmp.Or(page.ResourceVersion, list.ResourceVersion)
-		for _, e := range list.Items {
-			if q.Keeps(&e) {
-				page.Entries = append(page.Entries, e)
-			}
-		}
-		page.Entries = newest(page.Entries, q.Limit)
-		if cont = list.Continue; cont == "" {
-			return page, nil
-		}
 	}
 }
 
