@@ -7,6 +7,7 @@ import (
 	"strings"
 	"time"
 
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/labels"
 	"k8s.io/apimachinery/pkg/selection"
 	"sigs.k8s.io/controller-runtime/pkg/client"
@@ -107,7 +108,13 @@ func (q Query) scan(ctx context.Context, c client.Reader, p period, version stri
 	var found []waygatev1.AuditEntry
 	taken := map[string]int{}
 	for cont := ""; ; {
-		opts := []client.ListOption{client.Limit(int64(q.Limit)), client.Continue(cont), client.MatchingLabelsSelector{Selector: p.labels}}
+		var opts []client.ListOption
+		if cont == "" && version != "" {
+			// A continue token carries its version; the first list of a
+			// period asks for the version of the periods before.
+			opts = append(opts, &client.ListOptions{Raw: &metav1.ListOptions{ResourceVersion: version, ResourceVersionMatch: metav1.ResourceVersionMatchExact}})
+		}
+		opts = append(opts, client.Limit(int64(q.Limit)), client.Continue(cont), client.MatchingLabelsSelector{Selector: p.labels})
 		if f := q.Fields(); len(f) > 0 {
 			opts = append(opts, f)
 		}
