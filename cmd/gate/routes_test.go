@@ -12,6 +12,7 @@ import (
 	"sigs.k8s.io/controller-runtime/pkg/client"
 
 	waygatev1 "github.com/waygate-dev/waygate/api/v1alpha1"
+	"github.com/waygate-dev/waygate/internal/controlplane"
 )
 
 func TestMaintenanceWithKubectl(t *testing.T) {
@@ -256,4 +257,69 @@ func update[T client.Object](t *testing.T, obj T, change func(T)) {
 		change(obj)
 		return k8s.Update(context.Background(), obj)
 	})
+}
+
+// A change compiles its namespace only, and the operator's status writes
+// compile nothing: the gate's cost follows the change, not the cluster.
+func TestSnapshotsCostTheChange(t *testing.T) {
+	ctx := context.Background()
+	one, two := env.Namespace(t, "gate"), env.Namespace(t, "gate")
+	for _, ns := range []string{one, two} {
+		kubectl(t, `
+apiVersion: waygate.dev/v1alpha1
+kind: RouteGate
+metadata: {name: get-orders}
+spec: {route: "GET:/orders", service: shop, state: maintenance}
+`, "apply", "-n", ns, "-f", "-")
+		waitFor(t, http.StatusServiceUnavailable, "MAINTENANCE_MODE", func() answer { return check(t, gw, ns, "shop", "GET", "/orders") })
+	}
+	// settled waits until no build has happened for a second (the
+	// operator's writes of the objects above are done), and returns the
+	// builds and the namespaces compiled so far.
+	settled := func() (builds, compiled float64) {
+		t.Helper()
+		for deadline := time.Now().Add(20 * time.Second); ; {
+			b, c := metric(t, gw, "waygate_gate_snapshot_builds_total"), metric(t, gw, "waygate_gate_snapshot_namespaces_compiled_total")
+			time.Sleep(time.Second)
+			if metric(t, gw, "waygate_gate_snapshot_builds_total") == b {
+				return b, c
+			}
+			if time.Now().After(deadline) {
+				t.Fatal("the gate kept building snapshots for 20 s with nothing changing")
+			}
+		}
+	}
+	builds, compiled := settled()
+
+	// A status write (the operator's: the policy lets nobody else) builds
+	// nothing.
+	opc, err := client.New(env.Operator, client.Options{Scheme: controlplane.Scheme})
+	if err != nil {
+		t.Fatal(err)
+	}
+	rg := &waygatev1.RouteGate{}
+	if err := opc.Get(ctx, client.ObjectKey{Namespace: one, Name: "get-orders"}, rg); err != nil {
+		t.Fatal(err)
+	}
+	gen := rg.Generation
+	patch := client.MergeFrom(rg.DeepCopy())
+	rg.Status.Reason = "a status write"
+	if err := opc.Status().Patch(ctx, rg, patch); err != nil {
+		t.Fatal(err)
+	}
+	if b, _ := settled(); b != builds {
+		t.Errorf("a status-only write (generation %d) built %v snapshots, want 0", gen, b-builds)
+	}
+
+	// A change of one namespace's gate compiles that namespace only.
+	builds, compiled = settled()
+	kubectl(t, "", "patch", "rg", "get-orders", "-n", one, "--type", "merge", "-p", `{"spec":{"state":"active"}}`)
+	waitFor(t, http.StatusOK, "", func() answer { return check(t, gw, one, "shop", "GET", "/orders") })
+	b, c := settled()
+	if b-builds < 1 || c-compiled != b-builds {
+		t.Errorf("a change in one namespace: %v builds compiled %v namespaces, want one each", b-builds, c-compiled)
+	}
+	if a := check(t, gw, two, "shop", "GET", "/orders"); a.Status != http.StatusServiceUnavailable {
+		t.Errorf("the other namespace after the change: %s, still want 503", a)
+	}
 }

@@ -1,6 +1,7 @@
 package dataplane
 
 import (
+	"sync"
 	"bytes"
 	"context"
 	"crypto/sha256"
@@ -54,28 +55,44 @@ func (f *FlagSet) namespace(ns string) *namespaceFlags {
 	return empty
 }
 
-// markFlags asks for the flags of namespaces to be compiled at the next
-// rebuild.
-func (s *Source) markFlags(namespaces ...string) {
-	s.flagsMu.Lock()
-	defer s.flagsMu.Unlock()
-	if s.flagsDirty == nil {
-		s.flagsDirty = map[string]bool{}
+// dirty is a set of namespaces whose snapshots are to be built again at
+// the next rebuild; "" stands for every namespace.
+type dirty struct {
+	mu  sync.Mutex
+	set map[string]bool
+}
+
+// mark adds namespaces.
+func (d *dirty) mark(namespaces ...string) {
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	if d.set == nil {
+		d.set = map[string]bool{}
 	}
 	for _, ns := range namespaces {
-		s.flagsDirty[ns] = true
+		d.set[ns] = true
 	}
 }
+
+// take empties the set and returns what it held.
+func (d *dirty) take() map[string]bool {
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	set := d.set
+	d.set = nil
+	return set
+}
+
+// markFlags asks for the flags of namespaces to be compiled at the next
+// rebuild.
+func (s *Source) markFlags(namespaces ...string) { s.flagsDirty.mark(namespaces...) }
 
 // rebuildFlags compiles the flags and reads the OFREP keys of the
 // namespaces where something changed (of every namespace at the start),
 // and keeps the others' as they are. A namespace that fails keeps its last
 // snapshot and stays dirty for the next pass; the others are put in effect.
 func (s *Source) rebuildFlags(ctx context.Context) error {
-	s.flagsMu.Lock()
-	dirty := s.flagsDirty
-	s.flagsDirty = nil
-	s.flagsMu.Unlock()
+	dirty := s.flagsDirty.take()
 	if len(dirty) == 0 {
 		return nil
 	}

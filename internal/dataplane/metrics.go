@@ -24,6 +24,7 @@ type Metrics struct {
 	objects       prometheus.Gauge
 	problems      prometheus.Gauge
 	builds        prometheus.Counter
+	nsCompiles    prometheus.Counter
 	lastBuild     prometheus.Gauge
 	flagCompiles  prometheus.Counter
 	ofrepRequests *prometheus.CounterVec
@@ -72,7 +73,11 @@ func NewMetrics() *Metrics {
 		}),
 		builds: prometheus.NewCounter(prometheus.CounterOpts{
 			Name: "waygate_gate_snapshot_builds_total",
-			Help: "Snapshots built (one per burst of changes).",
+			Help: "Snapshots built (one per burst of changes to RouteGates, RateLimitPolicies or namespaces' environment labels; the operator's status writes build none).",
+		}),
+		nsCompiles: prometheus.NewCounter(prometheus.CounterOpts{
+			Name: "waygate_gate_snapshot_namespaces_compiled_total",
+			Help: "Namespaces whose routes and limits were compiled (a snapshot compiles the namespaces its changes touched; the first, every namespace, counted as one).",
 		}),
 		lastBuild: prometheus.NewGauge(prometheus.GaugeOpts{
 			Name: "waygate_gate_snapshot_timestamp_seconds",
@@ -92,7 +97,7 @@ func NewMetrics() *Metrics {
 		Help: "Namespaces whose flags and segments were compiled: one for each namespace a change touched.",
 	})
 	m.store.Up.Set(1)
-	m.Registry.MustRegister(m.decisions, m.latency, m.store.Errors, m.store.Up, m.objects, m.problems, m.builds, m.lastBuild, m.ofrepRequests, m.unknownScopes, m.flagCompiles,
+	m.Registry.MustRegister(m.decisions, m.latency, m.store.Errors, m.store.Up, m.objects, m.problems, m.builds, m.nsCompiles, m.lastBuild, m.ofrepRequests, m.unknownScopes, m.flagCompiles,
 		collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
 	for _, v := range gate.Verdicts() {
 		m.decisions.WithLabelValues(v.String(), unknownNamespace)
@@ -143,9 +148,10 @@ func (m *Metrics) ReportStaleness(stale func() time.Duration) {
 }
 
 // SnapshotBuilt implements SourceMetrics.
-func (m *Metrics) SnapshotBuilt(s *gate.Snapshot, objects int) {
+func (m *Metrics) SnapshotBuilt(s *gate.Snapshot, namespaces int) {
 	m.builds.Inc()
-	m.objects.Set(float64(objects))
+	m.nsCompiles.Add(float64(namespaces))
+	m.objects.Set(float64(s.Objects))
 	m.problems.Set(float64(len(s.Problems)))
 	m.lastBuild.SetToCurrentTime()
 }

@@ -7,12 +7,14 @@ package dataplane
 import (
 	"context"
 	"errors"
+	"maps"
+	"slices"
 	"strings"
-	"sync"
 	"sync/atomic"
 	"time"
 
 	corev1 "k8s.io/api/core/v1"
+	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/fields"
 	"k8s.io/apimachinery/pkg/labels"
@@ -41,19 +43,18 @@ type Source struct {
 	Flags   *FlagSet
 	view    *watch.View
 	metrics SourceMetrics
-	// dirtyGates asks for the engine's snapshot to be rebuilt, flagsDirty
-	// for the flag snapshots of the namespaces it names.
-	dirtyGates atomic.Bool
-	flagsMu    sync.Mutex
-	flagsDirty map[string]bool
+	// gatesDirty and flagsDirty name the namespaces whose part of the
+	// engine's snapshot, and whose flag snapshots, are to be built again.
+	gatesDirty dirty
+	flagsDirty dirty
 	ready      atomic.Bool
 }
 
 // SourceMetrics are told what a Source builds.
 type SourceMetrics interface {
-	// SnapshotBuilt is told of each snapshot put in effect, built of
-	// objects RouteGates and RateLimitPolicies.
-	SnapshotBuilt(s *gate.Snapshot, objects int)
+	// SnapshotBuilt is told of each snapshot put in effect, and how many
+	// namespaces it compiled (the first: every namespace, counted as one).
+	SnapshotBuilt(s *gate.Snapshot, namespaces int)
 	// FlagsCompiled is told of each namespace whose flags were compiled.
 	FlagsCompiled()
 }
@@ -67,7 +68,7 @@ func NewSource(cfg *rest.Config, engine *gate.Engine, metrics SourceMetrics) (*S
 	}
 	view, err := watch.New(cfg, cache.Options{
 		Scheme:           scheme.Scheme,
-		DefaultTransform: cache.TransformStripManagedFields(),
+		DefaultTransform: lean,
 		// The gate only reads; copies of thousands of objects per
 		// rebuild would be waste.
 		DefaultUnsafeDisableDeepCopy: new(true),
@@ -83,30 +84,66 @@ func NewSource(cfg *rest.Config, engine *gate.Engine, metrics SourceMetrics) (*S
 		return nil, err
 	}
 	s := &Source{engine: engine, Flags: &FlagSet{}, view: view, metrics: metrics}
-	s.dirtyGates.Store(true)
-	s.flagsDirty = map[string]bool{"": true}
+	s.gatesDirty.mark("")
+	s.flagsDirty.mark("")
 	return s, nil
 }
 
-// kinds are what snapshots are built from: the engine's (a change rebuilds
-// its snapshot) and the flag snapshots' (a change recompiles the flags of
-// its namespace; the operator's status writes recompile nothing).
+// kinds are what snapshots are built from: the engine's and the flag
+// snapshots'. A change builds its namespace's part again (a Namespace's, its
+// own); the operator's status writes build nothing.
 func (s *Source) kinds() []watch.Kind {
-	gates := func(any) { s.dirtyGates.Store(true) }
-	flags := func(obj any) {
-		// A deleted object may come as its last known state.
-		key, _ := toolscache.DeletionHandlingMetaNamespaceKeyFunc(obj)
-		ns, _, _ := strings.Cut(key, "/")
-		s.markFlags(ns)
+	in := func(d *dirty) func(obj any) {
+		return func(obj any) {
+			// A deleted object may come as its last known state; a
+			// Namespace's key is its name.
+			key, _ := toolscache.DeletionHandlingMetaNamespaceKeyFunc(obj)
+			ns, _, _ := strings.Cut(key, "/")
+			d.mark(ns)
+		}
 	}
+	gates, flags := in(&s.gatesDirty), in(&s.flagsDirty)
 	return []watch.Kind{
-		{Object: &waygatev1.RouteGate{}, Changed: gates},
-		{Object: &waygatev1.RateLimitPolicy{}, Changed: gates},
+		{Object: &waygatev1.RouteGate{}, Changed: gates, IgnoreSameGeneration: true},
+		{Object: &waygatev1.RateLimitPolicy{}, Changed: gates, IgnoreSameGeneration: true},
 		{Object: namespaceMeta(), Changed: gates},
 		{Object: &waygatev1.FeatureFlag{}, Changed: flags, IgnoreSameGeneration: true},
 		{Object: &waygatev1.Segment{}, Changed: flags, IgnoreSameGeneration: true},
 		{Object: &corev1.Secret{}, Changed: flags},
 	}
+}
+
+// lean keeps of each object what the gate reads, so that its cache holds
+// no more: never managed fields; of the Waygate kinds, neither status (the
+// operator's) nor annotations (the audit journal and kubectl's last applied
+// configuration make most of an object) but the reset of a rate limit
+// policy's counters, nor finalizers and owners.
+func lean(obj any) (any, error) {
+	o, ok := obj.(client.Object)
+	if !ok {
+		return obj, nil // a deletion's last known state
+	}
+	o.SetManagedFields(nil)
+	switch k := o.(type) {
+	case *waygatev1.RouteGate:
+		k.Status = waygatev1.RouteGateStatus{}
+	case *waygatev1.RateLimitPolicy:
+		k.Status = waygatev1.RateLimitPolicyStatus{}
+	case *waygatev1.FeatureFlag:
+		k.Status = waygatev1.FeatureFlagStatus{}
+	case *waygatev1.Segment:
+		k.Status = waygatev1.SegmentStatus{}
+	default:
+		return obj, nil
+	}
+	var kept map[string]string
+	if reset, ok := o.GetAnnotations()[waygatev1.ResetAnnotation]; ok {
+		kept = map[string]string{waygatev1.ResetAnnotation: reset}
+	}
+	o.SetAnnotations(kept)
+	o.SetFinalizers(nil)
+	o.SetOwnerReferences(nil)
+	return obj, nil
 }
 
 // namespaceMeta stands for namespaces' metadata (labels), all the gate
@@ -145,37 +182,82 @@ func (s *Source) Start(ctx context.Context) error {
 // a failure in one does not hold the other back.
 func (s *Source) rebuild(ctx context.Context) error {
 	flagsErr := s.rebuildFlags(ctx)
-	if !s.dirtyGates.Swap(false) {
+	dirty := s.gatesDirty.take()
+	if len(dirty) == 0 {
 		return flagsErr
 	}
-	if err := s.rebuildGates(ctx); err != nil {
-		s.dirtyGates.Store(true)
+	if err := s.rebuildGates(ctx, dirty); err != nil {
+		s.gatesDirty.mark(slices.Collect(maps.Keys(dirty))...)
 		return errors.Join(flagsErr, err)
 	}
 	return flagsErr
 }
 
-func (s *Source) rebuildGates(ctx context.Context) error {
-	var gates waygatev1.RouteGateList
-	var policies waygatev1.RateLimitPolicyList
-	var namespaces metav1.PartialObjectMetadataList
-	namespaces.SetGroupVersionKind(corev1.SchemeGroupVersion.WithKind("NamespaceList"))
-	for _, l := range []client.ObjectList{&gates, &policies, &namespaces} {
-		if err := s.view.List(ctx, l); err != nil {
+// rebuildGates builds the engine's snapshot again for the namespaces of
+// dirty (every namespace for ""), and keeps the other namespaces' part.
+func (s *Source) rebuildGates(ctx context.Context, dirty map[string]bool) error {
+	old := s.engine.Snapshot()
+	if dirty[""] || old == nil {
+		old, dirty = &gate.Snapshot{}, map[string]bool{"": true}
+	}
+	var objs gate.Objects
+	var namespaces []string
+	for ns := range dirty {
+		// The whole cluster for "", or one namespace (the cache indexes
+		// objects by namespace).
+		var gates waygatev1.RouteGateList
+		var policies waygatev1.RateLimitPolicyList
+		for _, l := range []client.ObjectList{&gates, &policies} {
+			if err := s.view.List(ctx, l, client.InNamespace(ns)); err != nil {
+				return err
+			}
+		}
+		objs.RouteGates = append(objs.RouteGates, gates.Items...)
+		objs.Policies = append(objs.Policies, policies.Items...)
+		envs, err := s.environments(ctx, ns)
+		if err != nil {
 			return err
 		}
+		if objs.Environments == nil {
+			objs.Environments = envs
+		} else {
+			maps.Copy(objs.Environments, envs)
+		}
+		namespaces = append(namespaces, ns)
 	}
-	envs := make(map[string]string, len(namespaces.Items))
-	for _, ns := range namespaces.Items {
-		envs[ns.Name] = ns.Labels[gate.EnvironmentLabel]
-	}
-	snap := gate.NewSnapshot(gate.Objects{RouteGates: gates.Items, Policies: policies.Items, Environments: envs})
+	snap := old.With(namespaces, objs)
 	s.engine.Swap(snap)
-	s.metrics.SnapshotBuilt(snap, len(gates.Items)+len(policies.Items))
-	for _, p := range snap.Problems {
-		ctrl.Log.WithName("source").Info("left out of the snapshot", "problem", p)
+	s.metrics.SnapshotBuilt(snap, len(namespaces))
+	for _, ns := range namespaces {
+		for _, p := range snap.ProblemsIn(ns) {
+			ctrl.Log.WithName("source").Info("left out of the snapshot", "problem", p)
+		}
 	}
 	return nil
+}
+
+// environments are the environments the labels of namespace ns (of every
+// namespace for "") name.
+func (s *Source) environments(ctx context.Context, ns string) (map[string]string, error) {
+	envs := map[string]string{}
+	if ns != "" {
+		m := namespaceMeta()
+		err := s.view.Get(ctx, client.ObjectKey{Name: ns}, m)
+		if apierrors.IsNotFound(err) {
+			return envs, nil // unlabelled, or gone
+		}
+		envs[ns] = m.Labels[gate.EnvironmentLabel]
+		return envs, err
+	}
+	var list metav1.PartialObjectMetadataList
+	list.SetGroupVersionKind(corev1.SchemeGroupVersion.WithKind("NamespaceList"))
+	if err := s.view.List(ctx, &list); err != nil {
+		return nil, err
+	}
+	for _, n := range list.Items {
+		envs[n.Name] = n.Labels[gate.EnvironmentLabel]
+	}
+	return envs, nil
 }
 
 // Ready reports whether the first snapshot is in effect.

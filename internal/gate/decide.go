@@ -263,7 +263,7 @@ func (e *Engine) Decide(ctx context.Context, req *Request) Decision {
 func (e *Engine) judge(d *Decision, req *Request, nv *namespaceView, view *serviceView, scopes *[2]*serviceView, m method, path string) bool {
 	now := d.At
 	rg := view.routes.match(m, path)
-	forceActive := rg != nil && rg.Spec.ForceActive
+	forceActive := rg != nil && rg.ForceActive
 	for _, v := range scopes {
 		if v == nil || v.all == nil {
 			continue
@@ -278,7 +278,7 @@ func (e *Engine) judge(d *Decision, req *Request, nv *namespaceView, view *servi
 	if rg == nil {
 		return false
 	}
-	st := routes.OwnState(&rg.Spec, now)
+	st := routes.OwnState(rg, now)
 	switch st.State {
 	case waygatev1.RouteMaintenance:
 		d.refuse(Maintenance, st)
@@ -288,12 +288,12 @@ func (e *Engine) judge(d *Decision, req *Request, nv *namespaceView, view *servi
 		return true
 	case waygatev1.RouteEnvGated:
 		env := cmp.Or(nv.env, e.Environment)
-		if !slices.Contains(rg.Spec.AllowedEnvs, env) {
-			d.Verdict, d.Environment, d.AllowedEnvs = EnvGated, env, rg.Spec.AllowedEnvs
+		if !slices.Contains(rg.AllowedEnvs, env) {
+			d.Verdict, d.Environment, d.AllowedEnvs = EnvGated, env, rg.AllowedEnvs
 			return true
 		}
 	case waygatev1.RouteDeprecated:
-		d.Deprecation = rg.Spec.Deprecation
+		d.Deprecation = rg.Deprecation
 	}
 	return false
 }

@@ -2,7 +2,11 @@ package gate
 
 import (
 	"fmt"
+	"maps"
 	"net/netip"
+	"slices"
+
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 
 	waygatev1 "github.com/waygate-dev/waygate/api/v1alpha1"
 	"github.com/waygate-dev/waygate/internal/kube"
@@ -14,11 +18,15 @@ const EnvironmentLabel = "waygate.dev/environment"
 
 // Snapshot is everything the gate decides requests from, built once per
 // change of the objects it is built from and never modified afterwards, so
-// that decisions read it without locks.
+// that decisions read it without locks. A change builds the views of the
+// namespaces it touched (With); the others are shared with the snapshot
+// before.
 type Snapshot struct {
 	namespaces map[string]*namespaceView
 	// Problems are the objects left out of the snapshot, and why.
 	Problems []string
+	// Objects counts the RouteGates and RateLimitPolicies it was built of.
+	Objects int
 }
 
 type namespaceView struct {
@@ -29,15 +37,20 @@ type namespaceView struct {
 	// wide is services[""]: the namespace-wide gate and policy, and the
 	// routes gated for every service.
 	wide *serviceView
+	// problems are its objects left out, objects those it was built of.
+	problems []string
+	objects  int
 }
 
 // serviceView is what applies to the requests of one service (or, for the
-// service "", to those of every service).
+// service "", to those of every service). It holds the specs it decides by,
+// not the objects: the snapshot keeps what decisions read.
 type serviceView struct {
 	// routes holds this service's RouteGates over those of the namespace
 	// without a service: a key gated for the service wins.
-	routes router[waygatev1.RouteGate]
-	// all is the service-wide gate (route "*"), exempt its exempt keys.
+	routes router[waygatev1.RouteGateSpec]
+	// all is the service-wide gate (route "*"): its name and spec only;
+	// exempt its exempt keys.
 	all    *waygatev1.RouteGate
 	exempt router[struct{}]
 	// limit is the service-wide policy (route "*"); limits the route
@@ -75,23 +88,63 @@ type Objects struct {
 // scope is where a RouteGate or a RateLimitPolicy applies.
 type scope struct{ ns, service, route string }
 
-// NewSnapshot compiles objs. Of several objects claiming the same route of
-// the same service, the holder (the oldest) is in effect, as the operator
-// reports; policies that cannot be compiled (which the API server's
-// validation should have refused) are left out and named in Problems.
-func NewSnapshot(objs Objects) *Snapshot {
+// NewSnapshot compiles objs, of every namespace.
+func NewSnapshot(objs Objects) *Snapshot { return (&Snapshot{}).With(nil, objs) }
+
+// With is s with the namespaces named, and those objs holds, compiled anew
+// from objs, which holds every object of those namespaces: one left with no
+// object and no environment is gone. The views of the other namespaces are
+// s's, shared, so that a change costs its namespace, not the cluster.
+func (s *Snapshot) With(namespaces []string, objs Objects) *Snapshot {
+	fresh := compile(objs)
+	next := &Snapshot{namespaces: make(map[string]*namespaceView, len(s.namespaces)+len(fresh))}
+	maps.Copy(next.namespaces, s.namespaces)
+	for _, ns := range namespaces {
+		delete(next.namespaces, ns)
+	}
+	maps.Copy(next.namespaces, fresh)
+	for _, nv := range next.namespaces {
+		next.Problems = append(next.Problems, nv.problems...)
+		next.Objects += nv.objects
+	}
+	slices.Sort(next.Problems)
+	return next
+}
+
+// ProblemsIn are the objects of namespace ns (every namespace for "") left
+// out of the snapshot, and why.
+func (s *Snapshot) ProblemsIn(ns string) []string {
+	if ns == "" {
+		return s.Problems
+	}
+	if nv := s.namespaces[ns]; nv != nil {
+		return nv.problems
+	}
+	return nil
+}
+
+// compile builds the views of the namespaces of objs. Of several objects
+// claiming the same route of the same service, the holder (the oldest) is
+// in effect, as the operator reports; policies that cannot be compiled
+// (which the API server's validation should have refused) are left out and
+// named in the namespace's problems.
+func compile(objs Objects) map[string]*namespaceView {
 	s := &Snapshot{namespaces: map[string]*namespaceView{}}
 	gates := map[scope][]waygatev1.RouteGate{}
 	for _, rg := range objs.RouteGates {
 		k := scope{rg.Namespace, string(rg.Spec.Service), string(rg.Spec.Route)}
 		gates[k] = append(gates[k], rg)
-		s.namespace(k.ns).addService(k.service)
+		nv := s.namespace(k.ns)
+		nv.addService(k.service)
+		nv.objects++
 	}
 	policies := map[scope][]waygatev1.RateLimitPolicy{}
 	for _, p := range objs.Policies {
 		k := scope{p.Namespace, string(p.Spec.Service), string(p.Spec.Route)}
 		policies[k] = append(policies[k], p)
-		s.namespace(k.ns).addService(k.service)
+		nv := s.namespace(k.ns)
+		nv.addService(k.service)
+		nv.objects++
 	}
 	for ns, env := range objs.Environments {
 		s.namespace(ns).env = env
@@ -112,13 +165,14 @@ func NewSnapshot(objs Objects) *Snapshot {
 			h := kube.Holder(claims)
 			p, err := compilePolicy(h)
 			if err != nil {
-				s.Problems = append(s.Problems, fmt.Sprintf("RateLimitPolicy %s/%s: %v", h.Namespace, h.Name, err))
+				nv := s.namespaces[k.ns]
+				nv.problems = append(nv.problems, fmt.Sprintf("RateLimitPolicy %s/%s: %v", h.Namespace, h.Name, err))
 				continue
 			}
 			s.addPolicy(k, p)
 		}
 	}
-	return s
+	return s.namespaces
 }
 
 // addGate puts rg in effect for k: a service-wide gate in its own view, a
@@ -127,14 +181,15 @@ func (s *Snapshot) addGate(k scope, rg *waygatev1.RouteGate) {
 	nv := s.namespaces[k.ns]
 	if k.route == waygatev1.AllRoutes {
 		v := nv.services[k.service]
-		v.all = rg
+		v.all = &waygatev1.RouteGate{ObjectMeta: metav1.ObjectMeta{Name: rg.Name}, Spec: rg.Spec}
 		for _, e := range rg.Spec.Exempt {
 			v.exempt.add(string(e), &struct{}{}, !rg.Spec.CaseSensitive)
 		}
 		return
 	}
+	spec := rg.Spec // a copy: the snapshot keeps none of the object
 	for _, v := range nv.views(k.service) {
-		v.routes.add(k.route, rg, !rg.Spec.CaseSensitive)
+		v.routes.add(k.route, &spec, !spec.CaseSensitive)
 	}
 }
 

@@ -9,6 +9,7 @@ package watch
 
 import (
 	"context"
+	"maps"
 	"time"
 
 	"k8s.io/client-go/rest"
@@ -26,9 +27,10 @@ type Kind struct {
 	// is signalled (a deleted object may come as its last known state,
 	// toolscache.DeletedFinalStateUnknown).
 	Changed func(obj any)
-	// IgnoreSameGeneration skips updates that leave the generation of an
-	// object that counts them alone (the operator's status writes):
-	// nothing a snapshot reads of the spec changed.
+	// IgnoreSameGeneration skips updates that leave the generation and the
+	// annotations (as the cache keeps them) of an object that counts
+	// generations alone (the operator's status writes): nothing a snapshot
+	// reads changed.
 	IgnoreSameGeneration bool
 }
 
@@ -125,9 +127,11 @@ func (v *View) Done() <-chan error { return v.done }
 func (v *View) Stale() time.Duration { return v.health.Stale() }
 
 // sameGeneration tells whether old and obj are the same generation of an
-// object that counts them (FeatureFlags and Segments, not Secrets).
+// object that counts them (the Waygate kinds, not Secrets), with the same
+// annotations.
 func sameGeneration(old, obj any) bool {
 	o, ok1 := old.(client.Object)
 	n, ok2 := obj.(client.Object)
-	return ok1 && ok2 && n.GetGeneration() != 0 && o.GetGeneration() == n.GetGeneration()
+	return ok1 && ok2 && n.GetGeneration() != 0 && o.GetGeneration() == n.GetGeneration() &&
+		maps.Equal(o.GetAnnotations(), n.GetAnnotations())
 }
