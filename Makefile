@@ -47,6 +47,10 @@ bench-gate: envtest-assets build test-deps ## Measure the gate: decisions in-pro
 	go test -run '^$$' -bench ForwardAuth -benchmem ./internal/dataplane/
 	go run ./hack/bench-gate --manager bin/manager --gate bin/gate $(BENCH_ARGS)
 
+.PHONY: bench-scale
+bench-scale: envtest-assets build test-deps ## Measure the gate and operator at scale: 50,000 RouteGates and 5,000 RateLimitPolicies over 500 namespaces (BENCH_ARGS=--routes=N --namespaces=M for smaller runs): memory, apply → enforced at rest and during a bulk update, snapshot builds, forward-auth.
+	go run ./hack/bench-gate --manager bin/manager --gate bin/gate --phases=scale $(BENCH_ARGS)
+
 ##@ Build
 
 .PHONY: build

@@ -5,6 +5,7 @@ import (
 	"k8s.io/utils/clock"
 	ctrl "sigs.k8s.io/controller-runtime"
 	"sigs.k8s.io/controller-runtime/pkg/cache"
+	"sigs.k8s.io/controller-runtime/pkg/client"
 	"sigs.k8s.io/controller-runtime/pkg/controller"
 	"sigs.k8s.io/controller-runtime/pkg/reconcile"
 
@@ -36,8 +37,35 @@ func Setup(mgr ctrl.Manager, concurrency int, keys *audit.Keyring, clk clock.Wit
 	return (&RateLimitPolicyReconciler{Client: c, Audit: w}).SetupWithManager(mgr, opts)
 }
 
-// CacheOptions is how the manager's cache holds objects: without their
-// managedFields, which the operator never reads (less memory per object).
+// CacheOptions is how the manager's cache holds objects: without what the
+// operator never reads (less memory per object): managed fields, kubectl's
+// last applied configuration, and the records of the audit journal already
+// written (status.auditSequence acknowledges them; the webhook drops them
+// at the next write). The operator writes its objects with patches of what
+// it changed, so what the cache leaves out is never written back.
 func CacheOptions() cache.Options {
-	return cache.Options{DefaultTransform: cache.TransformStripManagedFields()}
+	return cache.Options{DefaultTransform: lean}
+}
+
+// lastApplied is kubectl's annotation of the configuration it last applied.
+const lastApplied = "kubectl.kubernetes.io/last-applied-configuration"
+
+func lean(obj any) (any, error) {
+	o, ok := obj.(client.Object)
+	if !ok {
+		return obj, nil // a deletion's last known state
+	}
+	o.SetManagedFields(nil)
+	a, ok := o.(audit.Object)
+	if !ok {
+		return obj, nil
+	}
+	ann := o.GetAnnotations()
+	delete(ann, lastApplied)
+	if journal, err := audit.Journal(o); err == nil { // an unreadable one is kept, for Drain to report
+		if err := audit.SetJournal(o, audit.Pending(journal, a.Common().AuditSequence)); err != nil {
+			return nil, err
+		}
+	}
+	return obj, nil
 }

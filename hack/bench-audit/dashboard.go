@@ -14,6 +14,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/waygate-dev/waygate/hack/internal/procmem"
 	"github.com/waygate-dev/waygate/internal/controlplane"
 )
 
@@ -77,7 +78,7 @@ func dashboardTimes(ctx context.Context, cp *controlplane.ControlPlane, dir stri
 		slices.Sort(runs)
 		fmt.Printf("  %-30s p50 %6s  p99 %6s\n", p.name, runs[len(runs)/2].Round(100*time.Microsecond), runs[len(runs)-1].Round(100*time.Microsecond))
 	}
-	rss, hwm, err := procMemory(cmd.Process.Pid)
+	rss, hwm, err := procmem.Read(cmd.Process.Pid)
 	if err != nil {
 		return err
 	}

@@ -3,11 +3,9 @@ package main
 import (
 	"context"
 	"fmt"
-	"os"
 	"os/exec"
 	"path/filepath"
 	"slices"
-	"strconv"
 	"strings"
 	"time"
 
@@ -162,26 +160,4 @@ func readLog(ctx context.Context, cp *controlplane.ControlPlane, dir string, ent
 	}
 	fmt.Printf("  with %d more namespaces of %d entries each, 2 to 31 days old: median %s, max %s\n", spread, each, median, slowest)
 	return nil
-}
-
-// procMemory reads VmRSS and VmHWM of pid, in bytes.
-func procMemory(pid int) (rss, peak int64, err error) {
-	raw, err := os.ReadFile(fmt.Sprintf("/proc/%d/status", pid))
-	if err != nil {
-		return 0, 0, err
-	}
-	for _, line := range strings.Split(string(raw), "\n") {
-		f := strings.Fields(line)
-		if len(f) < 2 {
-			continue
-		}
-		kb, _ := strconv.ParseInt(f[1], 10, 64)
-		switch f[0] {
-		case "VmRSS:":
-			rss = kb << 10
-		case "VmHWM:":
-			peak = kb << 10
-		}
-	}
-	return rss, peak, nil
 }

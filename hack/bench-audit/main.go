@@ -42,6 +42,7 @@ import (
 	"sigs.k8s.io/controller-runtime/pkg/log/zap"
 
 	"github.com/waygate-dev/waygate/hack/internal/cputime"
+	"github.com/waygate-dev/waygate/hack/internal/procmem"
 	"github.com/waygate-dev/waygate/internal/controlplane"
 )
 
@@ -220,7 +221,7 @@ func run(ctx context.Context, phases map[string]bool, manager string, workers in
 	if phases["memory"] {
 		// Let the operator settle (reconciles, a retention pass) before reading.
 		time.Sleep(20 * time.Second)
-		rss, hwm, err := procMemory(op.Pid)
+		rss, hwm, err := procmem.Read(op.Pid)
 		if err != nil {
 			return err
 		}

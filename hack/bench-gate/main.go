@@ -18,13 +18,14 @@ import (
 	"os/exec"
 	"path/filepath"
 	"regexp"
-	"slices"
 	"strconv"
 	"strings"
 	"time"
 
 	corev1 "k8s.io/api/core/v1"
+	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/util/wait"
 	"k8s.io/client-go/util/retry"
 	"sigs.k8s.io/controller-runtime/pkg/client"
 
@@ -39,7 +40,10 @@ func main() {
 	gateBin := flag.String("gate", "bin/gate", "Path of the gate binary.")
 	duration := flag.Duration("duration", 10*time.Second, "How long each wrk run lasts.")
 	changes := flag.Int("changes", 100, "State changes for the apply-to-enforced measurement.")
-	phases := flag.String("phases", "forward-auth,rate-limit,apply,ofrep", "The measurements to make, comma-separated.")
+	phases := flag.String("phases", "forward-auth,rate-limit,apply,ofrep", "The measurements to make, comma-separated (scale, which make bench-scale runs, is not among the defaults).")
+	flag.IntVar(&scaleRoutes, "routes", 50000, "RouteGates the scale phase creates (and a tenth as many RateLimitPolicies).")
+	flag.IntVar(&scaleNamespaces, "namespaces", 500, "Namespaces the scale phase spreads them over.")
+	flag.IntVar(&scaleBulk, "bulk", 5000, "RouteGates the scale phase's bulk update changes.")
 	flag.StringVar(&profileDir, "profile", "", "Write CPU profiles of the gates during the rate-limited runs to this directory.")
 	flag.Parse()
 	b := &bench{dir: must(os.MkdirTemp("", "bench-gate"))}
@@ -60,6 +64,9 @@ const ns = "bench"
 // profileDir, when set, receives CPU profiles of the rate-limited runs.
 var profileDir string
 
+// The scale phase's sizes.
+var scaleRoutes, scaleNamespaces, scaleBulk int
+
 func (b *bench) run(manager, gateBin string, d time.Duration, changes int) error {
 	ctx := context.Background()
 	cp, err := controlplane.Start()
@@ -67,7 +74,8 @@ func (b *bench) run(manager, gateBin string, d time.Duration, changes int) error
 		return err
 	}
 	b.Cleanup(func() { _ = cp.Stop() })
-	op, err := cp.StartOperator(ctx, manager, b.dir)
+	opPprof := realservers.FreeAddr(b)
+	op, err := cp.StartOperator(ctx, manager, b.dir, "--pprof-bind-address", opPprof)
 	if err != nil {
 		return err
 	}
@@ -110,9 +118,13 @@ func (b *bench) run(manager, gateBin string, d time.Duration, changes int) error
 		if err != nil {
 			return err
 		}
-		slices.Sort(lat)
-		fmt.Printf("\napply → enforced, %d state changes: p50 %s, p99 %s, max %s\n", len(lat),
-			pct(lat, 50).Round(time.Microsecond), pct(lat, 99).Round(time.Microsecond), lat[len(lat)-1].Round(time.Microsecond))
+		fmt.Printf("\napply → enforced, %d state changes: %s\n", len(lat), percentiles(lat))
+	}
+	if b.phases["scale"] {
+		shared.Stop() // the scale phase measures one gate
+		if err := b.scale(ctx, cp, op, mem, nginxAddr, nginx.Pid(), d, scaleRoutes, scaleNamespaces, changes, scaleBulk, [2]string{pprof[0], opPprof}); err != nil {
+			return err
+		}
 	}
 	if b.phases["ofrep"] {
 		return b.ofrep(ctx, cp.Client, mem, d)
@@ -295,8 +307,12 @@ func applyToEnforced(ctx context.Context, c client.Client, g *controlplane.Gate,
 		if i%2 == 1 {
 			state, want = waygatev1.RouteActive, http.StatusOK
 		}
-		// The operator writes the object too (status, the audit journal).
-		if err := retry.RetryOnConflict(retry.DefaultRetry, func() error {
+		// The operator writes the object too (status, the audit journal);
+		// while it is far behind, the journal is full and the change is
+		// refused for a moment (429).
+		if err := retry.OnError(wait.Backoff{Duration: 10 * time.Millisecond, Factor: 2, Steps: 12, Cap: time.Second}, func(err error) bool {
+			return apierrors.IsConflict(err) || apierrors.IsTooManyRequests(err)
+		}, func() error {
 			if err := c.Get(ctx, key, rg); err != nil {
 				return err
 			}
@@ -322,6 +338,28 @@ func applyToEnforced(ctx context.Context, c client.Client, g *controlplane.Gate,
 		}
 	}
 	return lat, nil
+}
+
+// heapProfile writes the heap profile of the process whose pprof endpoint
+// is at addr into profileDir/<name>.heap.pprof (nothing without -profile).
+func heapProfile(addr, name string) {
+	if profileDir == "" {
+		return
+	}
+	resp, err := http.Get("http://" + addr + "/debug/pprof/heap?gc=1")
+	if err != nil {
+		fmt.Fprintln(os.Stderr, "profile:", err)
+		return
+	}
+	defer func() { _ = resp.Body.Close() }()
+	f, err := os.Create(filepath.Join(profileDir, name+".heap.pprof"))
+	if err == nil {
+		_, err = io.Copy(f, resp.Body)
+		_ = f.Close()
+	}
+	if err != nil {
+		fmt.Fprintln(os.Stderr, "profile:", err)
+	}
 }
 
 // profile takes a CPU profile of the gate whose pprof endpoint is at addr
