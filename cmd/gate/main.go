@@ -16,6 +16,7 @@ import (
 
 	"github.com/waygate-dev/waygate/internal/dataplane"
 	"github.com/waygate-dev/waygate/internal/gate"
+	"github.com/waygate-dev/waygate/internal/memlimit"
 )
 
 func main() {
@@ -59,6 +60,7 @@ func main() {
 	zapOpts.BindFlags(flag.CommandLine)
 	flag.Parse()
 	ctrl.SetLogger(zap.New(zap.UseFlagOptions(&zapOpts)))
+	memlimit.Set(ctrl.Log)
 
 	if err := parseCIDRs(proxies, &o.Proxies.CIDRs); err != nil {
 		fmt.Fprintln(os.Stderr, "gate:", err)

@@ -19,6 +19,7 @@ import (
 
 	"github.com/waygate-dev/waygate/controllers"
 	"github.com/waygate-dev/waygate/internal/audit"
+	"github.com/waygate-dev/waygate/internal/memlimit"
 )
 
 // version is the release, set when the images are built.
@@ -54,6 +55,7 @@ func main() {
 	zapOpts.BindFlags(flag.CommandLine)
 	flag.Parse()
 	ctrl.SetLogger(zap.New(zap.UseFlagOptions(&zapOpts)))
+	memlimit.Set(ctrl.Log)
 
 	// HTTP/2 is off for the webhook and metrics servers (CVE-2023-44487, CVE-2023-39325).
 	noHTTP2 := func(c *tls.Config) { c.NextProtos = []string{"http/1.1"} }
