@@ -119,7 +119,7 @@ func (r *FeatureFlagReconciler) SetupWithManager(mgr ctrl.Manager, opts controll
 		return err
 	}
 	return ctrl.NewControllerManagedBy(mgr).
-		For(&waygatev1.FeatureFlag{}).
+		For(&waygatev1.FeatureFlag{}, own).
 		Watches(&waygatev1.FeatureFlag{}, handler.EnqueueRequestsFromMapFunc(func(ctx context.Context, o client.Object) []reconcile.Request {
 			ff := o.(*waygatev1.FeatureFlag)
 			// Dependents, and flags that share the key (one of them may now hold it).

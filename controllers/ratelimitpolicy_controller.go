@@ -83,11 +83,11 @@ func (r *RateLimitPolicyReconciler) SetupWithManager(mgr ctrl.Manager, opts cont
 		return err
 	}
 	return ctrl.NewControllerManagedBy(mgr).
-		For(&waygatev1.RateLimitPolicy{}).
+		For(&waygatev1.RateLimitPolicy{}, own).
 		Watches(&waygatev1.RateLimitPolicy{}, handler.EnqueueRequestsFromMapFunc(func(ctx context.Context, o client.Object) []reconcile.Request {
 			p := o.(*waygatev1.RateLimitPolicy)
 			return requestsFor(ctx, r.Client, &waygatev1.RateLimitPolicyList{}, indexed(p.Namespace, rateLimitScopeIndex, scopeKey(p.Spec.Service, p.Spec.Route))...)
-		})).
+		}), specs).
 		WithOptions(opts).
 		Named("ratelimitpolicy").
 		Complete(r)

@@ -24,8 +24,6 @@ import (
 const (
 	// routeKeyIndex indexes RouteGates by "<service>|<route>".
 	routeKeyIndex = "routeKey"
-	// serviceIndex indexes RouteGates by spec.service.
-	serviceIndex = "service"
 )
 
 // Ready reasons of a RouteGate.
@@ -163,14 +161,9 @@ func (r *RouteGateReconciler) SetupWithManager(mgr ctrl.Manager, opts controller
 	}); err != nil {
 		return err
 	}
-	if err := idx.IndexField(ctx, &waygatev1.RouteGate{}, serviceIndex, func(o client.Object) []string {
-		return []string{string(o.(*waygatev1.RouteGate).Spec.Service)}
-	}); err != nil {
-		return err
-	}
 	return ctrl.NewControllerManagedBy(mgr).
-		For(&waygatev1.RouteGate{}).
-		Watches(&waygatev1.RouteGate{}, handler.EnqueueRequestsFromMapFunc(r.affected)).
+		For(&waygatev1.RouteGate{}, own).
+		Watches(&waygatev1.RouteGate{}, handler.EnqueueRequestsFromMapFunc(r.affected), specs).
 		WithOptions(opts).
 		Named("routegate").
 		Complete(r)
@@ -179,16 +172,25 @@ func (r *RouteGateReconciler) SetupWithManager(mgr ctrl.Manager, opts controller
 // affected maps a RouteGate to the other gates whose state may depend on it.
 func (r *RouteGateReconciler) affected(ctx context.Context, o client.Object) []reconcile.Request {
 	rg := o.(*waygatev1.RouteGate)
-	opts := []client.ListOption{client.InNamespace(rg.Namespace)}
-	switch {
-	case rg.Spec.Route != waygatev1.AllRoutes:
-		opts = append(opts, client.MatchingFields{routeKeyIndex: scopeKey(rg.Spec.Service, rg.Spec.Route)})
-	case rg.Spec.Service != "":
-		opts = append(opts, client.MatchingFields{serviceIndex: string(rg.Spec.Service)})
-	default:
-		// A namespace-wide gate covers every route in the namespace.
+	if rg.Spec.Route != waygatev1.AllRoutes {
+		return requestsFor(ctx, r.Client, &waygatev1.RouteGateList{}, indexed(rg.Namespace, routeKeyIndex, scopeKey(rg.Spec.Service, rg.Spec.Route))...)
 	}
-	return requestsFor(ctx, r.Client, &waygatev1.RouteGateList{}, opts...)
+	// A namespace-wide gate covers every route of the namespace, a
+	// service-wide one those of its service: picked here from the
+	// namespace's, as an index of every gate's service would cost memory
+	// for every gate, for a change that is rare.
+	var list waygatev1.RouteGateList
+	if err := r.List(ctx, &list, client.InNamespace(rg.Namespace)); err != nil {
+		ctrl.LoggerFrom(ctx).Error(err, "listing dependent objects")
+		return nil
+	}
+	var reqs []reconcile.Request
+	for i := range list.Items {
+		if rg.Spec.Service == "" || list.Items[i].Spec.Service == rg.Spec.Service {
+			reqs = append(reqs, reconcile.Request{NamespacedName: client.ObjectKeyFromObject(&list.Items[i])})
+		}
+	}
+	return reqs
 }
 
 // scopeKey is the index key of a route (or "*") within a service.

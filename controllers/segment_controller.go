@@ -69,7 +69,7 @@ func (r *SegmentReconciler) SetupWithManager(mgr ctrl.Manager, opts controller.O
 		return err
 	}
 	return ctrl.NewControllerManagedBy(mgr).
-		For(&waygatev1.Segment{}).
+		For(&waygatev1.Segment{}, own).
 		Watches(&waygatev1.Segment{}, handler.EnqueueRequestsFromMapFunc(func(ctx context.Context, o client.Object) []reconcile.Request {
 			s := o.(*waygatev1.Segment)
 			return append(

@@ -1,12 +1,17 @@
 package controllers
 
 import (
+	"slices"
+
 	"k8s.io/client-go/util/workqueue"
 	"k8s.io/utils/clock"
 	ctrl "sigs.k8s.io/controller-runtime"
+	"sigs.k8s.io/controller-runtime/pkg/builder"
 	"sigs.k8s.io/controller-runtime/pkg/cache"
 	"sigs.k8s.io/controller-runtime/pkg/client"
 	"sigs.k8s.io/controller-runtime/pkg/controller"
+	"sigs.k8s.io/controller-runtime/pkg/event"
+	"sigs.k8s.io/controller-runtime/pkg/predicate"
 	"sigs.k8s.io/controller-runtime/pkg/reconcile"
 
 	"github.com/waygate-dev/waygate/internal/audit"
@@ -36,6 +41,22 @@ func Setup(mgr ctrl.Manager, concurrency int, keys *audit.Keyring, clk clock.Wit
 	}
 	return (&RateLimitPolicyReconciler{Client: c, Audit: w}).SetupWithManager(mgr, opts)
 }
+
+// own are the changes of an object that its reconciler acts on: its spec
+// (a generation), its annotations (the audit journal, a counter reset) and
+// its finalizers (the operator holds a new object first, and drains it when
+// that write comes back). Not the operator's status writes: in a bulk
+// change each would bring its object back once more, for nothing.
+var own = builder.WithPredicates(predicate.Or(predicate.GenerationChangedPredicate{}, predicate.AnnotationChangedPredicate{},
+	predicate.Funcs{UpdateFunc: func(e event.UpdateEvent) bool {
+		return !slices.Equal(e.ObjectOld.GetFinalizers(), e.ObjectNew.GetFinalizers())
+	}}))
+
+// specs are the changes of an object that others depend on: its creation,
+// its spec and its deletion (route gates and rate limit policies: another
+// one's state follows from their specs alone; a flag's Ready follows its
+// prerequisites' down the chain, so flags and segments watch every change).
+var specs = builder.WithPredicates(predicate.GenerationChangedPredicate{})
 
 // CacheOptions is how the manager's cache holds objects: without what the
 // operator never reads (less memory per object): managed fields, kubectl's
