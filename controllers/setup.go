@@ -88,5 +88,8 @@ func lean(obj any) (any, error) {
 			return nil, err
 		}
 	}
+	if len(o.GetAnnotations()) == 0 {
+		o.SetAnnotations(nil) // the decoded map is not kept for nothing
+	}
 	return obj, nil
 }
