@@ -393,7 +393,9 @@ func (p *pod) mountVolumes(t *testing.T, namespace, dir string, volumeMounts []c
 			return nil, fmt.Errorf("volume %s: the stand-in mounts Secrets, ConfigMaps and emptyDirs only", v.Name)
 		}
 		ctx, cancel := context.WithCancel(context.Background())
-		t.Cleanup(cancel)
+		synced := make(chan struct{})
+		// The directory goes at the test's end: not before the last write.
+		t.Cleanup(func() { cancel(); <-synced })
 		sync := func() error {
 			data, err := read(ctx)
 			if err != nil {
@@ -408,9 +410,11 @@ func (p *pod) mountVolumes(t *testing.T, namespace, dir string, volumeMounts []c
 		}
 		// A pod does not start until its volumes are there.
 		if err := sync(); err != nil {
+			close(synced)
 			return nil, fmt.Errorf("volume %s: %w", v.Name, err)
 		}
 		go func() {
+			defer close(synced)
 			for ctx.Err() == nil {
 				_ = sync()
 				select {
