@@ -289,7 +289,7 @@ spec: {route: "GET:/orders", service: shop, state: maintenance}
 			}
 		}
 	}
-	builds, compiled := settled()
+	builds, _ := settled()
 
 	// A status write (the operator's: the policy lets nobody else) builds
 	// nothing.
@@ -312,7 +312,7 @@ spec: {route: "GET:/orders", service: shop, state: maintenance}
 	}
 
 	// A change of one namespace's gate compiles that namespace only.
-	builds, compiled = settled()
+	builds, compiled := settled()
 	kubectl(t, "", "patch", "rg", "get-orders", "-n", one, "--type", "merge", "-p", `{"spec":{"state":"active"}}`)
 	waitFor(t, http.StatusOK, "", func() answer { return check(t, gw, one, "shop", "GET", "/orders") })
 	b, c := settled()
