@@ -181,15 +181,10 @@ func TestAuditTamperedJournal(t *testing.T) {
 	rg := routeGate(ns, "planted", waygatev1.RouteGateSpec{Route: "GET:/planted", State: waygatev1.RouteMaintenance})
 	create(t, rg)
 	waitEntries(t, ns, "planted", 1)
-	eventually(t, 10*time.Second, func() error {
-		if err := operator.Get(ctx, client.ObjectKeyFromObject(rg), rg); err != nil {
-			return err
-		}
-		// Plant after the creation is acknowledged, so as to replace no
-		// record of it.
-		if rg.Status.AuditSequence < 1 {
-			return fmt.Errorf("creation not acknowledged yet")
-		}
+	// Planted after the creation is acknowledged, so as to replace no
+	// record of it.
+	acknowledged(t, rg, 1)
+	asOperator(t, rg, func(rg *waygatev1.RouteGate) {
 		next := rg.Status.AuditSequence + 1
 		forged := []audit.Record{
 			{ID: "forged-1", Seq: next, Time: metav1.NowMicro(), Actor: "ceo", Platform: waygatev1.PlatformKubectl,
@@ -200,7 +195,6 @@ func TestAuditTamperedJournal(t *testing.T) {
 		if err := audit.SetJournal(rg, forged); err != nil {
 			t.Fatal(err)
 		}
-		return operator.Update(ctx, rg)
 	})
 	got := waitEntries(t, ns, "planted", 3)
 	for _, e := range got[1:] {
@@ -220,17 +214,10 @@ func TestAuditTamperedJournal(t *testing.T) {
 // past it. Changes made as usual afterwards are recorded as usual.
 func TestAuditGapPastTheWebhook(t *testing.T) {
 	ns := env.Namespace(t, "audit")
-	ctx := context.Background()
 	rg := routeGate(ns, "bypassed", waygatev1.RouteGateSpec{Route: "GET:/bypassed", State: waygatev1.RouteActive})
 	create(t, rg)
 	waitEntries(t, ns, "bypassed", 1)
-	eventually(t, 10*time.Second, func() error {
-		if err := operator.Get(ctx, client.ObjectKeyFromObject(rg), rg); err != nil {
-			return err
-		}
-		rg.Spec.State = waygatev1.RouteDisabled
-		return operator.Update(ctx, rg)
-	})
+	asOperator(t, rg, func(rg *waygatev1.RouteGate) { rg.Spec.State = waygatev1.RouteDisabled })
 	got := waitEntries(t, ns, "bypassed", 2)
 	if s := got[1].Spec; s.Action != audit.ActionGap || s.Actor != audit.UnknownActor || s.Path != "GET:/bypassed" || s.Target.Generation != 2 ||
 		!strings.Contains(s.Reason, "generation 2 of RouteGate "+ns+"/bypassed was written past the audit webhook") {
@@ -245,19 +232,13 @@ func TestAuditGapPastTheWebhook(t *testing.T) {
 
 	// Records removed from the journal: the operator's identity plants one
 	// numbered two past the last, as if two had been taken out.
-	eventually(t, 10*time.Second, func() error {
-		if err := operator.Get(ctx, client.ObjectKeyFromObject(rg), rg); err != nil {
-			return err
-		}
-		if rg.Status.AuditSequence < 2 {
-			return fmt.Errorf("the change is not acknowledged yet")
-		}
+	acknowledged(t, rg, 2)
+	asOperator(t, rg, func(rg *waygatev1.RouteGate) {
 		next := rg.Status.AuditSequence + 3
 		if err := audit.SetJournal(rg, []audit.Record{{ID: "planted", Seq: next, Time: metav1.NowMicro(), Actor: "ceo",
 			Action: "maintenance_off", Path: "GET:/bypassed", Generation: rg.Generation}}); err != nil {
 			t.Fatal(err)
 		}
-		return operator.Update(ctx, rg)
 	})
 	got = waitEntries(t, ns, "bypassed", 5)
 	var gap, planted bool
@@ -414,15 +395,7 @@ func TestAuditNoFalseGaps(t *testing.T) {
 	waitEntries(t, ns, "floats", 1)
 	// The journal drained, and the request drops it: the webhook would have
 	// nothing to patch.
-	eventually(t, 10*time.Second, func() error {
-		if err := k8s.Get(ctx, client.ObjectKeyFromObject(p), p); err != nil {
-			return err
-		}
-		if p.Status.AuditSequence < 1 {
-			return fmt.Errorf("creation not acknowledged")
-		}
-		return nil
-	})
+	acknowledged(t, p, 1)
 	if err := k8s.Patch(ctx, p, client.RawPatch(types.MergePatchType, []byte(`{"metadata":{"annotations":{"waygate.dev/journal":null}},"spec":{"burst":10.0}}`))); err != nil {
 		t.Fatal(err)
 	}
@@ -454,4 +427,33 @@ func TestAuditNoFalseGaps(t *testing.T) {
 	time.Sleep(time.Second)
 	waitEntries(t, ns, "floats", 1)
 	waitEntries(t, ns, "seeded", 0)
+}
+
+// acknowledged waits until obj's status acknowledges n changes (reading it
+// into obj).
+func acknowledged[T audit.Object](t *testing.T, obj T, n int64) {
+	t.Helper()
+	eventually(t, 10*time.Second, func() error {
+		if err := operator.Get(context.Background(), client.ObjectKeyFromObject(obj), obj); err != nil {
+			return err
+		}
+		if got := obj.Common().AuditSequence; got < n {
+			return fmt.Errorf("%s: %d changes acknowledged, want %d", obj.GetName(), got, n)
+		}
+		return nil
+	})
+}
+
+// asOperator changes obj with the operator's identity, which the audit
+// webhook does not see, trying again when the write conflicts with the
+// operator's own.
+func asOperator[T audit.Object](t *testing.T, obj T, change func(T)) {
+	t.Helper()
+	eventually(t, 10*time.Second, func() error {
+		if err := operator.Get(context.Background(), client.ObjectKeyFromObject(obj), obj); err != nil {
+			return err
+		}
+		change(obj)
+		return operator.Update(context.Background(), obj)
+	})
 }

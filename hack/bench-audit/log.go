@@ -15,6 +15,7 @@ import (
 	"sigs.k8s.io/controller-runtime/pkg/client"
 
 	waygatev1 "github.com/waygate-dev/waygate/api/v1alpha1"
+	"github.com/waygate-dev/waygate/hack/internal/parallel"
 	"github.com/waygate-dev/waygate/internal/controlplane"
 	auditlog "github.com/waygate-dev/waygate/pkg/audit"
 )
@@ -47,7 +48,7 @@ func fill(ctx context.Context, cp *controlplane.ControlPlane, gates, entries int
 		return err
 	}
 	start := time.Now()
-	if err := parallel(ctx, 16, gates, func(i int) error {
+	if err := parallel.Do(ctx, 16, gates, func(i int) error {
 		return c.Create(ctx, benchGate(ns, fmt.Sprintf("gate-%d", i)))
 	}); err != nil {
 		return err
@@ -58,7 +59,7 @@ func fill(ctx context.Context, cp *controlplane.ControlPlane, gates, entries int
 	fmt.Printf("  %d RouteGates created and audited in %s\n", gates, time.Since(start).Round(time.Second))
 	start = time.Now()
 	extra := entries - gates
-	if err := parallel(ctx, 16, extra, func(i int) error {
+	if err := parallel.Do(ctx, 16, extra, func(i int) error {
 		return opc.Create(ctx, fillerEntry(ns, fmt.Sprintf("filler-%d", i), i%gates, time.Now()))
 	}); err != nil {
 		return err
@@ -149,7 +150,7 @@ func readLog(ctx context.Context, cp *controlplane.ControlPlane, dir string, ent
 			return err
 		}
 	}
-	if err := parallel(ctx, 16, spread*each, func(i int) error {
+	if err := parallel.Do(ctx, 16, spread*each, func(i int) error {
 		at := time.Now().Add(-time.Duration(2+i%30) * 24 * time.Hour)
 		return opc.Create(ctx, fillerEntry(fmt.Sprint("bench-tenant-", i/each), fmt.Sprint("old-", i), i, at))
 	}); err != nil {

@@ -51,32 +51,6 @@ func forEachWorker(ctx context.Context, workers int, d time.Duration, f func(i, 
 	return <-errs
 }
 
-// parallel runs f(0..n-1) on workers goroutines.
-func parallel(ctx context.Context, workers, n int, f func(int) error) error {
-	next := make(chan int)
-	errs := make(chan error, workers)
-	var wg sync.WaitGroup
-	for range workers {
-		wg.Add(1)
-		go func() {
-			defer wg.Done()
-			for i := range next {
-				if err := f(i); err != nil {
-					errs <- err
-					return
-				}
-			}
-		}()
-	}
-	for i := 0; i < n && ctx.Err() == nil && len(errs) == 0; i++ {
-		next <- i
-	}
-	close(next)
-	wg.Wait()
-	close(errs)
-	return <-errs
-}
-
 // count counts the AuditEntries in ns, a page at a time.
 func count(ctx context.Context, c client.Client, ns string) (int, error) {
 	n := 0

@@ -343,29 +343,14 @@ func applyToEnforced(ctx context.Context, c client.Client, g *controlplane.Gate,
 // heapProfile writes the heap profile of the process whose pprof endpoint
 // is at addr into profileDir/<name>.heap.pprof (nothing without -profile).
 func heapProfile(addr, name string) {
-	if profileDir == "" {
-		return
-	}
-	resp, err := http.Get("http://" + addr + "/debug/pprof/heap?gc=1")
-	if err != nil {
-		fmt.Fprintln(os.Stderr, "profile:", err)
-		return
-	}
-	defer func() { _ = resp.Body.Close() }()
-	f, err := os.Create(filepath.Join(profileDir, name+".heap.pprof"))
-	if err == nil {
-		_, err = io.Copy(f, resp.Body)
-		_ = f.Close()
-	}
-	if err != nil {
-		fmt.Fprintln(os.Stderr, "profile:", err)
+	if profileDir != "" {
+		saveProfile("http://"+addr+"/debug/pprof/heap?gc=1", name+".heap.pprof")
 	}
 }
 
 // profile takes a CPU profile of the gate whose pprof endpoint is at addr
 // for most of d into profileDir/<name>.pprof, spaces made dashes (nothing
-// without -profile); the
-// function it returns waits for it.
+// without -profile); the function it returns waits for it.
 func profile(addr, name string, d time.Duration) func() {
 	if profileDir == "" {
 		return func() {}
@@ -373,22 +358,28 @@ func profile(addr, name string, d time.Duration) func() {
 	done := make(chan struct{})
 	go func() {
 		defer close(done)
-		resp, err := http.Get(fmt.Sprintf("http://%s/debug/pprof/profile?seconds=%d", addr, max(int(d.Seconds())-1, 1)))
-		if err != nil {
-			fmt.Fprintln(os.Stderr, "profile:", err)
-			return
-		}
-		defer func() { _ = resp.Body.Close() }()
-		f, err := os.Create(filepath.Join(profileDir, strings.ReplaceAll(name, " ", "-")+".pprof"))
-		if err == nil {
-			_, err = io.Copy(f, resp.Body)
-			_ = f.Close()
-		}
-		if err != nil {
-			fmt.Fprintln(os.Stderr, "profile:", err)
-		}
+		saveProfile(fmt.Sprintf("http://%s/debug/pprof/profile?seconds=%d", addr, max(int(d.Seconds())-1, 1)), strings.ReplaceAll(name, " ", "-")+".pprof")
 	}()
 	return func() { <-done }
+}
+
+// saveProfile writes what url answers into profileDir/file, saying on
+// stderr why it could not.
+func saveProfile(url, file string) {
+	resp, err := http.Get(url)
+	if err != nil {
+		fmt.Fprintln(os.Stderr, "profile:", err)
+		return
+	}
+	defer func() { _ = resp.Body.Close() }()
+	f, err := os.Create(filepath.Join(profileDir, file))
+	if err == nil {
+		_, err = io.Copy(f, resp.Body)
+		_ = f.Close()
+	}
+	if err != nil {
+		fmt.Fprintln(os.Stderr, "profile:", err)
+	}
 }
 
 func pct(sorted []time.Duration, p int) time.Duration {

@@ -19,6 +19,7 @@ import (
 
 	waygatev1 "github.com/waygate-dev/waygate/api/v1alpha1"
 	"github.com/waygate-dev/waygate/hack/internal/cputime"
+	"github.com/waygate-dev/waygate/hack/internal/parallel"
 	"github.com/waygate-dev/waygate/hack/internal/procmem"
 	"github.com/waygate-dev/waygate/internal/controlplane"
 )
@@ -31,33 +32,33 @@ import (
 // routes and at routes.
 func (b *bench) scale(ctx context.Context, cp *controlplane.ControlPlane, op *controlplane.Operator, g *controlplane.Gate, nginxAddr string, nginxPid int,
 	d time.Duration, routes, namespaces, changes, bulk int, pprof [2]string) error {
-	memory := func(when string) error {
+	// memory reads the gate's and the operator's resident memory, and
+	// prints it (and the peaks) unless when is "".
+	memory := func(when string) (gateRSS, opRSS int64, err error) {
 		gateRSS, gatePeak, err := procmem.Read(g.Pid)
 		if err != nil {
-			return err
+			return 0, 0, err
 		}
 		opRSS, opPeak, err := procmem.Read(op.Pid)
 		if err != nil {
-			return err
+			return 0, 0, err
 		}
-		fmt.Printf("%s: gate RSS %d MiB (peak %d), operator RSS %d MiB (peak %d)\n", when, gateRSS>>20, gatePeak>>20, opRSS>>20, opPeak>>20)
-		return nil
+		if when != "" {
+			fmt.Printf("%s: gate RSS %d MiB (peak %d), operator RSS %d MiB (peak %d)\n", when, gateRSS>>20, gatePeak>>20, opRSS>>20, opPeak>>20)
+		}
+		return gateRSS, opRSS, nil
 	}
 	fmt.Printf("scale: %d RouteGates and %d RateLimitPolicies over %d namespaces\n", routes, routes/10, namespaces)
 	settle(g)
 	time.Sleep(5 * time.Second) // the operator's first writes of the 201 routes
-	if err := memory("with 201 routes"); err != nil {
+	if _, _, err := memory("with 201 routes"); err != nil {
 		return err
 	}
 	small, err := forwardAuthRate(d, g, nginxAddr, nginxPid)
 	if err != nil {
 		return err
 	}
-	gateRSS0, _, err := procmem.Read(g.Pid)
-	if err != nil {
-		return err
-	}
-	opRSS0, _, err := procmem.Read(op.Pid)
+	gateRSS0, opRSS0, err := memory("")
 	if err != nil {
 		return err
 	}
@@ -68,7 +69,7 @@ func (b *bench) scale(ctx context.Context, cp *controlplane.ControlPlane, op *co
 			return err
 		}
 	}
-	if err := parallel(ctx, 8, routes+routes/10, func(i int) error {
+	if err := parallel.Do(ctx, 8, routes+routes/10, func(i int) error {
 		ns := fmt.Sprint("scale-", i%namespaces)
 		if i >= routes {
 			j := i - routes
@@ -94,15 +95,8 @@ func (b *bench) scale(ctx context.Context, cp *controlplane.ControlPlane, op *co
 	fmt.Printf("the gate enforces them all after %s\n", time.Since(start).Round(time.Second))
 	idle(op.Pid)
 	fmt.Printf("the operator has recorded and reconciled them all after %s\n", time.Since(start).Round(time.Second))
-	gateRSS, _, err := procmem.Read(g.Pid)
+	gateRSS, opRSS, err := memory(fmt.Sprintf("with %d routes", routes+201))
 	if err != nil {
-		return err
-	}
-	opRSS, _, err := procmem.Read(op.Pid)
-	if err != nil {
-		return err
-	}
-	if err := memory(fmt.Sprintf("with %d routes", routes+201)); err != nil {
 		return err
 	}
 	heapProfile(pprof[0], "gate")
@@ -127,7 +121,7 @@ func (b *bench) scale(ctx context.Context, cp *controlplane.ControlPlane, op *co
 	defer stopBulk()
 	bulkStart := time.Now()
 	wg.Go(func() {
-		_ = parallel(bulkCtx, 8, bulk, func(i int) error {
+		_ = parallel.Do(bulkCtx, 8, bulk, func(i int) error {
 			j := (i * (routes / bulk)) % routes
 			patch := fmt.Sprintf(`{"spec":{"reason":"bulk %d"}}`, i)
 			rg := &waygatev1.RouteGate{ObjectMeta: metav1.ObjectMeta{Namespace: fmt.Sprint("scale-", j%namespaces), Name: fmt.Sprint("r", j)}}
@@ -175,35 +169,6 @@ func forwardAuthRate(d time.Duration, g *controlplane.Gate, nginxAddr string, ng
 	fmt.Printf("  forward-auth, wrk -t2 -c64, %s: gate %.0f req/s (p99 %s), nginx static 200 %.0f req/s: %.2f of the ceiling\n",
 		d, r.rps, r.p99, ceiling.rps, r.rps/ceiling.rps)
 	return r.rps, nil
-}
-
-// parallel runs f(0..n-1) in workers goroutines, stopping at the first
-// error.
-func parallel(ctx context.Context, workers, n int, f func(i int) error) error {
-	var next atomic.Int64
-	var wg sync.WaitGroup
-	errs := make(chan error, workers)
-	for range workers {
-		wg.Go(func() {
-			for ctx.Err() == nil {
-				i := int(next.Add(1)) - 1
-				if i >= n {
-					return
-				}
-				if err := f(i); err != nil {
-					errs <- err
-					return
-				}
-			}
-		})
-	}
-	wg.Wait()
-	select {
-	case err := <-errs:
-		return err
-	default:
-		return nil
-	}
 }
 
 // waitObjects waits until g's snapshot holds n objects.

@@ -69,17 +69,12 @@ type Object interface {
 // again, if a DELETE is still under way, and whether it wrote obj itself (its
 // finalizer).
 func (w *Writer) Drain(ctx context.Context, obj Object) (retryAfter time.Duration, updated bool, err error) {
-	// The finalizer is written with a patch of the metadata alone (an
-	// update would write back the spec as this version of the kind reads
-	// it, which may differ from what is stored, and make a new generation).
-	read := obj.DeepCopyObject().(client.Object)
-	lock := client.MergeFromWithOptions(read, client.MergeFromWithOptimisticLock{})
 	deleting := obj.GetDeletionTimestamp() != nil
-	if !deleting && controllerutil.AddFinalizer(obj, Finalizer) {
+	if !deleting && !controllerutil.ContainsFinalizer(obj, Finalizer) {
 		// An object the webhook did not see created (from before it was
 		// installed, or written past it): held first; that write brings it
 		// back, to be drained.
-		return 0, true, w.Client.Patch(ctx, obj, lock)
+		return 0, true, w.patchFinalizer(ctx, obj, controllerutil.AddFinalizer)
 	}
 	journal, err := Journal(obj)
 	if err != nil {
@@ -141,8 +136,9 @@ func (w *Writer) Drain(ctx context.Context, obj Object) (retryAfter time.Duratio
 			todo = append(todo, gap(obj, kind.Kind, rec, "seq", status.AuditSequence+1, rec.Seq-1))
 		}
 		// Generations are counted from the webhook's records only, and not
-		// once the object is being deleted (its deletion makes one).
-		if counts := !rec.Delete && !deleting && rec.Action != ActionTampered; counts {
+		// once the object is being deleted (its deletion makes one; a
+		// DELETE record comes here only then).
+		if !deleting && rec.Action != ActionTampered {
 			if known && rec.Generation > gen+1 {
 				todo = append(todo, gap(obj, kind.Kind, rec, "gen", gen+1, rec.Generation-1))
 			}
@@ -192,10 +188,20 @@ func (w *Writer) Drain(ctx context.Context, obj Object) (retryAfter time.Duratio
 		return 0, false, err
 	}
 
-	if deleting && controllerutil.RemoveFinalizer(obj, Finalizer) {
-		return 0, true, w.Client.Patch(ctx, obj, lock)
+	if deleting && controllerutil.ContainsFinalizer(obj, Finalizer) {
+		return 0, true, w.patchFinalizer(ctx, obj, controllerutil.RemoveFinalizer)
 	}
 	return retryAfter, false, nil
+}
+
+// patchFinalizer adds or removes (change) the finalizer with a patch of the
+// metadata alone, locked on obj's resource version: an update would write
+// back the spec as this version of the kind reads it, which may differ from
+// what is stored, and make a new generation.
+func (w *Writer) patchFinalizer(ctx context.Context, obj client.Object, change func(client.Object, string) bool) error {
+	read := obj.DeepCopyObject().(client.Object)
+	change(obj, Finalizer)
+	return w.Client.Patch(ctx, obj, client.MergeFromWithOptions(read, client.MergeFromWithOptimisticLock{}))
 }
 
 // ActionGap records changes of an object that are missing from its records:

@@ -8,7 +8,6 @@ import (
 	"errors"
 	"fmt"
 	"maps"
-	"sync"
 	"sync/atomic"
 	"time"
 
@@ -53,34 +52,6 @@ func (f *FlagSet) namespace(ns string) *namespaceFlags {
 		}
 	}
 	return empty
-}
-
-// dirty is a set of namespaces whose snapshots are to be built again at
-// the next rebuild; "" stands for every namespace.
-type dirty struct {
-	mu  sync.Mutex
-	set map[string]bool
-}
-
-// mark adds namespaces.
-func (d *dirty) mark(namespaces ...string) {
-	d.mu.Lock()
-	defer d.mu.Unlock()
-	if d.set == nil {
-		d.set = map[string]bool{}
-	}
-	for _, ns := range namespaces {
-		d.set[ns] = true
-	}
-}
-
-// take empties the set and returns what it held.
-func (d *dirty) take() map[string]bool {
-	d.mu.Lock()
-	defer d.mu.Unlock()
-	set := d.set
-	d.set = nil
-	return set
 }
 
 // markFlags asks for the flags of namespaces to be compiled at the next

@@ -10,6 +10,7 @@ import (
 	"maps"
 	"slices"
 	"strings"
+	"sync"
 	"sync/atomic"
 	"time"
 
@@ -48,6 +49,34 @@ type Source struct {
 	gatesDirty dirty
 	flagsDirty dirty
 	ready      atomic.Bool
+}
+
+// dirty is a set of namespaces whose snapshots are to be built again at
+// the next rebuild; "" stands for every namespace.
+type dirty struct {
+	mu  sync.Mutex
+	set map[string]bool
+}
+
+// mark adds namespaces.
+func (d *dirty) mark(namespaces ...string) {
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	if d.set == nil {
+		d.set = map[string]bool{}
+	}
+	for _, ns := range namespaces {
+		d.set[ns] = true
+	}
+}
+
+// take empties the set and returns what it held.
+func (d *dirty) take() map[string]bool {
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	set := d.set
+	d.set = nil
+	return set
 }
 
 // SourceMetrics are told what a Source builds.
@@ -200,7 +229,7 @@ func (s *Source) rebuildGates(ctx context.Context, dirty map[string]bool) error 
 	if dirty[""] || old == nil {
 		old, dirty = &gate.Snapshot{}, map[string]bool{"": true}
 	}
-	var objs gate.Objects
+	objs := gate.Objects{Environments: map[string]string{}}
 	var namespaces []string
 	for ns := range dirty {
 		// The whole cluster for "", or one namespace (the cache indexes
@@ -214,14 +243,8 @@ func (s *Source) rebuildGates(ctx context.Context, dirty map[string]bool) error 
 		}
 		objs.RouteGates = append(objs.RouteGates, gates.Items...)
 		objs.Policies = append(objs.Policies, policies.Items...)
-		envs, err := s.environments(ctx, ns)
-		if err != nil {
+		if err := s.environments(ctx, ns, objs.Environments); err != nil {
 			return err
-		}
-		if objs.Environments == nil {
-			objs.Environments = envs
-		} else {
-			maps.Copy(objs.Environments, envs)
 		}
 		namespaces = append(namespaces, ns)
 	}
@@ -236,28 +259,27 @@ func (s *Source) rebuildGates(ctx context.Context, dirty map[string]bool) error 
 	return nil
 }
 
-// environments are the environments the labels of namespace ns (of every
-// namespace for "") name.
-func (s *Source) environments(ctx context.Context, ns string) (map[string]string, error) {
-	envs := map[string]string{}
+// environments puts into envs the environment the label of namespace ns
+// (of every namespace for "") names.
+func (s *Source) environments(ctx context.Context, ns string, envs map[string]string) error {
 	if ns != "" {
 		m := namespaceMeta()
 		err := s.view.Get(ctx, client.ObjectKey{Name: ns}, m)
 		if apierrors.IsNotFound(err) {
-			return envs, nil // unlabelled, or gone
+			return nil // unlabelled, or gone
 		}
 		envs[ns] = m.Labels[gate.EnvironmentLabel]
-		return envs, err
+		return err
 	}
 	var list metav1.PartialObjectMetadataList
 	list.SetGroupVersionKind(corev1.SchemeGroupVersion.WithKind("NamespaceList"))
 	if err := s.view.List(ctx, &list); err != nil {
-		return nil, err
+		return err
 	}
 	for _, n := range list.Items {
 		envs[n.Name] = n.Labels[gate.EnvironmentLabel]
 	}
-	return envs, nil
+	return nil
 }
 
 // Ready reports whether the first snapshot is in effect.

@@ -146,7 +146,6 @@ func (a *Auditor) admitWrite(ctx context.Context, req admission.Request, old, ob
 		// A window boundary the controller has not recorded yet goes first.
 		if rg, ok := old.(*waygatev1.RouteGate); ok {
 			for _, t := range audit.Unrecorded(rg, journal, now) {
-				var err error
 				if journal, err = a.appendSigned(obj, journal, audited, t); err != nil {
 					return appendFailed(err)
 				}
@@ -263,8 +262,10 @@ func nextGeneration(req admission.Request, old client.Object) (int64, error) {
 	if old == nil {
 		return 1, nil
 	}
-	// Numbers as the API server decodes them (integers as int64, 10.0 as a
-	// float), so that 10 and 10.0 differ here as they do there.
+	// Integers as int64, as the API server decodes them: float64 would take
+	// two large integers a step apart for one. (A 10.0 sent where 10 is
+	// stored reaches us as 10 on both sides; admitWrite's patch is never
+	// empty, so that the API server compares them as decoded anew.)
 	var before, after map[string]any
 	if err := utiljson.Unmarshal(req.OldObject.Raw, &before); err != nil {
 		return 0, err
