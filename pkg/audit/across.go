@@ -83,7 +83,11 @@ func periods(now time.Time) []period {
 // all reads the newest entries q selects across every namespace.
 func (q Query) all(ctx context.Context, c client.Reader) (Page, error) {
 	var page Page
+	past := false // the labelled periods left are older than q.Since
 	for _, p := range periods(time.Now()) {
+		if past && p.ordered {
+			continue
+		}
 		found, version, err := q.scan(ctx, c, p, page.ResourceVersion)
 		if err != nil {
 			return Page{}, err
@@ -92,10 +96,13 @@ func (q Query) all(ctx context.Context, c client.Reader) (Page, error) {
 			page.ResourceVersion = version
 		}
 		page.Entries = newest(append(page.Entries, found...), q.Limit)
-		// Every later period is older than this one.
-		if len(page.Entries) >= q.Limit || !q.Since.IsZero() && p.since.Before(q.Since) {
+		// Every later period is older than this one: enough entries end
+		// the read. Since ends only the labelled periods: the entries
+		// written before entries were labelled may be newer than Since.
+		if len(page.Entries) >= q.Limit {
 			break
 		}
+		past = past || !q.Since.IsZero() && p.since.Before(q.Since)
 	}
 	return page, nil
 }

@@ -100,6 +100,7 @@ func TestNewestAcrossNamespaces(t *testing.T) {
 		{"the newest 8: into the days", audit.Query{Limit: 8}, func(made) bool { return true }},
 		{"all of them, the unlabelled last", audit.Query{Limit: 100}, func(made) bool { return true }},
 		{"since 4 days", audit.Query{Limit: 100, Since: now.Add(-4 * 24 * time.Hour)}, func(m made) bool { return m.at.After(now.Add(-4 * 24 * time.Hour)) }},
+		{"since 300 days: the unlabelled too", audit.Query{Limit: 100, Since: now.Add(-300 * 24 * time.Hour)}, func(m made) bool { return m.at.After(now.Add(-300 * 24 * time.Hour)) }},
 		{"one route", audit.Query{Limit: 4, Path: "GET:/orders"}, func(m made) bool { return m.path == "GET:/orders" }},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
