@@ -21,8 +21,8 @@ import (
 func BenchmarkForwardAuth(b *testing.B) {
 	var objs gate.Objects
 	for i := range 200 {
-		objs.RouteGates = append(objs.RouteGates, waygatev1.RouteGate{ObjectMeta: metav1.ObjectMeta{Namespace: "shop", Name: fmt.Sprint("r", i)},
-			Spec: waygatev1.RouteGateSpec{Route: waygatev1.RouteKey(fmt.Sprintf("GET:/api/v1/resource%d/{id}", i)), Service: "api", State: waygatev1.RouteActive}})
+		objs.Routes = append(objs.Routes, gate.RouteOf(&waygatev1.RouteGate{ObjectMeta: metav1.ObjectMeta{Namespace: "shop", Name: fmt.Sprint("r", i)},
+			Spec: waygatev1.RouteGateSpec{Route: waygatev1.RouteKey(fmt.Sprintf("GET:/api/v1/resource%d/{id}", i)), Service: "api", State: waygatev1.RouteActive}}))
 	}
 	e := &gate.Engine{}
 	e.Swap(gate.NewSnapshot(objs))

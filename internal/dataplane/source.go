@@ -44,6 +44,11 @@ type Source struct {
 	Flags   *FlagSet
 	view    *watch.View
 	metrics SourceMetrics
+	// routes and policies keep what the engine reads of RouteGates and
+	// RateLimitPolicies, in place of the objects (of which a snapshot
+	// needs a fraction, and a cluster may hold tens of thousands).
+	routes     *watch.Table[*waygatev1.RouteGate, *gate.Route]
+	policies   *watch.Table[*waygatev1.RateLimitPolicy, *gate.Policy]
 	// gatesDirty and flagsDirty name the namespaces whose part of the
 	// engine's snapshot, and whose flag snapshots, are to be built again.
 	gatesDirty dirty
@@ -112,7 +117,8 @@ func NewSource(cfg *rest.Config, engine *gate.Engine, metrics SourceMetrics) (*S
 	if err != nil {
 		return nil, err
 	}
-	s := &Source{engine: engine, Flags: &FlagSet{}, view: view, metrics: metrics}
+	s := &Source{engine: engine, Flags: &FlagSet{}, view: view, metrics: metrics,
+		routes: watch.NewTable(gate.RouteOf), policies: watch.NewTable(gate.PolicyOf)}
 	s.gatesDirty.mark("")
 	s.flagsDirty.mark("")
 	return s, nil
@@ -133,8 +139,8 @@ func (s *Source) kinds() []watch.Kind {
 	}
 	gates, flags := in(&s.gatesDirty), in(&s.flagsDirty)
 	return []watch.Kind{
-		{Object: &waygatev1.RouteGate{}, Changed: gates, IgnoreSameGeneration: true},
-		{Object: &waygatev1.RateLimitPolicy{}, Changed: gates, IgnoreSameGeneration: true},
+		{Object: &waygatev1.RouteGate{}, Changed: gates, Table: s.routes},
+		{Object: &waygatev1.RateLimitPolicy{}, Changed: gates, Table: s.policies},
 		{Object: namespaceMeta(), Changed: gates},
 		{Object: &waygatev1.FeatureFlag{}, Changed: flags, IgnoreSameGeneration: true},
 		{Object: &waygatev1.Segment{}, Changed: flags, IgnoreSameGeneration: true},
@@ -142,11 +148,12 @@ func (s *Source) kinds() []watch.Kind {
 	}
 }
 
-// lean keeps of each object what the gate reads, so that its cache holds
-// no more: never managed fields; of the Waygate kinds, neither status (the
-// operator's) nor annotations (the audit journal and kubectl's last applied
-// configuration make most of an object) but the reset of a rate limit
-// policy's counters, nor finalizers and owners.
+// lean keeps of each object the cache holds what the gate reads, so that
+// its cache holds no more: never managed fields; of the flag kinds,
+// neither status (the operator's) nor annotations (the audit journal and
+// kubectl's last applied configuration make most of an object), nor
+// finalizers and owners. (RouteGates and RateLimitPolicies are kept in
+// tables, not in the cache.)
 func lean(obj any) (any, error) {
 	o, ok := obj.(client.Object)
 	if !ok {
@@ -154,10 +161,6 @@ func lean(obj any) (any, error) {
 	}
 	o.SetManagedFields(nil)
 	switch k := o.(type) {
-	case *waygatev1.RouteGate:
-		k.Status = waygatev1.RouteGateStatus{}
-	case *waygatev1.RateLimitPolicy:
-		k.Status = waygatev1.RateLimitPolicyStatus{}
 	case *waygatev1.FeatureFlag:
 		k.Status = waygatev1.FeatureFlagStatus{}
 	case *waygatev1.Segment:
@@ -165,11 +168,7 @@ func lean(obj any) (any, error) {
 	default:
 		return obj, nil
 	}
-	var kept map[string]string
-	if reset, ok := o.GetAnnotations()[waygatev1.ResetAnnotation]; ok {
-		kept = map[string]string{waygatev1.ResetAnnotation: reset}
-	}
-	o.SetAnnotations(kept)
+	o.SetAnnotations(nil)
 	o.SetFinalizers(nil)
 	o.SetOwnerReferences(nil)
 	return obj, nil
@@ -232,17 +231,9 @@ func (s *Source) rebuildGates(ctx context.Context, dirty map[string]bool) error 
 	objs := gate.Objects{Environments: map[string]string{}}
 	var namespaces []string
 	for ns := range dirty {
-		// The whole cluster for "", or one namespace (the cache indexes
-		// objects by namespace).
-		var gates waygatev1.RouteGateList
-		var policies waygatev1.RateLimitPolicyList
-		for _, l := range []client.ObjectList{&gates, &policies} {
-			if err := s.view.List(ctx, l, client.InNamespace(ns)); err != nil {
-				return err
-			}
-		}
-		objs.RouteGates = append(objs.RouteGates, gates.Items...)
-		objs.Policies = append(objs.Policies, policies.Items...)
+		// The whole cluster for "", or one namespace.
+		objs.Routes = append(objs.Routes, s.routes.In(ns)...)
+		objs.Policies = append(objs.Policies, s.policies.In(ns)...)
 		if err := s.environments(ctx, ns, objs.Environments); err != nil {
 			return err
 		}

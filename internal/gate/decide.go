@@ -268,7 +268,7 @@ func (e *Engine) judge(d *Decision, req *Request, nv *namespaceView, view *servi
 		if v == nil || v.all == nil {
 			continue
 		}
-		st := routes.ServiceState(v.all, now)
+		st := routes.ServiceState(v.all.Name, &v.all.Spec, now)
 		if st.State == waygatev1.RouteMaintenance &&
 			routes.Governs(&v.all.Spec, waygatev1.ServiceName(req.Service), forceActive) && v.exempt.match(m, path) == nil {
 			d.refuse(Maintenance, st)

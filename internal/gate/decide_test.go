@@ -29,11 +29,11 @@ type headers map[string]string
 
 func (h headers) Get(name string) string { return h[http.CanonicalHeaderKey(name)] }
 
-func rg(ns, name string, spec waygatev1.RouteGateSpec) waygatev1.RouteGate {
-	return waygatev1.RouteGate{ObjectMeta: metav1.ObjectMeta{Namespace: ns, Name: name}, Spec: spec}
+func rg(ns, name string, spec waygatev1.RouteGateSpec) *Route {
+	return RouteOf(&waygatev1.RouteGate{ObjectMeta: metav1.ObjectMeta{Namespace: ns, Name: name}, Spec: spec})
 }
 
-func rlp(ns, name string, spec waygatev1.RateLimitPolicySpec) waygatev1.RateLimitPolicy {
+func rlp(ns, name string, spec waygatev1.RateLimitPolicySpec) *Policy {
 	spec.Enabled = true
 	if spec.Algorithm == "" {
 		spec.Algorithm = waygatev1.FixedWindow
@@ -41,7 +41,7 @@ func rlp(ns, name string, spec waygatev1.RateLimitPolicySpec) waygatev1.RateLimi
 	if spec.KeyStrategy == "" {
 		spec.KeyStrategy = waygatev1.KeyByIP
 	}
-	return waygatev1.RateLimitPolicy{ObjectMeta: metav1.ObjectMeta{Namespace: ns, Name: name, UID: types.UID(name)}, Spec: spec}
+	return PolicyOf(&waygatev1.RateLimitPolicy{ObjectMeta: metav1.ObjectMeta{Namespace: ns, Name: name, UID: types.UID(name)}, Spec: spec})
 }
 
 func TestDecideRoutes(t *testing.T) {
@@ -52,7 +52,7 @@ func TestDecideRoutes(t *testing.T) {
 	sunset := metav1.NewTime(t0.Add(24 * time.Hour))
 	until := metav1.NewTime(t0.Add(30 * time.Minute))
 	objs := Objects{
-		RouteGates: []waygatev1.RouteGate{
+		Routes: []*Route{
 			rg("shop", "get-payments", waygatev1.RouteGateSpec{Route: "GET:/payments", Service: "payments", State: maintenance, Reason: "migration"}),
 			rg("shop", "payment", waygatev1.RouteGateSpec{Route: "GET:/payments/{id}", Service: "payments", State: waygatev1.RouteDisabled, Reason: "gone"}),
 			rg("shop", "refunds-window", waygatev1.RouteGateSpec{Route: "POST:/refunds", Service: "payments", State: active, Reason: "ledger", Window: window(time.Hour, 2*time.Hour)}),
@@ -149,7 +149,7 @@ func TestDecideRoutes(t *testing.T) {
 		if d.Verdict != Allowed || d.Deprecation != nil {
 			t.Fatalf("another service: %s %v", d.Verdict, d.Deprecation)
 		}
-		objs := Objects{RouteGates: objs.RouteGates[5:6]}
+		objs := Objects{Routes: objs.Routes[5:6]}
 		e := &Engine{Now: e.Now}
 		e.Swap(NewSnapshot(objs))
 		d = e.Decide(context.Background(), &Request{Namespace: "shop", Service: "orders", Method: "GET", Path: "/v1/orders"})
@@ -164,12 +164,12 @@ func TestDecideRoutes(t *testing.T) {
 
 func TestHolderIsInEffect(t *testing.T) {
 	older := rg("ns", "older", waygatev1.RouteGateSpec{Route: "GET:/x", State: waygatev1.RouteDisabled, Reason: "older"})
-	older.CreationTimestamp = metav1.NewTime(t0)
+	older.Created = metav1.NewTime(t0)
 	newer := rg("ns", "newer", waygatev1.RouteGateSpec{Route: "GET:/x", State: waygatev1.RouteMaintenance, Reason: "newer"})
-	newer.CreationTimestamp = metav1.NewTime(t0.Add(time.Second))
-	for _, order := range [][]waygatev1.RouteGate{{older, newer}, {newer, older}} {
+	newer.Created = metav1.NewTime(t0.Add(time.Second))
+	for _, order := range [][]*Route{{older, newer}, {newer, older}} {
 		e := &Engine{}
-		e.Swap(NewSnapshot(Objects{RouteGates: order}))
+		e.Swap(NewSnapshot(Objects{Routes: order}))
 		if d := e.Decide(context.Background(), &Request{Namespace: "ns", Method: "GET", Path: "/x"}); d.Reason != "older" {
 			t.Errorf("got %s %q, want the older gate's", d.Verdict, d.Reason)
 		}
@@ -266,7 +266,7 @@ func TestBodiesAreJSONEvenWithOddReasons(t *testing.T) {
 }
 
 func TestDecideRateLimits(t *testing.T) {
-	objs := Objects{Policies: []waygatev1.RateLimitPolicy{
+	objs := Objects{Policies: []*Policy{
 		rlp("shop", "ns-wide", waygatev1.RateLimitPolicySpec{Route: "*", Limit: "100/minute", KeyStrategy: waygatev1.KeyGlobal}),
 		rlp("shop", "orders", waygatev1.RateLimitPolicySpec{Route: "*", Service: "orders", Limit: "2/minute", KeyStrategy: waygatev1.KeyByAPIKey,
 			OnMissingKey: waygatev1.MissingKeyBlock, TierHeader: "X-Plan",
@@ -360,7 +360,7 @@ func (failing) Take(context.Context, time.Time, []counters.Check, []counters.Res
 var errStore = fmt.Errorf("store down")
 
 func TestCounterFailure(t *testing.T) {
-	objs := Objects{Policies: []waygatev1.RateLimitPolicy{rlp("ns", "p", waygatev1.RateLimitPolicySpec{Route: "*", Limit: "1/second"})}}
+	objs := Objects{Policies: []*Policy{rlp("ns", "p", waygatev1.RateLimitPolicySpec{Route: "*", Limit: "1/second"})}}
 	for _, closed := range []bool{false, true} {
 		e := &Engine{Counters: failing{}, FailClosed: closed}
 		e.Swap(NewSnapshot(objs))
@@ -384,9 +384,9 @@ func benchEngine() *Engine {
 		if i%10 == 0 {
 			path += "/{id}"
 		}
-		objs.RouteGates = append(objs.RouteGates, rg("shop", fmt.Sprint("r", i), waygatev1.RouteGateSpec{Route: waygatev1.RouteKey("GET:" + path), Service: "api", State: waygatev1.RouteActive}))
+		objs.Routes = append(objs.Routes, rg("shop", fmt.Sprint("r", i), waygatev1.RouteGateSpec{Route: waygatev1.RouteKey("GET:" + path), Service: "api", State: waygatev1.RouteActive}))
 	}
-	objs.RouteGates = append(objs.RouteGates,
+	objs.Routes = append(objs.Routes,
 		rg("shop", "down", waygatev1.RouteGateSpec{Route: "GET:/api/v1/down", Service: "api", State: waygatev1.RouteMaintenance, Reason: "migration"}),
 		rg("shop", "all", waygatev1.RouteGateSpec{Route: "*", Service: "api", State: waygatev1.RouteActive}))
 	objs.Policies = append(objs.Policies, rlp("shop", "limited", waygatev1.RateLimitPolicySpec{Route: "GET:/api/v1/limited", Service: "api",
@@ -423,7 +423,7 @@ func (t tokens) Verify(token string) *Caller { return t[token] }
 // is told the gateway sets; a client's own headers pick no identity, tier
 // or exemption.
 func TestIdentityCannotBeForged(t *testing.T) {
-	objs := Objects{Policies: []waygatev1.RateLimitPolicy{
+	objs := Objects{Policies: []*Policy{
 		rlp("shop", "plans", waygatev1.RateLimitPolicySpec{Route: "/plans", Limit: "1/minute", TierHeader: "X-Plan", TierClaim: "plan",
 			Tiers: []waygatev1.RateLimitTier{{Name: "internal", Limit: Unlimited}}}),
 		rlp("shop", "roles", waygatev1.RateLimitPolicySpec{Route: "/roles", Limit: "1/minute", ExemptRoles: []string{"ops"}}),
@@ -503,7 +503,7 @@ func TestIdentityCannotBeForged(t *testing.T) {
 // and a POST as the method its override header or _method parameter names.
 func TestMethodOverridesAreJudged(t *testing.T) {
 	e := &Engine{Now: func() time.Time { return t0 }}
-	e.Swap(NewSnapshot(Objects{RouteGates: []waygatev1.RouteGate{
+	e.Swap(NewSnapshot(Objects{Routes: []*Route{
 		rg("shop", "delete", waygatev1.RouteGateSpec{Route: "DELETE:/payments/{id}", State: waygatev1.RouteDisabled}),
 		rg("shop", "get", waygatev1.RouteGateSpec{Route: "GET:/reports", State: waygatev1.RouteMaintenance}),
 	}}))
@@ -547,7 +547,7 @@ func TestMethodOverridesAreJudged(t *testing.T) {
 // limit by ip; the next /64 is another. IPv4 addresses count one by one.
 func TestIPKeysByNetwork(t *testing.T) {
 	e := &Engine{Counters: counters.NewMemory(1000), Now: func() time.Time { return t0 }}
-	e.Swap(NewSnapshot(Objects{Policies: []waygatev1.RateLimitPolicy{rlp("shop", "p", waygatev1.RateLimitPolicySpec{Route: "*", Limit: "3/minute"})}}))
+	e.Swap(NewSnapshot(Objects{Policies: []*Policy{rlp("shop", "p", waygatev1.RateLimitPolicySpec{Route: "*", Limit: "3/minute"})}}))
 	decide := func(client string) Verdict {
 		return e.Decide(context.Background(), &Request{Namespace: "shop", Method: "GET", Path: "/", Peer: netip.MustParseAddr(client), PeerIsClient: true}).Verdict
 	}
@@ -583,7 +583,7 @@ func TestIPKeysByNetwork(t *testing.T) {
 // resolve dot segments; Tomcat, Spring and nginx do.
 func TestEveryReadingOfAPathIsJudged(t *testing.T) {
 	e := &Engine{Counters: counters.NewMemory(100), Now: func() time.Time { return t0 }}
-	e.Swap(NewSnapshot(Objects{RouteGates: []waygatev1.RouteGate{
+	e.Swap(NewSnapshot(Objects{Routes: []*Route{
 		rg("shop", "admin", waygatev1.RouteGateSpec{Route: "/admin/{rest...}", State: waygatev1.RouteDisabled}),
 		rg("shop", "files", waygatev1.RouteGateSpec{Route: "GET:/files/{name}", State: waygatev1.RouteMaintenance}),
 		rg("shop", "refund", waygatev1.RouteGateSpec{Route: "POST:/orders/{id}/refund", State: waygatev1.RouteDisabled}),

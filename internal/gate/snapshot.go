@@ -5,6 +5,7 @@ import (
 	"maps"
 	"net/netip"
 	"slices"
+	"unique"
 
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 
@@ -49,9 +50,8 @@ type serviceView struct {
 	// routes holds this service's RouteGates over those of the namespace
 	// without a service: a key gated for the service wins.
 	routes router[waygatev1.RouteGateSpec]
-	// all is the service-wide gate (route "*"): its name and spec only;
-	// exempt its exempt keys.
-	all    *waygatev1.RouteGate
+	// all is the service-wide gate (route "*"); exempt its exempt keys.
+	all    *Route
 	exempt router[struct{}]
 	// limit is the service-wide policy (route "*"); limits the route
 	// policies, merged as routes are.
@@ -61,8 +61,7 @@ type serviceView struct {
 
 // policy is a RateLimitPolicy compiled for decisions.
 type policy struct {
-	// id identifies its counters: the object's UID and its last reset, so a
-	// reset or a re-created policy starts from zero.
+	// id identifies its counters (Policy.Counters).
 	id        string
 	limitText string
 	rate      Rate
@@ -79,11 +78,63 @@ type tier struct {
 
 // Objects is what a snapshot is built from.
 type Objects struct {
-	RouteGates []waygatev1.RouteGate
-	Policies   []waygatev1.RateLimitPolicy
+	Routes   []*Route
+	Policies []*Policy
 	// Environments maps namespaces to the environment their label names.
 	Environments map[string]string
 }
+
+// Route is what the gate keeps of a RouteGate (RouteOf): where it is,
+// when it was created (the oldest claim of a route holds it), its
+// generation and its spec; not the rest of the object, so that a route
+// costs the gate little more than its spec. A snapshot refers to it, so it
+// is never modified.
+type Route struct {
+	Namespace, Name string
+	Created         metav1.Time
+	Generation      int64
+	Spec            waygatev1.RouteGateSpec
+}
+
+// RouteOf is what the gate keeps of rg, sharing its strings.
+func RouteOf(rg *waygatev1.RouteGate) *Route {
+	return &Route{Namespace: unique.Make(rg.Namespace).Value(), Name: rg.Name, Created: rg.CreationTimestamp, Generation: rg.Generation, Spec: rg.Spec}
+}
+
+// Same tells whether r and o, two states of one RouteGate, hold the same
+// spec: the same generation.
+func (r *Route) Same(o *Route) bool { return r.Generation == o.Generation }
+
+// GetName and GetCreationTimestamp make a Route a kube.Claim.
+func (r *Route) GetName() string                   { return r.Name }
+func (r *Route) GetCreationTimestamp() metav1.Time { return r.Created }
+
+// Policy is what the gate keeps of a RateLimitPolicy (PolicyOf): a
+// Route's part and what identifies its counters.
+type Policy struct {
+	Namespace, Name string
+	Created         metav1.Time
+	Generation      int64
+	// Counters identifies the policy's counters: its UID and its last reset
+	// (ResetAnnotation), so that a reset or a re-created policy starts from
+	// zero.
+	Counters string
+	Spec     waygatev1.RateLimitPolicySpec
+}
+
+// PolicyOf is what the gate keeps of p, sharing its strings.
+func PolicyOf(p *waygatev1.RateLimitPolicy) *Policy {
+	return &Policy{Namespace: unique.Make(p.Namespace).Value(), Name: p.Name, Created: p.CreationTimestamp, Generation: p.Generation,
+		Counters: string(p.UID) + "@" + p.Annotations[waygatev1.ResetAnnotation], Spec: p.Spec}
+}
+
+// Same tells whether p and o, two states of one RateLimitPolicy, hold the
+// same spec and counters.
+func (p *Policy) Same(o *Policy) bool { return p.Generation == o.Generation && p.Counters == o.Counters }
+
+// GetName and GetCreationTimestamp make a Policy a kube.Claim.
+func (p *Policy) GetName() string                   { return p.Name }
+func (p *Policy) GetCreationTimestamp() metav1.Time { return p.Created }
 
 // scope is where a RouteGate or a RateLimitPolicy applies.
 type scope struct{ ns, service, route string }
@@ -130,15 +181,15 @@ func (s *Snapshot) ProblemsIn(ns string) []string {
 // named in the namespace's problems.
 func compile(objs Objects) map[string]*namespaceView {
 	s := &Snapshot{namespaces: map[string]*namespaceView{}}
-	gates := map[scope][]waygatev1.RouteGate{}
-	for _, rg := range objs.RouteGates {
+	gates := map[scope][]*Route{}
+	for _, rg := range objs.Routes {
 		k := scope{rg.Namespace, string(rg.Spec.Service), string(rg.Spec.Route)}
 		gates[k] = append(gates[k], rg)
 		nv := s.namespace(k.ns)
 		nv.addService(k.service)
 		nv.objects++
 	}
-	policies := map[scope][]waygatev1.RateLimitPolicy{}
+	policies := map[scope][]*Policy{}
 	for _, p := range objs.Policies {
 		k := scope{p.Namespace, string(p.Spec.Service), string(p.Spec.Route)}
 		policies[k] = append(policies[k], p)
@@ -155,14 +206,14 @@ func compile(objs Objects) map[string]*namespaceView {
 	for _, wideFirst := range []bool{true, false} {
 		for k, claims := range gates {
 			if (k.service == "") == wideFirst {
-				s.addGate(k, kube.Holder(claims))
+				s.addGate(k, kube.HolderOf(claims))
 			}
 		}
 		for k, claims := range policies {
 			if (k.service == "") != wideFirst {
 				continue
 			}
-			h := kube.Holder(claims)
+			h := kube.HolderOf(claims)
 			p, err := compilePolicy(h)
 			if err != nil {
 				nv := s.namespaces[k.ns]
@@ -177,19 +228,18 @@ func compile(objs Objects) map[string]*namespaceView {
 
 // addGate puts rg in effect for k: a service-wide gate in its own view, a
 // route key in its service's view, or in every view for no service.
-func (s *Snapshot) addGate(k scope, rg *waygatev1.RouteGate) {
+func (s *Snapshot) addGate(k scope, rg *Route) {
 	nv := s.namespaces[k.ns]
 	if k.route == waygatev1.AllRoutes {
 		v := nv.services[k.service]
-		v.all = &waygatev1.RouteGate{ObjectMeta: metav1.ObjectMeta{Name: rg.Name}, Spec: rg.Spec}
+		v.all = rg
 		for _, e := range rg.Spec.Exempt {
 			v.exempt.add(string(e), &struct{}{}, !rg.Spec.CaseSensitive)
 		}
 		return
 	}
-	spec := rg.Spec // a copy: the snapshot keeps none of the object
 	for _, v := range nv.views(k.service) {
-		v.routes.add(k.route, &spec, !spec.CaseSensitive)
+		v.routes.add(k.route, &rg.Spec, !rg.Spec.CaseSensitive)
 	}
 }
 
@@ -248,13 +298,13 @@ func (s *Snapshot) Scope(ns, service, otherwise string) (name string, known, ser
 	return otherwise, false, false
 }
 
-func compilePolicy(p *waygatev1.RateLimitPolicy) (*policy, error) {
+func compilePolicy(p *Policy) (*policy, error) {
 	rate, err := ParseRate(p.Spec.Limit)
 	if err != nil {
 		return nil, err
 	}
 	c := &policy{
-		id:        string(p.UID) + "@" + p.Annotations[waygatev1.ResetAnnotation],
+		id:        p.Counters,
 		limitText: p.Spec.Limit,
 		rate:      rate,
 		spec:      &p.Spec,

@@ -83,7 +83,7 @@ func Effective(route *waygatev1.RouteGate, serviceGates []waygatev1.RouteGate, n
 		if !Covers(g, route) {
 			continue
 		}
-		gs := ServiceState(g, now)
+		gs := ServiceState(g.Name, &g.Spec, now)
 		next = earliest(next, gs.Next)
 		if gs.State == waygatev1.RouteMaintenance {
 			gs.Next = next
@@ -94,12 +94,12 @@ func Effective(route *waygatev1.RouteGate, serviceGates []waygatev1.RouteGate, n
 	return own
 }
 
-// ServiceState is the state the service-wide gate g puts in effect at now
-// for a route it covers.
-func ServiceState(g *waygatev1.RouteGate, now time.Time) RouteState {
-	gs := OwnState(&g.Spec, now)
+// ServiceState is the state the service-wide gate name (of spec) puts in
+// effect at now for a route it covers.
+func ServiceState(name string, spec *waygatev1.RouteGateSpec, now time.Time) RouteState {
+	gs := OwnState(spec, now)
 	if gs.State == waygatev1.RouteMaintenance {
-		gs.GovernedBy = g.Name
+		gs.GovernedBy = name
 	}
 	return gs
 }

@@ -12,10 +12,14 @@ import (
 	"maps"
 	"time"
 
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/runtime"
+	k8swatch "k8s.io/apimachinery/pkg/watch"
 	"k8s.io/client-go/rest"
 	toolscache "k8s.io/client-go/tools/cache"
 	"sigs.k8s.io/controller-runtime/pkg/cache"
 	"sigs.k8s.io/controller-runtime/pkg/client"
+	"sigs.k8s.io/controller-runtime/pkg/client/apiutil"
 
 	"github.com/waygate-dev/waygate/internal/apihealth"
 )
@@ -32,12 +36,20 @@ type Kind struct {
 	// generations alone (the operator's status writes): nothing a snapshot
 	// reads changed.
 	IgnoreSameGeneration bool
+	// Table, when set, keeps the kind out of the cache: its objects go to
+	// the table, which keeps its rows of them, and Changed is told of the
+	// changes the table sees (IgnoreSameGeneration is the rows' Same).
+	Table table
 }
 
 // View is an informer cache of some kinds; its Reader reads from it.
 type View struct {
 	client.Reader
-	cache   cache.Cache
+	cache cache.Cache
+	// client lists and watches the kinds kept in tables.
+	client  client.WithWatch
+	scheme  *runtime.Scheme
+	tables  []table
 	health  *apihealth.Health
 	changed chan struct{}
 	done    chan error
@@ -52,22 +64,37 @@ func New(cfg *rest.Config, opts cache.Options) (*View, error) {
 	if err != nil {
 		return nil, err
 	}
-	return &View{Reader: c, cache: c, health: health, changed: make(chan struct{}, 1), done: make(chan error, 1)}, nil
+	cl, err := client.NewWithWatch(cfg, client.Options{Scheme: opts.Scheme})
+	if err != nil {
+		return nil, err
+	}
+	return &View{Reader: c, cache: c, client: cl, scheme: opts.Scheme, health: health, changed: make(chan struct{}, 1), done: make(chan error, 1)}, nil
 }
 
 // Start watches kinds until ctx ends, in the background; Synced says when
 // the first lists are in.
 func (v *View) Start(ctx context.Context, kinds ...Kind) error {
 	for _, k := range kinds {
-		inf, err := v.cache.GetInformer(ctx, k.Object)
-		if err != nil {
-			return err
-		}
 		changed := func(obj any) {
 			if k.Changed != nil {
 				k.Changed(obj)
 			}
 			v.Poke()
+		}
+		if k.Table != nil {
+			lw, err := v.listWatch(k.Object)
+			if err != nil {
+				return err
+			}
+			k.Table.notify(changed)
+			v.tables = append(v.tables, k.Table)
+			r := toolscache.NewReflectorWithOptions(lw, k.Object, k.Table, toolscache.ReflectorOptions{})
+			go r.RunWithContext(ctx)
+			continue
+		}
+		inf, err := v.cache.GetInformer(ctx, k.Object)
+		if err != nil {
+			return err
 		}
 		if _, err := inf.AddEventHandler(toolscache.ResourceEventHandlerFuncs{
 			AddFunc: changed,
@@ -98,6 +125,13 @@ func (v *View) Synced(ctx context.Context) error {
 			return ctx.Err()
 		}
 	}
+	for _, t := range v.tables {
+		select {
+		case <-t.synced():
+		case <-ctx.Done():
+			return ctx.Err()
+		}
+	}
 	select {
 	case <-v.changed:
 	default:
@@ -125,6 +159,41 @@ func (v *View) Done() <-chan error { return v.done }
 // Stale is how long the view may have been behind the API server: zero
 // while it answers, else the time since it first failed to.
 func (v *View) Stale() time.Duration { return v.health.Stale() }
+
+// listWatch lists and watches the kind of obj, for a table's reflector.
+func (v *View) listWatch(obj client.Object) (toolscache.ListerWatcher, error) {
+	gvk, err := apiutil.GVKForObject(obj, v.scheme)
+	if err != nil {
+		return nil, err
+	}
+	newList := func() (client.ObjectList, error) {
+		l, err := v.scheme.New(gvk.GroupVersion().WithKind(gvk.Kind + "List"))
+		if err != nil {
+			return nil, err
+		}
+		return l.(client.ObjectList), nil
+	}
+	// The reflector's options as they are: its pages, versions, bookmarks.
+	opts := func(o *metav1.ListOptions) *client.ListOptions {
+		return &client.ListOptions{Raw: o, Limit: o.Limit, Continue: o.Continue}
+	}
+	return &toolscache.ListWatch{
+		ListWithContextFunc: func(ctx context.Context, o metav1.ListOptions) (runtime.Object, error) {
+			l, err := newList()
+			if err != nil {
+				return nil, err
+			}
+			return l, v.client.List(ctx, l, opts(&o))
+		},
+		WatchFuncWithContext: func(ctx context.Context, o metav1.ListOptions) (k8swatch.Interface, error) {
+			l, err := newList()
+			if err != nil {
+				return nil, err
+			}
+			return v.client.Watch(ctx, l, opts(&o))
+		},
+	}, nil
+}
 
 // sameGeneration tells whether old and obj are the same generation of an
 // object that counts them (the Waygate kinds, not Secrets), with the same
