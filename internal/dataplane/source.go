@@ -47,8 +47,8 @@ type Source struct {
 	// routes and policies keep what the engine reads of RouteGates and
 	// RateLimitPolicies, in place of the objects (of which a snapshot
 	// needs a fraction, and a cluster may hold tens of thousands).
-	routes     *watch.Table[*waygatev1.RouteGate, *gate.Route]
-	policies   *watch.Table[*waygatev1.RateLimitPolicy, *gate.Policy]
+	routes   *watch.Table[*waygatev1.RouteGate, *gate.Route]
+	policies *watch.Table[*waygatev1.RateLimitPolicy, *gate.Policy]
 	// gatesDirty and flagsDirty name the namespaces whose part of the
 	// engine's snapshot, and whose flag snapshots, are to be built again.
 	gatesDirty dirty

@@ -130,7 +130,9 @@ func PolicyOf(p *waygatev1.RateLimitPolicy) *Policy {
 
 // Same tells whether p and o, two states of one RateLimitPolicy, hold the
 // same spec and counters.
-func (p *Policy) Same(o *Policy) bool { return p.Generation == o.Generation && p.Counters == o.Counters }
+func (p *Policy) Same(o *Policy) bool {
+	return p.Generation == o.Generation && p.Counters == o.Counters
+}
 
 // GetName and GetCreationTimestamp make a Policy a kube.Claim.
 func (p *Policy) GetName() string                   { return p.Name }
