@@ -137,9 +137,9 @@ func TestAuditDeletionWithoutFinalizer(t *testing.T) {
 		rg := routeGate(ns, name, waygatev1.RouteGateSpec{Route: "GET:/bare", State: waygatev1.RouteDisabled})
 		create(t, rg)
 		waitEntries(t, ns, name, 1)
-		if err := operator.Get(ctx, client.ObjectKeyFromObject(rg), rg); err != nil {
-			return err
-		}
+		// After the status that acknowledges the entry, the operator
+		// writes the object no more.
+		acknowledged(t, rg, 1)
 		rg.Finalizers = nil
 		if err := operator.Update(ctx, rg); err != nil {
 			return err

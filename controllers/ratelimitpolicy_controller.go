@@ -25,8 +25,6 @@ const (
 // ReasonDisabled: the policy is valid but spec.enabled is false.
 const ReasonDisabled = "Disabled"
 
-// rateLimitScopeIndex indexes RateLimitPolicies by "<service>|<route>".
-const rateLimitScopeIndex = "scope"
 
 // RateLimitPolicyReconciler reports each policy's scope and whether it is the
 // one in effect for that scope.
@@ -42,7 +40,7 @@ type RateLimitPolicyReconciler struct {
 func (r *RateLimitPolicyReconciler) Reconcile(ctx context.Context, req reconcile.Request) (reconcile.Result, error) {
 	return reconcileKind(ctx, r.Client, r.Audit, req.NamespacedName, func(p, _ *waygatev1.RateLimitPolicy) (reconcile.Result, error) {
 		var peers waygatev1.RateLimitPolicyList
-		if err := r.List(ctx, &peers, indexed(p.Namespace, rateLimitScopeIndex, scopeKey(p.Spec.Service, p.Spec.Route))...); err != nil {
+		if err := claims(ctx, r.Client, &peers, p.Namespace, p.Spec.Service, p.Spec.Route); err != nil {
 			return reconcile.Result{}, err
 		}
 		p.Status.Scope = rateLimitScope(&p.Spec)
@@ -75,18 +73,15 @@ func rateLimitScope(s *waygatev1.RateLimitPolicySpec) string {
 // SetupWithManager registers the reconciler and its index. Policies of the
 // same scope are re-checked together, as one of them may now hold the scope.
 func (r *RateLimitPolicyReconciler) SetupWithManager(mgr ctrl.Manager, opts controller.Options) error {
-	if err := mgr.GetFieldIndexer().IndexField(context.Background(), &waygatev1.RateLimitPolicy{}, rateLimitScopeIndex,
-		func(o client.Object) []string {
-			p := o.(*waygatev1.RateLimitPolicy)
-			return []string{scopeKey(p.Spec.Service, p.Spec.Route)}
-		}); err != nil {
+	if err := indexScopes(mgr, &waygatev1.RateLimitPolicy{}); err != nil {
 		return err
 	}
 	return ctrl.NewControllerManagedBy(mgr).
 		For(&waygatev1.RateLimitPolicy{}, own).
 		Watches(&waygatev1.RateLimitPolicy{}, handler.EnqueueRequestsFromMapFunc(func(ctx context.Context, o client.Object) []reconcile.Request {
 			p := o.(*waygatev1.RateLimitPolicy)
-			return requestsFor(ctx, r.Client, &waygatev1.RateLimitPolicyList{}, indexed(p.Namespace, rateLimitScopeIndex, scopeKey(p.Spec.Service, p.Spec.Route))...)
+			var list waygatev1.RateLimitPolicyList
+			return requests(ctx, &list, claims(ctx, r.Client, &list, p.Namespace, p.Spec.Service, p.Spec.Route))
 		}), specs).
 		WithOptions(opts).
 		Named("ratelimitpolicy").

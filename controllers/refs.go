@@ -86,7 +86,13 @@ func segmentRefs(rules [][]waygatev1.Clause) []string {
 // requestsFor lists the objects of list's kind that opts select, as reconcile
 // requests.
 func requestsFor(ctx context.Context, c client.Reader, list client.ObjectList, opts ...client.ListOption) []reconcile.Request {
-	if err := c.List(ctx, list, opts...); err != nil {
+	return requests(ctx, list, c.List(ctx, list, opts...))
+}
+
+// requests are the objects of list, listed with err, as reconcile
+// requests.
+func requests(ctx context.Context, list client.ObjectList, err error) []reconcile.Request {
+	if err != nil {
 		ctrl.LoggerFrom(ctx).Error(err, "listing dependent objects")
 		return nil
 	}

@@ -21,11 +21,6 @@ import (
 	"github.com/waygate-dev/waygate/internal/routes"
 )
 
-const (
-	// routeKeyIndex indexes RouteGates by "<service>|<route>".
-	routeKeyIndex = "routeKey"
-)
-
 // Ready reasons of a RouteGate.
 const (
 	ReasonStateApplied       = "StateApplied"
@@ -62,7 +57,7 @@ func (r *RouteGateReconciler) Reconcile(ctx context.Context, req reconcile.Reque
 func (r *RouteGateReconciler) compute(ctx context.Context, rg, was *waygatev1.RouteGate) (reconcile.Result, error) {
 	now := r.Clock.Now()
 	var peers waygatev1.RouteGateList
-	if err := r.List(ctx, &peers, indexed(rg.Namespace, routeKeyIndex, scopeKey(rg.Spec.Service, rg.Spec.Route))...); err != nil {
+	if err := claims(ctx, r.Client, &peers, rg.Namespace, rg.Spec.Service, rg.Spec.Route); err != nil {
 		return reconcile.Result{}, err
 	}
 	serviceGates, err := r.serviceGates(ctx, rg)
@@ -122,8 +117,7 @@ func (r *RouteGateReconciler) serviceGates(ctx context.Context, rg *waygatev1.Ro
 	var gates []waygatev1.RouteGate
 	for _, s := range services {
 		var list waygatev1.RouteGateList
-		if err := r.List(ctx, &list, client.InNamespace(rg.Namespace),
-			client.MatchingFields{routeKeyIndex: scopeKey(s, waygatev1.AllRoutes)}); err != nil {
+		if err := claims(ctx, r.Client, &list, rg.Namespace, s, waygatev1.AllRoutes); err != nil {
 			return nil, err
 		}
 		// Only the holder of a contested key is in effect.
@@ -153,12 +147,7 @@ func readyReason(rg *waygatev1.RouteGate, eff routes.RouteState) (string, string
 // service-wide gate re-computes every route it may cover; a change to any gate
 // re-computes the gates that claim the same route (one of them may now hold it).
 func (r *RouteGateReconciler) SetupWithManager(mgr ctrl.Manager, opts controller.Options) error {
-	ctx := context.Background()
-	idx := mgr.GetFieldIndexer()
-	if err := idx.IndexField(ctx, &waygatev1.RouteGate{}, routeKeyIndex, func(o client.Object) []string {
-		rg := o.(*waygatev1.RouteGate)
-		return []string{scopeKey(rg.Spec.Service, rg.Spec.Route)}
-	}); err != nil {
+	if err := indexScopes(mgr, &waygatev1.RouteGate{}); err != nil {
 		return err
 	}
 	return ctrl.NewControllerManagedBy(mgr).
@@ -173,14 +162,15 @@ func (r *RouteGateReconciler) SetupWithManager(mgr ctrl.Manager, opts controller
 func (r *RouteGateReconciler) affected(ctx context.Context, o client.Object) []reconcile.Request {
 	rg := o.(*waygatev1.RouteGate)
 	if rg.Spec.Route != waygatev1.AllRoutes {
-		return requestsFor(ctx, r.Client, &waygatev1.RouteGateList{}, indexed(rg.Namespace, routeKeyIndex, scopeKey(rg.Spec.Service, rg.Spec.Route))...)
+		var list waygatev1.RouteGateList
+		return requests(ctx, &list, claims(ctx, r.Client, &list, rg.Namespace, rg.Spec.Service, rg.Spec.Route))
 	}
 	// A namespace-wide gate covers every route of the namespace, a
 	// service-wide one those of its service: picked here from the
 	// namespace's, as an index of every gate's service would cost memory
 	// for every gate, for a change that is rare.
 	var list waygatev1.RouteGateList
-	if err := r.List(ctx, &list, client.InNamespace(rg.Namespace)); err != nil {
+	if err := r.List(ctx, &list, client.InNamespace(rg.Namespace), client.UnsafeDisableDeepCopy); err != nil {
 		ctrl.LoggerFrom(ctx).Error(err, "listing dependent objects")
 		return nil
 	}
@@ -191,11 +181,6 @@ func (r *RouteGateReconciler) affected(ctx context.Context, o client.Object) []r
 		}
 	}
 	return reqs
-}
-
-// scopeKey is the index key of a route (or "*") within a service.
-func scopeKey[S ~string, R ~string](service S, route R) string {
-	return string(service) + "|" + string(route)
 }
 
 func serviceSuffix(s waygatev1.ServiceName) string {

@@ -240,6 +240,17 @@ func TestDuplicateRouteGate(t *testing.T) {
 	if want := `route GET:/x is already gated by RouteGate "first"; delete this RouteGate or merge it into "first"`; c.Message != want {
 		t.Fatalf("message %q, want %q", c.Message, want)
 	}
+	// Another route whose key falls in the same bucket of the index is no
+	// duplicate.
+	var neighbour waygatev1.RouteKey
+	for i := 0; neighbour == ""; i++ {
+		if k := waygatev1.RouteKey(fmt.Sprint("GET:/x", i)); controllers.ScopeBucket(k) == controllers.ScopeBucket("GET:/x") {
+			neighbour = k
+		}
+	}
+	third := routeGate(ns, "third", waygatev1.RouteGateSpec{Route: neighbour})
+	create(t, third)
+	waitReady(t, third, func() []metav1.Condition { return third.Status.Conditions }, metav1.ConditionTrue, controllers.ReasonStateApplied)
 	// When the holder goes, the other gate takes over.
 	if err := k8s.Delete(context.Background(), first); err != nil {
 		t.Fatal(err)
