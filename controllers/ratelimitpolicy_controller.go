@@ -25,7 +25,6 @@ const (
 // ReasonDisabled: the policy is valid but spec.enabled is false.
 const ReasonDisabled = "Disabled"
 
-
 // RateLimitPolicyReconciler reports each policy's scope and whether it is the
 // one in effect for that scope.
 type RateLimitPolicyReconciler struct {

@@ -19,18 +19,14 @@ import (
 // cluster-wide): at a value per route, the sets would cost the cache more
 // than the objects. So scopeIndex holds a bucket of the route key, one of
 // scopeBuckets per namespace, and a lookup keeps the bucket's objects that
-// claim the key (claims); wideIndex holds the keys of the service-wide
-// gates (route "*") alone, which every route's reconcile looks up.
+// claim the route (claims); wideIndex holds the service of the
+// service-wide objects (route "*") alone, which every route's reconcile
+// looks up.
 const (
 	scopeIndex   = "scope"
 	wideIndex    = "wide"
 	scopeBuckets = 32
 )
-
-// scopeKey is the key of a route (or "*") within a service.
-func scopeKey[S ~string, R ~string](service S, route R) string {
-	return string(service) + "|" + string(route)
-}
 
 // claimOf is the service and route an object of an indexed kind claims.
 func claimOf(o client.Object) (waygatev1.ServiceName, waygatev1.RouteKey) {
@@ -43,9 +39,10 @@ func claimOf(o client.Object) (waygatev1.ServiceName, waygatev1.RouteKey) {
 	return "", ""
 }
 
-func scopeBucket(key string) string {
+// scopeBucket is the bucket of route (or "*") of service.
+func scopeBucket(service waygatev1.ServiceName, route waygatev1.RouteKey) string {
 	h := fnv.New32a()
-	_, _ = h.Write([]byte(key))
+	_, _ = h.Write([]byte(string(service) + "|" + string(route)))
 	return strconv.Itoa(int(h.Sum32() % scopeBuckets))
 }
 
@@ -53,7 +50,7 @@ func scopeBucket(key string) string {
 func indexScopes(mgr ctrl.Manager, obj client.Object) error {
 	ctx, idx := context.Background(), mgr.GetFieldIndexer()
 	if err := idx.IndexField(ctx, obj, scopeIndex, func(o client.Object) []string {
-		return []string{scopeBucket(scopeKey(claimOf(o)))}
+		return []string{scopeBucket(claimOf(o))}
 	}); err != nil {
 		return err
 	}
@@ -69,7 +66,7 @@ func indexScopes(mgr ctrl.Manager, obj client.Object) error {
 // route of service, as the cache holds them: not copied, for reading
 // only.
 func claims(ctx context.Context, c client.Reader, list client.ObjectList, ns string, service waygatev1.ServiceName, route waygatev1.RouteKey) error {
-	sel := client.MatchingFields{scopeIndex: scopeBucket(scopeKey(service, route))}
+	sel := client.MatchingFields{scopeIndex: scopeBucket(service, route)}
 	if route == waygatev1.AllRoutes {
 		sel = client.MatchingFields{wideIndex: string(service)}
 	}

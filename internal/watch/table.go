@@ -57,12 +57,12 @@ func (t *Table[O, R]) In(ns string) []R {
 func (t *Table[O, R]) Add(obj any) error { return t.Update(obj) }
 
 func (t *Table[O, R]) Update(obj any) error {
-	o, ok := obj.(O)
-	if !ok {
-		return fmt.Errorf("a table of %T got %T", *new(O), obj)
+	o, err := t.object(obj)
+	if err != nil {
+		return err
 	}
 	t.mu.Lock()
-	changed := t.put(o.GetNamespace(), o.GetName(), t.keep(o))
+	changed := t.put(t.rows, t.rows, o)
 	t.mu.Unlock()
 	if changed {
 		t.tell(obj)
@@ -71,9 +71,9 @@ func (t *Table[O, R]) Update(obj any) error {
 }
 
 func (t *Table[O, R]) Delete(obj any) error {
-	o, ok := obj.(client.Object)
-	if !ok {
-		return fmt.Errorf("a table of %T got %T", *new(O), obj)
+	o, err := t.object(obj)
+	if err != nil {
+		return err
 	}
 	t.mu.Lock()
 	rows := t.rows[o.GetNamespace()]
@@ -95,24 +95,17 @@ func (t *Table[O, R]) Delete(obj any) error {
 func (t *Table[O, R]) Replace(list []any, _ string) error {
 	next := map[string]map[string]R{}
 	var changed []any
-	t.mu.Lock()
 	for _, obj := range list {
-		o, ok := obj.(O)
-		if !ok {
-			t.mu.Unlock()
-			return fmt.Errorf("a table of %T got %T", *new(O), obj)
+		o, err := t.object(obj)
+		if err != nil {
+			return err
 		}
-		ns, name, row := o.GetNamespace(), o.GetName(), t.keep(o)
-		if old, ok := t.rows[ns][name]; ok && old.Same(row) {
-			row = old
-		} else {
+		// t.rows is written by this goroutine alone (the reflector's).
+		if t.put(next, t.rows, o) {
 			changed = append(changed, obj)
 		}
-		if next[ns] == nil {
-			next[ns] = map[string]R{}
-		}
-		next[ns][name] = row
 	}
+	t.mu.Lock()
 	for ns, rows := range t.rows {
 		for name := range rows {
 			if _, ok := next[ns][name]; !ok {
@@ -131,19 +124,29 @@ func (t *Table[O, R]) Replace(list []any, _ string) error {
 
 func (t *Table[O, R]) Resync() error { return nil }
 
-// put sets the row of ns/name, keeping the old one if Same; it reports
-// whether the row changed.
-func (t *Table[O, R]) put(ns, name string, row R) bool {
-	rows := t.rows[ns]
-	if old, ok := rows[name]; ok && old.Same(row) {
-		return false
+// put sets o's row in into, keeping its row in from if Same; it reports
+// whether the row is not the one from held.
+func (t *Table[O, R]) put(into, from map[string]map[string]R, o O) bool {
+	ns, name, row := o.GetNamespace(), o.GetName(), t.keep(o)
+	old, had := from[ns][name]
+	same := had && old.Same(row)
+	if same {
+		row = old
 	}
-	if rows == nil {
-		rows = map[string]R{}
-		t.rows[ns] = rows
+	if into[ns] == nil {
+		into[ns] = map[string]R{}
 	}
-	rows[name] = row
-	return true
+	into[ns][name] = row
+	return !same
+}
+
+// object is obj as the table's kind.
+func (t *Table[O, R]) object(obj any) (O, error) {
+	o, ok := obj.(O)
+	if !ok {
+		return o, fmt.Errorf("a table of %T got %T", *new(O), obj)
+	}
+	return o, nil
 }
 
 func (t *Table[O, R]) tell(obj any) {
